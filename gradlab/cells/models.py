@@ -1,0 +1,307 @@
+"""The recurrent models: torch.nn.RNN / LSTM / GRU with gradlab's activations and metadata.
+
+Each model subclasses its torch counterpart, so parameter names (`weight_ih_l0`,
+`weight_hh_l0_reverse`, ...), shapes, gate order (LSTM i, f, g, o; GRU r, z, n) and equations
+are torch's, and the fused kernel computes the forward pass wherever torch has one. A vanilla
+RNN whose activation torch has no kernel for (sigmoid, linear, or one registered later) runs a
+plain loop with the same equations.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, _VF, nn
+
+from gradlab.cells.activations import Activation, get_activation
+
+__all__ = ["GRU", "LSTM", "RNN", "LayerWeights", "RecurrentModel", "from_torch"]
+
+
+class LayerWeights(NamedTuple):
+    """The four parameters of one layer and direction (biases are None when bias=False).
+
+    Shapes: weight_ih (G·N, I), weight_hh (G·N, N), bias_ih / bias_hh (G·N,), G gates.
+    """
+
+    weight_ih: Tensor
+    weight_hh: Tensor
+    bias_ih: Tensor | None
+    bias_hh: Tensor | None
+
+
+class RecurrentModel:
+    """Mixin shared by gradlab's RNN, LSTM and GRU (which also inherit from torch's classes)."""
+
+    cell: str
+    gate_names: tuple[str, ...]
+    activation: Activation | None
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def state_size(self) -> int:
+        """Size S of the recurrent state s_t of one layer: N (RNN, GRU) or 2N (LSTM: h, c)."""
+        return 2 * self.hidden_size if self.cell == "lstm" else self.hidden_size
+
+    def param_name(self, short: str, layer: int, reverse: bool) -> str:
+        """Torch's name of a parameter, e.g. ("weight_hh", 1, True) -> "weight_hh_l1_reverse"."""
+        return f"{short}_l{layer}{'_reverse' if reverse else ''}"
+
+    def layer_weights(self, layer: int, reverse: bool = False) -> LayerWeights:
+        """The parameters of one layer and direction."""
+        if not 0 <= layer < self.num_layers:
+            raise ValueError(f"layer must be in 0..{self.num_layers - 1}, got {layer}")
+        if reverse and not self.bidirectional:
+            raise ValueError("reverse=True needs a bidirectional model")
+
+        def get(short: str) -> Tensor | None:
+            return getattr(self, self.param_name(short, layer, reverse), None)
+
+        return LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+
+    def flat_weights(self, layer: int) -> list[Tensor]:
+        """One layer's parameters in the order torch's fused kernels take them."""
+        flat = []
+        for reverse in (False, True)[: self.num_directions]:
+            flat.extend(p for p in self.layer_weights(layer, reverse) if p is not None)
+        return flat
+
+    def layer_forward(
+        self, inputs: Tensor, h0: Tensor | tuple[Tensor, Tensor], layer: int = 0
+    ) -> tuple[Tensor, ...]:
+        """Run one layer, both directions, time-major: inputs (T, B, I), h0 (D, B, N).
+
+        Returns (output (T, B, D·N), h_n (D, B, N)) and, for an LSTM, c_n (D, B, N).
+        Subclasses call torch's fused kernel for the layer where one exists.
+        """
+        raise NotImplementedError
+
+    def check_input(self, x: Tensor, h0: Tensor | tuple[Tensor, Tensor] | None) -> None:
+        """Raise a ValueError that says what was expected if `x` or `h0` has the wrong shape."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if x.dim() != 3:
+            raise ValueError(
+                f"x must be 3-D {layout} with I = input_size = {self.input_size}, "
+                f"got shape {tuple(x.shape)}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x must be {layout} with I = input_size = {self.input_size}, "
+                f"got shape {tuple(x.shape)}"
+            )
+        if h0 is None:
+            return
+        batch = x.shape[0] if self.batch_first else x.shape[1]
+        expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        states = h0 if isinstance(h0, tuple) else (h0,)
+        if self.cell == "lstm" and len(states) != 2:
+            raise ValueError(f"LSTM h0 must be a tuple (h0, c0), each of shape {expected}")
+        if self.cell != "lstm" and isinstance(h0, tuple):
+            raise ValueError(f"h0 must be a tensor of shape {expected}, got a tuple")
+        for state in states:
+            if tuple(state.shape) != expected:
+                raise ValueError(
+                    f"h0 must have shape (num_layers·num_directions, B, N) = {expected}, "
+                    f"got {tuple(state.shape)}"
+                )
+
+
+class RNN(RecurrentModel, nn.RNN):
+    """Vanilla RNN h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) for any registered φ.
+
+    x: (T, B, I) (or (B, T, I) with batch_first); returns output (T, B, D·N) and h_n (L·D, B, N).
+    """
+
+    cell = "rnn"
+    gate_names = ()
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        activation: str | Activation = "tanh",
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        act = get_activation(activation)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            nonlinearity=act.torch_kernel or "tanh",
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+        self.activation = act
+
+    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self.check_input(x, h0)
+        if self.activation.torch_kernel is not None:
+            return super().forward(x, h0)
+        return self._loop_forward(x, h0)
+
+    def _loop_forward(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Layer by layer with `layer_forward`, for activations without a fused kernel."""
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        D = self.num_directions
+        if h0 is None:
+            h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
+        layer_input, finals = x, []
+        for layer in range(self.num_layers):
+            layer_input, h_n = self.layer_forward(
+                layer_input, h0[layer * D : (layer + 1) * D], layer
+            )
+            finals.append(h_n)
+        output = layer_input.transpose(0, 1) if self.batch_first else layer_input
+        return output, torch.cat(finals)
+
+    def layer_forward(self, inputs: Tensor, h0: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+        kernel = self.activation.torch_kernel
+        if kernel is not None:
+            fused = _VF.rnn_tanh if kernel == "tanh" else _VF.rnn_relu
+            args = (self.bias, 1, 0.0, False, self.bidirectional, False)
+            return fused(inputs, h0, self.flat_weights(layer), *args)
+        phi = self.activation.fn
+        outputs, finals = [], []
+        for d in range(self.num_directions):
+            w = self.layer_weights(layer, reverse=d == 1)
+            steps = inputs.flip(0) if d == 1 else inputs
+            drive = steps @ w.weight_ih.T  # (T, B, N)
+            if w.bias_ih is not None:
+                drive = drive + (w.bias_ih + w.bias_hh)
+            h, states = h0[d], []
+            for t in range(steps.shape[0]):
+                h = phi(torch.addmm(drive[t], h, w.weight_hh.T))
+                states.append(h)
+            out = torch.stack(states)
+            outputs.append(out.flip(0) if d == 1 else out)
+            finals.append(h)
+        return torch.cat(outputs, dim=-1), torch.stack(finals)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", activation={self.activation.name!r}"
+
+
+class LSTM(RecurrentModel, nn.LSTM):
+    """LSTM with torch's equations and gate order (i, f, g, o); state s_t = (h_t, c_t)."""
+
+    cell = "lstm"
+    gate_names = ("i", "f", "g", "o")
+    activation = None
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(
+        self, x: Tensor, h0: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        self.check_input(x, h0)
+        return super().forward(x, h0)
+
+    def layer_forward(
+        self, inputs: Tensor, h0: tuple[Tensor, Tensor], layer: int = 0
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        args = (self.bias, 1, 0.0, False, self.bidirectional, False)
+        return _VF.lstm(inputs, h0, self.flat_weights(layer), *args)
+
+
+class GRU(RecurrentModel, nn.GRU):
+    """GRU with torch's equations and gate order (r, z, n): h' = (1 - z) n + z h."""
+
+    cell = "gru"
+    gate_names = ("r", "z", "n")
+    activation = None
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self.check_input(x, h0)
+        return super().forward(x, h0)
+
+    def layer_forward(self, inputs: Tensor, h0: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+        args = (self.bias, 1, 0.0, False, self.bidirectional, False)
+        return _VF.gru(inputs, h0, self.flat_weights(layer), *args)
+
+
+def from_torch(module: nn.Module) -> RNN | LSTM | GRU:
+    """The gradlab model with the same architecture and weights as a torch nn.RNN/LSTM/GRU.
+
+    Dropout between layers is not carried over (gradlab records deterministic passes).
+    """
+    supported = "torch.nn.RNN, torch.nn.LSTM (proj_size=0) or torch.nn.GRU"
+    if not isinstance(module, nn.RNN | nn.LSTM | nn.GRU):
+        raise TypeError(f"from_torch supports {supported}; got {type(module).__name__}")
+    if getattr(module, "proj_size", 0):
+        raise TypeError(f"from_torch supports {supported}; got an LSTM with proj_size > 0")
+    weight = module.weight_hh_l0
+    common = dict(
+        num_layers=module.num_layers,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        bidirectional=module.bidirectional,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
+    if isinstance(module, nn.LSTM):
+        model: RNN | LSTM | GRU = LSTM(module.input_size, module.hidden_size, **common)
+    elif isinstance(module, nn.GRU):
+        model = GRU(module.input_size, module.hidden_size, **common)
+    else:
+        activation = getattr(module, "activation", None) or module.nonlinearity
+        model = RNN(module.input_size, module.hidden_size, activation=activation, **common)
+    model.load_state_dict(module.state_dict())
+    model.train(module.training)
+    return model

@@ -1,0 +1,295 @@
+"""Analytic per-cell calculus over a recorded trajectory: the engine of `gradlab.record`.
+
+A trace holds one layer and direction's trajectory in processing order — inputs x_1..x_T and
+states h_0..h_T — and recomputes every gate for all t at once (h_{t-1} is known, so it is one
+batched matmul over T·B). From the gates it precomputes the coefficients of the step Jacobian
+
+    J_t = ∂s_t/∂s_{t-1} = Σ_k diag(u_{t,k}) W_k (+ diagonal terms),
+
+where W_k is gate k's N×N block of W_hh. Everything else follows from those coefficients:
+- `adjoint`: the BPTT scan t = T…1, one (B, G·N)×(G·N, N) matmul per step;
+- `jvp` / `vjp`: J_t V and J_tᵀ U for a batch of (S, m) blocks, without forming J_t;
+- `step_jacobian_fro`: ‖J_t‖_F for all t from row Gram matrices of W_hh, without forming J_t.
+
+Shapes: T steps, B batch, N hidden units, I inputs, G gates (RNN 1, LSTM 4, GRU 3), S the state
+size (N, or 2N for an LSTM whose state is (h, c)).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gradlab.cells.activations import Activation
+from gradlab.cells.models import LayerWeights
+
+__all__ = ["GRUTrace", "LSTMTrace", "RNNTrace", "Trace"]
+
+
+def _gate_blocks(weight_hh: Tensor, gates: int) -> Tensor:
+    """W_hh (G·N, N) as (G, N, N) gate blocks."""
+    N = weight_hh.shape[1]
+    return weight_hh.reshape(gates, N, N)
+
+
+def _row_gram(weight_hh: Tensor, gates: int) -> Tensor:
+    """M[k, l, i] = <W_k[i, :], W_l[i, :]>, (G, G, N): the row inner products of gate blocks."""
+    blocks = _gate_blocks(weight_hh, gates)
+    return torch.einsum("kij,lij->kli", blocks, blocks)
+
+
+def _affine(inputs: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """inputs @ weightᵀ + bias over the leading (T, B) axes."""
+    out = inputs @ weight.T
+    return out if bias is None else out + bias
+
+
+class Trace:
+    """Common state of a trace; subclasses implement the cell's formulas.
+
+    `inputs` (T, B, I) and `hidden` (T+1, B, N) are in processing order (a reverse direction's
+    inputs are flipped before they get here).
+    """
+
+    gate_names: tuple[str, ...] = ()
+    gates: dict[str, Tensor]
+
+    def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> None:
+        self.weights = weights
+        self.inputs = inputs  # (T, B, I)
+        self.hidden = hidden  # (T+1, B, N)
+        self.T, self.B, self.N = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
+
+    @property
+    def state_size(self) -> int:
+        return self.N
+
+    @property
+    def cell_state(self) -> Tensor | None:
+        """LSTM c_0..c_T (T+1, B, N); None for cells without one."""
+        return None
+
+    def state(self) -> Tensor:
+        """s_0..s_T, (T+1, B, S)."""
+        return self.hidden
+
+    def adjoint(self, direct: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """BPTT scan from the direct gradient into h_1..h_T, (T, B, N).
+
+        Returns grad_hidden (T+1, B, N) = total ∂L/∂h_t, grad_cell (LSTM, else None), and the
+        gradients at W_hh's and W_ih's pre-activations, delta_hh and delta_ih, (T, B, G·N).
+        """
+        raise NotImplementedError
+
+    def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
+        """J_t V for V (B', S, m); `samples` picks the batch rows B' (all when None)."""
+        raise NotImplementedError
+
+    def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
+        """J_tᵀ U for U (B', S, m)."""
+        raise NotImplementedError
+
+    def step_jacobian_fro(self) -> Tensor:
+        """‖J_t‖_F for t = 1..T, (T, B)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _pick(x: Tensor, samples: Tensor | None) -> Tensor:
+        return x if samples is None else x[samples]
+
+
+class RNNTrace(Trace):
+    """h_t = φ(a_t), a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh; J_t = diag(φ'(a_t)) W_hh."""
+
+    def __init__(
+        self, weights: LayerWeights, inputs: Tensor, hidden: Tensor, activation: Activation
+    ) -> None:
+        super().__init__(weights, inputs, hidden)
+        w = weights
+        pre = _affine(inputs, w.weight_ih, w.bias_ih) + _affine(hidden[:-1], w.weight_hh, w.bias_hh)
+        self.slope = activation.derivative(pre, hidden[1:])  # φ'(a_t), (T, B, N)
+        self.gates = {}
+
+    def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
+        T, W = self.T, self.weights.weight_hh
+        grad = direct.new_empty(T + 1, self.B, self.N)
+        delta = direct.new_empty(T, self.B, self.N)
+        g = direct[T - 1]
+        for t in range(T, 0, -1):
+            grad[t] = g
+            torch.mul(g, self.slope[t - 1], out=delta[t - 1])
+            g = torch.addmm(direct[t - 2], delta[t - 1], W) if t > 1 else delta[0] @ W
+        grad[0] = g
+        return grad, None, delta, delta
+
+    def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
+        slope = self._pick(self.slope[t - 1], samples)
+        return slope.unsqueeze(-1) * (self.weights.weight_hh @ V)
+
+    def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
+        slope = self._pick(self.slope[t - 1], samples)
+        return self.weights.weight_hh.T @ (slope.unsqueeze(-1) * U)
+
+    def step_jacobian_fro(self) -> Tensor:
+        row_norms2 = self.weights.weight_hh.square().sum(1)  # (N,)
+        return (self.slope.square() @ row_norms2).sqrt()
+
+
+class LSTMTrace(Trace):
+    """LSTM, gates (i, f, g, o): c_t = f c_{t-1} + i g, h_t = o tanh(c_t); state s_t = (h_t, c_t).
+
+    With gate pre-activations a = W_ih x + b_ih + W_hh h_{t-1} + b_hh:
+      ∂c_t = dc_i ∂a_i + dc_f ∂a_f + dc_g ∂a_g + f ∂c_{t-1},
+      ∂h_t = dh_c ∂c_t + dh_o ∂a_o,
+    with dc_i = g·i(1-i), dc_f = c_{t-1}·f(1-f), dc_g = i(1-g²), dh_o = tanh(c_t)·o(1-o),
+    dh_c = o(1-tanh²(c_t)).
+    """
+
+    gate_names = ("i", "f", "g", "o")
+
+    def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor, c0: Tensor) -> None:
+        super().__init__(weights, inputs, hidden)
+        w = weights
+        pre = _affine(inputs, w.weight_ih, w.bias_ih) + _affine(hidden[:-1], w.weight_hh, w.bias_hh)
+        a_i, a_f, a_g, a_o = pre.chunk(4, dim=-1)
+        i, f, g, o = a_i.sigmoid(), a_f.sigmoid(), a_g.tanh(), a_o.sigmoid()
+        cell = hidden.new_empty(self.T + 1, self.B, self.N)
+        cell[0] = c0
+        ig = i * g
+        for t in range(self.T):  # c_t = f_t c_{t-1} + i_t g_t (elementwise, cheap)
+            torch.addcmul(ig[t], f[t], cell[t], out=cell[t + 1])
+        tanh_c = cell[1:].tanh()
+        self.cell = cell
+        self.gates = {"i": i, "f": f, "g": g, "o": o}
+        self.forget = f
+        # Coefficients of the cell path (i, f, g) and of h's own terms, (T, B, N) each.
+        self.dc = torch.stack((g * i * (1 - i), cell[:-1] * f * (1 - f), i * (1 - g * g)), dim=2)
+        self.dh_o = tanh_c * o * (1 - o)
+        self.dh_c = o * (1 - tanh_c * tanh_c)
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.N
+
+    @property
+    def cell_state(self) -> Tensor:
+        return self.cell
+
+    def state(self) -> Tensor:
+        return torch.cat((self.hidden, self.cell), dim=-1)
+
+    def adjoint(self, direct: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
+        grad_h = direct.new_empty(T + 1, B, N)
+        grad_c = direct.new_empty(T + 1, B, N)
+        delta = direct.new_empty(T, B, 4, N)
+        gh, gc_next = direct[T - 1], torch.zeros_like(direct[0])
+        for t in range(T, 0, -1):
+            grad_h[t] = gh
+            gc = torch.addcmul(gc_next, gh, self.dh_c[t - 1], out=grad_c[t])
+            torch.mul(gc.unsqueeze(1), self.dc[t - 1], out=delta[t - 1, :, :3])
+            torch.mul(gh, self.dh_o[t - 1], out=delta[t - 1, :, 3])
+            gc_next = gc * self.forget[t - 1]
+            flat = delta[t - 1].view(B, 4 * N)
+            gh = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
+        grad_h[0], grad_c[0] = gh, gc_next
+        delta = delta.view(T, B, 4 * N)
+        return grad_h, grad_c, delta, delta
+
+    def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
+        N = self.N
+        dc = self._pick(self.dc[t - 1], samples).unsqueeze(-1)  # (B', 3, N, 1)
+        f = self._pick(self.forget[t - 1], samples).unsqueeze(-1)
+        dh_c = self._pick(self.dh_c[t - 1], samples).unsqueeze(-1)
+        dh_o = self._pick(self.dh_o[t - 1], samples).unsqueeze(-1)
+        Vh, Vc = V[:, :N], V[:, N:]
+        da = (self.weights.weight_hh @ Vh).unflatten(1, (4, N))  # (B', 4, N, m)
+        d_cell = (dc * da[:, :3]).sum(1) + f * Vc
+        d_hidden = dh_c * d_cell + dh_o * da[:, 3]
+        return torch.cat((d_hidden, d_cell), dim=1)
+
+    def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
+        N = self.N
+        dc = self._pick(self.dc[t - 1], samples).unsqueeze(-1)
+        f = self._pick(self.forget[t - 1], samples).unsqueeze(-1)
+        dh_c = self._pick(self.dh_c[t - 1], samples).unsqueeze(-1)
+        dh_o = self._pick(self.dh_o[t - 1], samples).unsqueeze(-1)
+        Uh, Uc = U[:, :N], U[:, N:]
+        gc = Uh * dh_c + Uc
+        delta = torch.cat((dc * gc.unsqueeze(1), (dh_o * Uh).unsqueeze(1)), dim=1)
+        out_h = self.weights.weight_hh.T @ delta.flatten(1, 2)
+        return torch.cat((out_h, gc * f), dim=1)
+
+    def step_jacobian_fro(self) -> Tensor:
+        # Rows of ∂h_t/∂h_{t-1}: Σ_k u_k W_k[i] with u = (dh_c·dc_i, dh_c·dc_f, dh_c·dc_g, dh_o);
+        # rows of ∂c_t/∂h_{t-1}: Σ_k v_k W_k[i] with v = (dc_i, dc_f, dc_g, 0); the (h, c) and
+        # (c, c) blocks are diagonal: dh_c·f and f.
+        gram = _row_gram(self.weights.weight_hh, 4)  # (4, 4, N)
+        u = torch.cat((self.dh_c.unsqueeze(2) * self.dc, self.dh_o.unsqueeze(2)), dim=2)
+        hh = torch.einsum("tbkn,kln,tbln->tb", u, gram, u)
+        ch = torch.einsum("tbkn,kln,tbln->tb", self.dc, gram[:3, :3], self.dc)
+        diag = ((self.dh_c * self.forget).square() + self.forget.square()).sum(-1)
+        return (hh + ch + diag).sqrt()
+
+
+class GRUTrace(Trace):
+    """GRU, gates (r, z, n): n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1-z) n + z h.
+
+    J_t = diag(u_r) W_hr + diag(u_z) W_hz + diag(u_n) W_hn + diag(z) with
+    u_n = (1-z)(1-n²) r, u_r = (1-z)(1-n²)(W_hn h + b_hn) r(1-r), u_z = (h - n) z(1-z).
+    """
+
+    gate_names = ("r", "z", "n")
+
+    def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> None:
+        super().__init__(weights, inputs, hidden)
+        w = weights
+        from_input = _affine(inputs, w.weight_ih, w.bias_ih).chunk(3, dim=-1)
+        from_hidden = _affine(hidden[:-1], w.weight_hh, w.bias_hh).chunk(3, dim=-1)
+        r = (from_input[0] + from_hidden[0]).sigmoid()
+        z = (from_input[1] + from_hidden[1]).sigmoid()
+        hn = from_hidden[2]
+        n = (from_input[2] + r * hn).tanh()
+        self.gates = {"r": r, "z": z, "n": n}
+        self.update = z
+        dn = (1 - z) * (1 - n * n)  # ∂h'/∂(n's pre-activation)
+        u_r = dn * hn * r * (1 - r)
+        u_z = (hidden[:-1] - n) * z * (1 - z)
+        self.coef_hh = torch.stack((u_r, u_z, dn * r), dim=2)  # (T, B, 3, N)
+        self.coef_ih = torch.stack((u_r, u_z, dn), dim=2)
+
+    def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
+        T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
+        grad = direct.new_empty(T + 1, B, N)
+        delta = direct.new_empty(T, B, 3, N)
+        g = direct[T - 1]
+        for t in range(T, 0, -1):
+            grad[t] = g
+            torch.mul(g.unsqueeze(1), self.coef_hh[t - 1], out=delta[t - 1])
+            flat = delta[t - 1].view(B, 3 * N)
+            through = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
+            g = torch.addcmul(through, g, self.update[t - 1])
+        grad[0] = g
+        delta_ih = grad[1:].unsqueeze(2) * self.coef_ih
+        return grad, None, delta.view(T, B, 3 * N), delta_ih.view(T, B, 3 * N)
+
+    def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
+        coef = self._pick(self.coef_hh[t - 1], samples).unsqueeze(-1)  # (B', 3, N, 1)
+        z = self._pick(self.update[t - 1], samples).unsqueeze(-1)
+        da = (self.weights.weight_hh @ V).unflatten(1, (3, self.N))
+        return (coef * da).sum(1) + z * V
+
+    def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
+        coef = self._pick(self.coef_hh[t - 1], samples).unsqueeze(-1)
+        z = self._pick(self.update[t - 1], samples).unsqueeze(-1)
+        delta = (coef * U.unsqueeze(1)).flatten(1, 2)
+        return self.weights.weight_hh.T @ delta + z * U
+
+    def step_jacobian_fro(self) -> Tensor:
+        W = self.weights.weight_hh
+        gram = _row_gram(W, 3)
+        block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
+        u, z = self.coef_hh, self.update
+        rows = torch.einsum("tbkn,kln,tbln->tb", u, gram, u)
+        cross = 2 * ((u * block_diag).sum(2) * z).sum(-1)
+        return (rows + cross + z.square().sum(-1)).sqrt()

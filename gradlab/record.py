@@ -1,0 +1,464 @@
+"""`record`: one exact pass over a batch that keeps every per-timestep quantity of BPTT.
+
+record = forward trace + adjoint scan (see DESIGN.md):
+1. Each layer runs through torch's fused kernel (a plain loop only for activations torch has no
+   kernel for); the gates are then recomputed for all t at once (`gradlab.cells.traces`).
+2. The loss's gradient with respect to the model's output comes from one autograd call on
+   `loss_fn` alone; from there one backward scan per layer and direction, top layer first,
+   carries the BPTT adjoint with each cell's analytic vector-Jacobian product.
+3. Contributions, Jacobians and their norms are computed on request from the stored trace.
+
+Conventions: everything is time-major, (T+1, B, N) for states h_0..h_T. For a reverse direction,
+index s counts processing steps: hidden[s] is the state after consuming x_{T-s+1}.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from gradlab.cells.models import RecurrentModel
+from gradlab.cells.traces import GRUTrace, LSTMTrace, RNNTrace, Trace
+
+__all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
+
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+_SATURATION_TOLERANCE = 0.01  # a unit is saturated within 1% of its range from a bound
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """The recorded dynamics produced NaN or Inf (exploding states or gradients)."""
+
+
+Samples = Sequence[int] | Tensor | None
+
+
+@dataclass
+class LayerRecording:
+    """Everything recorded for one layer and direction. Shapes: (T+1, B, N) for states."""
+
+    model: RecurrentModel = field(repr=False)
+    layer: int
+    reverse: bool
+    trace: Trace = field(repr=False)
+    grad_hidden_: Tensor | None = field(default=None, repr=False)
+    grad_cell_: Tensor | None = field(default=None, repr=False)
+    delta_hh: Tensor | None = field(default=None, repr=False)  # (T, B, G·N)
+    delta_ih: Tensor | None = field(default=None, repr=False)
+
+    # ----- forward quantities -------------------------------------------------------------
+    @property
+    def hidden(self) -> Tensor:
+        """h_0..h_T, (T+1, B, N)."""
+        return self.trace.hidden
+
+    @property
+    def cell(self) -> Tensor:
+        """LSTM c_0..c_T, (T+1, B, N)."""
+        if self.trace.cell_state is None:
+            raise AttributeError(f"a {self.model.cell!r} layer has no cell state")
+        return self.trace.cell_state
+
+    @property
+    def gates(self) -> dict[str, Tensor]:
+        """Gate activations per step, name → (T, B, N) (LSTM i, f, g, o; GRU r, z, n)."""
+        return self.trace.gates
+
+    @property
+    def inputs(self) -> Tensor:
+        """The layer's inputs x_1..x_T in processing order, (T, B, I)."""
+        return self.trace.inputs
+
+    @property
+    def T(self) -> int:
+        return self.trace.T
+
+    @property
+    def state_size(self) -> int:
+        """S: N, or 2N for an LSTM (state (h, c))."""
+        return self.trace.state_size
+
+    # ----- backward quantities ------------------------------------------------------------
+    def _need_loss(self) -> None:
+        if self.grad_hidden_ is None:
+            raise RuntimeError("this quantity needs a loss: call record(model, x, loss_fn=...)")
+
+    @property
+    def grad_hidden(self) -> Tensor:
+        """Total BPTT adjoint ∂L/∂h_t for t = 0..T, (T+1, B, N)."""
+        self._need_loss()
+        return self.grad_hidden_
+
+    @property
+    def grad_cell(self) -> Tensor:
+        """LSTM total ∂L/∂c_t for t = 0..T, (T+1, B, N)."""
+        self._need_loss()
+        if self.grad_cell_ is None:
+            raise AttributeError(f"a {self.model.cell!r} layer has no cell state")
+        return self.grad_cell_
+
+    def _short_name(self, name: str) -> str:
+        match = _FULL_NAME.match(name)
+        if match:
+            if int(match[2]) != self.layer or bool(match[3]) != self.reverse:
+                raise ValueError(f"{name!r} is not a parameter of this layer view")
+            name = match[1]
+        if name not in PARAM_NAMES:
+            raise ValueError(f"unknown parameter {name!r}; expected one of {PARAM_NAMES}")
+        if name.startswith("bias") and not self.model.bias:
+            raise ValueError(f"the model has bias=False, so it has no {name!r}")
+        return name
+
+    def _factors(self, name: str) -> tuple[Tensor, Tensor | None]:
+        """(δ (T, B, G·N), right factor (T, B, K) or None for a bias) of step k's term δ_kᵀ r_k."""
+        self._need_loss()
+        name = self._short_name(name)
+        delta = self.delta_hh if name.endswith("hh") else self.delta_ih
+        if name == "weight_hh":
+            return delta, self.hidden[:-1]
+        if name == "weight_ih":
+            return delta, self.inputs
+        return delta, None
+
+    def contributions(self, name: str) -> Tensor:
+        """Step k's term of ∂L/∂param for k = 1..T, (T, *param.shape); summed over k it is the
+        gradient. Name: "weight_hh", "weight_ih", "bias_hh", "bias_ih" (or a full torch name)."""
+        delta, right = self._factors(name)
+        if right is None:
+            return delta.sum(1)
+        return torch.einsum("tbg,tbk->tgk", delta, right)
+
+    def contribution_norms(self, name: str) -> Tensor:
+        """Frobenius norms of the step-k terms, (T,), without forming (T, *param.shape).
+
+        ‖Σ_b δ_b r_bᵀ‖_F² = Σ_{b,b'} (δ_b·δ_b')(r_b·r_b'): two (B, B) Gram matrices per step when
+        that is cheaper than the (G·N, K) product itself.
+        """
+        delta, right = self._factors(name)
+        if right is None:
+            return delta.sum(1).norm(dim=-1)
+        B, rows, cols = delta.shape[1], delta.shape[2], right.shape[2]
+        if B * (rows + cols) <= rows * cols:
+            gram = (delta @ delta.transpose(1, 2)) * (right @ right.transpose(1, 2))
+            return gram.sum((1, 2)).clamp_min(0).sqrt()
+        chunk = max(1, (1 << 24) // (rows * cols))  # bound the (chunk, G·N, K) buffer
+        return torch.cat(
+            [
+                torch.linalg.matrix_norm(d.transpose(1, 2) @ r)
+                for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
+            ]
+        )
+
+    # ----- Jacobians ----------------------------------------------------------------------
+    def _samples(self, samples: Samples) -> Tensor | None:
+        if samples is None:
+            return None
+        index = torch.as_tensor(samples, dtype=torch.long, device=self.hidden.device).reshape(-1)
+        B = self.hidden.shape[1]
+        if index.numel() == 0 or int(index.min()) < -B or int(index.max()) >= B:
+            raise ValueError(f"samples must be batch indices in 0..{B - 1}, got {samples}")
+        return index
+
+    def _check_step(self, t: int, name: str = "t", low: int = 1) -> int:
+        if not isinstance(t, int | torch.SymInt) or isinstance(t, bool) or not low <= t <= self.T:
+            raise ValueError(f"{name} must be an integer in {low}..{self.T}, got {t!r}")
+        return int(t)
+
+    def _identity(self, index: Tensor | None) -> Tensor:
+        B = self.hidden.shape[1] if index is None else index.numel()
+        S, h = self.state_size, self.hidden
+        return torch.eye(S, dtype=h.dtype, device=h.device).expand(B, S, S).clone()
+
+    def step_jacobian(self, t: int, samples: Samples = None) -> Tensor:
+        """J_t = ∂s_t/∂s_{t-1}, (B, S, S), t = 1..T."""
+        t = self._check_step(t)
+        index = self._samples(samples)
+        return self.trace.jvp(t, self._identity(index), index)
+
+    def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
+        """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral) or "fro" (no Jacobian is formed)."""
+        index = self._samples(samples)
+        if ord == "fro":
+            norms = self.trace.step_jacobian_fro()
+            return norms if index is None else norms[:, index]
+        _check_ord(ord)
+        eye = self._identity(index)
+        return torch.stack(
+            [
+                torch.linalg.matrix_norm(self.trace.jvp(t, eye, index), ord=2)
+                for t in range(1, self.T + 1)
+            ]
+        )
+
+    def jacobian(self, t: int, k: int, samples: Samples = None) -> Tensor:
+        """∂s_t/∂s_k = J_t ⋯ J_{k+1}, (B, S, S), for 0 <= k <= t <= T."""
+        t = self._check_step(t, "t", 0)
+        k = self._check_step(k, "k", 0)
+        if k > t:
+            raise ValueError(f"k must be <= t, got t={t}, k={k}")
+        index = self._samples(samples)
+        product = self._identity(index)
+        for step in range(k + 1, t + 1):
+            product = self.trace.jvp(step, product, index)
+        return product
+
+    def jacobian_norms(
+        self, t: int | None = None, ord: int | str = 2, samples: Samples = None
+    ) -> Tensor:
+        """‖∂s_t/∂s_k‖ for k = 0..t-1, (t, B), in one backward accumulation (t defaults to T)."""
+        t = self.T if t is None else self._check_step(t)
+        _check_ord(ord)
+        index = self._samples(samples)
+        transposed = self._identity(index)  # (∂s_t/∂s_k)ᵀ, built from k = t down
+        norms = []
+        for k in range(t - 1, -1, -1):
+            transposed = self.trace.vjp(k + 1, transposed, index)
+            norms.append(torch.linalg.matrix_norm(transposed, ord=ord))
+        return torch.stack(norms[::-1])
+
+    def singular_values(self, t: int, k: int | None = None, samples: Samples = None) -> Tensor:
+        """Singular values (descending) of ∂s_t/∂s_k (k defaults to t-1), (B, S)."""
+        t = self._check_step(t)
+        return torch.linalg.svdvals(self.jacobian(t, t - 1 if k is None else k, samples))
+
+    def lyapunov(self, n: int = 1, burn_in: int = 0) -> Tensor:
+        """The n leading Lyapunov exponents (per step, natural log, batch mean), (n,).
+
+        QR method (Engelken, Wolf & Abbott 2020; Vogt et al. 2022): Q_0 = I[:, :n];
+        Q_t R_t = qr(J_t Q_{t-1}); λ = mean over t > burn_in of log|diag R_t|.
+        """
+        if not 1 <= n <= self.state_size:
+            raise ValueError(f"n must be in 1..{self.state_size}, got {n}")
+        if not 0 <= burn_in < self.T:
+            raise ValueError(f"burn_in must be in 0..{self.T - 1}, got {burn_in}")
+        q = self._identity(None)[:, :, :n]
+        total = torch.zeros(q.shape[0], n, dtype=q.dtype, device=q.device)
+        for t in range(1, self.T + 1):
+            q, r = torch.linalg.qr(self.trace.jvp(t, q))
+            if t > burn_in:
+                total += torch.diagonal(r, dim1=1, dim2=2).abs().log()
+        return (total / (self.T - burn_in)).mean(0)
+
+    # ----- statistics ---------------------------------------------------------------------
+    def hidden_stats(self) -> dict[str, Tensor]:
+        """Per step t = 0..T, (T+1,) each: "mean_abs" mean |h|; "saturation" fraction of units
+        within 1% of the range from a bound of a bounded activation (tanh bounds for LSTM/GRU);
+        "dead" fraction of exact zeros of a relu."""
+        h = self.hidden
+        activation = self.model.activation
+        bounds = (-1.0, 1.0) if activation is None else activation.bounds
+        zero = h.new_zeros(h.shape[0])
+        if bounds is None:
+            saturation = zero
+        else:
+            lo, hi = bounds
+            margin = _SATURATION_TOLERANCE * (hi - lo)
+            saturated = (h > hi - margin) | (h < lo + margin)
+            saturation = saturated.to(h.dtype).mean((1, 2))
+        dead = zero
+        if activation is not None and activation.name == "relu":
+            dead = (h == 0).to(h.dtype).mean((1, 2))
+        return {"mean_abs": h.abs().mean((1, 2)), "saturation": saturation, "dead": dead}
+
+    def gate_means(self) -> dict[str, Tensor]:
+        """Batch-and-unit mean of each gate per step t = 1..T, name → (T,)."""
+        return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}
+
+
+def _check_ord(ord: int | str) -> None:
+    if ord not in (2, "fro"):
+        raise ValueError(f"ord must be 2 or 'fro', got {ord!r}")
+
+
+class Recording:
+    """The record of one batch. Attributes not defined here describe layer 0, forward direction
+    (`rec.hidden`, `rec.contributions("weight_hh")`, ...); `rec.layer(i, reverse)` gives the
+    same view for any layer and direction."""
+
+    def __init__(
+        self,
+        model: RecurrentModel,
+        layers: dict[tuple[int, bool], LayerRecording],
+        output: Tensor,
+        loss: float | None,
+    ) -> None:
+        self.model = model
+        self.layers = layers
+        self.output = output  # exactly what model(x, h0)[0] returns
+        self.loss = loss
+
+    def layer(self, i: int = 0, reverse: bool = False) -> LayerRecording:
+        """The record of layer i, forward or reverse direction."""
+        try:
+            return self.layers[(i, bool(reverse))]
+        except KeyError:
+            directions = "forward and reverse" if self.model.bidirectional else "forward only"
+            raise ValueError(
+                f"no layer ({i}, reverse={reverse}): layers 0..{self.model.num_layers - 1}, "
+                f"{directions}"
+            ) from None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name in ("layers", "model"):
+            raise AttributeError(name)
+        return getattr(self.layers[(0, False)], name)
+
+    def _route(self, name: str) -> tuple[LayerRecording, str]:
+        match = _FULL_NAME.match(name)
+        if match:
+            return self.layer(int(match[2]), bool(match[3])), match[1]
+        return self.layers[(0, False)], name
+
+    def contributions(self, name: str) -> Tensor:
+        """(T, *param.shape) per-step terms of ∂L/∂param; full torch names pick the layer."""
+        layer, short = self._route(name)
+        return layer.contributions(short)
+
+    def contribution_norms(self, name: str) -> Tensor:
+        """(T,) Frobenius norms of `contributions(name)`, computed without forming them."""
+        layer, short = self._route(name)
+        return layer.contribution_norms(short)
+
+    @property
+    def is_finite(self) -> bool:
+        """False when any recorded state or adjoint is NaN or Inf."""
+        return _first_nonfinite(self) is None
+
+    def __repr__(self) -> str:
+        T, B, N = self.hidden.shape[0] - 1, self.hidden.shape[1], self.hidden.shape[2]
+        return (
+            f"Recording({self.model.cell}, layers={self.model.num_layers}, "
+            f"directions={self.model.num_directions}, T={T}, B={B}, N={N}, loss={self.loss})"
+        )
+
+
+def _first_nonfinite(rec: Recording) -> str | None:
+    """Where the first NaN/Inf is, as words, or None."""
+    for (layer, reverse), lr in rec.layers.items():
+        named = [("hidden state", lr.hidden), ("cell state", lr.trace.cell_state)]
+        named += [("gradient ∂L/∂h", lr.grad_hidden_), ("gradient ∂L/∂c", lr.grad_cell_)]
+        for what, values in named:
+            if values is None:
+                continue
+            bad = ~torch.isfinite(values).flatten(1).all(1)
+            if bad.any():
+                t = int(bad.nonzero()[0])
+                direction = "reverse" if reverse else "forward"
+                return f"{what} of layer {layer} ({direction}) at t={t}"
+    return None
+
+
+def _make_trace(model: RecurrentModel, layer: int, reverse: bool, inputs: Tensor, states) -> Trace:
+    weights = model.layer_weights(layer, reverse)
+    if model.cell == "lstm":
+        hidden, c0 = states
+        return LSTMTrace(weights, inputs, hidden, c0)
+    if model.cell == "gru":
+        return GRUTrace(weights, inputs, states)
+    return RNNTrace(weights, inputs, states, model.activation)
+
+
+@torch.no_grad()
+def record(
+    model: RecurrentModel,
+    x: Tensor,
+    loss_fn: Callable[[Tensor], Tensor] | None = None,
+    h0: Tensor | tuple[Tensor, Tensor] | None = None,
+) -> Recording:
+    """Record one pass of `model` over `x` and, with `loss_fn`, the exact BPTT adjoint.
+
+    x: (T, B, I), or (B, T, I) when the model is batch_first. loss_fn maps exactly what
+    `model(x, h0)[0]` returns to a scalar (many-to-one, many-to-many, one-to-many and one-to-one
+    problems all use it). h0: (L·D, B, N), for an LSTM a tuple (h0, c0).
+    """
+    if not isinstance(model, RecurrentModel):
+        raise TypeError(
+            f"record needs a gradlab RNN, LSTM or GRU (gradlab.from_torch converts torch's), "
+            f"got {type(model).__name__}"
+        )
+    model.check_input(x, h0)
+    dtype = model.weight_hh_l0.dtype
+    if x.dtype != dtype:
+        raise ValueError(f"x has dtype {x.dtype} but the model's parameters are {dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf; expected finite inputs")
+    xs = x.transpose(0, 1) if model.batch_first else x  # time-major (T, B, I)
+    T, B = xs.shape[0], xs.shape[1]
+    if T < 1:
+        raise ValueError("x must have at least one timestep")
+    L, D, N = model.num_layers, model.num_directions, model.hidden_size
+    is_lstm = model.cell == "lstm"
+    if h0 is None:
+        zeros = xs.new_zeros(L * D, B, N)
+        h0 = (zeros, zeros) if is_lstm else zeros
+
+    # 1. Forward trace, layer by layer, through the fused kernel.
+    layers: dict[tuple[int, bool], LayerRecording] = {}
+    layer_input = xs
+    for layer in range(L):
+        initial = (
+            tuple(s[layer * D : (layer + 1) * D] for s in h0)
+            if is_lstm
+            else h0[layer * D : (layer + 1) * D]
+        )
+        output = model.layer_forward(layer_input, initial, layer)[0]  # (T, B, D·N)
+        for d in range(D):
+            reverse = d == 1
+            out = output[..., d * N : (d + 1) * N]
+            steps = layer_input.flip(0) if reverse else layer_input
+            first = initial[0][d] if is_lstm else initial[d]
+            hidden = torch.cat((first.unsqueeze(0), out.flip(0) if reverse else out))
+            states = (hidden, initial[1][d]) if is_lstm else hidden
+            trace = _make_trace(model, layer, reverse, steps, states)
+            layers[(layer, reverse)] = LayerRecording(model, layer, reverse, trace)
+        layer_input = output
+    output = layer_input.transpose(0, 1) if model.batch_first else layer_input
+    output = output.contiguous()
+
+    loss_value = None
+    if loss_fn is not None:
+        # 2. ∂L/∂output from one autograd call on the loss alone, then the adjoint scans.
+        leaf = output.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = loss_fn(leaf)
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                raise ValueError(f"loss_fn must return a scalar tensor, got {shape}")
+            grad_output = None
+            if loss.requires_grad:
+                (grad_output,) = torch.autograd.grad(loss.reshape(()), leaf, allow_unused=True)
+        loss_value = float(loss)
+        if grad_output is None:  # a loss that does not depend on the output
+            grad_output = torch.zeros_like(leaf)
+        grad_layer = grad_output.transpose(0, 1) if model.batch_first else grad_output
+        for layer in range(L - 1, -1, -1):
+            grad_input = None
+            for d in range(D):
+                lr = layers[(layer, d == 1)]
+                direct = grad_layer[..., d * N : (d + 1) * N]
+                direct = direct.flip(0) if d == 1 else direct
+                lr.grad_hidden_, lr.grad_cell_, lr.delta_hh, lr.delta_ih = lr.trace.adjoint(
+                    direct.contiguous()
+                )
+                if layer > 0:
+                    delta = lr.delta_ih.flip(0) if d == 1 else lr.delta_ih
+                    term = delta @ lr.trace.weights.weight_ih
+                    grad_input = term if grad_input is None else grad_input + term
+            grad_layer = grad_input
+
+    rec = Recording(model, layers, output, loss_value)
+    where = _first_nonfinite(rec)
+    if where is not None or (loss_value is not None and not math.isfinite(loss_value)):
+        warnings.warn(
+            f"non-finite values in the record: {where or 'the loss'}; they are kept as they are",
+            NonFiniteWarning,
+            stacklevel=2,
+        )
+    return rec
