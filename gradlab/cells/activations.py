@@ -76,7 +76,5 @@ register_activation(
     Activation("tanh", torch.tanh, _tanh_derivative, bounds=(-1.0, 1.0), torch_kernel="tanh")
 )
 register_activation(Activation("relu", torch.relu, _relu_derivative, torch_kernel="relu"))
-register_activation(
-    Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, bounds=(0.0, 1.0))
-)
+register_activation(Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, bounds=(0.0, 1.0)))
 register_activation(Activation("linear", _identity, _identity_derivative))

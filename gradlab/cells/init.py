@@ -32,6 +32,13 @@ def _orthogonal(n: int, generator: torch.Generator, dtype: torch.dtype) -> Tenso
     return q.to(dtype)
 
 
+def _gaussian(
+    shape: tuple[int, ...], std: float, generator: torch.Generator, dtype: torch.dtype
+) -> Tensor:
+    """N(0, std²) samples drawn in float64 (so a seed gives the same values in every dtype)."""
+    return (torch.randn(shape, generator=generator, dtype=torch.float64) * std).to(dtype)
+
+
 @torch.no_grad()
 def init_model(
     model: RecurrentModel,
@@ -59,11 +66,6 @@ def init_model(
             dtype = w.weight_hh.dtype
             gates = w.weight_hh.shape[0] // N
 
-            def sample(shape: tuple[int, ...], std: float) -> Tensor:
-                return (torch.randn(shape, generator=generator, dtype=torch.float64) * std).to(
-                    dtype
-                )
-
             if init == "default":
                 bound = 1.0 / math.sqrt(N)
                 for p in w:
@@ -74,15 +76,15 @@ def init_model(
             for g in range(gates):
                 block = slice(g * N, (g + 1) * N)
                 if init == "gaussian":
-                    w.weight_hh[block] = sample((N, N), gain / math.sqrt(N))
+                    w.weight_hh[block] = _gaussian((N, N), gain / math.sqrt(N), generator, dtype)
                 elif init == "orthogonal":
                     w.weight_hh[block] = gain * _orthogonal(N, generator, dtype)
                 else:
                     w.weight_hh[block] = gain * torch.eye(N, dtype=dtype)
-            fan_in = w.weight_ih.shape[1]
-            w.weight_ih.copy_(sample(tuple(w.weight_ih.shape), 1.0 / math.sqrt(fan_in)))
+            input_std = 1.0 / math.sqrt(w.weight_ih.shape[1])
+            w.weight_ih.copy_(_gaussian(w.weight_ih.shape, input_std, generator, dtype))
             if w.bias_ih is not None:
-                w.bias_ih.copy_(sample(tuple(w.bias_ih.shape), bias_scale))
+                w.bias_ih.copy_(_gaussian(w.bias_ih.shape, bias_scale, generator, dtype))
                 w.bias_hh.zero_()
     gate_bias = {"lstm": forget_bias, "gru": update_bias}.get(model.cell)
     if gate_bias is not None:
