@@ -345,13 +345,16 @@ def _first_nonfinite(rec: Recording) -> str | None:
         named = [("hidden state", lr.hidden), ("cell state", lr.trace.cell_state)]
         named += [("gradient ∂L/∂h", lr.grad_hidden_), ("gradient ∂L/∂c", lr.grad_cell_)]
         for what, values in named:
-            if values is None:
+            # NaN and Inf survive a sum, so one reduction screens the tensor; a finite tensor
+            # whose sum overflows is then cleared by the exact per-step check.
+            if values is None or torch.isfinite(values.sum()):
                 continue
             bad = ~torch.isfinite(values).flatten(1).all(1)
-            if bad.any():
-                t = int(bad.nonzero()[0])
-                direction = "reverse" if reverse else "forward"
-                return f"{what} of layer {layer} ({direction}) at t={t}"
+            if not bad.any():
+                continue
+            t = int(bad.nonzero()[0])
+            direction = "reverse" if reverse else "forward"
+            return f"{what} of layer {layer} ({direction}) at t={t}"
     return None
 
 

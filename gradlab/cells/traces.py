@@ -17,6 +17,8 @@ size (N, or 2N for an LSTM whose state is (h, c)).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -38,10 +40,31 @@ def _row_gram(weight_hh: Tensor, gates: int) -> Tensor:
     return torch.einsum("kij,lij->kli", blocks, blocks)
 
 
-def _affine(inputs: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """inputs @ weightᵀ + bias over the leading (T, B) axes."""
-    out = inputs @ weight.T
-    return out if bias is None else out + bias
+def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Tensor:
+    """W_ih x_t + b_ih + W_hh h_{t-1} + b_hh for all t at once: two GEMMs over T·B, (T, B, G·N)."""
+    T, B = inputs.shape[0], inputs.shape[1]
+    w = weights
+    flat_inputs, flat_hidden = inputs.reshape(T * B, -1), hidden[:-1].reshape(T * B, -1)
+    if w.bias_ih is None:
+        pre = flat_inputs @ w.weight_ih.T
+    else:
+        pre = torch.addmm(w.bias_ih + w.bias_hh, flat_inputs, w.weight_ih.T)
+    return pre.addmm_(flat_hidden, w.weight_hh.T).view(T, B, -1)
+
+
+def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
+    """Σ_{k,l} u_k gram[k, l] u_l per unit (no sum over units), u_k (T, B, N), gram (G, G, N).
+
+    That is ‖Σ_k u_k,i W_k[i, :]‖² for every row i of a step Jacobian Σ_k diag(u_k) W_k.
+    """
+    total = None
+    for k, u_k in enumerate(coefs):
+        weighted = gram[k, k] * u_k
+        for l in range(k + 1, len(coefs)):
+            weighted = weighted.addcmul_(coefs[l], gram[k, l], value=2.0)
+        term = weighted.mul_(u_k)
+        total = term if total is None else total.add_(term)
+    return total
 
 
 class Trace:
@@ -105,8 +128,7 @@ class RNNTrace(Trace):
         self, weights: LayerWeights, inputs: Tensor, hidden: Tensor, activation: Activation
     ) -> None:
         super().__init__(weights, inputs, hidden)
-        w = weights
-        pre = _affine(inputs, w.weight_ih, w.bias_ih) + _affine(hidden[:-1], w.weight_hh, w.bias_hh)
+        pre = _preactivations(weights, inputs, hidden)
         self.slope = activation.derivative(pre, hidden[1:])  # φ'(a_t), (T, B, N)
         self.gates = {}
 
@@ -149,10 +171,12 @@ class LSTMTrace(Trace):
 
     def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor, c0: Tensor) -> None:
         super().__init__(weights, inputs, hidden)
-        w = weights
-        pre = _affine(inputs, w.weight_ih, w.bias_ih) + _affine(hidden[:-1], w.weight_hh, w.bias_hh)
-        a_i, a_f, a_g, a_o = pre.chunk(4, dim=-1)
-        i, f, g, o = a_i.sigmoid(), a_f.sigmoid(), a_g.tanh(), a_o.sigmoid()
+        pre = _preactivations(weights, inputs, hidden)
+        N = self.N
+        pre[..., 2 * N : 3 * N].tanh_()
+        pre[..., : 2 * N].sigmoid_()
+        pre[..., 3 * N :].sigmoid_()
+        i, f, g, o = pre.chunk(4, dim=-1)
         cell = hidden.new_empty(self.T + 1, self.B, self.N)
         cell[0] = c0
         ig = i * g
@@ -162,10 +186,13 @@ class LSTMTrace(Trace):
         self.cell = cell
         self.gates = {"i": i, "f": f, "g": g, "o": o}
         self.forget = f
-        # Coefficients of the cell path (i, f, g) and of h's own terms, (T, B, N) each.
-        self.dc = torch.stack((g * i * (1 - i), cell[:-1] * f * (1 - f), i * (1 - g * g)), dim=2)
-        self.dh_o = tanh_c * o * (1 - o)
-        self.dh_c = o * (1 - tanh_c * tanh_c)
+        # Coefficients of the cell path (i, f, g), (T, B, 3, N), and of h's own terms.
+        self.dc = pre.new_empty(self.T, self.B, 3, N)
+        torch.mul(torch.addcmul(i, i, i, value=-1.0), g, out=self.dc[:, :, 0])
+        torch.mul(torch.addcmul(f, f, f, value=-1.0), cell[:-1], out=self.dc[:, :, 1])
+        torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1.0), i, out=self.dc[:, :, 2])
+        self.dh_o = torch.addcmul(o, o, o, value=-1.0).mul_(tanh_c)
+        self.dh_c = torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0).mul_(o)
 
     @property
     def state_size(self) -> int:
@@ -225,11 +252,14 @@ class LSTMTrace(Trace):
         # rows of ∂c_t/∂h_{t-1}: Σ_k v_k W_k[i] with v = (dc_i, dc_f, dc_g, 0); the (h, c) and
         # (c, c) blocks are diagonal: dh_c·f and f.
         gram = _row_gram(self.weights.weight_hh, 4)  # (4, 4, N)
-        u = torch.cat((self.dh_c.unsqueeze(2) * self.dc, self.dh_o.unsqueeze(2)), dim=2)
-        hh = torch.einsum("tbkn,kln,tbln->tb", u, gram, u)
-        ch = torch.einsum("tbkn,kln,tbln->tb", self.dc, gram[:3, :3], self.dc)
-        diag = ((self.dh_c * self.forget).square() + self.forget.square()).sum(-1)
-        return (hh + ch + diag).sqrt()
+        dc = self.dc.unbind(2)
+        cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
+        cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
+        dh_c, dh_o, f = self.dh_c, self.dh_o, self.forget
+        hidden_rows = dh_c.square().mul_(cell_rows).addcmul_(dh_c, dh_o * cross, value=2.0)
+        hidden_rows.addcmul_(dh_o.square(), gram[3, 3].expand_as(dh_o))
+        diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
+        return (hidden_rows + cell_rows + diagonal).sum(-1).sqrt()
 
 
 class GRUTrace(Trace):
@@ -243,13 +273,17 @@ class GRUTrace(Trace):
 
     def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> None:
         super().__init__(weights, inputs, hidden)
-        w = weights
-        from_input = _affine(inputs, w.weight_ih, w.bias_ih).chunk(3, dim=-1)
-        from_hidden = _affine(hidden[:-1], w.weight_hh, w.bias_hh).chunk(3, dim=-1)
-        r = (from_input[0] + from_hidden[0]).sigmoid()
-        z = (from_input[1] + from_hidden[1]).sigmoid()
-        hn = from_hidden[2]
-        n = (from_input[2] + r * hn).tanh()
+        T, B, N, w = self.T, self.B, self.N, weights
+        from_input = inputs.reshape(T * B, -1) @ w.weight_ih.T
+        from_hidden = hidden[:-1].reshape(T * B, -1) @ w.weight_hh.T
+        if w.bias_ih is not None:
+            from_input += w.bias_ih
+            from_hidden += w.bias_hh
+        from_input, from_hidden = from_input.view(T, B, 3 * N), from_hidden.view(T, B, 3 * N)
+        rz = (from_input[..., : 2 * N] + from_hidden[..., : 2 * N]).sigmoid_()
+        r, z = rz[..., :N], rz[..., N:]
+        hn = from_hidden[..., 2 * N :]
+        n = torch.addcmul(from_input[..., 2 * N :], r, hn).tanh_()
         self.gates = {"r": r, "z": z, "n": n}
         self.update = z
         dn = (1 - z) * (1 - n * n)  # ∂h'/∂(n's pre-activation)
@@ -290,6 +324,6 @@ class GRUTrace(Trace):
         gram = _row_gram(W, 3)
         block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
         u, z = self.coef_hh, self.update
-        rows = torch.einsum("tbkn,kln,tbln->tb", u, gram, u)
-        cross = 2 * ((u * block_diag).sum(2) * z).sum(-1)
-        return (rows + cross + z.square().sum(-1)).sqrt()
+        rows = _unit_quadratic_form(u.unbind(2), gram)
+        cross = (u * block_diag).sum(2).mul_(z)
+        return (rows + 2 * cross + z.square()).sum(-1).sqrt()

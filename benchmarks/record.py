@@ -1,0 +1,144 @@
+"""How fast is `gradlab.record` against torch's fused kernels and against the obvious way?
+
+Prints, measured side by side in this process (interleaved repetitions, medians):
+(a) record + contribution_norms of every parameter + step_jacobian_norms("fro") over the fused
+    torch forward+backward of the same batch and loss (T=1000, N=128, B=32, float32) for a tanh
+    RNN and an LSTM — target <= 1.25x;
+(b) the same per-step quantities the obvious way (torch.autograd.functional.jacobian per step,
+    per-step gradient clones through autograd) over gradlab — target >= 50x;
+(c) how (a) grows with T (100..2000) and N (32..512).
+
+Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import gradlab
+
+
+def make(cell: str, n: int, dtype=torch.float32) -> gradlab.RNN | gradlab.LSTM:
+    torch.manual_seed(0)
+    if cell == "rnn":
+        return gradlab.RNN(n, n, "tanh", dtype=dtype)
+    return getattr(gradlab, cell.upper())(n, n, dtype=dtype)
+
+
+def loss_fn(output: torch.Tensor) -> torch.Tensor:
+    """Many-to-one regression on the last step's output."""
+    return output[-1].square().mean()
+
+
+def fused(model, x) -> None:
+    """torch's fused forward + backward of the same loss (the baseline)."""
+    model.zero_grad(set_to_none=True)
+    loss_fn(torch.nn.Module.__call__(model, x)[0]).backward()
+
+
+def gradlab_full(model, x) -> None:
+    """record + every contribution norm + all step-Jacobian Frobenius norms."""
+    rec = gradlab.record(model, x, loss_fn)
+    for name, _ in model.named_parameters():
+        rec.contribution_norms(name)
+    rec.step_jacobian_norms("fro")
+
+
+def obvious(model, x) -> None:
+    """The obvious way: a Python unroll with a parameter copy per step (autograd gives each
+    step's contribution), every h_t's grad retained, autograd.functional.jacobian per step."""
+
+    T, B, _ = x.shape
+    W_ih, W_hh = model.weight_ih_l0, model.weight_hh_l0
+    b = model.bias_ih_l0 + model.bias_hh_l0
+    copies = [W_hh.detach().clone().requires_grad_(True) for _ in range(T)]
+    h = x.new_zeros(B, model.hidden_size)
+    states = []
+
+    def step(h_prev, x_t, W):
+        return torch.tanh(x_t @ W_ih.T + h_prev @ W.T + b)
+
+    for t in range(T):
+        h = step(h, x[t], copies[t])
+        h.retain_grad()
+        states.append(h)
+    loss_fn(torch.stack(states)).backward()
+    norms = [c.grad.norm() for c in copies]  # per-step contribution norms
+    for t in range(1, T):
+        prev = states[t - 1].detach()
+        jac = torch.autograd.functional.jacobian(
+            lambda hp, t=t: step(hp, x[t], W_hh).sum(0), prev, vectorize=True
+        )  # (N, B, N): per-sample Jacobians, as the batch rows are independent
+        jac.norm()
+    del norms
+
+
+def bench(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, repetitions interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def ratio_row(cell: str, T: int, N: int, B: int, repeats: int) -> tuple[float, float, float]:
+    model = make(cell, N)
+    x = torch.randn(T, B, N)
+    medians = bench(
+        {"fused": lambda: fused(model, x), "gradlab": lambda: gradlab_full(model, x)}, repeats
+    )
+    return medians["fused"], medians["gradlab"], medians["gradlab"] / medians["fused"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = 3 if args.quick else 7
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU\n")
+
+    print("(a) record + all contribution norms + step-Jacobian norms vs fused fwd+bwd")
+    print("    T=1000 N=128 B=32                 fused      gradlab    ratio (target <= 1.25)")
+    for cell in ("rnn", "lstm", "gru"):
+        f, g, r = ratio_row(cell, 1000, 128, 32, repeats)
+        print(f"    {cell:<30} {f * 1e3:8.1f} ms {g * 1e3:8.1f} ms {r:6.2f}x")
+
+    print("\n(b) the obvious way (autograd.functional.jacobian per step, per-step clones)")
+    T_b = 100 if args.quick else 200
+    model = make("rnn", 128)
+    x = torch.randn(T_b, 32, 128)
+    medians = bench(
+        {"gradlab": lambda: gradlab_full(model, x), "obvious": lambda: obvious(model, x)},
+        max(1, repeats // 3),
+    )
+    print(
+        f"    tanh RNN T={T_b} N=128 B=32: gradlab {medians['gradlab'] * 1e3:.1f} ms, "
+        f"obvious {medians['obvious'] * 1e3:.0f} ms -> "
+        f"{medians['obvious'] / medians['gradlab']:.0f}x faster (target >= 50)"
+    )
+
+    print("\n(c) ratio (a) as T and N grow (B=32)")
+    Ts = (100, 500, 1000, 2000) if not args.quick else (100, 1000)
+    Ns = (32, 128, 256, 512) if not args.quick else (32, 256)
+    for cell in ("rnn", "lstm"):
+        row = [f"T={T}: {ratio_row(cell, T, 128, 32, max(3, repeats // 2))[2]:.2f}x" for T in Ts]
+        print(f"    {cell:<5} N=128   " + "  ".join(row))
+        row = [f"N={N}: {ratio_row(cell, 1000, N, 32, max(3, repeats // 2))[2]:.2f}x" for N in Ns]
+        print(f"    {cell:<5} T=1000  " + "  ".join(row))
+
+
+if __name__ == "__main__":
+    main()
