@@ -1,0 +1,582 @@
+"""Theoretical predictions for gradient propagation through time in recurrent networks.
+
+Conventions. A vanilla RNN h_t = φ(W h_{t-1} + W_ih x_t + b) with W_hh[i, j] ~ N(0, σ_w²/N)
+(σ_w is the init gain g), bias entries of standard deviation σ_b and an input drive W_ih x_t of
+per-unit standard deviation σ_v. All rates are *natural-log rates per time step* of gradient
+norms, going backwards in time: ‖∂L/∂h_{T-k}‖ ≈ C·exp(rate·k), so a negative rate means
+vanishing and a positive one exploding.
+
+What is here:
+
+* `mean_field`, `critical_sigma_w`: the mean-field ("signal propagation") theory of Poole et al.
+  (2016), Schoenholz et al. (2017) and, for recurrent networks, Chen, Pennington & Schoenholz
+  (2018): the length fixed point q*, the slope χ, the depth scale and the rate ½·ln χ.
+* `pascanu_bound`: the sufficient / necessary conditions of Pascanu, Mikolov & Bengio (2013).
+* Exact rates where they exist: linear RNNs (`linear_rnn_jacobian_norms`, `linear_rnn_rate`),
+  orthogonal and identity (IRNN) initialisations, the linearisation of an LSTM/GRU at the zero
+  state (`gated_jacobian_at_zero`, `gated_rate_at_zero`) and of an autonomous RNN at a fixed point
+  (`lyapunov_at_fixed_point`).
+* `theory_rate`: the predicted rate for a run configuration, or None where no theory applies.
+
+Pure numpy (torch is only touched to read a model's weights).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "GAMMA",
+    "MeanField",
+    "PascanuBound",
+    "critical_sigma_w",
+    "gated_jacobian_at_zero",
+    "gated_rate_at_zero",
+    "identity_rate",
+    "linear_rnn_jacobian_norms",
+    "linear_rnn_rate",
+    "lyapunov_at_fixed_point",
+    "mean_field",
+    "orthogonal_rate",
+    "pascanu_bound",
+    "theory_rate",
+]
+
+#: The built-in activations the theory covers.
+ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu", "linear")
+#: γ = sup |φ'|, the constant of the Pascanu bound.
+GAMMA: dict[str, float] = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}
+
+_ALIASES = {"identity": "linear"}
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+def _check_activation(activation: str) -> str:
+    name = str(activation).strip().lower()
+    name = _ALIASES.get(name, name)
+    if name not in ACTIVATIONS:
+        allowed = ", ".join(ACTIVATIONS)
+        raise ValueError(f"unknown activation {activation!r}; expected one of: {allowed}")
+    return name
+
+
+def _sigmoid(u: np.ndarray) -> np.ndarray:
+    # Numerically stable logistic: 1/(1+e^-u) without overflow for large |u|.
+    e = np.exp(-np.abs(u))
+    return np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _phi(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """φ as a numpy function."""
+    if name == "tanh":
+        return np.tanh
+    if name == "sigmoid":
+        return _sigmoid
+    if name == "relu":
+        return lambda u: np.maximum(u, 0.0)
+    return lambda u: np.asarray(u, dtype=np.float64)
+
+
+def _dphi(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """φ' as a numpy function (relu: the right derivative, 1 at 0; see the callers)."""
+    if name == "tanh":
+        return lambda u: 1.0 - np.tanh(u) ** 2
+    if name == "sigmoid":
+        return lambda u: _sigmoid(u) * (1.0 - _sigmoid(u))
+    if name == "relu":
+        return lambda u: (np.asarray(u) >= 0).astype(np.float64)
+    return lambda u: np.ones_like(np.asarray(u, dtype=np.float64))
+
+
+@cache
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(n)
+
+
+def _gauss_expect(f: Callable[[np.ndarray], np.ndarray], q: float) -> float:
+    """E_z[f(√q z)], z ~ N(0, 1), by composite 20-point Gauss–Legendre quadrature.
+
+    Integrates over u = √q z in [-10√q, 10√q] (the Gaussian tail beyond holds < 2e-23) on panels
+    no wider than 0.5 where |u| < 40 (where tanh / sigmoid vary, poles at distance ≥ π/2 from the
+    real axis) and no wider than √q/4 elsewhere (where the Gaussian varies). Accuracy is close
+    to machine precision for every built-in activation (tests check 1e-6 against mpmath).
+    """
+    if q == 0.0:
+        return float(f(np.zeros(1))[0])
+    s = math.sqrt(q)
+    lim = 10.0 * s
+    inner = np.arange(-40.0, 40.0 + 0.25, 0.5)
+    inner = inner[np.abs(inner) < lim]
+    outer = np.linspace(-lim, lim, 81)
+    edges = np.unique(np.concatenate([inner, outer]))
+    x, w = _legendre(20)
+    half = 0.5 * np.diff(edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    u = (mid[:, None] + half[:, None] * x[None, :]).ravel()
+    weights = (half[:, None] * w[None, :]).ravel()
+    density = np.exp(-0.5 * u * u / q) / math.sqrt(2.0 * math.pi * q)
+    return float(np.sum(weights * density * f(u)))
+
+
+def _bisect(fun: Callable[[float], float], lo: float, hi: float, rtol: float = 1e-15) -> float:
+    """A root of `fun` in [lo, hi], given fun(lo) > 0 >= fun(hi) (or the reverse)."""
+    f_lo = fun(lo)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if hi - lo <= rtol * max(abs(lo), abs(hi)) or mid in (lo, hi):
+            break
+        f_mid = fun(mid)
+        if f_mid == 0.0:
+            return mid
+        if (f_mid > 0) == (f_lo > 0):
+            lo, f_lo = mid, f_mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _as_matrix(W: Any, name: str = "W") -> np.ndarray:
+    """A float64 numpy copy of a torch tensor / array-like; must be a square matrix."""
+    if hasattr(W, "detach"):
+        W = W.detach().cpu().double().numpy()
+    A = np.array(W, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {A.shape}")
+    return A
+
+
+def _spectral_radius(A: np.ndarray) -> float:
+    return float(np.max(np.abs(np.linalg.eigvals(A)))) if A.size else 0.0
+
+
+def _log(x: float) -> float:
+    return math.log(x) if x > 0 else -math.inf
+
+
+def _model_cell(model: Any) -> str:
+    """The cell kind ("rnn", "lstm" or "gru") of a gradlab model, torch.nn.RNN/LSTM/GRU or cell."""
+    cell = getattr(model, "cell", None)
+    if isinstance(cell, str):
+        return cell.lower()
+    mode = getattr(model, "mode", None)
+    if isinstance(mode, str):
+        return {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
+    kind = type(model).__name__.lower()
+    for gated in ("lstm", "gru"):
+        if gated in kind:
+            return gated
+    return "rnn"
+
+
+def _model_activation(model: Any) -> str | None:
+    act = getattr(model, "activation", None)
+    if act is not None:
+        return getattr(act, "name", act if isinstance(act, str) else None)
+    return getattr(model, "nonlinearity", None)
+
+
+# --------------------------------------------------------------------------------------------
+# Mean-field theory
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeanField:
+    """Mean-field prediction for a random vanilla RNN (see `mean_field`).
+
+    `q_star`: fixed point of the pre-activation variance (math.inf where none is finite);
+    `chi`: χ = σ_w² E[φ'(√q* z)²], the mean squared singular value of one step's Jacobian;
+    `depth_scale`: ξ = -1/ln χ for χ < 1 (math.inf at or above 1);
+    `rate`: ½·ln χ, the per-step log-rate of gradient norms (negative: vanishing).
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    sigma_v: float
+    q_star: float
+    chi: float
+    depth_scale: float
+    rate: float
+
+
+def _q_star(name: str, sw: float, c: float) -> float:
+    """The largest (stable) fixed point of q = σ_w² E[φ(√q z)²] + c, c = σ_b² + σ_v²."""
+    if name == "linear":
+        # q = σ_w² q + c: finite only for σ_w < 1 (σ_w = 1, c = 0: every q is fixed; no finite
+        # fixed point is singled out, we return inf as for the divergent case).
+        return c / (1.0 - sw * sw) if sw < 1.0 else math.inf
+    if name == "relu":
+        # E[relu(√q z)²] = q/2, so q = (σ_w²/2) q + c.
+        return c / (1.0 - 0.5 * sw * sw) if 0.5 * sw * sw < 1.0 else math.inf
+    # tanh, sigmoid: φ² ≤ 1, so F(q) ≤ U = σ_w² + c and the monotone increasing map
+    # F(q) = σ_w² E[φ(√q z)²] + c iterated from U decreases to the largest fixed point.
+    phi = _phi(name)
+
+    def F(q: float) -> float:
+        return sw * sw * _gauss_expect(lambda u: phi(u) ** 2, q) + c
+
+    if sw == 0.0:
+        return c
+    if name == "tanh" and c == 0.0 and sw <= 1.0:
+        # tanh(x)² < x² gives F(q) < σ_w² q <= q for q > 0: q = 0 is the only fixed point
+        # (the ordered phase without bias or input: the state decays to zero).
+        return 0.0
+    q = sw * sw + c
+    for _ in range(500):
+        q_new = F(q)
+        if abs(q_new - q) <= 1e-13 * max(q, 1e-300):
+            break
+        q = q_new
+
+    # Polish (the iteration is slow near criticality, where F'(q*) → 1): bisect G(q) = F(q) - q
+    # on the nearest sign change below the iterate (G <= 0 above the largest root). For tanh
+    # with c = 0 in the chaotic phase G(q) ≈ (σ_w² - 1) q > 0 for small q, so this finds the
+    # nonzero fixed point, not the unstable q = 0.
+    def G(x: float) -> float:
+        return F(x) - x
+
+    hi = q
+    g_hi = G(hi)
+    if g_hi >= 0:  # converged to rounding
+        return hi
+    step = max(-g_hi, 1e-12 * hi)
+    while True:
+        lo = max(hi - step, 0.0)
+        if G(lo) > 0:
+            break
+        if lo == 0.0:
+            return 0.0
+        hi, step = lo, 2.0 * step
+    return _bisect(G, lo, hi)
+
+
+def _chi(name: str, sw: float, q: float) -> float:
+    if name == "linear":
+        return sw * sw
+    if name == "relu":
+        # E[relu'(√q z)²] = P(z > 0) = 1/2 for every q > 0; q* = 0 and q* = inf are the limits.
+        return 0.5 * sw * sw
+    dphi = _dphi(name)
+    return sw * sw * _gauss_expect(lambda u: dphi(u) ** 2, q)
+
+
+def mean_field(
+    activation: str, sigma_w: float, sigma_b: float = 0.0, sigma_v: float = 0.0
+) -> MeanField:
+    """Mean-field fixed point and gradient rate of a random RNN h_t = φ(W h_{t-1} + W_ih x_t + b).
+
+    q* solves q = σ_w² E_z[φ(√q z)²] + σ_b² + σ_v², z ~ N(0, 1) (Poole et al. 2016); the
+    per-step Jacobian has mean squared singular value χ = σ_w² E_z[φ'(√q* z)²] (Schoenholz et al.
+    2017; for RNNs Chen, Pennington & Schoenholz 2018), so gradient norms change by a factor √χ
+    per step: rate = ½·ln χ, depth_scale ξ = -1/ln χ (χ < 1, else inf).
+
+    Fixed point: closed forms for relu (q* = c / (1 - σ_w²/2)) and linear (q* = c / (1 - σ_w²)),
+    c = σ_b² + σ_v²; where these diverge (σ_w²/2 >= 1, resp. σ_w >= 1) q_star is inf and χ is
+    still exact, because χ does not depend on q for relu (σ_w²/2) and linear (σ_w²). tanh and
+    sigmoid: iteration q ← F(q) from q = σ_w² + c (above every fixed point), which decreases
+    monotonically to the largest, stable fixed point, then polished by bisection (the iteration
+    is slow near criticality). For tanh with c = 0 and σ_w <= 1, q* = 0 and χ = σ_w² φ'(0)² =
+    σ_w²; for σ_w > 1 the nonzero fixed point is returned (q = 0 is then unstable).
+    Expectations use an adaptive composite Gauss–Legendre rule accurate far below 1e-6.
+    """
+    name = _check_activation(activation)
+    sigmas = {"sigma_w": sigma_w, "sigma_b": sigma_b, "sigma_v": sigma_v}
+    for key, val in sigmas.items():
+        if not math.isfinite(val) or val < 0:
+            raise ValueError(f"{key} must be a finite non-negative number, got {val!r}")
+    sw, c = float(sigma_w), float(sigma_b) ** 2 + float(sigma_v) ** 2
+    q = _q_star(name, sw, c)
+    chi = _chi(name, sw, q)
+    depth = -1.0 / math.log(chi) if 0.0 < chi < 1.0 else (0.0 if chi == 0.0 else math.inf)
+    return MeanField(
+        activation=name,
+        sigma_w=sw,
+        sigma_b=float(sigma_b),
+        sigma_v=float(sigma_v),
+        q_star=q,
+        chi=chi,
+        depth_scale=depth,
+        rate=0.5 * _log(chi),
+    )
+
+
+def critical_sigma_w(activation: str, sigma_b: float = 0.0, sigma_v: float = 0.0) -> float:
+    """The order-to-chaos transition: the σ_w at which χ(σ_w, σ_b, σ_v) = 1.
+
+    Exact for tanh with σ_b = σ_v = 0 (1: q* = 0 and χ = σ_w²), relu (√2) and linear (1), which
+    do not depend on σ_b, σ_v; otherwise bisection on σ_w (Poole et al. 2016, Fig. 2;
+    Schoenholz et al. 2017).
+    """
+    name = _check_activation(activation)
+    for key, val in {"sigma_b": sigma_b, "sigma_v": sigma_v}.items():
+        if not math.isfinite(val) or val < 0:
+            raise ValueError(f"{key} must be a finite non-negative number, got {val!r}")
+    if name == "linear":
+        return 1.0
+    if name == "relu":
+        return math.sqrt(2.0)
+    if name == "tanh" and sigma_b == 0.0 and sigma_v == 0.0:
+        return 1.0
+
+    def excess(sw: float) -> float:
+        return mean_field(name, sw, sigma_b, sigma_v).chi - 1.0
+
+    lo, hi = 0.0, 1.0
+    while excess(hi) < 0.0:
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e8:
+            raise ValueError(f"no critical sigma_w found for {name} below 1e8")
+    return _bisect(lambda sw: -excess(sw), lo, hi, rtol=1e-13)
+
+
+# --------------------------------------------------------------------------------------------
+# Pascanu, Mikolov & Bengio (2013)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PascanuBound:
+    """‖∂h_t/∂h_{t-1}‖₂ = ‖diag(φ'(a_t)) W‖₂ <= γ·σ_max(W) = `bound` at every step.
+
+    `vanishing_guaranteed` (bound < 1) is the sufficient condition for vanishing gradients,
+    `exploding_possible` (bound > 1) the necessary condition for exploding ones. `per_layer`
+    maps each recurrent weight's torch name (weight_hh_l{k}[_reverse]) to its bound (empty for
+    a bare matrix).
+    """
+
+    gamma: float
+    sigma_max: float
+    bound: float
+    vanishing_guaranteed: bool
+    exploding_possible: bool
+    per_layer: dict[str, float] = field(default_factory=dict)
+
+
+def pascanu_bound(model_or_W: Any, activation: str | None = None) -> PascanuBound:
+    """γ·σ_max(W_hh) with γ = sup|φ'| (tanh 1, sigmoid 1/4, relu 1, linear 1).
+
+    Pascanu, Mikolov & Bengio (2013), "On the difficulty of training recurrent neural networks".
+    `model_or_W`: a W_hh matrix (torch tensor or numpy array; `activation` required) or a vanilla
+    RNN model (torch.nn.RNN / RNNCell or gradlab.RNN; activation from the argument, else
+    `model.activation.name`, else torch's `model.nonlinearity`). Top-level numbers are for layer 0,
+    forward direction. LSTM / GRU models raise ValueError: the bound is for vanilla RNNs.
+    """
+    per_layer: dict[str, float] = {}
+    if hasattr(model_or_W, "named_parameters"):
+        model = model_or_W
+        cell = _model_cell(model)
+        if cell != "rnn":
+            raise ValueError(
+                f"pascanu_bound applies to vanilla RNNs only, not to a {cell.upper()} model"
+            )
+        act = activation if activation is not None else _model_activation(model)
+        if act is None:
+            raise ValueError("cannot tell the model's activation; pass activation=...")
+        name = _check_activation(act)
+        gamma = GAMMA[name]
+        weights = {
+            k: _as_matrix(p, k) for k, p in model.named_parameters() if k.startswith("weight_hh")
+        }
+        if not weights:
+            raise ValueError("the model has no weight_hh parameter")
+        sig = {k: float(np.linalg.norm(W, 2)) for k, W in weights.items()}
+        per_layer = {k: gamma * s for k, s in sig.items()}
+        sigma_max = sig.get("weight_hh_l0", sig.get("weight_hh", next(iter(sig.values()))))
+    else:
+        if activation is None:
+            raise ValueError("activation is required when passing a weight matrix")
+        name = _check_activation(activation)
+        gamma = GAMMA[name]
+        sigma_max = float(np.linalg.norm(_as_matrix(model_or_W), 2))
+    bound = gamma * sigma_max
+    return PascanuBound(
+        gamma=gamma,
+        sigma_max=sigma_max,
+        bound=bound,
+        vanishing_guaranteed=bound < 1.0,
+        exploding_possible=bound > 1.0,
+        per_layer=per_layer,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Exact rates
+# --------------------------------------------------------------------------------------------
+def linear_rnn_jacobian_norms(W: Any, T: int) -> np.ndarray:
+    """‖W^k‖₂ for k = 0..T, shape (T+1,).
+
+    For a linear RNN h_t = W h_{t-1} + U x_t + b, ∂h_T/∂h_{T-k} = W^k exactly, so these are the
+    exact Jacobian norms at every lag.
+    """
+    A = _as_matrix(W)
+    if T < 0:
+        raise ValueError(f"T must be >= 0, got {T}")
+    out = np.empty(T + 1)
+    P = np.eye(A.shape[0])
+    for k in range(T + 1):
+        out[k] = np.linalg.norm(P, 2) if P.size else 0.0
+        P = A @ P
+    return out
+
+
+def linear_rnn_rate(W: Any) -> float:
+    """ln ρ(W): the asymptotic per-step rate of ‖W^k‖₂ (Gelfand: ‖W^k‖^{1/k} → ρ(W))."""
+    return _log(_spectral_radius(_as_matrix(W)))
+
+
+def orthogonal_rate(gain: float) -> float:
+    """ln|gain|: exact for W = gain·Q (Q orthogonal) in a linear RNN.
+
+    Every singular value of W^k = gain^k Q^k is |gain|^k, so ‖∂h_T/∂h_{T-k}‖₂ = |gain|^k at every
+    lag, for every direction (Saxe et al. 2014; Henaff et al. 2016).
+    """
+    return _log(abs(float(gain)))
+
+
+def identity_rate(gain: float) -> float:
+    """ln|gain| for the IRNN, W = gain·I (Le, Jaitly & Hinton 2015).
+
+    Exact for a linear RNN. With relu it holds only while units stay active (pre-activations > 0):
+    there ∂h_t/∂h_{t-1} = gain·I; a unit that turns off contributes no gradient through that step,
+    so in general the rate is an upper bound.
+    """
+    return _log(abs(float(gain)))
+
+
+def lyapunov_at_fixed_point(W: Any, activation: str, bias: Any = None, h_star: Any = None) -> float:
+    """ln ρ(diag(φ'(a*)) W), a* = W h* + b: the maximal Lyapunov exponent of h_t = φ(W h_{t-1} + b)
+    along trajectories converging to the fixed point h*.
+
+    With b = 0 and φ(0) = 0 (tanh, relu, linear) h* = 0 and this is ln(|φ'(0)|·ρ(W)); for tanh
+    in the ordered phase (ρ(W) < 1) every trajectory decays to 0. Otherwise h* (if not given) is
+    found by iterating the map from h = 0, and ValueError is raised if it does not converge. relu
+    uses the right derivative φ'(0) = 1 (the exponent of trajectories in the active region; the
+    autograd Jacobian exactly at 0 would use torch's φ'(0) = 0).
+    """
+    name = _check_activation(activation)
+    A = _as_matrix(W)
+    n = A.shape[0]
+    b = np.zeros(n) if bias is None else np.asarray(_as_vector(bias), dtype=np.float64)
+    phi, dphi = _phi(name), _dphi(name)
+    if h_star is None:
+        h = np.zeros(n)
+        for _ in range(100_000):
+            h_new = phi(A @ h + b)
+            if np.max(np.abs(h_new - h), initial=0.0) <= 1e-14 * max(1.0, np.max(np.abs(h_new))):
+                h = h_new
+                break
+            h = h_new
+        else:
+            raise ValueError("iterating h = φ(W h + b) from 0 did not reach a fixed point")
+    else:
+        h = np.asarray(_as_vector(h_star), dtype=np.float64)
+    a = A @ h + b
+    return _log(_spectral_radius(dphi(a)[:, None] * A))
+
+
+def _as_vector(v: Any) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().double().numpy()
+    return np.asarray(v, dtype=np.float64).ravel()
+
+
+def _gated_params(model: Any) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """(cell, W_hh, b_ih, b_hh) of layer 0 (forward) of an LSTM/GRU model or cell."""
+    cell = _model_cell(model)
+    if cell not in ("lstm", "gru"):
+        raise ValueError(f"expected an LSTM or GRU model, got a {cell.upper()} model")
+    if getattr(model, "proj_size", 0):
+        raise ValueError("LSTMs with proj_size > 0 are not supported")
+    suffix = "_l0" if hasattr(model, "weight_hh_l0") else ""
+    W = getattr(model, "weight_hh" + suffix)
+    if hasattr(W, "detach"):
+        W = W.detach().cpu().double().numpy()
+    W = np.array(W, dtype=np.float64)
+    zeros = np.zeros(W.shape[0])
+    b_ih = getattr(model, "bias_ih" + suffix, None)
+    b_hh = getattr(model, "bias_hh" + suffix, None)
+    b_ih = zeros if b_ih is None else _as_vector(b_ih)
+    b_hh = zeros if b_hh is None else _as_vector(b_hh)
+    return cell, W, b_ih, b_hh
+
+
+def gated_jacobian_at_zero(model: Any) -> np.ndarray:
+    """The state Jacobian of one LSTM/GRU step at zero state and zero input (layer 0, forward).
+
+    LSTM (torch gate order i, f, g, o; c' = f⊙c + i⊙g, h' = o⊙tanh(c')), state s = (h, c), at
+    h = c = x = 0 with b = b_ih + b_hh: i = σ(b_i), f = σ(b_f), g = tanh(b_g), o = σ(b_o), c' = i⊙g:
+        ∂c'/∂h = diag(g⊙i(1-i)) W_hi + diag(i⊙(1-g²)) W_hg,      ∂c'/∂c = diag(f),
+        ∂h'/∂h = diag(o(1-o)⊙tanh c') W_ho + diag(o⊙(1-tanh² c')) ∂c'/∂h,
+        ∂h'/∂c = diag(o⊙(1-tanh² c')⊙f);                              returns (2N, 2N).
+    GRU (order r, z, n; n = tanh(b_in + r⊙(W_hn h + b_hn)), h' = (1-z)⊙n + z⊙h), at h = x = 0:
+        ∂h'/∂h = diag(z) - diag(n⊙z(1-z)) W_hz
+                 + diag((1-z)(1-n²)) [diag(r) W_hn + diag(b_hn⊙r(1-r)) W_hr];   returns (N, N).
+    The zero state is a fixed point only when i⊙g = 0 (b_g = 0) for the LSTM, n = 0
+    (b_in + r⊙b_hn = 0) for the GRU; otherwise this is the Jacobian of the first step taken from
+    the zero initial state.
+    """
+    cell, W, b_ih, b_hh = _gated_params(model)
+    n_hidden = W.shape[1]
+    blocks = [W[k * n_hidden : (k + 1) * n_hidden] for k in range(W.shape[0] // n_hidden)]
+    b = b_ih + b_hh
+
+    def part(v: np.ndarray, k: int) -> np.ndarray:
+        return v[k * n_hidden : (k + 1) * n_hidden]
+
+    if cell == "lstm":
+        W_i, W_f, W_g, W_o = blocks
+        del W_f  # c = 0: the forget gate's dependence on h is multiplied by c
+        i, f = _sigmoid(part(b, 0)), _sigmoid(part(b, 1))
+        g, o = np.tanh(part(b, 2)), _sigmoid(part(b, 3))
+        tc = np.tanh(i * g)
+        dc_dh = (g * i * (1 - i))[:, None] * W_i + (i * (1 - g * g))[:, None] * W_g
+        dc_dc = np.diag(f)
+        dh_dh = (o * (1 - o) * tc)[:, None] * W_o + (o * (1 - tc * tc))[:, None] * dc_dh
+        dh_dc = np.diag(o * (1 - tc * tc) * f)
+        return np.block([[dh_dh, dh_dc], [dc_dh, dc_dc]])
+    W_r, W_z, W_n = blocks
+    r, z = _sigmoid(part(b, 0)), _sigmoid(part(b, 1))
+    b_hn = part(b_hh, 2)
+    n = np.tanh(part(b_ih, 2) + r * b_hn)
+    dn = ((1 - z) * (1 - n * n))[:, None] * (r[:, None] * W_n + (b_hn * r * (1 - r))[:, None] * W_r)
+    return np.diag(z) - (n * z * (1 - z))[:, None] * W_z + dn
+
+
+def gated_rate_at_zero(model: Any) -> float:
+    """ln ρ(J₀), J₀ = `gated_jacobian_at_zero(model)`: the per-step rate of the LSTM/GRU
+    linearised at the zero state (exact asymptotic rate near zero when zero is a fixed point)."""
+    return _log(_spectral_radius(gated_jacobian_at_zero(model)))
+
+
+# --------------------------------------------------------------------------------------------
+# Run configurations
+# --------------------------------------------------------------------------------------------
+def theory_rate(config: Mapping[str, Any]) -> float | None:
+    """The predicted per-step log-rate of gradient norms for a run configuration, or None.
+
+    Keys read: cell ("rnn" by default), activation ("tanh"), init ("default"), gain (1.0),
+    bias_scale (σ_b, 0.0), sigma_v (input-drive std, 0.0; optional).
+    * cell "rnn", init "gaussian": mean_field(activation, gain, bias_scale, sigma_v).rate = ½ ln χ.
+    * cell "rnn", init "orthogonal" or "identity", activation "linear": ln gain (exact).
+    * anything else (default init, LSTM/GRU, nonlinear orthogonal/identity): None, no exact theory.
+    """
+    cell = str(config.get("cell") or "rnn").lower()
+    if cell != "rnn":
+        return None
+    activation = _check_activation(config.get("activation") or "tanh")
+    init = str(config.get("init") or "default").lower()
+    gain = config.get("gain")
+    gain = 1.0 if gain is None else abs(float(gain))  # W's distribution depends on |gain| only
+    if init == "gaussian":
+        sigma_b = float(config.get("bias_scale") or 0.0)
+        sigma_v = float(config.get("sigma_v") or 0.0)
+        return mean_field(activation, gain, sigma_b, sigma_v).rate
+    if init in ("orthogonal", "identity") and activation == "linear":
+        return orthogonal_rate(gain)
+    return None
