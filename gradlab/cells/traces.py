@@ -136,12 +136,13 @@ class RNNTrace(Trace):
         T, W = self.T, self.weights.weight_hh
         grad = direct.new_empty(T + 1, self.B, self.N)
         delta = direct.new_empty(T, self.B, self.N)
-        g = direct[T - 1]
-        for t in range(T, 0, -1):
-            grad[t] = g
-            torch.mul(g, self.slope[t - 1], out=delta[t - 1])
-            g = torch.addmm(direct[t - 2], delta[t - 1], W) if t > 1 else delta[0] @ W
-        grad[0] = g
+        grad[T] = direct[T - 1]
+        for t in range(T, 0, -1):  # the adjoint is written in place: grad[t-1] from grad[t]
+            torch.mul(grad[t], self.slope[t - 1], out=delta[t - 1])
+            if t > 1:
+                torch.addmm(direct[t - 2], delta[t - 1], W, out=grad[t - 1])
+            else:
+                torch.mm(delta[0], W, out=grad[0])
         return grad, None, delta, delta
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
@@ -210,16 +211,20 @@ class LSTMTrace(Trace):
         grad_h = direct.new_empty(T + 1, B, N)
         grad_c = direct.new_empty(T + 1, B, N)
         delta = direct.new_empty(T, B, 4, N)
-        gh, gc_next = direct[T - 1], torch.zeros_like(direct[0])
+        grad_h[T] = direct[T - 1]
+        gc_next = torch.zeros_like(direct[0])
         for t in range(T, 0, -1):
-            grad_h[t] = gh
+            gh = grad_h[t]
             gc = torch.addcmul(gc_next, gh, self.dh_c[t - 1], out=grad_c[t])
             torch.mul(gc.unsqueeze(1), self.dc[t - 1], out=delta[t - 1, :, :3])
             torch.mul(gh, self.dh_o[t - 1], out=delta[t - 1, :, 3])
             gc_next = gc * self.forget[t - 1]
             flat = delta[t - 1].view(B, 4 * N)
-            gh = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
-        grad_h[0], grad_c[0] = gh, gc_next
+            if t > 1:
+                torch.addmm(direct[t - 2], flat, W, out=grad_h[t - 1])
+            else:
+                torch.mm(flat, W, out=grad_h[0])
+        grad_c[0] = gc_next
         delta = delta.view(T, B, 4 * N)
         return grad_h, grad_c, delta, delta
 
@@ -296,14 +301,13 @@ class GRUTrace(Trace):
         T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
         grad = direct.new_empty(T + 1, B, N)
         delta = direct.new_empty(T, B, 3, N)
-        g = direct[T - 1]
+        grad[T] = direct[T - 1]
         for t in range(T, 0, -1):
-            grad[t] = g
+            g = grad[t]
             torch.mul(g.unsqueeze(1), self.coef_hh[t - 1], out=delta[t - 1])
             flat = delta[t - 1].view(B, 3 * N)
             through = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
-            g = torch.addcmul(through, g, self.update[t - 1])
-        grad[0] = g
+            torch.addcmul(through, g, self.update[t - 1], out=grad[t - 1])
         delta_ih = grad[1:].unsqueeze(2) * self.coef_ih
         return grad, None, delta.view(T, B, 3 * N), delta_ih.view(T, B, 3 * N)
 
