@@ -1,0 +1,178 @@
+"""Shared fixtures for the engine tests (test_reference, test_record, tests/cells/*).
+
+Models are built either from plain ``torch.nn`` (for the reference's own checks) or from
+``gradlab`` (the engine under test); weights are re-drawn from a seeded generator so every test
+sees the same, reasonably "interesting" (neither vanishing nor exploding at T ~ 6) dynamics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+# (cell, activation) pairs: every cell x activation the engine supports.
+CELL_ACTS = [
+    ("rnn", "tanh"),
+    ("rnn", "relu"),
+    ("rnn", "sigmoid"),
+    ("rnn", "linear"),
+    ("lstm", None),
+    ("gru", None),
+]
+TORCH_CELL_ACTS = [ca for ca in CELL_ACTS if ca[1] not in ("sigmoid", "linear")]
+
+
+def cell_id(cell: str, act: str | None) -> str:
+    return f"{cell}-{act}" if act else cell
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0, gain: float = 1.0) -> torch.nn.Module:
+    """Overwrite every parameter with N(0, gain^2 / N) draws from a private generator."""
+    gen = torch.Generator().manual_seed(seed)
+    std = gain / math.sqrt(model.hidden_size)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
+    return model
+
+
+def _build(
+    lib: str,
+    cell: str,
+    act: str | None,
+    *,
+    input_size: int = 3,
+    hidden_size: int = 4,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    bias: bool = True,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+    gain: float = 1.0,
+) -> torch.nn.Module:
+    kw = dict(
+        num_layers=num_layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        dtype=dtype,
+    )
+    if lib == "torch":
+        if cell == "rnn":
+            if act not in ("tanh", "relu"):
+                pytest.skip(f"torch.nn.RNN has no {act!r} nonlinearity")
+            m = torch.nn.RNN(input_size, hidden_size, nonlinearity=act, **kw)
+        else:
+            m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](input_size, hidden_size, **kw)
+    else:
+        import gradlab
+
+        if cell == "rnn":
+            m = gradlab.RNN(input_size, hidden_size, activation=act, **kw)
+        else:
+            m = {"lstm": gradlab.LSTM, "gru": gradlab.GRU}[cell](input_size, hidden_size, **kw)
+    return randomize_(m, seed=seed, gain=gain)
+
+
+@pytest.fixture
+def torch_model() -> Callable[..., torch.nn.Module]:
+    """factory(cell, act, **kw) -> torch.nn.RNN/LSTM/GRU with seeded random weights."""
+    return lambda cell, act, **kw: _build("torch", cell, act, **kw)
+
+
+@pytest.fixture
+def gradlab_model() -> Callable[..., torch.nn.Module]:
+    """factory(cell, act, **kw) -> gradlab.RNN/LSTM/GRU with seeded random weights."""
+    return lambda cell, act, **kw: _build("gradlab", cell, act, **kw)
+
+
+def make_input(
+    T: int,
+    B: int,
+    input_size: int,
+    *,
+    batch_first: bool = False,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 1,
+) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, input_size, generator=gen, dtype=torch.float64).to(dtype)
+    return x.transpose(0, 1).contiguous() if batch_first else x
+
+
+def make_h0(model: torch.nn.Module, B: int, seed: int = 2):
+    """A random initial state in torch's layout ((h0, c0) for LSTM), model dtype."""
+    gen = torch.Generator().manual_seed(seed)
+    dtype = next(model.parameters()).dtype
+    shape = (model.num_layers * (2 if model.bidirectional else 1), B, model.hidden_size)
+    h = (0.5 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
+    if isinstance(model, torch.nn.LSTM):
+        c = (0.5 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
+        return (h, c)
+    return h
+
+
+def make_loss(
+    kind: str, out_features: int, batch_first: bool, seed: int = 3
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A scalar loss of what ``model(x)[0]`` returns.
+
+    kind "m2o": squared error of a linear read-out of the LAST step's output;
+    kind "m2m": squared error of the read-out at EVERY step (targets fixed by ``seed``).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    R = torch.randn(out_features, 2, generator=gen, dtype=torch.float64)
+    y_scale = torch.randn(2, generator=gen, dtype=torch.float64)
+
+    def loss_fn(out: torch.Tensor) -> torch.Tensor:
+        if kind == "m2o":
+            last = out[:, -1] if batch_first else out[-1]  # (B, D*N)
+            pred = last @ R.to(out.dtype)
+            return 0.5 * ((pred - y_scale.to(out.dtype)) ** 2).sum()
+        if kind == "m2m":
+            pred = out @ R.to(out.dtype)  # (T, B, 2) or (B, T, 2)
+            steps = torch.arange(pred.shape[1 if batch_first else 0], dtype=out.dtype)
+            target = torch.sin(steps)[:, None] * y_scale.to(out.dtype)  # (T, 2)
+            if batch_first:
+                target = target[None]
+            else:
+                target = target[:, None]
+            return 0.5 * ((pred - target) ** 2).mean() * pred.shape[-2]
+        raise ValueError(kind)
+
+    return loss_fn
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's tiny-tensor torch calls on one intra-op thread, then restore.
+
+    On a shared, loaded machine the thread pool's hand-offs cost far more than the (B x S x S,
+    S <= 8) linear algebra itself: a 2-thread QR of a 3x8x8 batch took 16-100 ms instead of
+    0.01 ms. Used (autouse) by the engine-vs-reference modules only.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """Namespace of plain helper functions (so test modules need not import conftest)."""
+
+    class H:
+        make_input = staticmethod(make_input)
+        make_h0 = staticmethod(make_h0)
+        make_loss = staticmethod(make_loss)
+        randomize_ = staticmethod(randomize_)
+        build = staticmethod(_build)
+        cell_id = staticmethod(cell_id)
+        CELL_ACTS = CELL_ACTS
+        TORCH_CELL_ACTS = TORCH_CELL_ACTS
+
+    return H
