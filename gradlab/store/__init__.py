@@ -1,0 +1,40 @@
+"""gradlab.store: the run store — one folder per run, metrics in Parquet, read with DuckDB.
+
+Layout (hive-style folder names, so ``run_id`` comes from the path)::
+
+    <root>/runs/run_id=<id>/run.json            config, seed, versions, git commit, status, timings
+                           /metrics.parquet     long table, METRICS_SCHEMA, one for all runs
+                           /arrays/<name>/step=<step>.npy
+                           /.lock               flock-ed by the live writer
+
+Statuses: ``running`` → ``complete`` | ``failed`` | ``diverged``; readers add ``corrupt``
+(unreadable run.json or metrics.parquet) and an ``alive`` flag (a ``running`` run whose writer
+died has ``alive`` False). run.json is written last, so a run is never ``complete`` before all
+its files are in place; every file is written to a temp name and os.replace-d.
+
+Writer: ``store.create_run(run_id, config)`` → :class:`RunWriter` (``log_metrics``,
+``save_array``, ``flush``, ``finish``; a context manager). Readers: ``store.runs()``,
+``store.metrics(...)``, ``store.query(sql)`` (views ``metrics`` and ``runs``),
+``store.run(id)`` → :class:`RunInfo`. Ids: :func:`run_id_for` (content hash of the config).
+Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read; SQL runs in a DuckDB
+sandbox that can read the store's ``runs/`` folder and nothing else.
+"""
+
+from .errors import RunExistsError
+from .ids import run_id_for, validate_id
+from .info import RunInfo
+from .schema import METRICS_SCHEMA, STATUSES
+from .store import Store, open_store
+from .writer import RunWriter
+
+__all__ = [
+    "METRICS_SCHEMA",
+    "STATUSES",
+    "RunExistsError",
+    "RunInfo",
+    "RunWriter",
+    "Store",
+    "open_store",
+    "run_id_for",
+    "validate_id",
+]

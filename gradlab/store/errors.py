@@ -1,0 +1,16 @@
+"""Exceptions of the run store."""
+
+from __future__ import annotations
+
+
+class RunExistsError(FileExistsError):
+    """A run with this id exists and may not be (re)written now.
+
+    ``run_id`` and ``status`` (``complete``, ``running``, ``failed``, ...) say which and why.
+    """
+
+    def __init__(self, run_id: str, status: str, detail: str = "") -> None:
+        self.run_id = run_id
+        self.status = status
+        message = f"run {run_id!r} already exists with status {status!r}"
+        super().__init__(f"{message}: {detail}" if detail else message)

@@ -1,0 +1,390 @@
+"""The store: one folder of runs; the reader side (runs table, metrics, SQL) and the entry points.
+
+Readers never trust what is on disk: a run.json that is not JSON, a metrics.parquet that is
+truncated or garbage, or a writer that died is reported (``status`` ``corrupt`` or ``running``
+with ``alive`` False) and skipped, never raised from a query over other runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from . import files
+from . import sql as _sql
+from .errors import RunExistsError
+from .ids import validate_id
+from .info import RunInfo
+from .lock import RunLock, lock_held
+from .schema import RUNNING, empty_metrics_frame
+from .state import MISSING_JSON, NO_FLAT, JsonResult, RunState, classify, load_run_json, stat_key
+from .writer import RunWriter, create_run
+
+BASE_COLUMNS = ("run_id", "status", "alive", "reason", "created", "finished", "duration_s")
+_RUN_JSON = os.sep + files.RUN_JSON
+
+
+def _arrow_column(values: pd.Series) -> pa.Array:
+    try:
+        return pa.Array.from_pandas(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.array(
+            [None if v is None or v is pd.NA else json.dumps(files.jsonable(v)) for v in values],
+            type=pa.string(),
+        )
+
+
+def _may_be_a_file(exc: Exception, paths: list[Path]) -> bool:
+    """Whether a DuckDB error may come from a damaged file rather than from the SQL."""
+    import duckdb
+
+    message = str(exc)
+    if _sql.mentioned_paths(message, paths):
+        return True
+    if type(exc) in (duckdb.Error, duckdb.IOException, duckdb.InternalException):
+        return True
+    return any(word in message for word in ("arquet", "hrift", "magic", "footer", "decompress"))
+
+
+class Store:
+    """A folder of runs (``<root>/runs/run_id=<id>/``). Make one with :func:`open_store`.
+
+    Safe to share between threads; several processes may read and write the same folder.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], fsync: bool = True, threads: int | None = None
+    ) -> None:
+        self.root = Path(path).absolute()
+        self.fsync = fsync
+        self.threads = threads
+        (self.root / files.RUNS_DIR).mkdir(parents=True, exist_ok=True)
+        self._json_cache: dict[str, tuple[tuple[int, int, int], Any]] = {}
+        self._pq_cache: dict[str, tuple[tuple[int, int, int], str | None]] = {}
+        self._verified: dict[str, tuple[int, int, int]] = {}  # fully decoded fine
+        self._cache_lock = threading.Lock()
+        self._con: Any = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ---------------------------------------------------------------- writer side
+    def create_run(
+        self,
+        run_id: str,
+        config: Mapping[str, Any],
+        meta: Mapping[str, Any] | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> RunWriter:
+        """Claim ``run_id`` and return its writer (run.json written with status ``running``).
+
+        Raises RunExistsError if the run is ``complete`` or has a live writer, or if it exists
+        in any other state (failed, diverged, corrupt, running with a dead writer) and
+        ``overwrite`` is False; with ``overwrite=True`` those are wiped and redone. ``meta`` keys
+        are added to run.json's top level.
+        """
+        return create_run(self.root, run_id, config, meta, overwrite=overwrite, fsync=self.fsync)
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run folder (any status but a live writer's: that raises RunExistsError)."""
+        path = self._existing_dir(run_id)
+        lock = RunLock.try_acquire(path)
+        if lock is None:
+            raise RunExistsError(run_id, RUNNING, "its writer is alive; cannot delete it")
+        try:
+            files.remove_tree(path)
+        finally:
+            lock.release()
+
+    # ---------------------------------------------------------------- run states
+    def _existing_dir(self, run_id: str) -> Path:
+        validate_id(run_id)
+        path = files.run_dir(self.root, run_id)
+        if not path.is_dir():
+            raise KeyError(f"no run {run_id!r} in store {str(self.root)!r}")
+        return path
+
+    def run_ids(self) -> list[str]:
+        """Ids of every run folder, sorted."""
+        ids = []
+        n = len(files.RUN_PREFIX)
+        with os.scandir(self.root / files.RUNS_DIR) as it:
+            for entry in it:
+                if entry.name.startswith(files.RUN_PREFIX) and entry.is_dir():
+                    run_id = entry.name[n:]
+                    try:
+                        ids.append(validate_id(run_id))
+                    except ValueError:
+                        continue
+        return sorted(ids)
+
+    def __contains__(self, run_id: object) -> bool:
+        return isinstance(run_id, str) and files.run_dir(self.root, validate_id(run_id)).is_dir()
+
+    def _read_json(self, path: str) -> JsonResult:
+        """load_run_json, cached by the file's inode/mtime/size."""
+        try:
+            key = stat_key(os.stat(path))
+        except FileNotFoundError:
+            return None, MISSING_JSON, NO_FLAT
+        cached = self._json_cache.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        result = load_run_json(path)
+        with self._cache_lock:
+            self._json_cache[path] = (key, result)
+        return result
+
+    def _check_metrics(self, path: str) -> tuple[bool, str | None]:
+        """(exists, problem) for a metrics file, cached by inode/mtime/size."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False, None
+        key = stat_key(st)
+        cached = self._pq_cache.get(path)
+        if cached is not None and cached[0] == key:
+            return True, cached[1]
+        problem = files.parquet_problem(path, st.st_size)
+        with self._cache_lock:
+            self._pq_cache[path] = (key, problem)
+        return True, problem
+
+    def _mark_bad(self, path: Path, problem: str) -> None:
+        path = str(path)
+        try:
+            key = stat_key(os.stat(path))
+        except FileNotFoundError:
+            return
+        with self._cache_lock:
+            self._pq_cache[path] = (key, problem)
+
+    def _prune(self, run_dirs: set[str]) -> None:
+        """Forget cached files of run folders that are gone."""
+        with self._cache_lock:
+            for cache in (self._json_cache, self._pq_cache, self._verified):
+                for key in [k for k in cache if os.path.dirname(k) not in run_dirs]:
+                    del cache[key]
+
+    def _state(self, run_id: str, path: Path | None = None) -> RunState:
+        path = path or self._existing_dir(run_id)
+        loaded = self._read_json(str(path) + _RUN_JSON)
+        return classify(run_id, path, loaded, self._check_metrics, lock_held)
+
+    def _states(self, run_ids: Any = None) -> list[RunState]:
+        if run_ids is None:
+            states = [self._state(i, files.run_dir(self.root, i)) for i in self.run_ids()]
+            self._prune({str(s.path) for s in states})
+            return states
+        ids = _sql.as_list(run_ids) or []
+        return [self._state(validate_id(i)) for i in ids]
+
+    # ---------------------------------------------------------------- readers
+    def run(self, run_id: str) -> RunInfo:
+        """One run: config, status, summary, run.json (``meta``), metrics and arrays."""
+        return RunInfo(self, self._state(run_id))
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run folder, sorted by run_id.
+
+        Columns: ``run_id``, ``status`` (running | complete | failed | diverged | corrupt),
+        ``alive`` (a writer holds the run's lock now; a ``running`` run with ``alive`` False was
+        abandoned), ``reason`` (error text, why it is corrupt, or whose writer is gone),
+        ``created``, ``finished`` (UTC datetimes), ``duration_s``; then every config field
+        (nested dicts flattened with dots: ``init.gain``) and every summary field
+        (``final_loss``, ``baseline_loss``, ``steps_done``, ...). A config key that clashes
+        with the columns above is prefixed ``config.``, a summary key that clashes with those
+        or with a config column ``summary.``. run.json files are cached by inode/mtime/size.
+        """
+        return self._runs_frame(self._states())
+
+    def _runs_frame(self, states: list[RunState]) -> pd.DataFrame:
+        n = len(states)
+        data: dict[str, list[Any]] = {
+            "run_id": [s.run_id for s in states],
+            "status": [s.status for s in states],
+            "alive": [s.alive for s in states],
+            "reason": [s.reason for s in states],
+            "created": [s.meta.get("created") for s in states],
+            "finished": [s.meta.get("finished") for s in states],
+            "duration_s": [s.meta.get("duration_s") for s in states],
+        }
+        extra: dict[str, list[Any]] = {}
+        for which, prefix in ((0, "config."), (1, "summary.")):
+            cols: dict[str, list[Any]] = {}
+            for i, s in enumerate(states):
+                for key, value in s.flat[which].items():
+                    col = cols.get(key)
+                    if col is None:
+                        col = cols[key] = [None] * n
+                    col[i] = value
+            for key, values in cols.items():
+                name = f"{prefix}{key}" if key in data or key in extra else key
+                extra[name] = values
+        df = pd.DataFrame({**data, **extra})
+        df["alive"] = df["alive"].astype(bool)
+        df["duration_s"] = pd.to_numeric(df["duration_s"], errors="coerce").astype("float64")
+        for col in ("created", "finished"):
+            df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601", errors="coerce")
+        for col in ("run_id", "status", "reason"):
+            df[col] = df[col].astype("str")
+        return df
+
+    def _connection(self) -> Any:
+        if self._con is None:
+            import duckdb
+
+            with self._cache_lock:
+                if self._con is None:
+                    con = duckdb.connect(":memory:")
+                    settings = [
+                        "SET parquet_metadata_cache = true",
+                        "SET autoinstall_known_extensions = false",
+                        "SET autoload_known_extensions = false",
+                    ]
+                    if self.threads is not None:
+                        settings.append(f"SET threads = {int(self.threads)}")
+                    # sandbox: SQL can read this store's runs/ folder and nothing else, write
+                    # nothing, and not undo these settings
+                    runs_dir = _sql.quote(str(self.root / files.RUNS_DIR) + os.sep)
+                    settings += [
+                        f"SET allowed_directories = [{runs_dir}]",
+                        "SET enable_external_access = false",
+                        "SET lock_configuration = true",
+                    ]
+                    for statement in settings:
+                        con.execute(statement)
+                    self._con = con
+        return self._con.cursor()
+
+    def _duckdb(
+        self,
+        states_fn: Callable[[], list[RunState]],
+        run: Callable[[Any, list[RunState], list[Path]], pd.DataFrame],
+    ) -> pd.DataFrame:
+        """Run a DuckDB job over the readable metrics files; quarantine files that fail.
+
+        A scan error that is not the query's own fault (parser, binder, catalog, conversion,
+        ...) makes the store decode the suspect files with pyarrow, mark the damaged ones
+        corrupt (runs() reports them) and run the job again without them.
+        """
+        import duckdb
+
+        own_fault = (
+            duckdb.ParserException,
+            duckdb.BinderException,
+            duckdb.CatalogException,
+            duckdb.ConversionException,
+            duckdb.OutOfRangeException,
+            duckdb.NotImplementedException,
+            duckdb.InterruptException,
+            duckdb.OutOfMemoryException,
+            duckdb.PermissionException,
+        )
+        for _ in range(8):
+            states = states_fn()
+            paths = [s.metrics_path for s in states if s.metrics_path is not None]
+            cur = self._connection()
+            try:
+                return run(cur, states, paths)
+            except own_fault:
+                raise
+            except duckdb.Error as exc:
+                if not _may_be_a_file(exc, paths) or not self._quarantine(str(exc), paths):
+                    raise
+            finally:
+                cur.close()
+        raise RuntimeError("metrics query kept failing on damaged files")  # pragma: no cover
+
+    def _quarantine(self, message: str, paths: list[Path]) -> bool:
+        """Decode the files behind a failed scan; mark the damaged ones; whether any was."""
+        named = _sql.mentioned_paths(message, paths)
+        for group in (named, paths):
+            found = False
+            for path in group:
+                try:
+                    key = stat_key(os.stat(path))
+                except FileNotFoundError:
+                    continue
+                if self._verified.get(str(path)) == key:
+                    continue
+                problem = files.parquet_readable(path)
+                if problem is None:
+                    self._verified[str(path)] = key
+                else:
+                    self._mark_bad(path, problem)
+                    found = True
+            if found:
+                return True
+        return False
+
+    def metrics(
+        self,
+        run_ids: str | list[str] | None = None,
+        probes: str | list[str] | None = None,
+        names: str | list[str] | None = None,
+        steps: int | list[int] | range | None = None,
+        t: int | list[int] | range | None = None,
+    ) -> pd.DataFrame:
+        """Long metrics table (``run_id`` + schema columns) of the given runs (all by default).
+
+        Filters take a value or a list. Runs without readable metrics (corrupt, or running and
+        not yet flushed) add no rows; an unknown run id raises KeyError. Rows are ordered by
+        run_id, probe, name, layer, direction, step, t.
+        """
+        where = [
+            f
+            for f in (
+                _sql.in_filter("probe", probes, str),
+                _sql.in_filter("name", names, str),
+                _sql.in_filter("step", steps, int),
+                _sql.in_filter("t", t, int),
+            )
+            if f
+        ]
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+
+        def run(cur: Any, states: list[RunState], paths: list[Path]) -> pd.DataFrame:
+            if not paths:
+                return empty_metrics_frame()
+            query = f"SELECT * FROM ({_sql.metrics_source(paths)}){clause} ORDER BY {_sql.ORDER}"
+            return _sql.to_frame(cur.sql(query).to_arrow_table())
+
+        return self._duckdb(lambda: self._states(run_ids), run)
+
+    def query(self, sql: str, **params: Any) -> pd.DataFrame:
+        """Run DuckDB SQL with views ``metrics`` (every readable run, with run_id) and ``runs``.
+
+        Named parameters are DuckDB's ``$name``: ``store.query("... WHERE t = $t", t=5)``.
+        """
+
+        def run(cur: Any, states: list[RunState], paths: list[Path]) -> pd.DataFrame:
+            frame = self._runs_frame(states)
+            arrow = pa.Table.from_arrays(
+                [_arrow_column(frame[c]) for c in frame.columns], names=list(frame.columns)
+            )
+            cur.register("runs", arrow)
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW metrics AS {_sql.metrics_source(paths)}")
+            result = cur.execute(sql, params) if params else cur.execute(sql)
+            return result.df()
+
+        return self._duckdb(self._states, run)
+
+
+def open_store(
+    path: str | os.PathLike[str], *, fsync: bool = True, threads: int | None = None
+) -> Store:
+    """Create (if needed) and open the run store in folder ``path``.
+
+    ``fsync=False`` skips fsync on writes (faster; for tests and scratch stores).
+    ``threads`` caps DuckDB's worker threads (default: one per core).
+    """
+    return Store(path, fsync=fsync, threads=threads)
