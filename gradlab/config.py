@@ -170,6 +170,11 @@ def _validate(c: RunConfig) -> None:
     if c.clip is not None and not (math.isfinite(c.clip) and c.clip > 0):
         raise ConfigError(f"key 'clip' must be null or a number > 0, got {c.clip!r}")
     _at_least("truncate", c.truncate, 1, optional=True)
+    if c.truncate is not None and c.bidirectional:
+        raise ConfigError(
+            "key 'truncate' needs a forward-only model: a reverse direction's state comes from "
+            "the future and cannot be carried across windows (set bidirectional = false)"
+        )
     if c.forget_bias is not None and c.cell != "lstm":
         raise ConfigError(f"key 'forget_bias' applies to cell 'lstm' only, not {c.cell!r}")
     if c.update_bias is not None and c.cell != "gru":

@@ -127,6 +127,7 @@ class LayerRecording:
             return delta, self.inputs
         return delta, None
 
+    @torch.no_grad()
     def contributions(self, name: str) -> Tensor:
         """Step k's term of ∂L/∂param for k = 1..T, (T, *param.shape); summed over k it is the
         gradient. Name: "weight_hh", "weight_ih", "bias_hh", "bias_ih" (or a full torch name)."""
@@ -135,6 +136,7 @@ class LayerRecording:
             return delta.sum(1)
         return torch.einsum("tbg,tbk->tgk", delta, right)
 
+    @torch.no_grad()
     def contribution_norms(self, name: str) -> Tensor:
         """Frobenius norms of the step-k terms, (T,), without forming (T, *param.shape).
 
@@ -176,12 +178,14 @@ class LayerRecording:
         S, h = self.state_size, self.hidden
         return torch.eye(S, dtype=h.dtype, device=h.device).expand(B, S, S).clone()
 
+    @torch.no_grad()
     def step_jacobian(self, t: int, samples: Samples = None) -> Tensor:
         """J_t = ∂s_t/∂s_{t-1}, (B, S, S), t = 1..T."""
         t = self._check_step(t)
         index = self._samples(samples)
         return self.trace.jvp(t, self._identity(index), index)
 
+    @torch.no_grad()
     def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
         """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral) or "fro" (no Jacobian is formed)."""
         index = self._samples(samples)
@@ -197,6 +201,7 @@ class LayerRecording:
             ]
         )
 
+    @torch.no_grad()
     def jacobian(self, t: int, k: int, samples: Samples = None) -> Tensor:
         """∂s_t/∂s_k = J_t ⋯ J_{k+1}, (B, S, S), for 0 <= k <= t <= T."""
         t = self._check_step(t, "t", 0)
@@ -209,6 +214,7 @@ class LayerRecording:
             product = self.trace.jvp(step, product, index)
         return product
 
+    @torch.no_grad()
     def jacobian_norms(
         self, t: int | None = None, ord: int | str = 2, samples: Samples = None
     ) -> Tensor:
@@ -223,11 +229,13 @@ class LayerRecording:
             norms.append(torch.linalg.matrix_norm(transposed, ord=ord))
         return torch.stack(norms[::-1])
 
+    @torch.no_grad()
     def singular_values(self, t: int, k: int | None = None, samples: Samples = None) -> Tensor:
         """Singular values (descending) of ∂s_t/∂s_k (k defaults to t-1), (B, S)."""
         t = self._check_step(t)
         return torch.linalg.svdvals(self.jacobian(t, t - 1 if k is None else k, samples))
 
+    @torch.no_grad()
     def lyapunov(self, n: int = 1, burn_in: int = 0) -> Tensor:
         """The n leading Lyapunov exponents (per step, natural log, batch mean), (n,).
 
@@ -247,6 +255,7 @@ class LayerRecording:
         return (total / (self.T - burn_in)).mean(0)
 
     # ----- statistics ---------------------------------------------------------------------
+    @torch.no_grad()
     def hidden_stats(self) -> dict[str, Tensor]:
         """Per step t = 0..T, (T+1,) each: "mean_abs" mean |h|; "saturation" fraction of units
         within 1% of the range from a bound of a bounded activation (tanh bounds for LSTM/GRU);
@@ -267,6 +276,7 @@ class LayerRecording:
             dead = (h == 0).to(h.dtype).mean((1, 2))
         return {"mean_abs": h.abs().mean((1, 2)), "saturation": saturation, "dead": dead}
 
+    @torch.no_grad()
     def gate_means(self) -> dict[str, Tensor]:
         """Batch-and-unit mean of each gate per step t = 1..T, name → (T,)."""
         return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}

@@ -1,0 +1,133 @@
+"""The probe interface: a probe turns a `Recording` into tidy metric rows.
+
+A probe is a small stateless class with three class constants and one method:
+
+- `probe`: the value of the store's `probe` column (figures use the constant, not a string);
+- `names`: every series (`name` column) it may write;
+- `needs_loss`: whether it reads backward quantities (∂L/∂h, contributions), so it needs
+  `record(model, x, loss_fn)` with a loss;
+- `rows(rec, context)`: a mapping of columns `name, layer, direction, t, value`, ready for
+  `RunWriter.log_metrics` once the trainer adds `step` and `probe`.
+
+Conventions for the columns (see docs/contracts.md, "Metric catalogue"): `layer` is the layer
+index and `direction` 0 (forward) or 1 (reverse); `t` is the Recording's own index, so for a
+reverse direction it counts processing steps (t = 1 consumes the last input). Columns that do
+not apply are None (null in the store). Values are float64 and may be NaN or Inf: a diverging
+recording is data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from gradlab.config import RunConfig
+from gradlab.record import LayerRecording, Recording
+
+__all__ = ["COLUMNS", "Probe", "ProbeContext", "Rows", "layer_views", "run_probes"]
+
+#: The columns every probe returns, in order.
+COLUMNS: tuple[str, ...] = ("name", "layer", "direction", "t", "value")
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may need besides the Recording.
+
+    `config`: the run's configuration; `jacobian_samples`: the probe-batch rows whose spectral
+    Jacobian norms are computed (spectral norms cost one SVD per row and step, so only a few);
+    `theory_rate`: `gradlab.theory.theory_rate(config)` (None where no theory applies).
+    """
+
+    config: RunConfig = field(default_factory=RunConfig)
+    jacobian_samples: tuple[int, ...] = (0,)
+    theory_rate: float | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> ProbeContext:
+        """The context of a training run: rows 0..jacobian_samples-1 of the probe batch, and the
+        theory's rate for the config."""
+        from gradlab.theory import theory_rate
+
+        n = min(config.jacobian_samples, config.probe_batch)
+        return cls(config, tuple(range(n)), theory_rate(config.to_dict()))
+
+
+class Probe:
+    """Base class of every probe (see the module docstring). Subclasses set the constants and
+    implement `rows`; instances hold no state."""
+
+    probe: ClassVar[str] = ""
+    names: ClassVar[tuple[str, ...]] = ()
+    needs_loss: ClassVar[bool] = True
+
+    def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
+        """Columns `name, layer, direction, t, value` (equal lengths) for one recording."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Rows:
+    """Collects series into the columns a probe returns.
+
+    `add(name, values, t0=...)` appends one series: values (n,) at t = t0..t0+n-1 (or t None when
+    t0 is None), all with the same name, layer and direction.
+    """
+
+    def __init__(self) -> None:
+        self.name: list[str] = []
+        self.layer: list[int | None] = []
+        self.direction: list[int | None] = []
+        self.t: list[int | None] = []
+        self._values: list[np.ndarray] = []
+
+    def add(
+        self,
+        name: str,
+        values: torch.Tensor | np.ndarray | Sequence[float],
+        *,
+        t0: int | None = None,
+        layer: int | None = None,
+        direction: int | None = None,
+    ) -> None:
+        if isinstance(values, torch.Tensor):
+            values = values.detach().to("cpu", torch.float64).numpy()
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+        n = array.size
+        self.name.extend([name] * n)
+        self.layer.extend([layer] * n)
+        self.direction.extend([direction] * n)
+        self.t.extend([None] * n if t0 is None else range(t0, t0 + n))
+        self._values.append(array)
+
+    def columns(self) -> dict[str, list | np.ndarray]:
+        value = np.concatenate(self._values) if self._values else np.empty(0, np.float64)
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "direction": self.direction,
+            "t": self.t,
+            "value": value,
+        }
+
+
+def layer_views(rec: Recording) -> Iterator[tuple[int, int, LayerRecording]]:
+    """(layer, direction, view) for every layer and direction, layer 0 forward first."""
+    for (layer, reverse), view in sorted(rec.layers.items()):
+        yield layer, int(reverse), view
+
+
+def run_probes(
+    rec: Recording, context: ProbeContext, probes: Sequence[Probe]
+) -> list[tuple[Probe, dict[str, list | np.ndarray]]]:
+    """Run each probe on `rec` (skipping those that need a loss when it has none), without
+    building autograd graphs."""
+    has_loss = rec.loss is not None
+    with torch.no_grad():
+        return [(p, p.rows(rec, context)) for p in probes if has_loss or not p.needs_loss]

@@ -1,0 +1,29 @@
+"""`jacobian` / `spectral`: mean over the probe samples of ‖∂s_T/∂s_k‖₂, t = k = 0..T-1.
+
+One backward accumulation of the products J_T ⋯ J_{k+1} per layer and direction, over
+`context.jacobian_samples` rows only (no rows when there are none).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
+from gradlab.record import Recording
+
+
+class JacobianProbe(Probe):
+    """Spectral norm of the long-range state Jacobian from every step k to the last step T."""
+
+    probe = "jacobian"
+    names = ("spectral",)
+    needs_loss = False
+
+    def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
+        rows = Rows()
+        samples = list(context.jacobian_samples)
+        if samples:
+            for layer, direction, view in layer_views(rec):
+                norms = view.jacobian_norms(ord=2, samples=samples).mean(1)  # (T,), k = 0..T-1
+                rows.add("spectral", norms, t0=0, layer=layer, direction=direction)
+        return rows.columns()

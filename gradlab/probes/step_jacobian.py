@@ -1,0 +1,40 @@
+"""`step_jacobian` / `fro`, `spectral`: mean over the probe samples of ‖∂s_t/∂s_{t-1}‖, t = 1..T.
+
+`fro` is cheap (no Jacobian is formed) and averages over the whole probe batch; `spectral` needs
+one SVD per row and step, so it averages over `context.jacobian_samples` only (no rows when
+there are none). The sample rows' Jacobians of all steps go through one batched SVD, which is
+the same number as `step_jacobian_norms(2, samples)` at about half its cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
+from gradlab.record import LayerRecording, Recording
+
+
+class StepJacobianProbe(Probe):
+    """Norms of the one-step state Jacobians J_t (S×S; S = 2N for an LSTM's (h, c))."""
+
+    probe = "step_jacobian"
+    names = ("fro", "spectral")
+    needs_loss = False
+
+    def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
+        rows = Rows()
+        samples = list(context.jacobian_samples)
+        for layer, direction, view in layer_views(rec):
+            fro = view.step_jacobian_norms("fro").mean(1)  # (T,)
+            rows.add("fro", fro, t0=1, layer=layer, direction=direction)
+            if samples:
+                spectral = spectral_step_norms(view, samples).mean(1)  # (T,)
+                rows.add("spectral", spectral, t0=1, layer=layer, direction=direction)
+        return rows.columns()
+
+
+def spectral_step_norms(view: LayerRecording, samples: list[int]) -> torch.Tensor:
+    """‖J_t‖₂ of the sample rows for t = 1..T, (T, len(samples)), in one batched SVD."""
+    jacobians = torch.stack([view.step_jacobian(t, samples) for t in range(1, view.T + 1)])
+    return torch.linalg.svdvals(jacobians)[..., 0]  # (T, s, S, S) → (T, s)

@@ -1,0 +1,308 @@
+"""`train`: one training run — task, model, optimiser, clipping — recorded on a schedule.
+
+Every optimiser step writes `train` rows (loss, gradient norm before clipping, clipped). At each
+scheduled step the model is recorded with `gradlab.record` on a FIXED probe batch, every probe in
+`gradlab.probes.PROBES` turns the recording into rows, and two arrays are saved (`hidden_sample`,
+`step_jacobian_sv`). A recording at step s measures the parameters that step s's update starts
+from (step 0 is the initialisation), so the `train` rows and the recording of a step describe the
+same model.
+
+What is measured vs what is trained. The optimiser follows the gradient of the configured
+scheme: full BPTT, or truncated BPTT with `truncate` = k. The recorded quantities always measure
+the *full*-BPTT gradient of the probe batch: they describe how gradients would flow through the
+whole sequence in the current model, whatever the optimiser used.
+
+Truncated BPTT (`truncate` = k). Each training sequence is split into windows of k steps (the
+last one may be shorter); the model runs window by window and the state passed from one window to
+the next is detached, so no gradient crosses a window boundary. The task's loss is computed on the
+whole output sequence and one optimiser step is taken per batch. A loss term at step t therefore
+back-propagates only to the start of its own window. For a many-to-one task (adding,
+temporal_order, identity: the loss reads only the last output) only the last window receives any
+gradient, so nothing before step T - k can be learnt, which is the point of comparing it with
+full BPTT. Truncation needs a forward-only model (a reverse direction's state flows from the
+future, so carrying it forward across windows has no meaning): a bidirectional model raises.
+
+Randomness. Weights (`init_model`), readout, training batches and the probe batch each come from
+a private `torch.Generator` whose seed derives from `config.seed`; nothing touches torch's global
+generator, so the same config on CPU gives bit-identical metrics.
+
+Divergence. A NaN/Inf training loss or gradient norm, or a recording whose states or adjoints
+are NaN/Inf, ends the run with status `diverged`: the rows of every earlier step (and the train
+row of the diverging step, whose loss is data) are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gradlab.cells import GRU, LSTM, RNN, init_model
+from gradlab.cells.models import RecurrentModel
+from gradlab.config import RunConfig
+from gradlab.probes import PROBES, Probe, ProbeContext, SummaryProbe, TrainProbe, run_probes
+from gradlab.record import NonFiniteWarning, Recording, record
+from gradlab.store import RunWriter, Store, open_store
+from gradlab.tasks import Task, make
+
+__all__ = [
+    "LOG_RECORDINGS",
+    "bptt_forward",
+    "build_model",
+    "build_readout",
+    "record_steps",
+    "train",
+]
+
+#: How many recordings the "log" schedule aims at.
+LOG_RECORDINGS = 30
+
+# Independent random streams derived from config.seed (weights use config.seed itself).
+_STREAM_READOUT, _STREAM_DATA, _STREAM_PROBE = 1, 2, 3
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """A 63-bit seed for one named random stream of a run (numpy's SeedSequence mixing)."""
+    state = np.random.SeedSequence([int(seed), stream]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _generator(seed: int, stream: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(_stream_seed(seed, stream))
+
+
+def record_steps(steps: int, every: int | str) -> list[int]:
+    """The steps (0-based, < steps) at which a run records, sorted and unique.
+
+    `every` = k: 0, k, 2k, ... and the last step, steps - 1. `every` = "log": about
+    `LOG_RECORDINGS` log-spaced steps, always including 0 and steps - 1.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    last = steps - 1
+    if every == "log":
+        points = np.geomspace(1, steps, LOG_RECORDINGS) - 1
+        chosen = {0, last, *np.rint(points).astype(int).tolist()}
+    elif isinstance(every, int) and not isinstance(every, bool) and every >= 1:
+        chosen = {*range(0, steps, every), last}
+    else:
+        raise ValueError(f"record_every must be an integer >= 1 or 'log', got {every!r}")
+    return sorted(chosen)
+
+
+def build_model(config: RunConfig, task: Task) -> RecurrentModel:
+    """The run's recurrent model, initialised by `init_model` from `config.seed`."""
+    dtype, device = getattr(torch, config.dtype), torch.device(config.device)
+    kwargs = dict(
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        dtype=dtype,
+        device=device,
+    )
+    if config.cell == "rnn":
+        model = RNN(task.input_size, config.hidden_size, config.activation_name, **kwargs)
+    else:
+        model = {"lstm": LSTM, "gru": GRU}[config.cell](
+            task.input_size, config.hidden_size, **kwargs
+        )
+    return init_model(
+        model,
+        config.init,
+        gain=config.gain,
+        seed=config.seed,
+        bias_scale=config.bias_scale,
+        forget_bias=config.forget_bias,
+        update_bias=config.update_bias,
+    )
+
+
+@torch.no_grad()
+def build_readout(config: RunConfig, task: Task) -> nn.Linear:
+    """Linear readout D·N → task.output_size; torch's U(±1/√fan_in) drawn from the run's seed."""
+    fan_in = config.hidden_size * (2 if config.bidirectional else 1)
+    dtype, device = getattr(torch, config.dtype), torch.device(config.device)
+    readout = nn.Linear(fan_in, task.output_size, dtype=dtype, device=device)
+    generator = torch.Generator().manual_seed(_stream_seed(config.seed, _STREAM_READOUT))
+    bound = 1.0 / math.sqrt(fan_in)
+    for p in readout.parameters():
+        u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
+        p.copy_(((2 * u - 1) * bound).to(dtype))
+    return readout
+
+
+def bptt_forward(model: RecurrentModel, x: Tensor, truncate: int | None) -> Tensor:
+    """model(x)[0], or the truncated-BPTT forward: windows of `truncate` steps with the state
+    detached between them (see the module docstring). x, output time-major."""
+    if truncate is None or truncate >= x.shape[0]:
+        return model(x)[0]
+    outputs, state = [], None
+    for window in x.split(truncate):
+        out, state = model(window, state)
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        outputs.append(out)
+    return torch.cat(outputs)
+
+
+def _final_loss(losses: list[float]) -> float:
+    """Mean training loss over the last 10% of the steps done (at least one)."""
+    if not losses:
+        return math.nan
+    n = max(1, math.ceil(0.1 * len(losses)))
+    return float(np.mean(losses[-n:]))
+
+
+class _Recorder:
+    """Records the model on the fixed probe batch and writes rows and arrays to the run."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        task: Task,
+        model: RecurrentModel,
+        readout: nn.Linear,
+        writer: RunWriter,
+        probes: list[Probe],
+    ) -> None:
+        dtype, device = getattr(torch, config.dtype), torch.device(config.device)
+        generator = _generator(config.seed, _STREAM_PROBE, device)
+        self.x, self.y = task.sample(config.probe_batch, generator, dtype=dtype)
+        self.config, self.task, self.model, self.readout = config, task, model, readout
+        self.writer, self.probes = writer, probes
+        self.context = ProbeContext.from_config(config)
+        self.summary: dict[str, float] = {}
+
+    def _loss(self, out: Tensor) -> Tensor:
+        return self.task.loss(self.readout(out), self.y)
+
+    def __call__(self, step: int) -> Recording:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NonFiniteWarning)  # NaN is data; train() decides
+            rec = record(self.model, self.x, self._loss)
+        for probe, rows in run_probes(rec, self.context, self.probes):
+            self.writer.log_metrics({**rows, "step": step, "probe": probe.probe})
+            if probe.probe == SummaryProbe.probe:
+                self.summary = dict(zip(rows["name"], rows["value"].tolist(), strict=True))
+        n = min(self.config.hidden_samples, self.x.shape[1])
+        self.writer.save_array("hidden_sample", step, _numpy(rec.hidden[:, :n]))
+        self.writer.save_array("step_jacobian_sv", step, _numpy(_step_singular_values(rec)))
+        return rec
+
+
+def _numpy(x: Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy()
+
+
+@torch.no_grad()
+def _step_singular_values(rec: Recording) -> Tensor:
+    """Singular values of every step Jacobian of layer 0 forward for probe row 0, (T, S)."""
+    jacobians = torch.cat([rec.step_jacobian(t, samples=[0]) for t in range(1, rec.T + 1)])
+    return torch.linalg.svdvals(jacobians)
+
+
+def train(
+    config: RunConfig | dict[str, Any],
+    store: Store | str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
+    """Train one run into `store` and return its run_id (`config.run_id`).
+
+    `config`: a RunConfig or a dict for `RunConfig.from_dict`. `store`: a Store or a folder
+    (opened with `open_store`). `overwrite`: redo a run that exists but is not complete (a
+    complete run raises `RunExistsError` either way). `progress(done, total)` is called after
+    every optimiser step. The run ends `complete`, `diverged` (NaN/Inf loss, gradient or
+    recording) or `failed` (any exception, with its traceback in run.json; re-raised).
+    """
+    if not isinstance(config, RunConfig):
+        config = RunConfig.from_dict(dict(config))
+    if not isinstance(store, Store):
+        store = open_store(Path(store))
+    task = make(config.task, seq_len=config.seq_len)
+    run_id = config.run_id
+    meta = {"task": task.params}  # the task's full parameters (e.g. the copy task's delay)
+    with store.create_run(run_id, config.to_dict(), meta=meta, overwrite=overwrite) as writer:
+        _train(config, task, writer, progress)
+    return run_id
+
+
+def _train(
+    config: RunConfig,
+    task: Task,
+    writer: RunWriter,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    device, dtype = torch.device(config.device), getattr(torch, config.dtype)
+    model = build_model(config, task)
+    readout = build_readout(config, task)
+    params = [*model.parameters(), *readout.parameters()]
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr)
+    else:
+        optimizer = torch.optim.Adam(params, lr=config.lr)
+    data = _generator(config.seed, _STREAM_DATA, device)
+    recorder = _Recorder(config, task, model, readout, writer, [cls() for cls in PROBES.values()])
+    scheduled = set(record_steps(config.steps, config.record_every))
+    max_norm = math.inf if config.clip is None else config.clip
+
+    losses: list[float] = []
+    grad_norms: list[float] = []
+    clipped: list[bool] = []
+    updates = 0  # optimiser steps taken
+    logged = 0  # train rows of steps < logged are in the writer's buffer
+
+    def log_train_rows() -> None:
+        nonlocal logged
+        if len(losses) > logged:
+            steps = range(logged, len(losses))
+            writer.log_metrics(
+                TrainProbe.rows(steps, losses[logged:], grad_norms[logged:], clipped[logged:])
+            )
+            logged = len(losses)
+
+    diverged: str | None = None
+    for step in range(config.steps):
+        if step in scheduled:
+            rec = recorder(step)
+            log_train_rows()
+            writer.flush()
+            if not rec.is_finite or not math.isfinite(rec.loss):
+                diverged = f"the recording of step {step} has NaN/Inf states or gradients"
+                break
+        x, y = task.sample(config.batch_size, data, dtype=dtype)
+        loss = task.loss(readout(bptt_forward(model, x, config.truncate)), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        losses.append(float(loss.detach()))
+        grad_norms.append(norm)
+        clipped.append(config.clip is not None and norm > config.clip)
+        if not (math.isfinite(losses[-1]) and math.isfinite(norm)):
+            diverged = f"loss {losses[-1]} and gradient norm {norm} at step {step}"
+            break
+        optimizer.step()
+        updates += 1
+        if progress is not None:
+            progress(step + 1, config.steps)
+
+    log_train_rows()
+    theory = recorder.context.theory_rate
+    summary = {
+        "final_loss": _final_loss(losses),
+        "baseline_loss": task.baseline_loss,
+        "steps_done": updates,
+        "final_grad_norm": grad_norms[-1] if grad_norms else math.nan,
+        "decay_rate": recorder.summary.get("decay_rate", math.nan),
+        "theory_rate": math.nan if theory is None else theory,
+    }
+    if diverged is not None:
+        writer.finish("diverged", summary=summary, error=f"diverged: {diverged}")
+    else:
+        writer.finish("complete", summary=summary)

@@ -1,0 +1,266 @@
+"""gradlab.train end to end, into a real store in tmp_path (no mocks)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gradlab.config import RunConfig
+from gradlab.fits import SUMMARY_KEYS
+from gradlab.probes import PROBES, TrainProbe
+from gradlab.store import RunExistsError, open_store
+from gradlab.tasks import make
+from gradlab.train import bptt_forward, build_model, record_steps, train
+
+SMALL = dict(hidden_size=8, seq_len=10, steps=6, record_every=2, batch_size=8, probe_batch=6)
+GATES = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+# relu IRNN trained by plain SGD with a huge step: finite for a few steps, then NaN.
+DIVERGING = RunConfig(
+    activation="relu",
+    init="identity",
+    optimizer="sgd",
+    lr=10.0,
+    hidden_size=8,
+    seq_len=20,
+    steps=20,
+    record_every=2,
+    batch_size=8,
+    probe_batch=8,
+)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(tmp_path / "store", fsync=False)
+
+
+def catalogue(cell: str) -> set[tuple[str, str]]:
+    """Every (probe, name) of docs/contracts.md's catalogue that a `cell` run writes."""
+    expected = {(TrainProbe.probe, name) for name in TrainProbe.names}
+    for cls in PROBES.values():
+        names = cls.names
+        if cls.probe == "gates":
+            names = GATES[cell]
+        if cls.probe == "grad_cell" and cell != "lstm":
+            names = ()
+        expected |= {(cls.probe, name) for name in names}
+    return expected
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_short_run_is_complete_with_every_series(cell, store):
+    config = RunConfig(cell=cell, **SMALL)
+    run_id = train(config, store)
+    assert run_id == config.run_id
+    run = store.run(run_id)
+    assert run.status == "complete"
+    assert run.config == config.to_dict()
+    m = run.metrics()
+    assert set(zip(m.probe, m.name, strict=True)) == catalogue(cell)
+
+    train_rows = m[m.probe == "train"]
+    assert train_rows.groupby("name").step.apply(sorted).map(tuple).to_dict() == {
+        name: tuple(range(6)) for name in TrainProbe.names
+    }
+    assert train_rows[["t", "layer", "direction"]].isna().all().all()
+    recorded = m[m.probe != "train"]
+    assert sorted(recorded.step.unique()) == [0, 2, 4, 5]
+
+    T = config.seq_len
+    spans = {
+        "grad_hidden": (0, T),
+        "contribution": (1, T),
+        "step_jacobian": (1, T),
+        "jacobian": (0, T - 1),
+        "hidden": (0, T),
+        "gates": (1, T),
+    }
+    for probe, (lo, hi) in spans.items():
+        rows = recorded[recorded.probe == probe]
+        if len(rows):
+            assert (rows.t.min(), rows.t.max()) == (lo, hi), probe
+            assert set(rows.layer) == {0} and set(rows.direction) == {0}
+    summary_rows = recorded[recorded.probe == "summary"]
+    assert summary_rows[["t", "layer", "direction"]].isna().all().all()
+    assert len(summary_rows) == 4 * len(SUMMARY_KEYS)
+
+    S = 2 * 8 if cell == "lstm" else 8
+    assert run.array_steps("hidden_sample") == [0, 2, 4, 5]
+    assert run.array("hidden_sample", 4).shape == (T + 1, config.hidden_samples, 8)
+    assert run.array("step_jacobian_sv", 5).shape == (T, S)
+
+    summary = run.summary
+    assert summary["steps_done"] == 6
+    assert summary["baseline_loss"] == pytest.approx(1 / 6)
+    losses = train_rows[train_rows.name == "loss"].sort_values("step").value
+    assert summary["final_loss"] == pytest.approx(losses.iloc[-1])  # last 10% of 6 steps: 1
+    last_norm = train_rows[(train_rows.name == "grad_norm") & (train_rows.step == 5)].value
+    assert summary["final_grad_norm"] == pytest.approx(last_norm.item())
+    decay = summary_rows[(summary_rows.name == "decay_rate") & (summary_rows.step == 5)].value
+    assert summary["decay_rate"] == pytest.approx(decay.item())
+    assert math.isnan(summary["theory_rate"])  # default init: no theory
+
+
+def test_multilayer_bidirectional_and_dict_config(tmp_path):
+    config = dict(SMALL, cell="gru", num_layers=2, bidirectional=True, init="orthogonal")
+    path = tmp_path / "store"
+    run_id = train(config, str(path))
+    run = open_store(path).run(run_id)
+    assert run.status == "complete"
+    m = run.metrics(probes="grad_hidden")
+    assert set(zip(m.layer, m.direction, strict=True)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    with pytest.raises(RunExistsError):
+        train(config, path)
+
+
+def test_same_config_and_seed_gives_identical_metrics(tmp_path):
+    config = RunConfig(cell="lstm", init="gaussian", gain=1.2, **SMALL)
+    runs = []
+    for name in ("a", "b"):
+        store = open_store(tmp_path / name, fsync=False)
+        runs.append(store.run(train(config, store)))
+    pd.testing.assert_frame_equal(runs[0].metrics(), runs[1].metrics(), check_exact=True)
+    for step in (0, 5):
+        for array in ("hidden_sample", "step_jacobian_sv"):
+            np.testing.assert_array_equal(runs[0].array(array, step), runs[1].array(array, step))
+    # another seed gives other numbers
+    other = open_store(tmp_path / "c", fsync=False)
+    m = other.run(train(config.replace(seed=1), other)).metrics(probes="train")
+    assert not np.array_equal(m.value, runs[0].metrics(probes="train").value)
+
+
+def test_divergence_ends_the_run_and_keeps_what_came_before(store):
+    run = store.run(train(DIVERGING, store))
+    assert run.status == "diverged"
+    assert "diverged" in run.meta["error"]
+    m = run.metrics()
+    losses = m[(m.probe == "train") & (m.name == "loss")].sort_values("step")
+    last = int(losses.step.max())
+    assert 1 <= last < DIVERGING.steps - 1  # it ran a few steps, then stopped
+    assert losses.step.tolist() == list(range(last + 1))
+    assert np.isfinite(losses.value.iloc[:-1]).all() and not np.isfinite(losses.value.iloc[-1])
+    recorded = sorted(m[m.probe == "grad_hidden"].step.unique())
+    assert recorded and recorded == [s for s in range(0, last + 1, 2)]
+    assert run.summary["steps_done"] == last
+
+
+def test_a_recording_that_overflows_ends_the_run_as_diverged(store):
+    # relu with W_hh ~ N(0, 50²/N): the probe batch's states overflow float32 within T = 60.
+    config = RunConfig(activation="relu", init="gaussian", gain=50.0, **dict(SMALL, seq_len=60))
+    run = store.run(train(config, store))
+    assert run.status == "diverged" and "recording of step 0" in run.meta["error"]
+    m = run.metrics()
+    assert set(m.step) == {0} and "train" not in set(m.probe)  # stopped before any update
+    assert run.summary["steps_done"] == 0 and math.isnan(run.summary["final_loss"])
+
+
+def test_clipping_is_marked_and_the_norm_is_taken_before_clipping(store):
+    clip = 1e-3
+    m = store.run(train(RunConfig(clip=clip, **SMALL), store)).metrics(probes="train")
+    clipped = m[m.name == "clipped"].value
+    norms = m[m.name == "grad_norm"].value
+    assert (clipped == 1.0).all() and (norms > clip).all()
+    free = store.run(train(RunConfig(**SMALL), store)).metrics(probes="train", names="clipped")
+    assert (free.value == 0.0).all()
+
+
+def test_truncated_bptt_runs(store):
+    run = store.run(train(RunConfig(truncate=3, task="copy", seq_len=21, **_no_seq()), store))
+    assert run.status == "complete"
+    with pytest.raises(ValueError, match="forward-only"):
+        RunConfig(truncate=3, bidirectional=True, **SMALL)
+
+
+def _no_seq() -> dict:
+    return {k: v for k, v in SMALL.items() if k != "seq_len"}
+
+
+def test_truncated_forward_cuts_the_gradient_at_window_boundaries():
+    config = RunConfig(cell="lstm", hidden_size=4, seq_len=10)
+    task = make("adding", seq_len=10)
+    model = build_model(config, task)
+    x = torch.randn(10, 3, 2, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    full = bptt_forward(model, x, None)
+    torch.testing.assert_close(bptt_forward(model, x, 4), full)  # same values, other graph
+    (grad,) = torch.autograd.grad(bptt_forward(model, x, 4)[-1].sum(), x)
+    assert (grad[:8] == 0).all() and (grad[8:] != 0).any()  # windows [0,4) [4,8) [8,10)
+
+
+def test_record_steps():
+    assert record_steps(6, 2) == [0, 2, 4, 5]
+    assert record_steps(6, 5) == [0, 5]
+    assert record_steps(1, 10) == [0]
+    log = record_steps(1000, "log")
+    assert log[0] == 0 and log[-1] == 999 and 20 <= len(log) <= 30
+    assert log == sorted(set(log))
+    assert record_steps(5, "log") == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        record_steps(5, 0)
+
+
+def test_progress_and_a_failing_run(store):
+    seen = []
+    train(RunConfig(**SMALL), store, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+
+    def boom(done: int, total: int) -> None:
+        if done == 3:
+            raise RuntimeError("boom at 3")
+
+    config = RunConfig(seed=7, **SMALL)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(config, store, progress=boom)
+    run = store.run(config.run_id)
+    assert run.status == "failed"
+    assert "RuntimeError: boom at 3" in run.meta["error"]
+    assert sorted(run.metrics(probes="hidden").step.unique()) == [0, 2]  # flushed at step 2
+    train(config, store, overwrite=True)
+    assert store.run(config.run_id).status == "complete"
+
+
+KILLED = RunConfig(hidden_size=8, seq_len=10, steps=100_000, record_every=1, probe_batch=4)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_leaves_the_store_usable(tmp_path):
+    path = tmp_path / "store"
+    store = open_store(path, fsync=False)
+    done = train(RunConfig(**SMALL), store)
+    script = textwrap.dedent(
+        f"""
+        from gradlab.config import RunConfig
+        from gradlab.train import train
+        train(RunConfig.from_dict({KILLED.to_dict()!r}), {str(path)!r})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    metrics = path / "runs" / f"run_id={KILLED.run_id}" / "metrics.parquet"
+    try:
+        deadline = time.monotonic() + 60
+        while not metrics.exists():
+            assert proc.poll() is None, "the training subprocess ended early"
+            assert time.monotonic() < deadline, "no metrics were flushed within 60 s"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it get some way into the run
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    runs = store.runs().set_index("run_id")
+    assert runs.loc[done, "status"] == "complete"
+    assert runs.loc[KILLED.run_id, "status"] != "complete"
+    assert not runs.loc[KILLED.run_id, "alive"]
+    assert len(store.metrics(done)) > 0
+    assert len(store.metrics()) >= len(store.metrics(done))  # a scan over all runs works
+    with pytest.raises(RunExistsError):
+        train(KILLED, store)  # not silently redone ...
+    train(KILLED.replace(steps=3), store)  # ... and other runs still go in
