@@ -1,0 +1,444 @@
+"""The ``gradlab`` command line: sweeps, the run store, the dashboard, export.
+
+``gradlab sweep SPEC.toml``, ``gradlab runs``, ``gradlab show RUN_ID``, ``gradlab demo``,
+``gradlab dash``, ``gradlab export``. Errors go to stderr; the exit code is 2 for a usage error
+or an invalid spec, 1 for a failure (a run failed, a run id is unknown), 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradlab
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_STORE = "runs"
+DEMO_SPEC = "vanishing-vs-lstm.toml"
+STATUSES = ("running", "complete", "failed", "diverged", "corrupt")  # gradlab.store.STATUSES
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CommandError(Exception):
+    """A command that cannot go on; ``code`` is the exit status (1 failure, 2 usage)."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ------------------------------------------------------------------------------- helpers
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {value}")
+    return value
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="DIR",
+        help=f"run store folder (default: ./{DEFAULT_STORE})",
+    )
+
+
+def _add_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to serve on (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=_port, default=8050, help="port to serve on (default: 8050)")
+
+
+def _existing_store(path: str) -> Any:
+    """The store at ``path`` for reading; a missing store is an error, never created here."""
+    from gradlab.store import open_store
+
+    if not (Path(path) / "runs").is_dir():
+        raise CommandError(
+            f"no run store at {str(Path(path).absolute())!r} "
+            "(run `gradlab sweep SPEC.toml` first, or pass --store DIR)"
+        )
+    return open_store(path, fsync=False)
+
+
+def _experiments_dir() -> Path:
+    """``<repo>/experiments``, next to the installed ``gradlab`` package."""
+    return Path(gradlab.__file__).resolve().parent.parent / "experiments"
+
+
+# ------------------------------------------------------------------------------- sweep
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from gradlab.sweep import load_spec, plan_sweep, run_sweep
+
+    spec = load_spec(args.spec, scale=args.scale)
+    if args.dry_run:
+        return _dry_run(spec, plan_sweep(spec, args.store), args.store)
+    if args.dask and args.workers:
+        print("note: --workers is ignored with --dask (the cluster decides)", file=sys.stderr)
+    result = run_sweep(
+        spec,
+        args.store,
+        workers=args.workers,
+        dask_address=args.dask,
+        progress=not args.no_progress,
+    )
+    return result.exit_code
+
+
+def _dry_run(spec: Any, plan: list[Any], store: str) -> int:
+    keys = spec.varying_keys
+    print(f"sweep {spec.name} ({spec.scale}): {len(plan)} runs — {spec.description}")
+    rows = []
+    for p in plan:
+        values = p.config.to_dict()
+        values["activation"] = p.config.activation_name or "-"  # None means tanh for an RNN
+        rows.append(
+            [p.run_id, p.action, *("none" if values[k] is None else values[k] for k in keys)]
+        )
+    print(_format_table(["run_id", "action", *keys], rows))
+    todo = sum(p.submit for p in plan)
+    print(f"dry run: {todo} to run, {len(plan) - todo} to skip in {store}; nothing written")
+    return EXIT_OK
+
+
+def _format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Plain aligned columns: text left, numbers right."""
+    rows = [list(r) for r in rows]
+    text = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
+    numeric = [
+        all(
+            (isinstance(r[i], int | float) and not isinstance(r[i], bool)) or r[i] is None
+            for r in rows
+        )
+        for i in range(len(header))
+    ]
+    widths = [max(len(r[i]) for r in text) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if num else cell.ljust(w)
+            for cell, w, num in zip(r, widths, numeric, strict=True)
+        ).rstrip()
+        for r in text
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- runs / show
+TABLE_COLUMNS = ("run_id", "sweep", "status", "task", "cell", "activation", "seq_len")
+SUMMARY_COLUMNS = ("duration_s", "final_loss", "decay_rate")
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    store = _existing_store(args.store)
+    runs = store.runs()
+    if args.sweep is not None:
+        runs = runs[runs["sweep"] == args.sweep] if "sweep" in runs else runs.iloc[:0]
+    if args.status is not None:
+        runs = runs[runs["status"] == args.status]
+    sort = [c for c in ("sweep", "created", "run_id") if c in runs]
+    runs = runs.sort_values(sort, kind="stable").reset_index(drop=True)
+    if args.format == "json":
+        print(runs.to_json(orient="records", date_format="iso", indent=1))
+    elif args.format == "csv":
+        runs.to_csv(sys.stdout, index=False)
+    elif runs.empty:
+        print("no runs match" if len(store.run_ids()) else f"no runs in {args.store}")
+    else:
+        print(_format_table(*_table(runs)))
+    return EXIT_OK
+
+
+def _table(runs: Any) -> tuple[list[str], list[list[Any]]]:
+    """The columns worth a glance: identity, what varies between the rows, a few results."""
+    from gradlab.config import RunConfig
+
+    config_keys = [k for k in RunConfig.__dataclass_fields__ if k in runs]
+    varying = [
+        k
+        for k in config_keys
+        if k not in TABLE_COLUMNS and runs[k].astype(str).nunique(dropna=False) > 1
+    ]
+    columns = [c for c in (*TABLE_COLUMNS, *varying, *SUMMARY_COLUMNS) if c in runs]
+    with_reason = bool(runs["reason"].notna().any())
+    rows = []
+    for record in runs.to_dict("records"):
+        if record.get("cell") == "rnn" and _missing(record.get("activation")):
+            record["activation"] = "tanh"  # what a vanilla RNN uses by default
+        row = [None if _missing(record[c]) else record[c] for c in columns]
+        row = [float(f"{v:.4g}") if isinstance(v, float) else v for v in row]
+        if with_reason:
+            row.append(_short(record["reason"]))
+        rows.append(row)
+    return columns + (["reason"] if with_reason else []), rows
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _short(text: Any, width: int = 70) -> str:
+    if not isinstance(text, str) or not text.strip():
+        return ""
+    line = text.strip().splitlines()[-1]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from gradlab.store import validate_id
+
+    store = _existing_store(args.store)
+    try:
+        validate_id(args.run_id)
+        info = store.run(args.run_id)
+    except (KeyError, ValueError):
+        raise CommandError(f"no run {args.run_id!r} in store {args.store!r}") from None
+    if args.format == "json":
+        record = {"run_id": info.run_id, "status": info.status, "alive": info.alive}
+        record |= {"reason": info.reason, "run_json": info.meta}
+        print(json.dumps(record, indent=1, default=str))
+        return EXIT_OK
+    meta = info.meta
+    print(f"run        {info.run_id}")
+    print(f"status     {info.status}" + (" (writer alive)" if info.alive else ""))
+    for key in ("created", "finished", "duration_s"):
+        if meta.get(key) is not None:
+            print(f"{key:<10}{meta[key]}")
+    print(f"path       {info.path}")
+    print("config:")
+    for key, value in info.config.items():
+        print(f"  {key} = {value!r}")
+    print("summary:" if info.summary else "summary:  (none)")
+    for key, value in info.summary.items():
+        print(f"  {key} = {value!r}")
+    if info.reason:
+        print("reason:")
+        for line in str(info.reason).rstrip().splitlines():
+            print(f"  {line}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------- demo / dash
+def _serve_fn() -> Callable[..., None]:
+    try:
+        from dashboards.app import serve
+    except ImportError as exc:
+        raise CommandError(
+            f"the dashboard is not available ({exc}); install gradlab with its dashboards "
+            "package, or use --no-dash"
+        ) from None
+    return serve
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gradlab.sweep import run_sweep
+
+    spec_path = _experiments_dir() / DEMO_SPEC
+    if not spec_path.is_file():
+        raise CommandError(
+            f"the demo spec is not at {str(spec_path)!r}: `gradlab demo` runs from a checkout "
+            "of the gradlab repository (experiments/ next to gradlab/); elsewhere run "
+            "`gradlab sweep PATH/TO/vanishing-vs-lstm.toml` then `gradlab dash`"
+        )
+    serve = None if args.no_dash else _serve_fn()
+    result = run_sweep(spec_path, args.store, workers=args.workers, progress=not args.no_progress)
+    if result.interrupted:
+        return result.exit_code
+    if serve is not None:
+        serve(args.store, host=args.host, port=args.port)
+    return result.exit_code
+
+
+def _cmd_dash(args: argparse.Namespace) -> int:
+    serve = _serve_fn()
+    serve(args.store, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------- plug-in commands
+# Commands whose options live in another module: name -> (module, help, description). The module
+# provides ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when that
+# command is asked for (export pulls in plotly and kaleido), so other commands start fast.
+# Adding a command (``theory``, say) is one line here.
+PLUGINS: dict[str, tuple[str, str, str]] = {
+    "export": (
+        "gradlab.export.command",
+        "export figures and data",
+        "Export figures and data from the run store (PDF/SVG/PNG/CSV).",
+    ),
+}
+
+
+def _add_plugin(sub: Any, name: str, load: bool) -> None:
+    module, help_text, description = PLUGINS[name]
+    if load:
+        try:
+            imported = importlib.import_module(module)
+            add_arguments, run = imported.add_arguments, imported.run
+        except (ImportError, AttributeError) as exc:
+            reason = str(exc)
+        else:
+            parser = sub.add_parser(name, help=help_text, description=description)
+            add_arguments(parser)
+            parser.set_defaults(func=run)
+            return
+    else:
+        reason = ""
+    parser = sub.add_parser(
+        name,
+        help=help_text if not reason else f"{help_text} (not available)",
+        description=description if not reason else f"{description} Not available: {reason}",
+    )
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise CommandError(f"{name} is not available: {reason or 'its module did not load'}")
+
+    parser.set_defaults(func=unavailable, any_arguments=True)
+
+
+# ------------------------------------------------------------------------------- parser
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``argv`` decides which plug-in command's options are loaded."""
+    parser = argparse.ArgumentParser(
+        prog="gradlab",
+        description="See how gradients flow back through time in recurrent networks.",
+        epilog="Run `gradlab COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"gradlab {gradlab.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep spec (skips runs already in the store)",
+        description="Run every run of a sweep spec that the store does not already hold. "
+        "Complete and diverged runs are skipped; failed, corrupt and abandoned ones are redone.",
+    )
+    p.add_argument("spec", metavar="SPEC.toml", help="sweep spec (see experiments/)")
+    _add_store(p)
+    p.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="local worker processes (default: cores)"
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a dask.distributed scheduler (tcp://host:8786) instead of local processes",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("demo", "full"),
+        default="demo",
+        help="demo (default) or full: apply the spec's [full] table (paper-sized runs)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs (id, grid values) and write nothing"
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="one line per run instead of a progress bar"
+    )
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser(
+        "runs",
+        help="list the runs in the store",
+        description="List the runs in the store, one row each.",
+    )
+    _add_store(p)
+    p.add_argument("--sweep", metavar="NAME", help="only runs of this sweep")
+    p.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (default; a few columns), csv or json (every column)",
+    )
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser(
+        "show",
+        help="config, status, reason and summary of one run",
+        description="Show one run: config, status, reason (traceback of a failed run), summary.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's id (see `gradlab runs`)")
+    _add_store(p)
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text or json")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the demo sweep (vanishing-vs-lstm) and open the dashboard",
+        description=f"Run experiments/{DEMO_SPEC} into the store (skipping runs already done), "
+        "then serve the dashboard.",
+    )
+    _add_store(p)
+    p.add_argument("--no-dash", action="store_true", help="run the sweep only, no dashboard")
+    _add_server(p)
+    p.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="local worker processes (default: cores)"
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="one line per run instead of a progress bar"
+    )
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "dash",
+        help="serve the dashboard over the store",
+        description="Serve the dashboard over the run store.",
+    )
+    _add_store(p)
+    _add_server(p)
+    p.set_defaults(func=_cmd_dash)
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if not a.startswith("-")), None)
+    for name in PLUGINS:
+        _add_plugin(sub, name, load=first == name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (console script ``gradlab``)."""
+    from gradlab.config import ConfigError
+    from gradlab.sweep import SweepError
+
+    parser = build_parser(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "any_arguments", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    prog = f"gradlab {args.command}"
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CommandError, SweepError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return getattr(exc, "code", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `gradlab runs | head`
+        return EXIT_OK

@@ -1,0 +1,376 @@
+"""Run a sweep: plan against the store (resume), submit runs to an executor, report progress.
+
+Resume rules (read from ``store.runs()`` before anything is submitted):
+
+============================  ==============================================================
+store status                  what the sweep does
+============================  ==============================================================
+absent                        run it
+``complete``, ``diverged``    skip it (a diverged run is a finished result, not an error)
+``failed``, ``corrupt``       redo it from scratch (``overwrite=True``)
+``running``, writer dead      redo it from scratch (``overwrite=True``)
+``running``, writer alive     skip it with a note: another sweep is on it
+============================  ==============================================================
+
+A run id is the hash of its config (sweep name included) and the store locks a run while it is
+written, so two sweeps never write the same run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from gradlab.config import RunConfig
+
+from .executors import ExecutorHandle, make_executor
+from .spec import SweepSpec, load_spec
+from .worker import DEFAULT_TRAIN, run_one
+
+__all__ = ["PlannedRun", "SweepResult", "plan_sweep", "run_sweep"]
+
+RUN, REDO, SKIP, BUSY = "run", "redo", "skip", "busy"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep and what the sweep will do with it (``action``: run, redo, skip,
+    busy) given what the store holds (``stored``: its status there, or None)."""
+
+    config: RunConfig
+    run_id: str
+    action: str
+    stored: str | None = None
+    reason: str = ""
+
+    @property
+    def submit(self) -> bool:
+        return self.action in (RUN, REDO)
+
+
+def plan_sweep(spec: SweepSpec, store_path: str | os.PathLike[str] | None) -> list[PlannedRun]:
+    """What a sweep of ``spec`` would do in the store at ``store_path``; writes nothing.
+
+    A store folder that does not exist (or None) means every run is new.
+    """
+    rows: dict[str, tuple[str, bool]] = {}
+    if store_path is not None and (Path(store_path) / "runs").is_dir():
+        from gradlab.store import open_store
+
+        runs = open_store(store_path).runs()
+        rows = {
+            r: (s, bool(a))
+            for r, s, a in zip(runs["run_id"], runs["status"], runs["alive"], strict=True)
+        }
+    plan = []
+    for config in spec.configs:
+        run_id = config.run_id
+        status, alive = rows.get(run_id, (None, False))
+        if status is None:
+            plan.append(PlannedRun(config, run_id, RUN))
+        elif status in ("complete", "diverged"):
+            plan.append(PlannedRun(config, run_id, SKIP, status, f"already {status}"))
+        elif status == "running" and alive:
+            why = "another process is writing it"
+            plan.append(PlannedRun(config, run_id, BUSY, status, why))
+        else:
+            why = "writer died" if status == "running" else status
+            plan.append(PlannedRun(config, run_id, REDO, status, f"redo ({why})"))
+    return plan
+
+
+@dataclass
+class SweepResult:
+    """How a sweep went. Counts are of runs finished by this call; ``skipped`` counts runs that
+    were already finished in the store or that another process is writing."""
+
+    name: str
+    total: int
+    complete: int = 0
+    failed: int = 0
+    diverged: int = 0
+    skipped: int = 0
+    cancelled: int = 0  # not run because the sweep was interrupted
+    interrupted: bool = False
+    wall_s: float = 0.0
+    run_s: float = 0.0  # sum of the time spent inside the train function, over runs
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (run_id, last error line)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> int:
+        """Runs finished by this call."""
+        return self.complete + self.failed + self.diverged
+
+    @property
+    def ok(self) -> bool:
+        """No run failed and the sweep was not interrupted."""
+        return self.failed == 0 and not self.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        """130 if interrupted, 1 if a run failed, else 0 (what ``gradlab sweep`` exits with)."""
+        return 130 if self.interrupted else (1 if self.failed else 0)
+
+    def summary(self) -> str:
+        """One line: ``sweep NAME: 24 runs: 20 complete, 1 diverged, ... in 1m02s``."""
+        parts = [f"{self.complete} complete", f"{self.diverged} diverged", f"{self.failed} failed"]
+        parts.append(f"{self.skipped} skipped")
+        if self.cancelled:
+            parts.append(f"{self.cancelled} not run")
+        head = "interrupted" if self.interrupted else "done"
+        return (
+            f"sweep {self.name} {head}: {self.total} runs: {', '.join(parts)} "
+            f"in {_duration(self.wall_s)}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def run_sweep(
+    spec: SweepSpec | str | os.PathLike[str],
+    store_path: str | os.PathLike[str],
+    executor: str | Executor | Any | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    progress: bool = True,
+    train_fn: Callable[..., str] | str = DEFAULT_TRAIN,
+    *,
+    scale: str = "demo",
+    out: TextIO | None = None,
+) -> SweepResult:
+    """Run every run of ``spec`` that the store does not already hold; resume-safe.
+
+    ``spec``: a SweepSpec or a path to a spec file (loaded at ``scale``). ``executor``: None or
+    ``"process"`` (a process pool of ``workers``, default one per CPU), ``"dask"`` with
+    ``dask_address``, or any ``concurrent.futures.Executor`` (used as is, left running).
+    ``progress``: a rich progress bar when ``out`` is a terminal; otherwise (or with False) one
+    line per finished run. ``train_fn``: ``train(config, store_path, *, overwrite, progress)``,
+    a picklable callable or ``"module:function"`` (default ``gradlab.train.train``).
+
+    A run that raises ends ``failed`` and the sweep goes on. Ctrl-C cancels the runs not yet
+    started, lets the ones in flight finish (a second Ctrl-C stops them too; they are redone on
+    the next sweep) and returns with ``interrupted`` set. See :class:`SweepResult`.
+    """
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec, scale=scale)
+    out = out or sys.stdout
+    start = time.perf_counter()
+    store_path = str(Path(store_path).absolute())
+    plan = plan_sweep(spec, store_path)
+    todo = [p for p in plan if p.submit]
+    result = SweepResult(spec.name, len(plan), skipped=len(plan) - len(todo))
+    busy = [p for p in plan if p.action == BUSY]
+    if busy:
+        ids = ", ".join(p.run_id for p in busy[:5]) + (" ..." if len(busy) > 5 else "")
+        result.notes.append(
+            f"{len(busy)} run(s) skipped because another process is writing them ({ids}); "
+            "run the sweep again once it is done to pick up any that it did not finish"
+        )
+    from gradlab.store import open_store
+
+    open_store(store_path)  # create the folder now that the spec is known to be valid
+    reporter = _reporter(spec, out, progress, len(todo))
+    reporter.start(result, plan)
+    handle: ExecutorHandle | None = None
+    pending: dict[Future[Any], PlannedRun] = {}
+    try:
+        if todo:
+            handle = make_executor(executor, workers, dask_address)
+            reporter.note(f"running {len(todo)} run(s) on {handle.description}")
+            for p in todo:
+                args = (p.config.to_dict(), store_path, p.action == REDO, train_fn, handle.threads)
+                pending[handle.executor.submit(run_one, *args)] = p
+            _collect(pending, result, reporter)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        _interrupt(pending, result, reporter, handle)
+    finally:
+        if handle is not None:
+            try:
+                handle.close(wait=True)
+            except KeyboardInterrupt:  # pragma: no cover - a third Ctrl-C: leave now
+                handle.terminate()
+                handle.close(wait=False)
+        result.wall_s = time.perf_counter() - start
+        for note in result.notes:
+            reporter.note(note)
+        reporter.stop(result)
+    return result
+
+
+def _collect(
+    pending: dict[Future[Any], PlannedRun], result: SweepResult, reporter: _Reporter
+) -> None:
+    """Wait for the futures in ``pending``, recording each as it finishes."""
+    while pending:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for future in done:
+            _record(future, pending.pop(future), result, reporter)
+
+
+def _record(future: Future[Any], p: PlannedRun, result: SweepResult, reporter: _Reporter) -> None:
+    if future.cancelled():
+        result.cancelled += 1
+        return
+    try:
+        outcome = future.result()
+    except Exception as exc:  # the worker itself died (out of memory, killed, unpicklable)
+        outcome = {"run_id": p.run_id, "status": "failed", "seconds": 0.0, "error": repr(exc)}
+    status = outcome["status"]
+    result.run_s += float(outcome.get("seconds") or 0.0)
+    if status == "complete":
+        result.complete += 1
+    elif status == "diverged":
+        result.diverged += 1
+    elif status == "skipped":
+        result.skipped += 1
+        result.notes.append(f"run {p.run_id} skipped: {outcome.get('error')}")
+    else:
+        result.failed += 1
+        result.failures.append((p.run_id, str(outcome.get("error"))))
+    reporter.finished(p, outcome, result)
+
+
+def _interrupt(
+    pending: dict[Future[Any], PlannedRun],
+    result: SweepResult,
+    reporter: _Reporter,
+    handle: ExecutorHandle | None,
+) -> None:
+    """First Ctrl-C: cancel what has not started, wait for the runs in flight."""
+    for future in pending:
+        future.cancel()
+    for future in [f for f in pending if f.cancelled()]:
+        _record(future, pending.pop(future), result, reporter)
+    if pending:
+        reporter.note(
+            f"interrupted: waiting for the {len(pending)} run(s) in flight to finish "
+            "(Ctrl-C again to stop them now; they will be redone on the next sweep)"
+        )
+    try:
+        _collect(pending, result, reporter)
+    except KeyboardInterrupt:
+        if handle is not None:
+            handle.terminate()
+        result.cancelled += len(pending)
+        pending.clear()
+
+
+# ------------------------------------------------------------------------------------------
+# Progress reporting: a rich bar on a terminal, one line per run otherwise.
+
+
+class _Reporter:
+    """Plain lines: one per finished run, notes, and the summary."""
+
+    def __init__(self, spec: SweepSpec, out: TextIO, todo: int) -> None:
+        self.spec, self.out, self.todo = spec, out, todo
+        self.done = 0
+        self.t0 = time.perf_counter()
+
+    def print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def start(self, result: SweepResult, plan: list[PlannedRun]) -> None:
+        self.t0 = time.perf_counter()
+        done = sum(p.action == SKIP for p in plan)
+        busy = sum(p.action == BUSY for p in plan)
+        redo = sum(p.action == REDO for p in plan)
+        extra = [f"{done} already done"] if done else []
+        extra += [f"{busy} being run elsewhere"] if busy else []
+        extra += [f"{redo} to redo"] if redo else []
+        tail = f" ({', '.join(extra)})" if extra else ""
+        self.print(f"sweep {self.spec.name}: {result.total} runs, {self.todo} to run{tail}")
+
+    def note(self, text: str) -> None:
+        self.print(text)
+
+    def line(self, p: PlannedRun, outcome: dict[str, Any]) -> str:
+        label = self.spec.label(p.config)
+        error = outcome.get("error")
+        tail = f"  {error}" if outcome["status"] == "failed" and error else ""
+        seconds = float(outcome.get("seconds") or 0.0)
+        return (
+            f"[{self.done}/{self.todo}] {p.run_id} {outcome['status']:<8} {label} "
+            f"({seconds:.1f}s){tail}"
+        )
+
+    def finished(self, p: PlannedRun, outcome: dict[str, Any], result: SweepResult) -> None:
+        self.done += 1
+        self.print(self.line(p, outcome))
+
+    def stop(self, result: SweepResult) -> None:
+        self.print(result.summary())
+
+
+class _RichReporter(_Reporter):
+    """A rich progress bar: runs done / failed / diverged, elapsed, ETA, runs per minute."""
+
+    def start(self, result: SweepResult, plan: list[PlannedRun]) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class Throughput(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                elapsed = task.elapsed or 0.0
+                rate = task.completed / elapsed * 60 if elapsed > 0 and task.completed else 0.0
+                return Text(f"{rate:.1f} runs/min", style="progress.data.speed")
+
+        self.console = Console(file=self.out)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "[red]{task.fields[failed]} failed[/] [yellow]{task.fields[diverged]} diverged[/]"
+            ),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            Throughput(),
+            console=self.console,
+        )
+        self.progress.start()
+        super().start(result, plan)
+        self.task = self.progress.add_task(self.spec.name, total=self.todo, failed=0, diverged=0)
+
+    def print(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
+
+    def finished(self, p: PlannedRun, outcome: dict[str, Any], result: SweepResult) -> None:
+        self.done += 1
+        self.progress.update(self.task, advance=1, failed=result.failed, diverged=result.diverged)
+        if outcome["status"] not in ("complete",):
+            self.print(self.line(p, outcome))
+
+    def stop(self, result: SweepResult) -> None:
+        self.progress.stop()
+        super().stop(result)
+
+
+def _reporter(spec: SweepSpec, out: TextIO, progress: bool, todo: int) -> _Reporter:
+    if progress and getattr(out, "isatty", lambda: False)():
+        return _RichReporter(spec, out, todo)
+    return _Reporter(spec, out, todo)

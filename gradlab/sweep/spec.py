@@ -1,0 +1,246 @@
+"""Sweep specs: a TOML file that expands into a list of validated :class:`RunConfig`.
+
+A spec has a ``name`` (the sweep every run belongs to), a ``description``, a ``[base]`` table of
+RunConfig fields shared by every run, a ``[grid]`` table of lists whose Cartesian product gives
+the runs, optional ``[[include]]`` tables (extra single runs, merged over ``[base]``) and an
+optional ``[full]`` table used with ``scale="full"``: a list there sets (or replaces) a grid
+axis, a single value sets a base value (and removes that key from the grid). Include runs take
+``[full]``'s values too, and are expanded over each ``[full]`` list they do not set themselves::
+
+    name = "edge-of-chaos"
+    description = "Order-to-chaos transition of a tanh RNN."
+    [base]
+    cell = "rnn"
+    init = "gaussian"
+    hidden_size = 32
+    [grid]
+    gain = [0.5, 1.0, 2.0]
+    bias_scale = [0.0, 0.3]
+    [full]
+    hidden_size = [256, 1000]
+
+Everything is checked before a run starts: :func:`load_spec` raises :class:`SpecError` (a
+:class:`~gradlab.config.ConfigError`) whose message names the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from gradlab.config import ConfigError, RunConfig
+
+__all__ = ["SCALES", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
+
+SCALES = ("demo", "full")
+TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "include", "full")
+RUN_KEYS = tuple(f.name for f in fields(RunConfig) if f.name != "sweep")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SpecError(ConfigError):
+    """A sweep spec that cannot run; the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A loaded, validated sweep: every run's config, in grid order then include order."""
+
+    name: str
+    description: str
+    configs: list[RunConfig]
+    path: Path | None = None
+    scale: str = "demo"
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # the grid after [full]
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    @cached_property
+    def varying_keys(self) -> list[str]:
+        """Config keys whose value differs between runs: grid axes in spec order, then others."""
+        if not self.configs:
+            return []
+        dicts = [c.to_dict() for c in self.configs]
+        keys = [*self.grid, *(k for k in RUN_KEYS if k not in self.grid)]
+        return [k for k in keys if len({repr(d[k]) for d in dicts}) > 1]
+
+    def label(self, config: RunConfig) -> str:
+        """``key=value`` pairs of the keys varying in this sweep (``cell=lstm seq_len=20``)."""
+        values = config.to_dict()
+        return " ".join(f"{k}={_show(values[k])}" for k in self.varying_keys)
+
+
+def _show(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def load_spec(path: str | os.PathLike[str], scale: str = "demo") -> SweepSpec:
+    """Read and validate the spec at ``path``; ``scale="full"`` applies its ``[full]`` table.
+
+    Raises SpecError (file missing, TOML syntax, unknown key, wrong type, empty grid, a config
+    RunConfig refuses) before anything runs. Duplicate configs are dropped (first one kept).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_spec(data, source=str(path), scale=scale, path=path)
+
+
+def parse_spec(
+    data: Mapping[str, Any],
+    source: str = "spec",
+    scale: str = "demo",
+    path: Path | None = None,
+) -> SweepSpec:
+    """Validate an already-parsed spec (a dict as ``tomllib`` returns); see :func:`load_spec`."""
+    if scale not in SCALES:
+        raise SpecError(f"{source}: scale must be one of {list(SCALES)}, got {scale!r}")
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            allowed = ", ".join(TOP_LEVEL_KEYS)
+            raise SpecError(f"{source}: unknown top-level key {key!r}; allowed keys: {allowed}")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        got = "missing" if name is None else f"got {_kind(name)}"
+        raise SpecError(
+            f"{source}: key 'name' must be a string of 1-64 letters, digits, '_', '-' or '.' "
+            f"(it names the sweep), {got}"
+        )
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{source}: key 'description' must be a string, got {_kind(description)}")
+
+    base = _table(data, "base", source)
+    grid = _table(data, "grid", source)
+    full = _table(data, "full", source)
+    includes = data.get("include", [])
+    if not isinstance(includes, list) or not all(isinstance(t, dict) for t in includes):
+        raise SpecError(
+            f"{source}: 'include' must be an array of tables ([[include]] sections), "
+            f"got {_kind(includes)}"
+        )
+
+    _check_keys(base, f"{source} [base]")
+    _check_keys(grid, f"{source} [grid]")
+    _check_keys(full, f"{source} [full]")
+    for i, table in enumerate(includes, 1):
+        _check_keys(table, f"{source} [[include]] #{i}")
+    for key, values in grid.items():
+        _check_axis(key, values, f"{source} [grid]")
+    for key in grid:
+        if key in base:
+            raise SpecError(
+                f"{source}: key {key!r} is in both [base] and [grid]; keep it in one of them"
+            )
+    for key, value in full.items():
+        if isinstance(value, list):
+            _check_axis(key, value, f"{source} [full]")
+    if scale == "full":
+        base, grid = dict(base), dict(grid)
+        for key, value in full.items():
+            if isinstance(value, list):
+                base.pop(key, None)
+                grid[key] = value
+            else:
+                grid.pop(key, None)
+                base[key] = value
+
+    configs: list[RunConfig] = []
+    seen: set[str] = set()
+
+    def add(values: dict[str, Any], where: str, parts: list[tuple[str, dict[str, Any]]]) -> None:
+        problem = _problem({**values, "sweep": name})
+        if problem is not None:
+            # Point at the smallest part of the spec that has the problem on its own.
+            for part_where, part in parts:
+                if _problem({**part, "sweep": name}) == problem:
+                    where = part_where
+                    break
+            raise SpecError(f"{where}: {problem}")
+        config = RunConfig.from_dict({**values, "sweep": name})
+        if config.run_id not in seen:
+            seen.add(config.run_id)
+            configs.append(config)
+
+    base_part = (f"{source} [base]", base)
+    if grid or not includes:
+        keys = list(grid)
+        for point in itertools.product(*(grid[k] for k in keys)):
+            values = dict(zip(keys, point, strict=True))
+            parts = [base_part]
+            parts += [(f"{source} [grid] {k} = {v!r}", {**base, k: v}) for k, v in values.items()]
+            where = f"{source} [grid] point " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+            add({**base, **values}, where, parts)
+    # At full scale an include run also takes [full]'s values, and is expanded over each list
+    # in [full] that it does not set itself.
+    full_axes = {k: v for k, v in full.items() if isinstance(v, list)} if scale == "full" else {}
+    for i, table in enumerate(includes, 1):
+        axes = {k: v for k, v in full_axes.items() if k not in table}
+        for point in itertools.product(*axes.values()):
+            values = {**base, **dict(zip(axes, point, strict=True)), **table}
+            add(values, f"{source} [[include]] #{i}", [base_part])
+    if scale == "demo" and full:
+        # A broken paper-sized version fails now, not after the demo has been run.
+        parse_spec(data, source=f"{source} (scale full)", scale="full", path=path)
+    return SweepSpec(name, description.strip(), configs, path, scale, dict(grid))
+
+
+def _table(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{source}: [{key}] must be a table, got {_kind(value)}")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], where: str) -> None:
+    for key in table:
+        if key == "sweep":
+            raise SpecError(
+                f"{where}: key 'sweep' is set from the spec's 'name'; remove it "
+                f"(allowed keys: {', '.join(RUN_KEYS)})"
+            )
+        if key not in RUN_KEYS:
+            raise SpecError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(RUN_KEYS)}")
+
+
+def _check_axis(key: str, values: Any, where: str) -> None:
+    if not isinstance(values, list):
+        raise SpecError(
+            f"{where}: key {key!r} must be a list of values (one run per value), "
+            f"got {_kind(values)}; put single values in [base]"
+        )
+    if not values:
+        raise SpecError(f"{where}: key {key!r} is an empty list; give at least one value")
+
+
+def _problem(values: dict[str, Any]) -> str | None:
+    """RunConfig's complaint about ``values`` (without a source prefix), or None if it is valid."""
+    try:
+        RunConfig.from_dict(values, source="@")
+    except ConfigError as exc:
+        return str(exc).removeprefix("@: ")
+    return None
