@@ -51,6 +51,7 @@ from gradlab.probes import PROBES, Probe, ProbeContext, SummaryProbe, TrainProbe
 from gradlab.record import NonFiniteWarning, Recording, record
 from gradlab.store import RunWriter, Store, open_store
 from gradlab.tasks import Task, make
+from gradlab.theory import pascanu_bound
 
 __all__ = [
     "LOG_RECORDINGS",
@@ -150,6 +151,13 @@ def bptt_forward(model: RecurrentModel, x: Tensor, truncate: int | None) -> Tens
     return torch.cat(outputs)
 
 
+def _pascanu_bound(model: RecurrentModel) -> float:
+    """γ·σ_max(W_hh) of layer 0 (Pascanu et al. 2013) for a vanilla RNN; NaN for gated cells."""
+    if model.cell != "rnn" or not torch.isfinite(model.weight_hh_l0).all():
+        return math.nan
+    return pascanu_bound(model).bound
+
+
 def _final_loss(losses: list[float]) -> float:
     """Mean training loss over the last 10% of the steps done (at least one)."""
     if not losses:
@@ -241,6 +249,7 @@ def _train(
 ) -> None:
     device, dtype = torch.device(config.device), getattr(torch, config.dtype)
     model = build_model(config, task)
+    bound_at_init = _pascanu_bound(model)
     readout = build_readout(config, task)
     params = [*model.parameters(), *readout.parameters()]
     if config.optimizer == "sgd":
@@ -301,6 +310,8 @@ def _train(
         "final_grad_norm": grad_norms[-1] if grad_norms else math.nan,
         "decay_rate": recorder.summary.get("decay_rate", math.nan),
         "theory_rate": math.nan if theory is None else theory,
+        "pascanu_bound_init": bound_at_init,
+        "pascanu_bound": _pascanu_bound(model),
     }
     if diverged is not None:
         writer.finish("diverged", summary=summary, error=f"diverged: {diverged}")

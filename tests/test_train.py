@@ -20,6 +20,7 @@ from gradlab.fits import SUMMARY_KEYS
 from gradlab.probes import PROBES, TrainProbe
 from gradlab.store import RunExistsError, open_store
 from gradlab.tasks import make
+from gradlab.theory import pascanu_bound
 from gradlab.train import bptt_forward, build_model, record_steps, train
 
 SMALL = dict(hidden_size=8, seq_len=10, steps=6, record_every=2, batch_size=8, probe_batch=6)
@@ -172,6 +173,18 @@ def test_clipping_is_marked_and_the_norm_is_taken_before_clipping(store):
     assert (clipped == 1.0).all() and (norms > clip).all()
     free = store.run(train(RunConfig(**SMALL), store)).metrics(probes="train", names="clipped")
     assert (free.value == 0.0).all()
+
+
+@pytest.mark.parametrize("init", ["orthogonal", "gaussian"])
+def test_summary_reports_the_pascanu_bound_of_the_initial_weights(init, store):
+    config = RunConfig(init=init, gain=1.3, **SMALL)
+    run = store.run(train(config, store))
+    model = build_model(config, make(config.task, seq_len=config.seq_len))
+    expected = pascanu_bound(model).bound  # γ = 1 for tanh, times σ_max(W_hh)
+    assert run.summary["pascanu_bound_init"] == pytest.approx(expected, rel=1e-6)
+    if init == "orthogonal":
+        assert expected == pytest.approx(1.3, rel=1e-6)
+    assert math.isfinite(run.summary["pascanu_bound"])
 
 
 def test_truncated_bptt_runs(store):
