@@ -1,0 +1,99 @@
+"""The dashboard's shell: the Dash app, its navbar and page container. Pages live in ``pages/``.
+
+``create_app(store_path)`` builds the app over one store (the folder is fixed here, in the Flask
+config; nothing in a URL can name another). ``serve(store_path)`` runs it on 127.0.0.1:8050.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import dash
+from dash import Dash, dcc, html
+
+from dashboards import data
+
+__all__ = ["create_app", "page_module", "serve"]
+
+HERE = Path(__file__).resolve().parent
+PAGES = HERE / "pages"
+ASSETS = HERE / "assets"
+
+#: Navbar entries (label, path); sweeps are listed after them.
+NAV = (("Runs", "/"), ("Compare", "/compare"))
+#: Dash loads each file of PAGES as module ``pages.<file>`` (named after this module's folder).
+PAGE_PACKAGE = "pages"
+
+
+def _navbar() -> html.Nav:
+    """Links to the pages, and one per sweep in the store."""
+    links = [dcc.Link(label, href=href, className="nav-link") for label, href in NAV]
+    try:
+        names = data.sweeps(data.current_root())
+    except Exception:  # a broken store still gets a navbar; the pages say what is wrong
+        names = []
+    if names:
+        links.append(html.Span("Sweeps:", className="nav-label"))
+        links += [
+            dcc.Link(name, href=f"/sweep/{name}", className="nav-link nav-sweep")
+            for name in names[:12]
+        ]
+    return html.Nav(
+        [dcc.Link("gradlab", href="/", className="nav-brand"), *links],
+        className="navbar",
+        id="navbar",
+    )
+
+
+def _shell() -> html.Div:
+    """The layout around every page: navbar, the selected-runs store, the page container."""
+    return html.Div(
+        [
+            _navbar(),
+            # Run ids ticked in the runs table, kept while the user moves between pages.
+            dcc.Store(id="selected-runs", storage_type="session", data=[]),
+            html.Main(dash.page_container, className="page"),
+        ]
+    )
+
+
+def create_app(store_path: str | os.PathLike[str]) -> Dash:
+    """The Dash app over the store in ``store_path`` (a folder; created empty if missing)."""
+    root = data.resolve_root(store_path)
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(PAGES),
+        assets_folder=str(ASSETS),
+        title="gradlab",
+        update_title=None,
+        suppress_callback_exceptions=True,
+    )
+    app.server.config[data.STORE_KEY] = root
+    app.layout = _shell
+    # Dash collects the pages' callbacks from a module-level list when it serves its first
+    # request; doing that now binds them to this app even if another app is created later.
+    with app.server.test_request_context("/"):
+        app.server.preprocess_request()
+    return app
+
+
+def page_module(name: str) -> ModuleType:
+    """The loaded module of page ``name`` ("runs", "run", "compare", "sweep") of the app
+    created last (Dash executes page files itself; their callbacks are plain functions)."""
+    return sys.modules[f"{PAGE_PACKAGE}.{name}"]
+
+
+def serve(
+    store_path: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    debug: bool = False,
+) -> None:
+    """Serve the dashboard of ``store_path`` on http://host:port (127.0.0.1 unless told)."""
+    app = create_app(store_path)
+    print(f"gradlab dashboard of {data.resolve_root(store_path)} on http://{host}:{port}/")
+    app.run(host=host, port=port, debug=debug)

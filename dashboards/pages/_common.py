@@ -1,0 +1,325 @@
+"""Pieces the pages share: figure cards, building a figure safely, exports, messages, URLs.
+
+Not a page (the leading underscore keeps Dash's page loader away). Pages call ``dashboards.data``
+for what the store holds and these helpers to turn it into figures and components.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import plotly.graph_objects as go
+from dash import dcc, html
+
+from dashboards import data
+from gradlab.figures import FIGURES, FigureData, figure_table
+from gradlab.figures import style as fig_style
+from gradlab.figures.quantities import QUANTITIES
+from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
+
+log = logging.getLogger("gradlab.dashboard")
+
+#: Quantities the pages' "quantity" control offers: the per-timestep gradient norms.
+FLOW_PROBES = (GradHiddenProbe.probe, GradCellProbe.probe, ContributionProbe.probe)
+FLOW_QUANTITIES = tuple(k for k, q in QUANTITIES.items() if q.probe in FLOW_PROBES)
+SCALES = ("log", "linear")
+
+#: Export buttons under every figure: (format, label).
+EXPORTS = (("csv", "CSV"), ("png", "PNG"), ("pdf", "Export PDF"))
+#: Width (a column of the paper template, ``gradlab.export.WIDTHS``) and font of PNG / PDF
+#: exports: the same template as ``gradlab export``.
+EXPORT_WIDTH = "single"
+EXPORT_FONT = "serif"
+
+
+def graph_config(filename: str) -> dict[str, Any]:
+    """dcc.Graph config: the figures' own config, SVG from the toolbar's camera button."""
+    return {
+        **fig_style.PLOT_CONFIG,
+        "toImageButtonOptions": {"format": "svg", "filename": filename, "scale": 1},
+    }
+
+
+def message(text: Any, kind: str = "error", **kwargs: Any) -> html.Div:
+    """A boxed message (kind: error, warning, info)."""
+    return html.Div(text, className=f"message message-{kind}", role="alert", **kwargs)
+
+
+def safe_layout(title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for a page's ``layout``: an unexpected error becomes a message, not a blank
+    page (it is logged with its traceback on the server)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def layout(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                log.exception("layout of %s failed", title)
+                return html.Div([html.H2(title), message(f"This page could not be built: {exc}")])
+
+        return layout
+
+    return wrap
+
+
+def specs(scope: str | Iterable[str]) -> list[Any]:
+    """FigureSpecs of one scope (or several), in FIGURES order."""
+    scopes = {scope} if isinstance(scope, str) else set(scope)
+    return [spec for spec in FIGURES.values() if spec.scope in scopes]
+
+
+def accepts(spec: Any) -> frozenset[str]:
+    """Keyword options ``spec``'s builder takes (its signature and ``spec.options``)."""
+    try:
+        params = inspect.signature(spec.builder).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builders are plain functions
+        params = {}
+    names = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    names.discard("data")
+    return frozenset(names | set(spec.options))
+
+
+def clean_options(spec: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the options the builder takes, None dropped."""
+    allowed = accepts(spec)
+    return {k: v for k, v in options.items() if k in allowed and v is not None}
+
+
+def error_figure(title: str, text: str) -> go.Figure:
+    """A figure with no traces and ``text`` in the middle (a builder failed, a run is missing)."""
+    fig = go.Figure()
+    fig.update_layout(
+        template=fig_style.TEMPLATE,
+        title=dict(text=title),
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),
+        annotations=[
+            dict(
+                text=text,
+                xref="paper",
+                yref="paper",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font=dict(size=14, color="#555555"),
+            )
+        ],
+    )
+    return fig
+
+
+def figure_data(
+    root: str, spec: Any, run_ids: Sequence[str], step: int | None = None
+) -> tuple[FigureData, int | None]:
+    """(the FigureData ``spec`` needs for ``run_ids``, the array step used).
+
+    Arrays are read at the saved step nearest ``step`` (the latest when None), one per run; the
+    step returned is the first run's, so the builder is asked for a step that is there.
+    """
+    runs = data.runs(root)
+    order = {r: i for i, r in enumerate(run_ids)}
+    rows = runs[runs["run_id"].isin(list(run_ids))]
+    rows = rows.iloc[rows["run_id"].map(order).argsort(kind="stable")]
+    metrics = data.metrics(root, run_ids, spec.probes) if spec.probes else None
+    arrays = {}
+    array_step = None
+    for name in spec.arrays:
+        for run_id in run_ids:
+            chosen = data.nearest(data.array_steps(root, run_id, name), step)
+            if chosen is None:
+                continue
+            value = data.array(root, run_id, name, chosen)
+            if value is not None:
+                arrays[(run_id, name, chosen)] = value
+                array_step = chosen if array_step is None else array_step
+    return FigureData(metrics=metrics, runs=rows, arrays=arrays), array_step
+
+
+def build_figure(
+    root: str, name: str, run_ids: Sequence[str], options: Mapping[str, Any]
+) -> go.Figure:
+    """Figure ``name`` of ``run_ids`` with ``options``; never raises (a failure is drawn)."""
+    spec = FIGURES.get(name)
+    if spec is None:
+        return error_figure(name, f"There is no figure {name!r}.")
+    try:
+        options = dict(options)
+        fig_data, array_step = figure_data(root, spec, run_ids, options.get("step"))
+        if spec.arrays and array_step is not None:
+            options["step"] = array_step
+        return spec.builder(fig_data, **clean_options(spec, options))
+    except data.DataError as exc:
+        return error_figure(spec.title, str(exc))
+    except Exception as exc:
+        log.exception("figure %s of %s failed", name, list(run_ids))
+        return error_figure(spec.title, f"This figure could not be drawn: {exc}")
+
+
+def is_empty(fig: go.Figure | Mapping[str, Any]) -> bool:
+    """Whether a figure has no traces (a "no data" or error figure)."""
+    traces = fig.data if isinstance(fig, go.Figure) else fig.get("data") or []
+    return len(traces) == 0
+
+
+def figure_card(
+    prefix: str, spec: Any, figure: go.Figure | dict[str, Any] | None = None
+) -> html.Section:
+    """A titled card: the graph (id ``{prefix}-fig-{name}``), its description and the export
+    buttons (pattern ids ``{"type": f"{prefix}-export", "fig": name, "fmt": fmt}``)."""
+    buttons = [
+        html.Button(
+            label,
+            id={"type": f"{prefix}-export", "fig": spec.name, "fmt": fmt},
+            className="btn btn-small",
+            n_clicks=0,
+            title=f"Download this figure as {fmt.upper()}"
+            + (" (its data, one row per point)" if fmt == "csv" else ""),
+        )
+        for fmt, label in EXPORTS
+    ]
+    graph = dcc.Graph(
+        id=f"{prefix}-fig-{spec.name}",
+        figure=figure if figure is not None else _placeholder(spec.title),
+        config=graph_config(spec.name),
+        className="figure-graph",
+    )
+    return html.Section(
+        [
+            html.Div(
+                [html.H3(spec.title), html.Div(buttons, className="figure-buttons")],
+                className="figure-head",
+            ),
+            dcc.Loading(graph, type="dot", delay_show=400),
+            html.P(spec.description, className="figure-description"),
+        ],
+        className="figure-card",
+        id=f"{prefix}-card-{spec.name}",
+    )
+
+
+def _placeholder(title: str) -> dict[str, Any]:
+    """An empty figure (a plain dict: no template to copy) shown until the callback draws."""
+    return {
+        "data": [],
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "paper_bgcolor": "white",
+            "plot_bgcolor": "white",
+        },
+    }
+
+
+def safe_filename(*parts: Any) -> str:
+    """A download file name from parts (letters, digits, '-', '_', '.')."""
+    text = "-".join(str(p) for p in parts if p not in (None, ""))
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:150] or "figure"
+
+
+def export(fig: go.Figure, fmt: str, filename: str) -> dict[str, Any]:
+    """dcc.Download data for ``fig`` as csv (``figure_table``), png or pdf
+    (``gradlab.export.figure_bytes``). Raises RuntimeError with a message for the page."""
+    if fmt == "csv":
+        table = figure_table(fig)
+        return dcc.send_data_frame(table.to_csv, f"{filename}.csv", index=False)
+    if fmt not in ("png", "pdf", "svg"):
+        raise RuntimeError(f"unknown export format {fmt!r}")
+    try:
+        from gradlab.export import figure_bytes
+    except ImportError as exc:
+        raise RuntimeError(f"Export is not available: {exc}") from exc
+    try:
+        payload = figure_bytes(fig, fmt, EXPORT_WIDTH, EXPORT_FONT)
+    except Exception as exc:  # no browser for kaleido, ...: the message is what the user needs
+        raise RuntimeError(f"{fmt.upper()} export failed: {exc}") from exc
+    return dcc.send_bytes(payload, f"{filename}.{fmt}")
+
+
+def export_callback(
+    triggered: Any, clicked: Any, make: Callable[[str], go.Figure], stem: str
+) -> tuple[Any, Any]:
+    """Body of a page's export callback: (download data, message) for the clicked button.
+
+    ``triggered``: ``dash.ctx.triggered_id`` (``{"fig", "fmt", ...}``), ``clicked`` its
+    n_clicks; ``make(name)`` rebuilds the figure from the page's current controls, so what is
+    exported is what is on screen.
+    """
+    from dash import no_update
+
+    if not isinstance(triggered, Mapping) or not clicked:
+        return no_update, no_update
+    name, fmt = str(triggered.get("fig")), str(triggered.get("fmt"))
+    if name not in FIGURES:
+        return no_update, message(f"There is no figure {name!r}.")
+    fig = make(name)
+    try:
+        return export(fig, fmt, safe_filename(stem, name)), ""
+    except RuntimeError as exc:
+        return no_update, message(str(exc), "warning")
+
+
+def triggered_value() -> Any:
+    """The new value of the input that fired the running callback (None if none did)."""
+    from dash import ctx
+
+    return ctx.triggered[0].get("value") if ctx.triggered else None
+
+
+# ----------------------------------------------------------------------------- query strings
+def query(**params: Any) -> str:
+    """``?a=1&b=x`` from the params that are not None / empty ("" when none are left)."""
+    items = {}
+    for key, value in params.items():
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        items[key] = value
+    return f"?{urlencode(items, safe=',:')}" if items else ""
+
+
+def one(value: Any) -> str | None:
+    """A query parameter as one string (the last if repeated, None if absent or blank)."""
+    if isinstance(value, list | tuple):
+        value = value[-1] if value else None
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def as_int(value: Any) -> int | None:
+    """A query parameter as an int (None if absent or not a whole number)."""
+    text = one(value)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or not number.is_integer():
+        return None
+    return int(number)
+
+
+def flow_quantities(series: set[tuple[str, str]]) -> list[str]:
+    """FLOW_QUANTITIES that occur in ``series`` ((probe, name) pairs); grad_hidden if none."""
+    have = [k for k in FLOW_QUANTITIES if (QUANTITIES[k].probe, QUANTITIES[k].name) in series]
+    return have or ["grad_hidden"]
+
+
+def choice(value: Any, allowed: Sequence[str], default: str | None) -> str | None:
+    """A query parameter if it is one of ``allowed``, else ``default``."""
+    text = one(value)
+    return text if text in allowed else default

@@ -1,0 +1,391 @@
+"""Helpers shared by the figure modules: run labels and styles, empty figures, metadata,
+fitted and theory decay lines, log colour scales."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from gradlab.figures import style
+from gradlab.figures.data import FigureData
+from gradlab.figures.quantities import SUMMARY
+from gradlab.fits import decay_fit
+
+MINUS = "−"
+
+#: Config keys that may tell overlaid runs apart, with their legend symbols.
+_LABEL_KEYS: tuple[tuple[str, str], ...] = (
+    ("task", ""),
+    ("init", "init"),
+    ("gain", "σ<sub>w</sub>"),
+    ("bias_scale", "σ<sub>b</sub>"),
+    ("hidden_size", "N"),
+    ("num_layers", "layers"),
+    ("bidirectional", "bidir"),
+    ("optimizer", ""),
+    ("lr", "lr"),
+    ("clip", "clip"),
+    ("truncate", "trunc"),
+    ("forget_bias", "b<sub>f</sub>"),
+    ("update_bias", "b<sub>z</sub>"),
+    ("batch_size", "B"),
+    ("steps", "steps"),
+)
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A compact number with a Unicode minus: 0.21, −0.0034, 1.5e+03 → 1.5×10³-free text."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool | str):
+        return str(value)
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if v.is_integer() and abs(v) < 1e6:
+        return str(int(v)).replace("-", MINUS)
+    return f"{v:.{digits}g}".replace("-", MINUS)
+
+
+def fmt_rate(rate: float, se: float | None = None) -> str:
+    """A rate for a legend, "−0.21 /step ± 0.01": two decimals (more for small rates, and one
+    significant digit of a tiny standard error)."""
+    a = abs(rate)
+    decimals = 2 if a >= 0.1 or a == 0 else min(4, 1 - math.floor(math.log10(a)))
+    text = f"{rate:.{decimals}f}".replace("-", MINUS) + " /step"
+    if se is not None and math.isfinite(se):
+        se_decimals = decimals
+        if 0 < se < 0.5 * 10**-decimals:  # keep one significant digit of a tiny error
+            se_decimals = min(6, -math.floor(math.log10(se)))
+        text += f" ± {se:.{se_decimals}f}"
+    return text
+
+
+def pick_run(data: FigureData, run_id: str | None) -> str | None:
+    """`run_id` if given, else the first run of `data` (None if there is none)."""
+    if run_id is not None:
+        return str(run_id)
+    ids = data.run_ids
+    return ids[0] if ids else None
+
+
+def _varying(data: FigureData, run_ids: Sequence[str]) -> list[tuple[str, str]]:
+    rows = [data.run(r) for r in run_ids]
+    out = []
+    for key, sym in _LABEL_KEYS:
+        values = {repr(row.get(key)) for row in rows}
+        if len(values) > 1:
+            out.append((key, sym))
+    return out
+
+
+def run_label(data: FigureData, run_id: str, run_ids: Sequence[str] | None = None) -> str:
+    """Legend name "lstm · seq 50 · seed 0" (rnn with a non-tanh activation: "rnn (relu)"),
+    with any config key that differs between `run_ids` added ("rnn · σ_w 1.5 · ..."); the
+    start of the run id is appended when two runs would otherwise share a name."""
+    label = run_label_base(data, run_id, run_ids)
+    others = [r for r in (run_ids or []) if r != run_id]
+    if any(run_label_base(data, o, run_ids) == label for o in others):
+        label += f" · {run_id[:6]}"
+    return label
+
+
+def run_label_base(data: FigureData, run_id: str, run_ids: Sequence[str] | None) -> str:
+    """run_label without the duplicate-breaking id suffix (used to detect duplicates)."""
+    row = data.run(run_id)
+    if not row:
+        return str(run_id)
+    cell = str(row.get("cell") or "?")
+    act = row.get("activation")
+    head = f"{cell} ({act})" if cell == "rnn" and act and act != "tanh" else cell
+    parts = [head]
+    for key, sym in _varying(data, list(run_ids or [run_id])):
+        value = row.get(key)
+        parts.append(f"{sym} {num(value)}".strip() if sym else str(value))
+    if row.get("seq_len") is not None:
+        parts.append(f"seq {num(row['seq_len'])}")
+    if row.get("seed") is not None:
+        parts.append(f"seed {num(row['seed'])}")
+    return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class RunStyle:
+    """How one run is drawn: cell colour, dash and marker by its rank among runs of its cell."""
+
+    run_id: str
+    label: str
+    cell: str
+    color: str
+    dash: str
+    symbol: str
+
+
+def run_styles(data: FigureData, run_ids: Sequence[str]) -> dict[str, RunStyle]:
+    """RunStyle per run: colour from `style.CELL_COLORS`, the k-th run of a cell gets the k-th
+    dash / marker."""
+    counts: dict[str, int] = {}
+    out = {}
+    for rid in run_ids:
+        cell = data.cell(rid)
+        k = counts.get(cell, 0)
+        counts[cell] = k + 1
+        out[rid] = RunStyle(
+            rid,
+            run_label(data, rid, run_ids),
+            cell,
+            style.cell_color(cell),
+            style.RUN_DASHES[k % len(style.RUN_DASHES)],
+            style.RUN_SYMBOLS[k % len(style.RUN_SYMBOLS)],
+        )
+    return out
+
+
+def trace_meta(run_id: str | None = None, **columns: Any) -> dict[str, Any]:
+    """`trace.meta` read by `figure_table`: column names for x / y / z / customdata and
+    constant columns (run_id, name, ...)."""
+    const = {"run_id": run_id} if run_id is not None else {}
+    const.update(columns.pop("const", {}) or {})
+    return {"columns": columns, "const": const}
+
+
+def jsonable(value: Any) -> Any:
+    """Options made JSON-safe for `layout.meta`."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def new_figure(
+    title: str, x_title: str, y_title: str, *, ylog: bool = False, xlog: bool = False
+) -> go.Figure:
+    """An empty figure with the dashboard template, axis titles and log axes as asked."""
+    fig = go.Figure()
+    fig.update_layout(
+        template=style.TEMPLATE,
+        title=dict(text=title),
+        xaxis=dict(title=dict(text=x_title), type="log" if xlog else "linear"),
+        yaxis=dict(title=dict(text=y_title), type="log" if ylog else "linear"),
+        legend=dict(title=dict(text="")),
+    )
+    return fig
+
+
+def finish(
+    fig: go.Figure,
+    figure: str,
+    options: Mapping[str, Any],
+    run_ids: Iterable[str],
+    *,
+    empty: bool = False,
+    message: str | None = None,
+) -> go.Figure:
+    """Record what was drawn in ``layout.meta["gradlab"]`` (figure name, options, run ids, and
+    whether it is an empty "no data" figure) — export writes it to the .json sidecar."""
+    meta = {
+        "figure": figure,
+        "options": jsonable(dict(options)),
+        "run_ids": [str(r) for r in run_ids],
+        "empty": bool(empty),
+    }
+    if message:
+        meta["message"] = message
+    fig.update_layout(meta={"gradlab": meta})
+    return fig
+
+
+def no_data(
+    figure: str,
+    title: str,
+    message: str,
+    options: Mapping[str, Any],
+    run_ids: Iterable[str] = (),
+) -> go.Figure:
+    """A figure with no traces and a centred annotation "no data: <message>"."""
+    fig = go.Figure()
+    text = message if message.startswith("no data") else f"no data: {message}"
+    fig.update_layout(
+        template=style.TEMPLATE,
+        title=dict(text=title),
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),
+        annotations=[
+            dict(
+                text=text,
+                xref="paper",
+                yref="paper",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font=dict(size=14, color="#555555"),
+            )
+        ],
+    )
+    return finish(fig, figure, options, run_ids, empty=True, message=text)
+
+
+def is_empty(fig: go.Figure) -> bool:
+    """Whether `fig` is a "no data" figure made by `no_data`."""
+    meta = fig.layout.meta
+    return bool(isinstance(meta, dict) and (meta.get("gradlab") or {}).get("empty"))
+
+
+# ---------------------------------------------------------------------- decay lines
+@dataclass(frozen=True)
+class LagFit:
+    """ln y ≈ intercept + rate·lag fitted on lags fit_lo..fit_hi (`gradlab.fits.decay_fit`)."""
+
+    rate: float
+    stderr: float
+    intercept: float
+    fit_lo: float
+    fit_hi: float
+
+
+def fit_by_lag(lags: np.ndarray, values: np.ndarray) -> LagFit | None:
+    """`gradlab.fits.decay_fit` of values placed at their lags (the same fit as the store's
+    `summary` probe for ‖∂L/∂h_k‖), plus its intercept; None with fewer than 3 usable points."""
+    lags = np.asarray(lags, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if lags.size == 0 or lags.min() < 0:
+        return None
+    n = int(lags.max()) + 1
+    by_lag = np.full(n, np.nan)
+    by_lag[n - 1 - lags] = values
+    fit = decay_fit(by_lag)
+    if not math.isfinite(fit.rate):
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep = np.isfinite(values) & (values > 0) & (lags >= fit.fit_lo) & (lags <= fit.fit_hi)
+        intercept = float(np.mean(np.log(values[keep]) - fit.rate * lags[keep]))
+    return LagFit(fit.rate, fit.stderr, intercept, fit.fit_lo, fit.fit_hi)
+
+
+def theory_rate(data: FigureData, run_id: str, step: int | None = None) -> float | None:
+    """The theory's per-step rate for a run: the `summary` probe's `theory_rate` (at `step`,
+    else latest) if finite, else the runs row's `theory_rate`, else
+    `gradlab.theory.theory_rate(config)`; None where no theory applies."""
+    value = data.scalar(run_id, SUMMARY, "theory_rate", step)
+    if math.isfinite(value):
+        return value
+    row = data.run(run_id)
+    stored = row.get("theory_rate")
+    if isinstance(stored, int | float) and math.isfinite(stored):
+        return float(stored)
+    if not row.get("cell"):
+        return None
+    from gradlab import theory
+
+    try:
+        rate = theory.theory_rate(row)
+    except (ValueError, TypeError):
+        return None
+    return None if rate is None or not math.isfinite(rate) else float(rate)
+
+
+def decay_overlays(
+    fig: go.Figure,
+    *,
+    x: np.ndarray,
+    lags: np.ndarray,
+    values: np.ndarray,
+    st: RunStyle,
+    x_col: str,
+    rate_theory: float | None,
+    anchor: float | None,
+    fit: bool = True,
+    row: int | None = None,
+    col: int | None = None,
+) -> None:
+    """Add the fitted decay line ("fit: −0.21 /step ± 0.01", dotted, over the lags it used) and
+    the theory line exp(rate·lag)·anchor (dashed, over every lag, anchored at lag 0)."""
+    x = np.asarray(x)
+    lags = np.asarray(lags, dtype=np.int64)
+    order = np.argsort(x, kind="stable")
+    x, lags, values = x[order], lags[order], np.asarray(values, dtype=np.float64)[order]
+    where = dict(row=row, col=col) if row is not None else {}
+    if fit:
+        f = fit_by_lag(lags, values)
+        if f is not None:
+            sel = (lags >= f.fit_lo) & (lags <= f.fit_hi)
+            fig.add_trace(
+                go.Scatter(
+                    x=x[sel],
+                    y=np.exp(f.intercept + f.rate * lags[sel]),
+                    mode="lines",
+                    name=f"fit: {fmt_rate(f.rate, f.stderr)}",
+                    legendgroup=st.run_id,
+                    line=dict(color=st.color, dash=style.FIT_DASH, width=1.5),
+                    hovertemplate=f"fit<br>{x_col}=%{{x}}<br>%{{y:.3g}}<extra></extra>",
+                    meta=trace_meta(st.run_id, x=x_col, y="value", const={"line": "fit"}),
+                ),
+                **where,
+            )
+    if rate_theory is not None and anchor is not None and math.isfinite(anchor) and anchor > 0:
+        lag_grid = np.arange(0, int(lags.max()) + 1) if lags.size else np.arange(0)
+        if x_col == "lag":
+            x_grid = lag_grid
+        else:  # x is the timestep k: lag 0 at the largest k
+            x_grid = int(x.max()) - lag_grid
+        fig.add_trace(
+            go.Scatter(
+                x=x_grid,
+                y=anchor * np.exp(rate_theory * lag_grid),
+                mode="lines",
+                name=f"theory: {fmt_rate(rate_theory)}",
+                legendgroup=st.run_id,
+                line=dict(color=st.color, dash=style.THEORY_DASH, width=1.5),
+                hovertemplate=f"theory<br>{x_col}=%{{x}}<br>%{{y:.3g}}<extra></extra>",
+                meta=trace_meta(st.run_id, x=x_col, y="value", const={"line": "theory"}),
+            ),
+            **where,
+        )
+
+
+# ---------------------------------------------------------------------- log colour
+def power_text(exponent: int) -> str:
+    """Tick text of 10^exponent: "1", "10", "10<sup>−3</sup>"."""
+    if exponent == 0:
+        return "1"
+    if exponent == 1:
+        return "10"
+    return f"10<sup>{str(exponent).replace('-', MINUS)}</sup>"
+
+
+def log_colour(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """(log10 values with NaN where not > 0, colour-bar ticks at powers of ten — and at 2× and
+    5× when the values span less than two decades)."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
+    finite = z[np.isfinite(z)]
+    if finite.size == 0:
+        return z, {}
+    zmin, zmax = float(finite.min()), float(finite.max())
+    lo, hi = math.floor(zmin), math.ceil(zmax)
+    if hi - lo <= 2:
+        ticks = [
+            (e + math.log10(m), m, e)
+            for e in range(lo, hi + 1)
+            for m in (1, 2, 5)
+            if zmin - 1e-9 <= e + math.log10(m) <= zmax + 1e-9
+        ]
+        if len(ticks) >= 2:
+            return z, dict(
+                tickvals=[t for t, _, _ in ticks],
+                ticktext=[power_text(e) if m == 1 else f"{m}×{power_text(e)}" for _, m, e in ticks],
+            )
+    stride = max(1, math.ceil((hi - lo) / 6))
+    exps = list(range(lo, hi + 1, stride))
+    return z, dict(tickvals=exps, ticktext=[power_text(e) for e in exps])

@@ -1,0 +1,89 @@
+"""gradient_flow: heatmap of a per-timestep gradient norm, timestep k × training step, in log
+colour — how the backward flow changes as the run trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from gradlab.figures import style
+from gradlab.figures._common import finish, log_colour, no_data, pick_run, run_label, trace_meta
+from gradlab.figures.data import FigureData
+from gradlab.figures.quantities import QUANTITIES, get_quantity, probes_of
+from gradlab.figures.spec import FigureSpec
+
+NAME = "gradient_flow"
+
+
+def build(
+    data: FigureData,
+    *,
+    run_id: str | None = None,
+    quantity: str = "grad_hidden",
+    scale: str = "log",
+    layer: int = 0,
+    direction: int = 0,
+) -> go.Figure:
+    """Heatmap of `quantity` (default ‖∂L/∂h_k‖) for one run: x timestep k, y training step,
+    colour log10 of the norm (``scale="linear"`` for a linear colour scale)."""
+    q = get_quantity(quantity)
+    opts = dict(run_id=run_id, quantity=q.key, scale=scale, layer=layer, direction=direction)
+    rid = pick_run(data, run_id)
+    title = f"Gradient flow {q.label} over training"
+    if rid is None:
+        return no_data(NAME, title, "no run selected", opts)
+    df = data.select(rid, q.probe, q.name, layer=layer, direction=direction).dropna(subset=["t"])
+    if df.empty:
+        return no_data(NAME, f"{title} — {run_label(data, rid)}", q.missing, opts, [rid])
+    grid = df.pivot_table(index="step", columns="t", values="value", aggfunc="first", dropna=False)
+    grid = grid.sort_index().sort_index(axis=1)
+    raw = grid.to_numpy(dtype=np.float64)
+    log = scale == "log"
+    colorbar: dict = dict(title=dict(text=q.label), exponentformat="power")
+    if log:
+        z, ticks = log_colour(raw)
+        colorbar.update(ticks)
+    else:
+        z = raw
+    fig = go.Figure(
+        go.Heatmap(
+            x=grid.columns.to_numpy(dtype=np.int64),
+            y=grid.index.to_numpy(dtype=np.int64),
+            z=z,
+            customdata=raw,
+            colorscale=style.SEQUENTIAL,
+            colorbar=colorbar,
+            name=run_label(data, rid),
+            hovertemplate="k=%{x}<br>step=%{y}<br>%{customdata:.3g}<extra></extra>",
+            meta={**trace_meta(rid, x="t", y="step", z="value"), "z_source": "customdata"},
+        )
+    )
+    fig.update_layout(
+        template=style.TEMPLATE,
+        title=dict(text=f"Gradient flow {q.label} — {run_label(data, rid)}"),
+        xaxis=dict(title=dict(text="timestep k"), showgrid=False),
+        yaxis=dict(title=dict(text="training step"), showgrid=False),
+    )
+    return finish(fig, NAME, opts, [rid])
+
+
+SPEC = FigureSpec(
+    name=NAME,
+    title="Gradient flow over training",
+    description=(
+        "Heatmap of ‖∂L/∂h_k‖ (or another per-timestep norm) for one run: timestep k across, "
+        "training step down, log colour. Vanishing gradients show as a colour gradient from "
+        "the last timestep back to the first; training reshapes it."
+    ),
+    scope="run",
+    probes=probes_of(tuple(QUANTITIES)),
+    builder=build,
+    requires=lambda o: probes_of((o.get("quantity") or "grad_hidden",)),
+    options={
+        "run_id": "which run (default: the first)",
+        "quantity": "grad_hidden | grad_cell | contribution:weight_hh | ... (default grad_hidden)",
+        "scale": "log | linear colour (default log)",
+        "layer": "layer index (default 0)",
+        "direction": "0 forward, 1 reverse (default 0)",
+    },
+)

@@ -1,0 +1,125 @@
+"""jacobian_lag: ‖∂s_T/∂s_k‖₂ against the lag T−k, one line per run, log y, with the fitted
+decay and the theory's line exp(rate·lag) from 1 at lag 0 (∂s_T/∂s_T = I)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from gradlab.figures._common import (
+    decay_overlays,
+    finish,
+    new_figure,
+    no_data,
+    run_label,
+    run_styles,
+    theory_rate,
+    trace_meta,
+)
+from gradlab.figures.data import FigureData
+from gradlab.figures.quantities import SUMMARY, get_quantity, group_probes
+from gradlab.figures.spec import FigureSpec
+from gradlab.probes import JacobianProbe
+
+NAME = "jacobian_lag"
+Y_LABEL = "‖∂s<sub>T</sub>/∂s<sub>k</sub>‖<sub>2</sub>"
+
+
+def build(
+    data: FigureData,
+    *,
+    run_ids: Sequence[str] | None = None,
+    step: int | None = None,
+    scale: str = "log",
+    fit: bool = True,
+    theory: bool = True,
+    layer: int = 0,
+    direction: int = 0,
+) -> go.Figure:
+    """Spectral norm of the long-range state Jacobian ∂s_T/∂s_k (mean over the probe samples)
+    against lag T−k at `step` (None: latest). Dotted: fitted decay; dashed: exp(rate·lag) with
+    the theory's rate, starting from ‖∂s_T/∂s_T‖₂ = 1 at lag 0."""
+    q = get_quantity("jacobian:spectral")
+    opts = dict(run_ids=run_ids, step=step, scale=scale, fit=fit, theory=theory)
+    opts.update(layer=layer, direction=direction)
+    ids = [str(r) for r in run_ids] if run_ids is not None else data.run_ids
+    title = f"Long-range Jacobian {Y_LABEL} against lag"
+    if not ids:
+        return no_data(NAME, title, "no runs selected", opts)
+    styles = run_styles(data, ids)
+    fig = new_figure(title, "lag T−k (steps)", Y_LABEL, ylog=scale == "log")
+    drawn, missing, steps = [], [], set()
+    for rid in ids:
+        chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
+        if df.empty:
+            missing.append(rid)
+            continue
+        st = styles[rid]
+        k, v = df["t"].to_numpy(), df["value"].to_numpy()
+        lag = int(k.max()) + 1 - k  # k = 0..T-1 → lag T..1
+        fig.add_trace(
+            go.Scatter(
+                x=lag,
+                y=v,
+                mode="lines+markers",
+                name=st.label,
+                legendgroup=rid,
+                line=dict(color=st.color, dash=st.dash, width=2),
+                marker=dict(color=st.color, symbol=st.symbol, size=5),
+                hovertemplate=f"{st.label}<br>lag=%{{x}}<br>%{{y:.3g}}<extra>step {chosen}</extra>",
+                meta=trace_meta(rid, x="lag", y="value", const={"step": chosen}),
+            )
+        )
+        rate = theory_rate(data, rid, chosen) if theory else None
+        decay_overlays(
+            fig,
+            x=lag,
+            lags=lag,
+            values=v,
+            st=st,
+            x_col="lag",
+            rate_theory=rate,
+            anchor=1.0,
+            fit=fit,
+        )
+        drawn.append(rid)
+        steps.add(chosen)
+    if not drawn:
+        return no_data(NAME, title, q.missing, opts, ids)
+    if len(steps) == 1:
+        fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
+    if missing:
+        names = ", ".join(run_label(data, r, ids) for r in missing)
+        fig.add_annotation(
+            text=f"no Jacobian norms for: {names}",
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=-0.22,
+            xanchor="left",
+            showarrow=False,
+            font=dict(size=11, color="#555555"),
+        )
+    return finish(fig, NAME, opts, drawn)
+
+
+SPEC = FigureSpec(
+    name=NAME,
+    title="Long-range Jacobian against lag",
+    description=(
+        "‖∂s_T/∂s_k‖₂ (mean over the probe samples) against the lag T−k at one training step, "
+        "one line per run, log y: how strongly the last state still depends on an earlier one. "
+        "Dotted: fitted decay rate per step; dashed: the theory's exp(rate·lag) from 1 at lag 0."
+    ),
+    scope="runs",
+    probes=group_probes((JacobianProbe.probe, "spectral"), (SUMMARY, "theory_rate")),
+    builder=build,
+    options={
+        "run_ids": "which runs (default: all given)",
+        "step": "training step (default: each run's latest)",
+        "scale": "log | linear y (default log)",
+        "fit": "draw the fitted decay line (default true)",
+        "theory": "draw the theory line where a theory rate exists (default true)",
+    },
+)
