@@ -16,6 +16,7 @@ with a message fit for the page; nothing here unpickles or evaluates what it rea
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradlab.config import RunConfig
 from gradlab.store import Store, open_store, validate_id
 from gradlab.store import files as store_files
 
@@ -61,22 +63,8 @@ STORE_KEY = "GRADLAB_STORE"
 CELL_COLUMNS = ("cell", "activation", "forget_bias", "update_bias")
 #: Config columns a counterpart must share.
 SAME_TASK_COLUMNS = ("sweep", "task", "seq_len", "seed")
-#: Columns of ``runs()`` that are bookkeeping, not grid axes.
-NOT_AXES = frozenset(
-    {"run_id", "status", "alive", "reason", "created", "finished", "duration_s", "sweep"}
-)
-#: Columns of ``runs()`` that summarise a run (never grid axes).
-SUMMARY_COLUMNS = frozenset(
-    {
-        "final_loss",
-        "baseline_loss",
-        "steps_done",
-        "loss_ratio",
-        "final_grad_norm",
-        "decay_rate",
-        "theory_rate",
-    }
-)
+#: Columns of ``runs()`` that can be grid axes: the RunConfig fields (``sweep`` names the grid).
+CONFIG_AXES = frozenset(f.name for f in dataclasses.fields(RunConfig)) - {"sweep"}
 #: How long (s) the runs table may be reused while some run is still being written.
 LIVE_TTL = 5.0
 #: How long (s) one look at the run folders' file stats is reused.
@@ -244,7 +232,7 @@ def grid_axes(frame: pd.DataFrame) -> list[str]:
     """Config columns that take more than one value in ``frame`` (a sweep's grid axes)."""
     axes = []
     for col in frame.columns:
-        if col in NOT_AXES or col in SUMMARY_COLUMNS or col.startswith("summary."):
+        if col not in CONFIG_AXES:
             continue
         values = frame[col]
         if values.dtype == object:
