@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from gradlab.config import RunConfig
+from gradlab.fits import SUMMARY_KEYS
 from gradlab.store import METRICS_SCHEMA, open_store
 from gradlab.store import files as store_files
 from gradlab.store.provenance import versions, writer_info
@@ -49,16 +50,7 @@ GAINS = (0.5, 0.8, 1.0, 1.2, 1.5)
 SEQ_LENS = (25, 50, 100)
 HIDDEN = 32
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}
-SUMMARY = (
-    "decay_rate",
-    "decay_rate_se",
-    "fit_lo",
-    "fit_hi",
-    "horizon_e",
-    "horizon_1e3",
-    "early_fraction",
-    "theory_rate",
-)
+SUMMARY = SUMMARY_KEYS  # the summary probe's names, as the trainer writes them
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -50,32 +50,33 @@ def gradlab_full(model, x) -> None:
 
 
 def obvious(model, x) -> None:
-    """The obvious way: a Python unroll with a parameter copy per step (autograd gives each
-    step's contribution), every h_t's grad retained, autograd.functional.jacobian per step."""
-
+    """The obvious way: a Python unroll with a copy of every parameter per step (autograd's
+    gradient w.r.t. step k's copies is step k's contribution), each h_t's grad retained, and
+    torch.autograd.functional.jacobian (its defaults) per step for the step Jacobians."""
     T, B, _ = x.shape
-    W_ih, W_hh = model.weight_ih_l0, model.weight_hh_l0
-    b = model.bias_ih_l0 + model.bias_hh_l0
-    copies = [W_hh.detach().clone().requires_grad_(True) for _ in range(T)]
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    copies = [
+        [getattr(model, n).detach().clone().requires_grad_(True) for n in names] for _ in range(T)
+    ]
     h = x.new_zeros(B, model.hidden_size)
     states = []
 
-    def step(h_prev, x_t, W):
-        return torch.tanh(x_t @ W_ih.T + h_prev @ W.T + b)
+    def step(h_prev, x_t, W_ih, W_hh, b_ih, b_hh):
+        return torch.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
 
     for t in range(T):
-        h = step(h, x[t], copies[t])
+        h = step(h, x[t], *copies[t])
         h.retain_grad()
         states.append(h)
     loss_fn(torch.stack(states)).backward()
-    norms = [c.grad.norm() for c in copies]  # per-step contribution norms
+    for params in copies:  # per-step contribution norms of every parameter
+        [p.grad.norm() for p in params]
     for t in range(1, T):
         prev = states[t - 1].detach()
         jac = torch.autograd.functional.jacobian(
-            lambda hp, t=t: step(hp, x[t], W_hh).sum(0), prev, vectorize=True
-        )  # (N, B, N): per-sample Jacobians, as the batch rows are independent
-        jac.norm()
-    del norms
+            lambda hp, t=t: step(hp, x[t], *copies[t]).sum(0), prev
+        )  # (N, B, N): the batch rows are independent, so this holds every per-sample J_t
+        jac.norm(dim=(0, 2))
 
 
 def bench(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:

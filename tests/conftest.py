@@ -1,4 +1,5 @@
-"""Shared fixtures for the engine tests (test_reference, test_record, tests/cells/*).
+"""Shared fixtures for the engine tests (test_reference, test_record, tests/cells/*), and the
+small REAL run store of tests/figures and tests/export (`fig_store`, at the end).
 
 Models are built either from plain ``torch.nn`` (for the reference's own checks) or from
 ``gradlab`` (the engine under test); weights are re-drawn from a seeded generator so every test
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
+from store_cases import CELLS_SWEEP, GRID_SWEEP
 
 # (cell, activation) pairs: every cell x activation the engine supports.
 CELL_ACTS = [
@@ -176,3 +179,83 @@ def helpers():
         TORCH_CELL_ACTS = TORCH_CELL_ACTS
 
     return H
+
+
+# ---------------------------------------------------------------- figure / export run store
+# Sweep "figtest-cells": an rnn (Gaussian init, σ_w = 0.9, so the mean-field theory has a rate),
+# an lstm and a gru with the same task, seq_len and seed, clipping on. Sweep "figtest-grid":
+# four tiny rnns on σ_w × σ_b for the phase diagram. Trained once per session with
+# `gradlab.train.train` into the session's base temp folder.
+_SMALL = dict(seq_len=10, hidden_size=6, batch_size=8, probe_batch=4, jacobian_samples=1)
+_SMALL.update(hidden_samples=2, seed=0)
+
+
+def store_configs() -> list:
+    """The RunConfigs of the figure / export store."""
+    from gradlab.config import RunConfig
+
+    configs = [
+        RunConfig(
+            cell=cell,
+            init="gaussian" if cell == "rnn" else "default",
+            gain=0.9 if cell == "rnn" else 1.0,
+            steps=7,
+            record_every=3,
+            clip=0.5,
+            sweep=CELLS_SWEEP,
+            **_SMALL,
+        )
+        for cell in ("rnn", "lstm", "gru")
+    ]
+    configs += [
+        RunConfig(
+            cell="rnn",
+            init="gaussian",
+            gain=gain,
+            bias_scale=bias,
+            steps=2,
+            record_every=1,
+            sweep=GRID_SWEEP,
+            **_SMALL,
+        )
+        for gain in (0.8, 1.5)
+        for bias in (0.0, 0.3)
+    ]
+    return configs
+
+
+def build_store(base: Path):
+    """Train the runs into `base`/gradlab-figure-store unless a previous session fixture did."""
+    from gradlab.store import open_store
+    from gradlab.train import train
+
+    path = base / "gradlab-figure-store"
+    done = path / ".trained"
+    store = open_store(path, fsync=False)
+    if not done.exists():
+        for config in store_configs():
+            if config.run_id not in store:
+                train(config, store)
+        done.touch()
+    return store
+
+
+@pytest.fixture(scope="session")
+def fig_store(tmp_path_factory: pytest.TempPathFactory):
+    """The figure / export store (gradlab.store.Store), trained once per session."""
+    return build_store(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def cell_runs(fig_store) -> dict[str, str]:
+    """cell type → run id in the cells sweep."""
+    runs = fig_store.runs()
+    runs = runs[runs["sweep"] == CELLS_SWEEP]
+    return {str(r.cell): str(r.run_id) for r in runs.itertuples()}
+
+
+@pytest.fixture(scope="session")
+def grid_runs(fig_store) -> list[str]:
+    """Run ids of the grid sweep, sorted."""
+    runs = fig_store.runs()
+    return sorted(runs.loc[runs["sweep"] == GRID_SWEEP, "run_id"].astype(str))

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboards import data
-from gradlab.figures import FIGURES, FigureData, figure_table
+from gradlab.figures import FIGURES, FigureData, figure_table, message_figure
 from gradlab.figures import style as fig_style
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
@@ -95,25 +95,7 @@ def clean_options(spec: Any, options: Mapping[str, Any]) -> dict[str, Any]:
 
 def error_figure(title: str, text: str) -> go.Figure:
     """A figure with no traces and ``text`` in the middle (a builder failed, a run is missing)."""
-    fig = go.Figure()
-    fig.update_layout(
-        template=fig_style.TEMPLATE,
-        title=dict(text=title),
-        xaxis=dict(visible=False),
-        yaxis=dict(visible=False),
-        annotations=[
-            dict(
-                text=text,
-                xref="paper",
-                yref="paper",
-                x=0.5,
-                y=0.5,
-                showarrow=False,
-                font=dict(size=14, color="#555555"),
-            )
-        ],
-    )
-    return fig
+    return message_figure(title, text)
 
 
 def figure_data(

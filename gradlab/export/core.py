@@ -221,21 +221,19 @@ def export(
     without a browser this raises ExportError (with the install hint) after writing them.
     """
     store_obj = open_existing(store) if store is not None else None
-    out, fmt = _format(Path(path), format)
-    width_inches(width)  # validate before doing any work
-    if isinstance(fig_or_name, str):
-        get_spec(fig_or_name)
-    starting = renderer or start_default_renderer()  # Chromium starts while the figure builds
-    fig = _figure(fig_or_name, store_obj, run_ids, sweep, options)
-    return _run_jobs(
-        [_Job(fig, out, fmt)],
+    _format(Path(path), format)  # a bad format is reported before a bad width
+    return export_many(
+        [(fig_or_name, path)],
         store=store_obj,
+        run_ids=run_ids,
         sweep=sweep,
+        format=format,
         width=width,
         font=font,
         dpi=dpi,
         height=height,
-        renderer=starting,
+        renderer=renderer,
+        **options,
     )
 
 

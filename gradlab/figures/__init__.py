@@ -27,7 +27,7 @@ from gradlab.figures import (  # the registry's modules, one per figure
     timestep_profile,
     training,
 )
-from gradlab.figures._common import is_empty
+from gradlab.figures._common import is_empty, message_figure
 from gradlab.figures.data import FigureData
 from gradlab.figures.spec import SCOPES, FigureSpec
 from gradlab.figures.table import figure_table
@@ -50,4 +50,13 @@ FIGURES: dict[str, FigureSpec] = {
     )
 }
 
-__all__ = ["FIGURES", "SCOPES", "FigureData", "FigureSpec", "figure_table", "is_empty", "style"]
+__all__ = [
+    "FIGURES",
+    "SCOPES",
+    "FigureData",
+    "FigureSpec",
+    "figure_table",
+    "is_empty",
+    "message_figure",
+    "style",
+]

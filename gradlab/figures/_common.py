@@ -213,8 +213,14 @@ def no_data(
     run_ids: Iterable[str] = (),
 ) -> go.Figure:
     """A figure with no traces and a centred annotation "no data: <message>"."""
-    fig = go.Figure()
     text = message if message.startswith("no data") else f"no data: {message}"
+    fig = message_figure(title, text)
+    return finish(fig, figure, options, run_ids, empty=True, message=text)
+
+
+def message_figure(title: str, text: str) -> go.Figure:
+    """A figure with no traces, hidden axes and `text` in the middle (no metadata)."""
+    fig = go.Figure()
     fig.update_layout(
         template=style.TEMPLATE,
         title=dict(text=title),
@@ -232,13 +238,49 @@ def no_data(
             )
         ],
     )
-    return finish(fig, figure, options, run_ids, empty=True, message=text)
+    return fig
 
 
 def is_empty(fig: go.Figure) -> bool:
     """Whether `fig` is a "no data" figure made by `no_data`."""
     meta = fig.layout.meta
     return bool(isinstance(meta, dict) and (meta.get("gradlab") or {}).get("empty"))
+
+
+def note_missing(
+    fig: go.Figure, data: FigureData, missing: Sequence[str], ids: Sequence[str], what: str
+) -> None:
+    """Annotate below the plot "no <what> for: <run labels>" for runs in `missing` (none: no-op)."""
+    if not missing:
+        return
+    names = ", ".join(run_label(data, r, ids) for r in missing)
+    fig.add_annotation(
+        text=f"no {what} for: {names}",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.22,
+        xanchor="left",
+        showarrow=False,
+        font=dict(size=11, color="#555555"),
+    )
+
+
+def profile_line(
+    st: RunStyle, x: np.ndarray, y: np.ndarray, *, x_col: str, x_name: str, step: int
+) -> go.Scatter:
+    """One run's lines+markers trace of a per-timestep profile recorded at training `step`."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines+markers",
+        name=st.label,
+        legendgroup=st.run_id,
+        line=dict(color=st.color, dash=st.dash, width=2),
+        marker=dict(color=st.color, symbol=st.symbol, size=5),
+        hovertemplate=f"{st.label}<br>{x_name}=%{{x}}<br>%{{y:.3g}}<extra>step {step}</extra>",
+        meta=trace_meta(st.run_id, x=x_col, y="value", const={"step": step}),
+    )
 
 
 # ---------------------------------------------------------------------- decay lines

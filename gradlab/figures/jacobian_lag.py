@@ -12,10 +12,10 @@ from gradlab.figures._common import (
     finish,
     new_figure,
     no_data,
-    run_label,
+    note_missing,
+    profile_line,
     run_styles,
     theory_rate,
-    trace_meta,
 )
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import SUMMARY, get_quantity, group_probes
@@ -58,19 +58,7 @@ def build(
         st = styles[rid]
         k, v = df["t"].to_numpy(), df["value"].to_numpy()
         lag = int(k.max()) + 1 - k  # k = 0..T-1 → lag T..1
-        fig.add_trace(
-            go.Scatter(
-                x=lag,
-                y=v,
-                mode="lines+markers",
-                name=st.label,
-                legendgroup=rid,
-                line=dict(color=st.color, dash=st.dash, width=2),
-                marker=dict(color=st.color, symbol=st.symbol, size=5),
-                hovertemplate=f"{st.label}<br>lag=%{{x}}<br>%{{y:.3g}}<extra>step {chosen}</extra>",
-                meta=trace_meta(rid, x="lag", y="value", const={"step": chosen}),
-            )
-        )
+        fig.add_trace(profile_line(st, lag, v, x_col="lag", x_name="lag", step=chosen))
         rate = theory_rate(data, rid, chosen) if theory else None
         decay_overlays(
             fig,
@@ -89,18 +77,7 @@ def build(
         return no_data(NAME, title, q.missing, opts, ids)
     if len(steps) == 1:
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
-    if missing:
-        names = ", ".join(run_label(data, r, ids) for r in missing)
-        fig.add_annotation(
-            text=f"no Jacobian norms for: {names}",
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=-0.22,
-            xanchor="left",
-            showarrow=False,
-            font=dict(size=11, color="#555555"),
-        )
+    note_missing(fig, data, missing, ids, "Jacobian norms")
     return finish(fig, NAME, opts, drawn)
 
 

@@ -13,10 +13,10 @@ from gradlab.figures._common import (
     finish,
     new_figure,
     no_data,
-    run_label,
+    note_missing,
+    profile_line,
     run_styles,
     theory_rate,
-    trace_meta,
 )
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import (
@@ -69,19 +69,7 @@ def build(
             continue
         st = styles[rid]
         t, v = df["t"].to_numpy(), df["value"].to_numpy()
-        fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=v,
-                mode="lines+markers",
-                name=st.label,
-                legendgroup=rid,
-                line=dict(color=st.color, dash=st.dash, width=2),
-                marker=dict(color=st.color, symbol=st.symbol, size=5),
-                hovertemplate=f"{st.label}<br>k=%{{x}}<br>%{{y:.3g}}<extra>step {chosen}</extra>",
-                meta=trace_meta(rid, x="t", y="value", const={"step": chosen}),
-            )
-        )
+        fig.add_trace(profile_line(st, t, v, x_col="t", x_name="k", step=chosen))
         if q.probe in DECAYING:
             rate = theory_rate(data, rid, chosen) if theory else None
             anchor = float(v[np.argmax(t)])
@@ -102,18 +90,7 @@ def build(
         return no_data(NAME, title, q.missing, opts, ids)
     if len(steps) == 1:
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
-    if missing:
-        names = ", ".join(run_label(data, r, ids) for r in missing)
-        fig.add_annotation(
-            text=f"no {q.text} for: {names}",
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=-0.22,
-            xanchor="left",
-            showarrow=False,
-            font=dict(size=11, color="#555555"),
-        )
+    note_missing(fig, data, missing, ids, q.text)
     return finish(fig, NAME, opts, drawn)
 
 
