@@ -133,35 +133,10 @@ def build(
     if not drawn:
         return no_data(NAME, title, "these runs have no training rows (probe train)", opts, ids)
     for value, span in baselines.items():
-        x = np.array([min(span), max(span)])
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[value, value],
-                mode="lines",
-                name=f"baseline (no memory) {num(value)}",
-                line=dict(color="#777777", dash="dash", width=1.25),
-                hovertemplate=f"baseline {value:.4g}<extra></extra>",
-                meta=trace_meta(None, x="step", y="value", const={"name": "baseline_loss"}),
-            ),
-            row=1,
-            col=1,
-        )
+        label = f"baseline (no memory) {num(value)}"
+        _level_line(fig, value, span, label, "dash", "baseline", "baseline_loss", 1)
     for value, span in clips.items():
-        x = np.array([min(span), max(span)])
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[value, value],
-                mode="lines",
-                name=f"clip threshold {num(value)}",
-                line=dict(color="#777777", dash="dot", width=1.25),
-                hovertemplate=f"clip {value:.4g}<extra></extra>",
-                meta=trace_meta(None, x="step", y="value", const={"name": "clip"}),
-            ),
-            row=2,
-            col=1,
-        )
+        _level_line(fig, value, span, f"clip threshold {num(value)}", "dot", "clip", "clip", 2)
     log = "log" if scale == "log" else "linear"
     fig.update_layout(template=style.TEMPLATE, title=dict(text=title))
     fig.update_yaxes(title_text="training loss", type=log, row=1, col=1)
@@ -186,3 +161,29 @@ SPEC = FigureSpec(
         "scale": "log | linear loss axis (default log)",
     },
 )
+
+
+def _level_line(
+    fig: go.Figure,
+    value: float,
+    span: list,
+    label: str,
+    dash: str,
+    hover: str,
+    name: str,
+    row: int,
+) -> None:
+    """A grey horizontal line at `value` across the steps in `span` (baseline or clip level)."""
+    fig.add_trace(
+        go.Scatter(
+            x=np.array([min(span), max(span)]),
+            y=[value, value],
+            mode="lines",
+            name=label,
+            line=dict(color="#777777", dash=dash, width=1.25),
+            hovertemplate=f"{hover} {value:.4g}<extra></extra>",
+            meta=trace_meta(None, x="step", y="value", const={"name": name}),
+        ),
+        row=row,
+        col=1,
+    )
