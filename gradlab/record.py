@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -194,12 +194,8 @@ class LayerRecording:
             return norms if index is None else norms[:, index]
         _check_ord(ord)
         eye = self._identity(index)
-        return torch.stack(
-            [
-                torch.linalg.matrix_norm(self.trace.jvp(t, eye, index), ord=2)
-                for t in range(1, self.T + 1)
-            ]
-        )
+        jacobians = (self.trace.jvp(t, eye, index) for t in range(1, self.T + 1))
+        return _batched_norms(jacobians, ord, eye.numel())
 
     @torch.no_grad()
     def jacobian(self, t: int, k: int, samples: Samples = None) -> Tensor:
@@ -222,12 +218,15 @@ class LayerRecording:
         t = self.T if t is None else self._check_step(t)
         _check_ord(ord)
         index = self._samples(samples)
-        transposed = self._identity(index)  # (∂s_t/∂s_k)ᵀ, built from k = t down
-        norms = []
-        for k in range(t - 1, -1, -1):
-            transposed = self.trace.vjp(k + 1, transposed, index)
-            norms.append(torch.linalg.matrix_norm(transposed, ord=ord))
-        return torch.stack(norms[::-1])
+        eye = self._identity(index)
+
+        def transposed_products() -> Iterator[Tensor]:  # (∂s_t/∂s_k)ᵀ for k = t-1 down to 0
+            product = eye
+            for k in range(t - 1, -1, -1):
+                product = self.trace.vjp(k + 1, product, index)
+                yield product
+
+        return _batched_norms(transposed_products(), ord, eye.numel()).flip(0)
 
     @torch.no_grad()
     def singular_values(self, t: int, k: int | None = None, samples: Samples = None) -> Tensor:
@@ -280,6 +279,21 @@ class LayerRecording:
     def gate_means(self) -> dict[str, Tensor]:
         """Batch-and-unit mean of each gate per step t = 1..T, name → (T,)."""
         return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}
+
+
+def _batched_norms(matrices: Iterator[Tensor], ord: int | str, size: int) -> Tensor:
+    """Matrix norms of a stream of (B, S, S) matrices, (count, B): stacked into chunks of about
+    2^24 elements so one batched SVD serves many steps without holding them all."""
+    chunk = max(1, (1 << 24) // max(1, size))
+    norms, batch = [], []
+    for matrix in matrices:
+        batch.append(matrix)
+        if len(batch) == chunk:
+            norms.append(torch.linalg.matrix_norm(torch.stack(batch), ord=ord))
+            batch = []
+    if batch:
+        norms.append(torch.linalg.matrix_norm(torch.stack(batch), ord=ord))
+    return torch.cat(norms)
 
 
 def _check_ord(ord: int | str) -> None:

@@ -2,17 +2,15 @@
 
 `fro` is cheap (no Jacobian is formed) and averages over the whole probe batch; `spectral` needs
 one SVD per row and step, so it averages over `context.jacobian_samples` only (no rows when
-there are none). The sample rows' Jacobians of all steps go through one batched SVD, which is
-the same number as `step_jacobian_norms(2, samples)` at about half its cost.
+there are none).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
-from gradlab.record import LayerRecording, Recording
+from gradlab.record import Recording
 
 
 class StepJacobianProbe(Probe):
@@ -29,12 +27,6 @@ class StepJacobianProbe(Probe):
             fro = view.step_jacobian_norms("fro").mean(1)  # (T,)
             rows.add("fro", fro, t0=1, layer=layer, direction=direction)
             if samples:
-                spectral = spectral_step_norms(view, samples).mean(1)  # (T,)
+                spectral = view.step_jacobian_norms(2, samples=samples).mean(1)  # (T,)
                 rows.add("spectral", spectral, t0=1, layer=layer, direction=direction)
         return rows.columns()
-
-
-def spectral_step_norms(view: LayerRecording, samples: list[int]) -> torch.Tensor:
-    """‖J_t‖₂ of the sample rows for t = 1..T, (T, len(samples)), in one batched SVD."""
-    jacobians = torch.stack([view.step_jacobian(t, samples) for t in range(1, view.T + 1)])
-    return torch.linalg.svdvals(jacobians)[..., 0]  # (T, s, S, S) → (T, s)
