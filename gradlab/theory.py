@@ -691,7 +691,8 @@ class FiniteSizeGap:
     `edge`: spectral norm against the mean-square norm mean field describes (> 0);
     `lyapunov`: ½(ψ(N/2) − ln(N/2)) ≈ −1/(2N), the top Lyapunov exponent's offset;
     `offset` = edge + lyapunov: the expected gap; `spread`: the standard deviation of one
-    trajectory's slope around it.
+    trajectory's slope around it; `quenched`: ln(ρ(W)/σ_w) of one fixed Gaussian W_hh, an
+    additional upward pull (not in `offset`) where the network is nearly linear.
     """
 
     hidden_size: int
@@ -700,6 +701,7 @@ class FiniteSizeGap:
     lyapunov: float
     offset: float
     spread: float
+    quenched: float
 
 
 def finite_size_gap(hidden_size: int, seq_len: int) -> FiniteSizeGap:
@@ -721,9 +723,14 @@ def finite_size_gap(hidden_size: int, seq_len: int) -> FiniteSizeGap:
       Y_t ~ χ²_N, so its log-norm is a random walk with step variance ¼ ψ'(N/2) ≈ 1/(2N); the
       least-squares slope of a T-step random walk has variance (6/5) σ²/T:
       spread = √(1.2 ψ'(N/2) / (4T)) (0.0048 at N = 256, T = 100).
-    Not modelled: W_hh is the same matrix at every step, and its spectral radius exceeds σ_w by
-    O(√(ln N / N)); that pulls the slope up further once ℓ ≳ √N in a nearly linear (ordered,
-    weakly driven) network. tests/test_theory.py measures the total against these numbers.
+    * Quenched W (not in `offset`). W_hh is the same matrix at every step. Where the network is
+      nearly linear (ordered, weakly driven) ‖P_ℓ‖ → ρ(D W)^ℓ, and the spectral radius of an N×N
+      Ginibre matrix exceeds σ_w by ρ/σ_w − 1 ≈ √(γ_N / (4N)), γ_N = ln(N/2π) − 2 ln ln N (Rider
+      2003): `quenched` (0.017 at N = 256), an upper bound on this extra upward pull. With a
+      strong fresh drive D_t changes every step and the pull disappears; with a drive that
+      repeats (one-hot tokens, a frozen fixed point) it can be larger at small N (measured
+      +0.06/step at N = 128 on the copy task, −0.02 at N = 512).
+    tests/test_theory.py checks measured slopes against offset ± (quenched + 3 spread/√n).
     """
     n = _positive_int(hidden_size, "hidden_size")
     T = _positive_int(seq_len, "seq_len")
@@ -733,7 +740,9 @@ def finite_size_gap(hidden_size: int, seq_len: int) -> FiniteSizeGap:
     half = 0.5 * n
     lyapunov = 0.5 * (_digamma(half) - math.log(half))
     spread = math.sqrt(1.2 * _trigamma(half) / (4.0 * T))
-    return FiniteSizeGap(n, T, edge, lyapunov, edge + lyapunov, spread)
+    gamma_n = math.log(n / (2 * math.pi)) - 2 * math.log(math.log(n)) if n > 2 else 0.0
+    quenched = math.log1p(math.sqrt(max(gamma_n, 0.0) / (4 * n)))
+    return FiniteSizeGap(n, T, edge, lyapunov, edge + lyapunov, spread, quenched)
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -58,7 +58,8 @@ def test_profile_fit_line_matches_the_summary_fit(profile, cell_runs, fig_store)
         assert FIT_NAME.fullmatch(trace.name), trace.name
         assert trace.line.dash == style.FIT_DASH
         rid = run_of(trace)
-        summary = fig_store.metrics(rid, probes="summary", names="decay_rate")
+        # The ‖∂L/∂h_k‖ profile's fit is the adjoint rate (decay_rate is the state Jacobian's).
+        summary = fig_store.metrics(rid, probes="summary", names="adjoint_decay_rate")
         stored = summary.sort_values("step")["value"].iloc[-1]
         x, y = np.asarray(trace.x, float), np.log(np.asarray(trace.y, float))
         slope = -np.polyfit(x, y, 1)[0]  # x is the timestep: lag = T − k
