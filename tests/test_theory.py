@@ -607,7 +607,21 @@ def test_finite_size_gap_edge_is_the_fuss_catalan_slope():
     assert gap.edge == pytest.approx(np.polyfit(lags, edge, 1)[0], rel=1e-10)
     assert gap.offset == pytest.approx(gap.edge + gap.lyapunov)
     assert finite_size_gap(256, 200).edge < gap.edge  # O(ln T / T)
-    assert 0.0 < finite_size_gap(10**6, 100).quenched < gap.quenched < 0.02  # → 0 as N → ∞
+    assert 0.0 < finite_size_gap(10**6, 100).quenched < gap.quenched < 0.05  # → 0 as N → ∞
+
+
+@pytest.mark.parametrize("n", [8, 64], ids=lambda n: f"N{n}")
+def test_quenched_term_is_the_complex_ginibre_log_radius(n):
+    """Kostlan's exact law against sampled complex Ginibre matrices (5 standard errors)."""
+    rng = np.random.default_rng(n)
+    samples = [
+        math.log(np.abs(np.linalg.eigvals(
+            (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / math.sqrt(2 * n)
+        )).max())
+        for _ in range(400)
+    ]  # fmt: skip
+    se = np.std(samples) / math.sqrt(len(samples))
+    assert finite_size_gap(n, 10).quenched == pytest.approx(np.mean(samples), abs=5 * se)
 
 
 def _state_jacobian_slope(model, x):
@@ -626,7 +640,7 @@ def _check_against_theory(rates, predicted_rate, N, T):
     over seeds), and within the issue's 0.03/step of the rate itself."""
     gap = finite_size_gap(N, T)
     band = gap.quenched + 3 * gap.spread / math.sqrt(len(rates))
-    assert band + abs(gap.offset) < 0.04  # the derivation, not the data, sets this band
+    assert band + abs(gap.offset) < 0.07  # the derivation, not the data, sets this band
     measured = float(np.mean(rates))
     assert measured == pytest.approx(predicted_rate + gap.offset, abs=band)
     assert measured == pytest.approx(predicted_rate, abs=0.03)
