@@ -49,7 +49,8 @@ class ProbeContext:
 
     `config`: the run's configuration; `jacobian_samples`: the probe-batch rows whose spectral
     Jacobian norms are computed (spectral norms cost one SVD per row and step, so only a few);
-    `theory_rate`: `gradlab.theory.theory_rate(config)` (None where no theory applies).
+    `theory_rate`: `gradlab.theory.theory_rate(config)`, the rate at initialisation driven by
+    the task's inputs (None where no theory applies).
     """
 
     config: RunConfig = field(default_factory=RunConfig)
