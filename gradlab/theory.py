@@ -642,7 +642,10 @@ def driven_mean_field(
             chi[t] = chi[t - 1]
             continue
         chi[t] = _chi(name, sw, q[t])
-        mean_h2 = _gauss_expect(lambda u: phi(u) ** 2, q[t])
+        if name in ("linear", "relu"):  # E[φ²] = q, q/2 in closed form (q may grow to inf)
+            mean_h2 = float(q[t]) * (1.0 if name == "linear" else 0.5)
+        else:
+            mean_h2 = _gauss_expect(lambda u: phi(u) ** 2, q[t])
     with np.errstate(divide="ignore"):
         log_norm = np.concatenate([[0.0], 0.5 * np.cumsum(np.log(chi[::-1]))])
     return DrivenMeanField(

@@ -577,6 +577,19 @@ def test_driven_recursion_matches_a_wide_simulated_network():
     np.testing.assert_allclose(measured, mf.q, rtol=0.08)
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("act", "sw", "rate"),
+    [("relu", 2.0, 0.5 * math.log(2.0)), ("linear", 1.5, math.log(1.5))],
+    ids=["relu-divergent", "linear-divergent"],
+)
+def test_driven_mean_field_divergent_variance(act, sw, rate):
+    """q_t grows without bound (to inf, without overflow warnings); χ does not depend on q."""
+    mf = driven_mean_field(act, sw, 0.1, np.full(1000, 0.5))
+    assert mf.q[-1] > 1e100
+    assert mf.rate == pytest.approx(rate, abs=1e-12)
+
+
 def test_driven_mean_field_validates():
     with pytest.raises(ValueError, match="non-empty"):
         driven_mean_field("tanh", 1.0, 0.0, [])
