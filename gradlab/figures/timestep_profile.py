@@ -9,12 +9,18 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    add_notes,
     decay_overlays,
+    describe_positions,
     finish,
     new_figure,
     no_data,
     note_missing,
+    out_of_range,
     profile_line,
+    range_markers,
+    range_note,
+    recorded_dtype,
     run_styles,
     theory_rate,
 )
@@ -50,7 +56,9 @@ def build(
     run's latest recorded step), one line per run coloured by cell type. For decaying
     quantities a dotted fit line ("fit: −0.21 /step ± 0.01") and, where the theory has a rate
     (summary `theory_rate` or `gradlab.theory.theory_rate(config)`), a dashed line
-    exp(rate·lag) anchored at the last timestep (lag 0)."""
+    exp(rate·lag) anchored at the last timestep (lag 0). Values outside the recording dtype's
+    range (`_common.out_of_range`) are drawn as open triangles at the series' floor (ceiling)
+    with a note in the plot, "‖∂L/∂h_k‖ below float32 range at k ≤ 16 (recorded as 0; ...)"."""
     q = get_quantity(quantity)
     scale = scale or ("log" if q.log else "linear")
     opts = dict(run_ids=run_ids, step=step, quantity=q.key, scale=scale, fit=fit, theory=theory)
@@ -61,7 +69,7 @@ def build(
         return no_data(NAME, title, "no runs selected", opts)
     styles = run_styles(data, ids)
     fig = new_figure(title, "timestep k", q.label, ylog=scale == "log")
-    drawn, missing, steps = [], [], set()
+    drawn, missing, steps, notes = [], [], set(), []
     for rid in ids:
         chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
         if df.empty:
@@ -69,7 +77,17 @@ def build(
             continue
         st = styles[rid]
         t, v = df["t"].to_numpy(), df["value"].to_numpy()
-        fig.add_trace(profile_line(st, t, v, x_col="t", x_name="k", step=chosen))
+        # values outside the recording dtype's range: a marker and a note, not a drop to 0
+        marks = out_of_range(v, t, recorded_dtype(data, rid, q.probe))
+        shown = np.where(marks.below | marks.above, np.nan, v)
+        fig.add_trace(profile_line(st, t, shown, x_col="t", x_name="k", step=chosen))
+        if marks.any:
+            fig.add_traces(range_markers(st, t, v, marks, x_col="t", x_name="k", step=chosen))
+            where = describe_positions(marks.below, t, "k")
+            text = range_note(
+                q.text, marks, where, describe_positions(marks.above, t, "k"), q.probe
+            )
+            notes.append(f"{st.label}: {text}" if len(ids) > 1 else text)
         if q.probe in DECAYING:
             rate = theory_rate(data, rid, chosen) if theory else None
             anchor = float(v[np.argmax(t)])
@@ -91,6 +109,7 @@ def build(
     if len(steps) == 1:
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
     note_missing(fig, data, missing, ids, q.text)
+    add_notes(fig, notes)
     return finish(fig, NAME, opts, drawn)
 
 
