@@ -263,8 +263,9 @@ def grid_runs(fig_store) -> list[str]:
 
 # ---------------------------------------------------------------- float-range run store
 # Sweep "figtest-range" (store_cases.RANGE_RUNS): a float32 run whose adjoint underflows, the
-# same run with a float64 adjoint, and a relu run with true zeros (seed 11 draws biases that
-# keep all four units at 0: ∂L/∂h_k = 0 for k < T, exactly, after a normal ∂L/∂h_T).
+# same run with a float64 adjoint, a relu run with true zeros (seed 11 draws biases that keep
+# all four units at 0: ∂L/∂h_k = 0 for k < T, exactly, after a normal ∂L/∂h_T), and an LSTM
+# whose ∂L/∂h underflows while its ∂L/∂c does not.
 _RANGE = dict(task="adding", batch_size=4, probe_batch=4, steps=2, record_every=1)
 _RANGE.update(jacobian_samples=1, hidden_samples=1, sweep=RANGE_SWEEP)
 
@@ -276,7 +277,12 @@ def range_configs() -> dict:
     long = RunConfig(seq_len=300, hidden_size=16, **_RANGE)
     dead = RunConfig(seq_len=20, hidden_size=4, activation="relu", init="gaussian", gain=0.5,
                      bias_scale=2.0, seed=11, **_RANGE)  # fmt: skip
-    return {"underflow": long, "float64": long.replace(adjoint_dtype="float64"), "dead-relu": dead}
+    return {
+        "underflow": long,
+        "float64": long.replace(adjoint_dtype="float64"),
+        "dead-relu": dead,
+        "lstm-underflow": long.replace(cell="lstm"),
+    }
 
 
 @pytest.fixture(scope="session")

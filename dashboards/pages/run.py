@@ -158,6 +158,8 @@ INFO_KEYS = (
     "clip",
     "truncate",
     "seed",
+    "dtype",
+    "adjoint_dtype",
 )
 SUMMARY_KEYS = ("final_loss", "baseline_loss", "loss_ratio", "decay_rate", "theory_rate")
 

@@ -561,10 +561,13 @@ def range_markers(
     x_col: str,
     x_name: str,
     step: int,
+    label: str | None = None,
 ) -> list[go.Scatter]:
     """Markers where a profile left the range, instead of a drop to the axis: open triangles
     down at the series' smallest positive value (underflow) and up at its largest finite value
-    (overflow). Their `value` column (customdata) is the recorded 0 or Inf."""
+    (overflow), named after `label` (default: the run's). Their `value` column (customdata) is
+    the recorded 0 or Inf."""
+    label = st.label if label is None else label
     x, values = np.asarray(x), np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values) & (values > 0)]
     out = []
@@ -581,11 +584,11 @@ def range_markers(
                 y=np.full(int(mask.sum()), level),
                 customdata=values[mask],
                 mode="markers",
-                name=f"{text}: {st.label}",
+                name=f"{text}: {label}",
                 legendgroup=st.run_id,
                 marker=dict(color=st.color, symbol=symbol, size=9, line=dict(width=1.5)),
                 hovertemplate=(
-                    f"{st.label}<br>{x_name}=%{{x}}<br>{text} (recorded as "
+                    f"{label}<br>{x_name}=%{{x}}<br>{text} (recorded as "
                     f"%{{customdata}})<extra>step {step}</extra>"
                 ),
                 meta={

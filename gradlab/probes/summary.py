@@ -24,7 +24,7 @@ class SummaryProbe(Probe):
 
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         view = rec.layer(0)
-        grad_norms = view.grad_hidden.flatten(1).norm(dim=1).to("cpu", torch.float64)
+        grad_norms = view.grad_hidden.flatten(1).to("cpu", torch.float64).norm(dim=1)
         contributions = view.contribution_norms("weight_hh").to("cpu", torch.float64)
         values = summarize(grad_norms.numpy(), contributions.numpy(), context.theory_rate)
         rows = Rows()

@@ -108,3 +108,13 @@ def test_no_note_where_values_are_kept_or_truly_zero(page, range_store, which):
     for name, seen in flow_notes(page, ids[which]).items():
         assert not any("range" in t for t in seen["shown"]), (name, seen["shown"])
         assert seen["grey"] == 0, name
+
+
+def test_run_page_says_which_dtype_the_adjoint_ran_in(page, range_store):
+    _, ids = range_store
+    for which, shown in (("float64", True), ("underflow", False)):
+        page.goto(f"{page.base}/run/{ids[which]}")
+        page.wait_for_selector(".run-config")
+        text = page.inner_text(".run-config")
+        assert ("adjoint_dtype" in text and "float64" in text) == shown, text
+        assert "float32" in text  # the run's dtype

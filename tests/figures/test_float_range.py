@@ -190,3 +190,17 @@ def test_two_runs_get_one_labelled_line_each(runs):
     (note,) = notes(fig)
     assert note.startswith("rnn · adjoint float32 · seq 300 · seed 0: ‖∂L/∂h_k‖ below float32")
     assert "float64 ·" not in note  # the float64 adjoint's run has no mark
+
+
+def test_cell_vs_hidden_marks_only_the_series_that_underflows(runs):
+    fig, _ = build(runs, "cell_vs_hidden", "lstm-underflow")
+    t, h = recorded(runs, "lstm-underflow", "grad_hidden", "norm", step=1)
+    _, c = recorded(runs, "lstm-underflow", "grad_cell", "norm", step=1)
+    assert np.all(c > 0), "the cell path should stay in range here"
+    k = zero_prefix_end(t, h)
+    assert notes(fig) == [
+        f'‖∂L/∂h_k‖ below float32 range at k ≤ {k}<br>(recorded as 0; adjoint_dtype = "float64" '
+        "keeps them)"
+    ]
+    (marker,) = [tr for tr in fig.data if (tr.name or "").startswith("below float32 range")]
+    assert marker.name == "below float32 range: ‖∂L/∂h_k‖"
