@@ -264,8 +264,9 @@ def grid_runs(fig_store) -> list[str]:
 # ---------------------------------------------------------------- float-range run store
 # Sweep "figtest-range" (store_cases.RANGE_RUNS): a float32 run whose adjoint underflows, the
 # same run with a float64 adjoint, a relu run with true zeros (seed 11 draws biases that keep
-# all four units at 0: ∂L/∂h_k = 0 for k < T, exactly, after a normal ∂L/∂h_T), and an LSTM
-# whose ∂L/∂h underflows while its ∂L/∂c does not.
+# all four units at 0: ∂L/∂h_k = 0 for k < T, exactly, after a normal ∂L/∂h_T), an LSTM
+# whose ∂L/∂h underflows while its ∂L/∂c does not, and a relu RNN with W_hh ~ N(0, 50²/N)
+# whose states overflow float32 (the run ends diverged after its step-0 recording).
 _RANGE = dict(task="adding", batch_size=4, probe_batch=4, steps=2, record_every=1)
 _RANGE.update(jacobian_samples=1, hidden_samples=1, sweep=RANGE_SWEEP)
 
@@ -282,6 +283,7 @@ def range_configs() -> dict:
         "float64": long.replace(adjoint_dtype="float64"),
         "dead-relu": dead,
         "lstm-underflow": long.replace(cell="lstm"),
+        "overflow": dead.replace(seq_len=60, hidden_size=8, gain=50.0, bias_scale=0.0, seed=0),
     }
 
 

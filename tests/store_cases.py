@@ -10,5 +10,6 @@ RANGE_SWEEP = "figtest-range"
 #: ‖∂L/∂h_k‖ of a default-init tanh RNN at T = 300 falls ~0.6 nats a step: in float32 it
 #: underflows to 0 at the first steps ("underflow"); the same run with adjoint_dtype = "float64"
 #: keeps them ("float64"); a relu RNN whose units are all dead has true zeros ("dead-relu");
-#: an LSTM's ‖∂L/∂h_k‖ underflows at T = 300 while its ‖∂L/∂c_k‖ does not ("lstm-underflow").
-RANGE_RUNS = ("underflow", "float64", "dead-relu", "lstm-underflow")
+#: an LSTM's ‖∂L/∂h_k‖ underflows at T = 300 while its ‖∂L/∂c_k‖ does not ("lstm-underflow");
+#: a relu RNN's states overflow to Inf ("overflow").
+RANGE_RUNS = ("underflow", "float64", "dead-relu", "lstm-underflow", "overflow")

@@ -204,3 +204,14 @@ def test_cell_vs_hidden_marks_only_the_series_that_underflows(runs):
     ]
     (marker,) = [tr for tr in fig.data if (tr.name or "").startswith("below float32 range")]
     assert marker.name == "below float32 range: ‖∂L/∂h_k‖"
+
+
+def test_profile_marks_an_overflow_at_the_ceiling(runs):
+    store, ids = runs
+    assert store.run(ids["overflow"]).status == "diverged"
+    fig, _ = build(runs, "timestep_profile", "overflow", quantity="hidden:mean_abs")
+    t, v = recorded(runs, "overflow", "hidden", "mean_abs", step=0)
+    (k,) = t[np.isinf(v)]
+    assert notes(fig) == [f"mean |h_k| above float32 range at k = {k}<br>(recorded as Inf)"]
+    (marker,) = [tr for tr in fig.data if (tr.name or "").startswith("above float32 range")]
+    assert list(marker.x) == [k] and marker.y[0] == np.nanmax(v[np.isfinite(v)])
