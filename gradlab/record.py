@@ -15,9 +15,11 @@ trajectory: the recorded states (h_0..h_T, an LSTM's c_0..c_T) and inputs are ca
 the gates recomputed from them in float64, so the scan is the exact float64 adjoint of the
 linearisation at the recorded trajectory, and gradients that fall below float32's range (about
 1e-45) after a long decay are kept. The forward quantities and the Jacobians stay in the model's
-dtype. (A log-space scan would keep the range too, but a sign-carrying log adjoint costs a
-logsumexp per matrix product and is still only float32-accurate; float64's range, down to about
-1e-308, covers a decay of −0.57/step over more than 1,000 steps at twice the cost of the scan.)
+dtype, and so does ∂L/∂output (autograd through `loss_fn` and whatever head it holds), which the
+scan takes cast. A log-space scan would keep the range too, but a sign-carrying log adjoint costs
+a logsumexp per matrix product and is still only float32-accurate; float64 reaches down to about
+1e-308 (a decay of −0.57/step over more than 1,000 steps) and is exact, for about 2.5–3× the time
+of a float32 record (measured at T=1000, N=128, B=32 on one CPU thread, tanh RNN and LSTM).
 
 Conventions: everything is time-major, (T+1, B, N) for states h_0..h_T. For a reverse direction,
 index s counts processing steps: hidden[s] is the state after consuming x_{T-s+1}.
