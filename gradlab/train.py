@@ -1,7 +1,8 @@
 """`train`: one training run — task, model, optimiser, clipping — recorded on a schedule.
 
 Every optimiser step writes `train` rows (loss, gradient norm before clipping, clipped). At each
-scheduled step the model is recorded with `gradlab.record` on a FIXED probe batch, every probe in
+scheduled step the model is recorded with `gradlab.record` (its adjoint in
+`config.adjoint_dtype` when set) on a FIXED probe batch, every probe in
 `gradlab.probes.PROBES` turns the recording into rows, and two arrays are saved (`hidden_sample`,
 `step_jacobian_sv`). A recording at step s measures the parameters that step s's update starts
 from (step 0 is the initialisation), so the `train` rows and the recording of a step describe the
@@ -184,6 +185,9 @@ class _Recorder:
         self.config, self.task, self.model, self.readout = config, task, model, readout
         self.writer, self.probes = writer, probes
         self.context = ProbeContext.from_config(config)
+        self.adjoint_dtype = (
+            None if config.adjoint_dtype is None else getattr(torch, config.adjoint_dtype)
+        )
         self.summary: dict[str, float] = {}  # the latest recording's summary probe values
         self.initial_summary: dict[str, float] = {}  # the first recording's (step 0)
 
@@ -193,7 +197,7 @@ class _Recorder:
     def __call__(self, step: int) -> Recording:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonFiniteWarning)  # NaN is data; train() decides
-            rec = record(self.model, self.x, self._loss)
+            rec = record(self.model, self.x, self._loss, adjoint_dtype=self.adjoint_dtype)
         for probe, rows in run_probes(rec, self.context, self.probes):
             self.writer.log_metrics({**rows, "step": step, "probe": probe.probe})
             if probe.probe == SummaryProbe.probe:

@@ -158,6 +158,8 @@ INFO_KEYS = (
     "clip",
     "truncate",
     "seed",
+    "dtype",
+    "adjoint_dtype",
 )
 #: Summary keys shown, with what each measures and at which training step.
 SUMMARY_KEYS = (

@@ -6,21 +6,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    add_notes,
     decay_overlays,
+    describe_positions,
     finish,
     new_figure,
     no_data,
     note_missing,
+    out_of_range,
     profile_line,
+    range_markers,
+    range_note,
+    recorded_dtype,
     run_styles,
 )
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import SUMMARY, get_quantity, group_probes
 from gradlab.figures.spec import FigureSpec
-from gradlab.figures.theory_overlay import THEORY_STEP, add_notes, add_theory_line
+from gradlab.figures.theory_overlay import THEORY_STEP, add_theory_line, add_theory_notes
 from gradlab.probes import JacobianProbe
 
 NAME = "jacobian_lag"
@@ -52,7 +59,7 @@ def build(
         return no_data(NAME, title, "no runs selected", opts)
     styles = run_styles(data, ids)
     fig = new_figure(title, "lag T−k (steps)", Y_LABEL, ylog=scale == "log")
-    drawn, missing, steps, notes = [], [], set(), []
+    drawn, missing, steps, notes, theory_notes = [], [], set(), [], []
     for rid in ids:
         chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
         if df.empty:
@@ -61,7 +68,15 @@ def build(
         st = styles[rid]
         k, v = df["t"].to_numpy(), df["value"].to_numpy()
         lag = int(k.max()) + 1 - k  # k = 0..T-1 → lag T..1
-        fig.add_trace(profile_line(st, lag, v, x_col="lag", x_name="lag", step=chosen))
+        # values outside the recording dtype's range: a marker and a note, not a drop to 0
+        marks = out_of_range(v, -lag, recorded_dtype(data, rid, q.probe))
+        shown = np.where(marks.below | marks.above, np.nan, v)
+        fig.add_trace(profile_line(st, lag, shown, x_col="lag", x_name="lag", step=chosen))
+        if marks.any:
+            fig.add_traces(range_markers(st, lag, v, marks, x_col="lag", x_name="lag", step=chosen))
+            below, above = (describe_positions(m, lag, "lag") for m in (marks.below, marks.above))
+            text = range_note(q.text, marks, below, above, q.probe)
+            notes.append(f"{st.label}: {text}" if len(ids) > 1 else text)
         decay_overlays(
             fig, x=lag, lags=lag, values=v, st=st, x_col="lag", rate_theory=None, anchor=None,
             fit=fit,
@@ -82,7 +97,7 @@ def build(
 
             add_theory_line(
                 fig, data, rid, st, shown_step=chosen, step0=step0, x_col="lag",
-                anchor=lambda lg, vals: 1.0, notes=notes, run_ids=ids,
+                anchor=lambda lg, vals: 1.0, notes=theory_notes, run_ids=ids,
             )  # fmt: skip
         drawn.append(rid)
         steps.add(chosen)
@@ -91,7 +106,8 @@ def build(
     if len(steps) == 1:
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
     note_missing(fig, data, missing, ids, "Jacobian norms")
-    add_notes(fig, notes)
+    add_notes(fig, notes, corner="right")  # the norm decays with the lag: top right is empty
+    add_theory_notes(fig, theory_notes)
     return finish(fig, NAME, opts, drawn)
 
 

@@ -92,7 +92,7 @@ def add_theory_line(
     notes.append(f"{label}: theory at step {THEORY_STEP}: {pred.label}")
 
 
-def add_notes(fig: go.Figure, notes: Sequence[str]) -> None:
+def add_theory_notes(fig: go.Figure, notes: Sequence[str]) -> None:
     """One annotation under the plot listing `notes` (none: no-op), with room made for it."""
     if not notes:
         return

@@ -10,12 +10,18 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    add_notes,
     decay_overlays,
+    describe_positions,
     finish,
     new_figure,
     no_data,
     note_missing,
+    out_of_range,
     profile_line,
+    range_markers,
+    range_note,
+    recorded_dtype,
     run_styles,
 )
 from gradlab.figures.data import FigureData
@@ -27,7 +33,7 @@ from gradlab.figures.quantities import (
     group_probes,
 )
 from gradlab.figures.spec import FigureSpec
-from gradlab.figures.theory_overlay import THEORY_STEP, add_notes, add_theory_line
+from gradlab.figures.theory_overlay import THEORY_STEP, add_theory_line, add_theory_notes
 from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
 
 NAME = "timestep_profile"
@@ -52,7 +58,10 @@ def build(
     quantities a dotted fit line ("fit: −0.21 /step ± 0.01") and, where the theory has a rate
     (`gradlab.theory.predict_rate(config)`), a dashed line exp(rate·lag) anchored at the last
     timestep (lag 0) of the step-0 recording, which is drawn too when another step is shown; a
-    note under the plot gives each run's theory assumptions or why it has none."""
+    note under the plot gives each run's theory assumptions or why it has none. Values outside
+    the recording dtype's range (`_common.out_of_range`) are drawn as open triangles at the
+    series' floor (ceiling) with a note in the plot, "‖∂L/∂h_k‖ below float32 range at k ≤ 16
+    (recorded as 0; ...)"."""
     q = get_quantity(quantity)
     scale = scale or ("log" if q.log else "linear")
     opts = dict(run_ids=run_ids, step=step, quantity=q.key, scale=scale, fit=fit, theory=theory)
@@ -63,7 +72,7 @@ def build(
         return no_data(NAME, title, "no runs selected", opts)
     styles = run_styles(data, ids)
     fig = new_figure(title, "timestep k", q.label, ylog=scale == "log")
-    drawn, missing, steps, notes = [], [], set(), []
+    drawn, missing, steps, notes, theory_notes = [], [], set(), [], []
     for rid in ids:
         chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
         if df.empty:
@@ -71,7 +80,17 @@ def build(
             continue
         st = styles[rid]
         t, v = df["t"].to_numpy(), df["value"].to_numpy()
-        fig.add_trace(profile_line(st, t, v, x_col="t", x_name="k", step=chosen))
+        # values outside the recording dtype's range: a marker and a note, not a drop to 0
+        marks = out_of_range(v, t, recorded_dtype(data, rid, q.probe))
+        shown = np.where(marks.below | marks.above, np.nan, v)
+        fig.add_trace(profile_line(st, t, shown, x_col="t", x_name="k", step=chosen))
+        if marks.any:
+            fig.add_traces(range_markers(st, t, v, marks, x_col="t", x_name="k", step=chosen))
+            where = describe_positions(marks.below, t, "k")
+            text = range_note(
+                q.text, marks, where, describe_positions(marks.above, t, "k"), q.probe
+            )
+            notes.append(f"{st.label}: {text}" if len(ids) > 1 else text)
         if q.probe in DECAYING:
             lags = int(t.max()) - t
             decay_overlays(
@@ -93,7 +112,8 @@ def build(
 
                 add_theory_line(
                     fig, data, rid, st, shown_step=chosen, step0=step0, x_col="t",
-                    anchor=lambda lg, vals: float(vals[np.argmin(lg)]), notes=notes, run_ids=ids,
+                    anchor=lambda lg, vals: float(vals[np.argmin(lg)]),
+                    notes=theory_notes, run_ids=ids,
                 )  # fmt: skip
         drawn.append(rid)
         steps.add(chosen)
@@ -103,6 +123,7 @@ def build(
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
     note_missing(fig, data, missing, ids, q.text)
     add_notes(fig, notes)
+    add_theory_notes(fig, theory_notes)
     return finish(fig, NAME, opts, drawn)
 
 

@@ -30,7 +30,7 @@ class SummaryProbe(Probe):
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         view = rec.layer(0)
         state = state_jacobian_norms(rec, context).to("cpu", torch.float64)
-        grad_norms = view.grad_hidden.flatten(1).norm(dim=1).to("cpu", torch.float64)
+        grad_norms = view.grad_hidden.flatten(1).to("cpu", torch.float64).norm(dim=1)
         contributions = view.contribution_norms("weight_hh").to("cpu", torch.float64)
         values = summarize(
             state.numpy(), grad_norms.numpy(), contributions.numpy(), context.theory_rate
