@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from gradlab.cells.models import RecurrentModel
-from gradlab.cells.traces import GRUTrace, LSTMTrace, RNNTrace, Trace
+from gradlab.cells.registry import get_cell
+from gradlab.cells.traces import Trace
 
 __all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
 
@@ -134,6 +135,8 @@ class LayerRecording:
         delta, right = self._factors(name)
         if right is None:
             return delta.sum(1)
+        if self._short_name(name) == "weight_hh":  # the cell's own recurrence (may be a vector)
+            return self.trace.weight_hh_contributions(delta)
         return torch.einsum("tbg,tbk->tgk", delta, right)
 
     @torch.no_grad()
@@ -146,6 +149,10 @@ class LayerRecording:
         delta, right = self._factors(name)
         if right is None:
             return delta.sum(1).norm(dim=-1)
+        if self._short_name(name) == "weight_hh":
+            norms = self.trace.weight_hh_contribution_norms(delta)
+            if norms is not None:
+                return norms
         B, rows, cols = delta.shape[1], delta.shape[2], right.shape[2]
         if B * (rows + cols) <= rows * cols:
             gram = (delta @ delta.transpose(1, 2)) * (right @ right.transpose(1, 2))
@@ -261,7 +268,9 @@ class LayerRecording:
         "dead" fraction of exact zeros of a relu."""
         h = self.hidden
         activation = self.model.activation
-        bounds = (-1.0, 1.0) if activation is None else activation.bounds
+        bounds = (
+            get_cell(self.model.cell).hidden_bounds if activation is None else activation.bounds
+        )
         zero = h.new_zeros(h.shape[0])
         if bounds is None:
             saturation = zero
@@ -271,7 +280,7 @@ class LayerRecording:
             saturated = (h > hi - margin) | (h < lo + margin)
             saturation = saturated.to(h.dtype).mean((1, 2))
         dead = zero
-        if activation is not None and activation.name == "relu":
+        if activation is not None and activation.dead_at_zero:
             dead = (h == 0).to(h.dtype).mean((1, 2))
         return {"mean_abs": h.abs().mean((1, 2)), "saturation": saturation, "dead": dead}
 
@@ -382,14 +391,18 @@ def _first_nonfinite(rec: Recording) -> str | None:
     return None
 
 
-def _make_trace(model: RecurrentModel, layer: int, reverse: bool, inputs: Tensor, states) -> Trace:
+def _make_trace(
+    model: RecurrentModel,
+    layer: int,
+    reverse: bool,
+    inputs: Tensor,
+    hidden: Tensor,
+    initial: tuple[Tensor, ...],
+) -> Trace:
+    """The cell's trace of one layer/direction: hidden (T+1, B, N), `initial` the other state
+    parts' initial values (e.g. c_0 (B, N))."""
     weights = model.layer_weights(layer, reverse)
-    if model.cell == "lstm":
-        hidden, c0 = states
-        return LSTMTrace(weights, inputs, hidden, c0)
-    if model.cell == "gru":
-        return GRUTrace(weights, inputs, states)
-    return RNNTrace(weights, inputs, states, model.activation)
+    return get_cell(model.cell).make_trace(model, weights, inputs, hidden, initial)
 
 
 @torch.no_grad()
@@ -407,7 +420,7 @@ def record(
     """
     if not isinstance(model, RecurrentModel):
         raise TypeError(
-            f"record needs a gradlab RNN, LSTM or GRU (gradlab.from_torch converts torch's), "
+            f"record needs a gradlab recurrent model (gradlab.from_torch converts torch's), "
             f"got {type(model).__name__}"
         )
     model.check_input(x, h0)
@@ -421,29 +434,24 @@ def record(
     if T < 1:
         raise ValueError("x must have at least one timestep")
     L, D, N = model.num_layers, model.num_directions, model.hidden_size
-    is_lstm = model.cell == "lstm"
+    spec = get_cell(model.cell)
     if h0 is None:
-        zeros = xs.new_zeros(L * D, B, N)
-        h0 = (zeros, zeros) if is_lstm else zeros
+        h0 = spec.join_state([xs.new_zeros(L * D, B, N)] * len(spec.state_parts))
+    h0_parts = spec.split_state(h0)  # (L·D, B, N) each: h, then c for an LSTM
 
     # 1. Forward trace, layer by layer, through the fused kernel.
     layers: dict[tuple[int, bool], LayerRecording] = {}
     layer_input = xs
     for layer in range(L):
-        initial = (
-            tuple(s[layer * D : (layer + 1) * D] for s in h0)
-            if is_lstm
-            else h0[layer * D : (layer + 1) * D]
-        )
-        output = model.layer_forward(layer_input, initial, layer)[0]  # (T, B, D·N)
-        for d in range(D):
+        initial = tuple(part[layer * D : (layer + 1) * D] for part in h0_parts)
+        output = model.layer_forward(layer_input, spec.join_state(initial), layer)[0]
+        for d in range(D):  # output (T, B, D·N)
             reverse = d == 1
             out = output[..., d * N : (d + 1) * N]
             steps = layer_input.flip(0) if reverse else layer_input
-            first = initial[0][d] if is_lstm else initial[d]
-            hidden = torch.cat((first.unsqueeze(0), out.flip(0) if reverse else out))
-            states = (hidden, initial[1][d]) if is_lstm else hidden
-            trace = _make_trace(model, layer, reverse, steps, states)
+            hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
+            rest = tuple(part[d] for part in initial[1:])
+            trace = _make_trace(model, layer, reverse, steps, hidden, rest)
             layers[(layer, reverse)] = LayerRecording(model, layer, reverse, trace)
         layer_input = output
     output = layer_input.transpose(0, 1) if model.batch_first else layer_input

@@ -17,9 +17,8 @@ import pytest
 import torch
 
 from gradlab.fits import decay_fit
+from gradlab.cells import ACTIVATIONS
 from gradlab.theory import (
-    ACTIVATIONS,
-    GAMMA,
     MeanField,
     PascanuBound,
     critical_sigma_w,
@@ -328,7 +327,7 @@ def test_pascanu_bound_never_violated(act, scale, seed):
     U, b = rng.standard_normal((N, 4)), rng.standard_normal(N)
     pb = pascanu_bound(W, act)
     assert isinstance(pb, PascanuBound)
-    assert pb.gamma == GAMMA[act]
+    assert pb.gamma == ACTIVATIONS[act].theory.gamma
     assert pb.sigma_max == pytest.approx(np.linalg.svd(W, compute_uv=False)[0], rel=1e-12)
     phi = np.tanh if act == "tanh" else (lambda a: 1 / (1 + np.exp(-a)))
     dphi = (lambda a: 1 - np.tanh(a) ** 2) if act == "tanh" else (lambda a: phi(a) * (1 - phi(a)))
@@ -574,5 +573,6 @@ def test_theory_rate(config, expected):
         assert got == pytest.approx(expected, abs=1e-12)
 
 
-def test_activations_constant():
-    assert set(ACTIVATIONS) == set(GAMMA) == {"tanh", "sigmoid", "relu", "linear"}
+def test_builtin_activations_have_theory_hooks():
+    gammas = {name: ACTIVATIONS[name].theory.gamma for name in ("tanh", "sigmoid", "relu", "linear")}
+    assert gammas == {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}

@@ -17,6 +17,7 @@ size (N, or 2N for an LSTM whose state is (h, c)).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -67,7 +68,7 @@ def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
     return total
 
 
-class Trace:
+class Trace(ABC):
     """Common state of a trace; subclasses implement the cell's formulas.
 
     `inputs` (T, B, I) and `hidden` (T+1, B, N) are in processing order (a reverse direction's
@@ -83,6 +84,19 @@ class Trace:
         self.hidden = hidden  # (T+1, B, N)
         self.T, self.B, self.N = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
 
+    @classmethod
+    def build(
+        cls,
+        weights: LayerWeights,
+        inputs: Tensor,
+        hidden: Tensor,
+        initial: tuple[Tensor, ...] = (),
+        activation: Activation | None = None,
+    ) -> Trace:
+        """The trace from what `record` has: h_0..h_T (T+1, B, N), the other state parts'
+        initial values `initial` (e.g. c_0 (B, N)) and the model's activation (or None)."""
+        return cls(weights, inputs, hidden)
+
     @property
     def state_size(self) -> int:
         return self.N
@@ -96,25 +110,35 @@ class Trace:
         """s_0..s_T, (T+1, B, S)."""
         return self.hidden
 
+    @abstractmethod
     def adjoint(self, direct: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
         """BPTT scan from the direct gradient into h_1..h_T, (T, B, N).
 
         Returns grad_hidden (T+1, B, N) = total ∂L/∂h_t, grad_cell (LSTM, else None), and the
         gradients at W_hh's and W_ih's pre-activations, delta_hh and delta_ih, (T, B, G·N).
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
         """J_t V for V (B', S, m); `samples` picks the batch rows B' (all when None)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
         """J_tᵀ U for U (B', S, m)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step_jacobian_fro(self) -> Tensor:
         """‖J_t‖_F for t = 1..T, (T, B)."""
-        raise NotImplementedError
+
+    def weight_hh_contributions(self, delta_hh: Tensor) -> Tensor:
+        """Step k's term of ∂L/∂W_hh, (T, *weight_hh.shape): Σ_b δ_k h_{k-1}ᵀ for a matrix
+        W_hh (G·N, N). A cell whose W_hh has another shape overrides this and the norms."""
+        return torch.einsum("tbg,tbk->tgk", delta_hh, self.hidden[:-1])
+
+    def weight_hh_contribution_norms(self, delta_hh: Tensor) -> Tensor | None:
+        """Frobenius norms of `weight_hh_contributions`, (T,); None: use the generic
+        δ_k h_{k-1}ᵀ Gram formula of `LayerRecording.contribution_norms`."""
+        return None
 
     @staticmethod
     def _pick(x: Tensor, samples: Tensor | None) -> Tensor:
@@ -131,6 +155,12 @@ class RNNTrace(Trace):
         pre = _preactivations(weights, inputs, hidden)
         self.slope = activation.derivative(pre, hidden[1:])  # φ'(a_t), (T, B, N)
         self.gates = {}
+
+    @classmethod
+    def build(cls, weights, inputs, hidden, initial=(), activation=None) -> RNNTrace:
+        if activation is None:
+            raise ValueError("a vanilla RNN trace needs the model's activation")
+        return cls(weights, inputs, hidden, activation)
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
         T, W = self.T, self.weights.weight_hh
@@ -194,6 +224,11 @@ class LSTMTrace(Trace):
         torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1.0), i, out=self.dc[:, :, 2])
         self.dh_o = torch.addcmul(o, o, o, value=-1.0).mul_(tanh_c)
         self.dh_c = torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0).mul_(o)
+
+    @classmethod
+    def build(cls, weights, inputs, hidden, initial=(), activation=None) -> LSTMTrace:
+        (c0,) = initial
+        return cls(weights, inputs, hidden, c0)
 
     @property
     def state_size(self) -> int:
