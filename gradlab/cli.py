@@ -168,6 +168,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _table(runs: Any) -> tuple[list[str], list[list[Any]]]:
     """The columns worth a glance: identity, what varies between the rows, a few results."""
+    from gradlab.cells import shown_activation
     from gradlab.config import RunConfig
 
     config_keys = [k for k in RunConfig.__dataclass_fields__ if k in runs]
@@ -180,8 +181,8 @@ def _table(runs: Any) -> tuple[list[str], list[list[Any]]]:
     with_reason = bool(runs["reason"].notna().any())
     rows = []
     for record in runs.to_dict("records"):
-        if record.get("cell") == "rnn" and _missing(record.get("activation")):
-            record["activation"] = "tanh"  # what a vanilla RNN uses by default
+        if _missing(record.get("activation")):  # what the cell uses by default, if any
+            record["activation"] = shown_activation(record.get("cell"), None)
         row = [None if _missing(record[c]) else record[c] for c in columns]
         row = [float(f"{v:.4g}") if isinstance(v, float) else v for v in row]
         if with_reason:

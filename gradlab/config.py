@@ -149,9 +149,9 @@ def _validate(c: RunConfig) -> None:
     spec = get_cell(c.cell)
     if c.activation is not None:
         if not spec.takes_activation:
-            takers = [n for n in cell_names() if get_cell(n).takes_activation]
+            takers = ", ".join(repr(n) for n in cell_names() if get_cell(n).takes_activation)
             raise ConfigError(
-                f"key 'activation' applies to cells {takers} only; a {c.cell!r} has its own "
+                f"key 'activation' applies to cell {takers} only; a {c.cell!r} has its own "
                 f"gates (remove it or pick one of those cells), got {c.activation!r}"
             )
         _choice("activation", c.activation, ACTIVATIONS)
@@ -176,7 +176,7 @@ def _validate(c: RunConfig) -> None:
         )
     for knob in ("forget_bias", "update_bias"):
         if getattr(c, knob) is not None and knob not in spec.gate_biases:
-            owners = [n for n in cell_names() if knob in get_cell(n).gate_biases]
+            owners = ", ".join(repr(n) for n in cell_names() if knob in get_cell(n).gate_biases)
             raise ConfigError(f"key {knob!r} applies to cell {owners} only, not {c.cell!r}")
     if isinstance(c.record_every, str):
         _choice("record_every", c.record_every, ["log"])

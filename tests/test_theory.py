@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradlab.fits import decay_fit
 from gradlab.cells import ACTIVATIONS
+from gradlab.fits import decay_fit
 from gradlab.theory import (
     MeanField,
     PascanuBound,
@@ -574,5 +574,7 @@ def test_theory_rate(config, expected):
 
 
 def test_builtin_activations_have_theory_hooks():
-    gammas = {name: ACTIVATIONS[name].theory.gamma for name in ("tanh", "sigmoid", "relu", "linear")}
+    gammas = {
+        name: ACTIVATIONS[name].theory.gamma for name in ("tanh", "sigmoid", "relu", "linear")
+    }
     assert gammas == {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}

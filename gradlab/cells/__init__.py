@@ -21,6 +21,7 @@ from gradlab.cells.registry import (
     cells,
     get_cell,
     register_cell,
+    shown_activation,
 )
 from gradlab.cells.traces import Trace
 
@@ -46,6 +47,7 @@ __all__ = [
     "init_model",
     "register_activation",
     "register_cell",
+    "shown_activation",
 ]
 
 # The registered cells: one import per cell module (importing it registers its CellSpec).

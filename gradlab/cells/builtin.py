@@ -126,8 +126,9 @@ register_cell(
         default_activation="tanh",
         torch_classes=(nn.RNN, nn.RNNCell),
         rate_at_init=_vanilla_rate,
+        mean_field=True,
         recurrent_norm=_spectral_norm,
-        display_name="RNN",
+        display_name="vanilla RNN",
         color=_VERMILLION,
         order=0,
     )

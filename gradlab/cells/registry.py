@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from gradlab.cells.models import LayerWeights, RecurrentModel
     from gradlab.cells.traces import Trace
 
-__all__ = ["CELLS", "CellSpec", "cell_names", "cell_of", "cells", "get_cell", "register_cell"]
+__all__ = [
+    "CELLS",
+    "CellSpec",
+    "cell_names",
+    "cell_of",
+    "cells",
+    "get_cell",
+    "register_cell",
+    "shown_activation",
+]
 
 State = Tensor | tuple[Tensor, ...]
 #: (p, x, s, hidden_size, φ or None, c_perturb or None) -> (s', gates): one float64 step.
@@ -46,7 +55,8 @@ class CellSpec:
     * `hidden_bounds`: (lo, hi) of h_t for a cell without an activation (saturation statistics).
     * `torch_classes`: torch modules with the same equations and parameters (`from_torch`).
     * Theory hooks (None: no theory): `rate_at_init(config) -> float | None`, the predicted
-      per-step log-rate of gradient norms for a run config; `recurrent_norm(weight_hh)`, the
+      per-step log-rate of gradient norms for a run config; `mean_field`: the mean-field theory
+      of a random dense W_hh (critical line χ = 1) applies; `recurrent_norm(weight_hh)`, the
       spectral norm of the recurrent operator (the Pascanu bound is γ times it);
       `jacobian_at_zero(weight_hh, bias_ih, bias_hh)`, the state Jacobian at the zero state.
     * `display_name`, `color`, `order`: how figures, tables and exports show the cell.
@@ -65,6 +75,7 @@ class CellSpec:
     hidden_bounds: tuple[float, float] | None = None
     torch_classes: tuple[type, ...] = ()
     rate_at_init: Callable[[Mapping[str, Any]], float | None] | None = None
+    mean_field: bool = False
     recurrent_norm: Callable[[Any], float] | None = None
     jacobian_at_zero: Callable[..., Any] | None = None
     display_name: str = ""
@@ -189,3 +200,12 @@ def cell_of(model: Any) -> CellSpec:
     raise ValueError(
         f"{type(model).__name__} is not a recurrent model of a registered cell ({known})"
     )
+
+
+def shown_activation(cell: Any, activation: Any) -> str | None:
+    """The activation a stored run used, for display: `activation`, else the default of its
+    cell (None for a cell without one, or a cell not registered in this process)."""
+    if isinstance(activation, str) and activation:
+        return activation
+    spec = CELLS.get(str(cell or "").lower())
+    return spec.default_activation if spec is not None else None
