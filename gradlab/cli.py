@@ -88,7 +88,9 @@ def _experiments_dir() -> Path:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from gradlab.sweep import load_spec, plan_sweep, run_sweep
 
-    spec = load_spec(args.spec, scale=args.scale)
+    # A .py plugin on the command line is relative to the current folder (in a spec, to the spec).
+    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin or ())
+    spec = load_spec(args.spec, scale=args.scale, plugins=plugins)
     if args.dry_run:
         return _dry_run(spec, plan_sweep(spec, args.store), args.store)
     if args.dask and args.workers:
@@ -346,6 +348,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         choices=("demo", "full"),
         default="demo",
         help="demo (default) or full: apply the spec's [full] table (paper-sized runs)",
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="a module (or .py file) that registers cells or activations; imported here and in "
+        "every worker before a run is built (repeatable; adds to the spec's plugins list)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs (id, grid values) and write nothing"

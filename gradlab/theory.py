@@ -42,11 +42,13 @@ from gradlab.cells.registry import cell_names, cell_of, get_cell
 __all__ = [
     "MeanField",
     "PascanuBound",
+    "config_activation",
     "critical_sigma_w",
     "gated_jacobian_at_zero",
     "gated_rate_at_zero",
     "gru_jacobian_at_zero",
     "identity_rate",
+    "is_unit_slope",
     "linear_rnn_jacobian_norms",
     "linear_rnn_rate",
     "lstm_jacobian_at_zero",
@@ -625,7 +627,7 @@ def theory_rate(config: Mapping[str, Any]) -> float | None:
     return spec.rate_at_init(config)
 
 
-def _unit_slope(activation: str) -> bool:
+def is_unit_slope(activation: str) -> bool:
     """|φ'| = 1 almost everywhere (linear): γ = sup|φ'| = 1 and E[φ'(z)²] = 1."""
     hooks = _hooks(activation)
     moments = hooks.homogeneous_moments
@@ -668,6 +670,6 @@ def vanilla_rnn_rate(config: Mapping[str, Any]) -> float | None:
             return mean_field(activation, gain, sigma_b, sigma_v).rate
         except ValueError:  # hooks without bounds or homogeneous moments: no fixed point
             return None
-    if init in ("orthogonal", "identity") and _unit_slope(activation):
+    if init in ("orthogonal", "identity") and is_unit_slope(activation):
         return orthogonal_rate(gain)
     return None

@@ -51,4 +51,7 @@ __all__ = [
 ]
 
 # The registered cells: one import per cell module (importing it registers its CellSpec).
-import gradlab.cells.builtin  # noqa: F401  (rnn, lstm, gru)
+from gradlab.cells import (
+    builtin,  # noqa: F401  (rnn, lstm, gru)
+    indrnn,  # noqa: F401
+)
