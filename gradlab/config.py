@@ -130,10 +130,16 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> None:
     )
 
 
-def _choice(key: str, value: Any, allowed: typing.Iterable[str]) -> None:
+_REGISTER_HINT = (
+    " (register others with gradlab.cells.register_{what}; a sweep imports the module that "
+    "does it in every worker when the spec lists it in plugins)"
+)
+
+
+def _choice(key: str, value: Any, allowed: typing.Iterable[str], hint: str = "") -> None:
     allowed = list(allowed)
     if value not in allowed:
-        raise ConfigError(f"key {key!r} must be one of {allowed}, got {value!r}")
+        raise ConfigError(f"key {key!r} must be one of {allowed}, got {value!r}{hint}")
 
 
 def _at_least(key: str, value: float | None, low: float, optional: bool = False) -> None:
@@ -145,7 +151,7 @@ def _at_least(key: str, value: float | None, low: float, optional: bool = False)
 
 def _validate(c: RunConfig) -> None:
     _choice("task", c.task, TASKS)
-    _choice("cell", c.cell, cell_names())
+    _choice("cell", c.cell, cell_names(), _REGISTER_HINT.format(what="cell"))
     spec = get_cell(c.cell)
     if c.activation is not None:
         if not spec.takes_activation:
@@ -154,7 +160,7 @@ def _validate(c: RunConfig) -> None:
                 f"key 'activation' applies to cell {takers} only; a {c.cell!r} has its own "
                 f"gates (remove it or pick one of those cells), got {c.activation!r}"
             )
-        _choice("activation", c.activation, ACTIVATIONS)
+        _choice("activation", c.activation, ACTIVATIONS, _REGISTER_HINT.format(what="activation"))
     _choice("init", c.init, INITS)
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("dtype", c.dtype, DTYPES)
