@@ -23,7 +23,8 @@ __all__ = ["GRU", "LSTM", "RNN", "LayerWeights", "RecurrentModel", "from_torch"]
 class LayerWeights(NamedTuple):
     """The four parameters of one layer and direction (biases are None when bias=False).
 
-    Shapes: weight_ih (G·N, I), weight_hh (G·N, N), bias_ih / bias_hh (G·N,), G gates.
+    Shapes: weight_ih (G·N, I), weight_hh (G·N, N), bias_ih / bias_hh (G·N,), G gates (a cell
+    with another recurrence says so: IndRNN's weight_hh is the diagonal u, (N,)).
     """
 
     weight_ih: Tensor
@@ -33,7 +34,8 @@ class LayerWeights(NamedTuple):
 
 
 class RecurrentModel:
-    """Mixin shared by gradlab's RNN, LSTM and GRU (which also inherit from torch's classes)."""
+    """Mixin shared by gradlab's recurrent models (RNN, LSTM and GRU also inherit from torch's
+    classes); `cell` names the model's `CellSpec` in the registry."""
 
     cell: str
     gate_names: tuple[str, ...]
