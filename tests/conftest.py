@@ -14,24 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cell_cases import CELL_ACTS, TORCH_CELL_ACTS
 from store_cases import CELLS_SWEEP, GRID_SWEEP
 
-from gradlab.cells import cell_of, cells, get_cell
-
-#: The built-in activations every cell that takes one is tested with.
-BUILTIN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
-# (cell, activation) pairs: every registered cell x built-in activation the engine supports.
-CELL_ACTS = [
-    (spec.name, act)
-    for spec in cells()
-    for act in (BUILTIN_ACTIVATIONS if spec.takes_activation else (None,))
-]
-#: The pairs torch.nn has a module for (the reference's own checks against torch).
-TORCH_CELL_ACTS = [
-    (cell, act)
-    for cell, act in CELL_ACTS
-    if get_cell(cell).torch_classes and act not in ("sigmoid", "linear")
-]
+from gradlab.cells import cell_of, get_cell
 
 
 def cell_id(cell: str, act: str | None) -> str:

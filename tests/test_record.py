@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import CELL_ACTS  # every registered cell x built-in activation
+from cell_cases import CELL_ACTS  # every registered cell x built-in activation
 
 import gradlab
 from gradlab import _reference as ref

@@ -12,7 +12,7 @@ import types
 
 import pytest
 import torch
-from conftest import CELL_ACTS
+from cell_cases import CELL_ACTS
 
 from gradlab import _reference as ref
 from gradlab.cells import get_cell

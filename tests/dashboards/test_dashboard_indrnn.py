@@ -7,6 +7,7 @@ sweep ("reg") of IndRNN (relu, softsign) and a vanilla RNN, trained by `gradlab.
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
@@ -52,15 +53,11 @@ def reg_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dash_app(reg_store, make_app):
-    return make_app(reg_store[0])
+def dash_app(reg_store):
+    """The app over this module's store (the browser fixtures serve `dash_app.app`)."""
+    from dashboards.app import create_app
 
-
-@pytest.fixture(scope="module")
-def make_app():  # module scope (conftest's is per test)
-    from conftest import _app
-
-    return _app
+    return types.SimpleNamespace(app=create_app(reg_store[0]))
 
 
 def test_runs_table_shows_the_new_cell_and_activation(page, reg_store):
