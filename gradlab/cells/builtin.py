@@ -91,10 +91,10 @@ def gru_reference_step(
     return (1.0 - z) * n + z * s, {"r": r, "z": z, "n": n}
 
 
-def _vanilla_rate(config: Mapping[str, Any]) -> float | None:
-    from gradlab.theory import vanilla_rnn_rate
+def _vanilla_rate(config: Mapping[str, Any]) -> Any:
+    from gradlab.theory import vanilla_rnn_prediction
 
-    return vanilla_rnn_rate(config)
+    return vanilla_rnn_prediction(config)
 
 
 def _spectral_norm(weight_hh: Any) -> float:

@@ -54,8 +54,9 @@ class CellSpec:
       autograd twin (`gradlab._reference`).
     * `hidden_bounds`: (lo, hi) of h_t for a cell without an activation (saturation statistics).
     * `torch_classes`: torch modules with the same equations and parameters (`from_torch`).
-    * Theory hooks (None: no theory): `rate_at_init(config) -> float | None`, the predicted
-      per-step log-rate of gradient norms for a run config; `mean_field`: the mean-field theory
+    * Theory hooks (None: no theory): `rate_at_init(config dict)`, the predicted per-step
+      log-rate of gradient norms at init (a float, None, or a `gradlab.theory.RatePrediction`
+      with its assumptions; `gradlab.theory.predict_rate` calls it); `mean_field`: the theory
       of a random dense W_hh (critical line χ = 1) applies; `recurrent_norm(weight_hh)`, the
       spectral norm of the recurrent operator (the Pascanu bound is γ times it);
       `jacobian_at_zero(weight_hh, bias_ih, bias_hh)`, the state Jacobian at the zero state.
@@ -74,7 +75,7 @@ class CellSpec:
     gate_biases: Mapping[str, str] = field(default_factory=dict)
     hidden_bounds: tuple[float, float] | None = None
     torch_classes: tuple[type, ...] = ()
-    rate_at_init: Callable[[Mapping[str, Any]], float | None] | None = None
+    rate_at_init: Callable[[Mapping[str, Any]], Any] | None = None
     mean_field: bool = False
     recurrent_norm: Callable[[Any], float] | None = None
     jacobian_at_zero: Callable[..., Any] | None = None

@@ -16,7 +16,7 @@ import gradlab
 from gradlab import _reference as ref
 from gradlab.cells import ACTIVATIONS, Activation, get_activation, register_activation
 from gradlab.sweep.plugins import import_plugin
-from gradlab.theory import mean_field, pascanu_bound, theory_rate
+from gradlab.theory import mean_field, pascanu_bound, predict_rate, theory_rate
 
 SOFTSIGN = Path(__file__).resolve().parents[2] / "experiments" / "softsign_activation.py"
 import_plugin(str(SOFTSIGN))  # registers "softsign", as a sweep worker would
@@ -98,14 +98,12 @@ def test_softsign_theory_comes_from_its_hooks(sw, sb):
     q_ref, chi_ref = _mp_softsign_fixed_point(sw, sb, mf.q_star)
     assert mf.q_star == pytest.approx(float(q_ref), rel=1e-6)
     assert mf.chi == pytest.approx(float(chi_ref), rel=1e-6)
-    config = {
-        "cell": "rnn",
-        "activation": "softsign",
-        "init": "gaussian",
-        "gain": sw,
-        "bias_scale": sb,
-    }
-    assert theory_rate(config) == pytest.approx(0.5 * math.log(float(chi_ref)), rel=1e-6)
+    config = dict(cell="rnn", activation="softsign", init="gaussian", gain=sw, bias_scale=sb)
+    prediction = predict_rate(config)  # the driven theory, through the same hooks
+    assert (
+        prediction.method == "driven mean field" and prediction.mean_field.activation == "softsign"
+    )
+    assert theory_rate(config) == prediction.rate and math.isfinite(prediction.rate)
     assert mean_field("softsign", 0.8).q_star == 0.0  # sub-identity: ordered phase without bias
 
 
