@@ -8,7 +8,6 @@ alone (with theory hooks), for `experiments/indrnn.toml` (``plugins = ["softsign
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from gradlab.cells import Activation, TheoryHooks, register_activation

@@ -38,7 +38,7 @@ def test_spec_matches_its_model_and_trace(spec):
     model = _build(spec, num_layers=2, bidirectional=True)
     assert model.cell == spec.name and get_cell(spec.name) is spec and cell_of(model) is spec
     assert issubclass(spec.trace, Trace) and spec.trace is not Trace
-    assert model.state_size == len(spec.state_parts) * N
+    assert model.state_size == len(spec.state_parts) * N and model.gate_names == spec.gate_names
     assert (model.activation is not None) == spec.takes_activation
     assert spec.display_name and spec.color.startswith("#")
     names = {n for n, _ in model.named_parameters()}
