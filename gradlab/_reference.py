@@ -2,15 +2,18 @@
 
 Everything here is built from torch's *documented* recurrences, written out one step at a
 time, and differentiated with ``torch.autograd`` / ``torch.func``. Nothing is shared with the
-fast engine (``gradlab.record``, ``gradlab.cells``): the models are only read for their
+fast engine (``gradlab.record``, ``gradlab.cells``' traces): the models are only read for their
 weights and hyper-parameters (``num_layers``, ``bidirectional``, ``batch_first``, ``bias``,
-the cell kind and the RNN activation).
+the cell kind and the activation). Each cell's one step comes from its registry entry,
+``CellSpec.reference_step``, written out from the cell's documented equations; activations come
+from the one activation table.
 
 Conventions (the same as the engine's contract, see ``docs/contracts.md``):
 
 * Everything is float64 and time-major. ``T`` steps, batch ``B``, hidden size ``N``, layer input
   size ``I`` (``input_size`` for layer 0, ``D * N`` above, ``D`` = number of directions).
-* The recurrent state ``s_t`` is ``h_t`` (RNN, GRU) or ``cat(h_t, c_t)`` (LSTM); ``S`` = N or 2N.
+* The recurrent state ``s_t`` is ``h_t`` (RNN, GRU, IndRNN) or ``cat(h_t, c_t)`` (LSTM; a cell whose
+  ``state_parts`` are ("h", "c")); ``S`` = N or 2N.
 * A direction is indexed by *processing* step ``s = 0..T``: ``s = 0`` is the initial state and
   ``s`` the state after consuming the s-th input it sees. For the reverse direction the s-th input
   is ``x[T - s]`` (0-based), so its state after step ``s`` is its output at time ``T - s``.
@@ -29,6 +32,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from torch.func import jacrev, vmap
+
+from gradlab.cells.activations import get_activation
+from gradlab.cells.registry import CellSpec, cell_of, get_cell
 
 __all__ = [
     "PARAM_NAMES",
@@ -54,22 +60,11 @@ __all__ = [
 
 DTYPE = torch.float64
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-GATES = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
-# Bounds used by hidden_stats: (lo, hi) of a bounded activation, None if unbounded.
-BOUNDS = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu": None, "linear": None}
 
 
 def _act(name: str) -> Callable[[Tensor], Tensor]:
-    """h = act(a), written out from the definitions."""
-    if name == "tanh":
-        return torch.tanh
-    if name == "relu":
-        return lambda a: torch.clamp(a, min=0.0)
-    if name == "sigmoid":
-        return lambda a: 1.0 / (1.0 + torch.exp(-a))
-    if name in ("linear", "identity"):
-        return lambda a: a
-    raise ValueError(f"unknown activation {name!r}")
+    """h = act(a): the activation table's torch function."""
+    return get_activation(name).fn
 
 
 def _sigmoid(a: Tensor) -> Tensor:
@@ -81,8 +76,8 @@ def _sigmoid(a: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelSpec:
-    cell: str  # "rnn" | "lstm" | "gru"
-    activation: str | None  # RNN only
+    cell: str  # a registered cell name
+    activation: str | None  # cells that take an activation only
     input_size: int
     hidden_size: int
     num_layers: int
@@ -91,31 +86,40 @@ class ModelSpec:
     batch_first: bool
 
     @property
+    def cell_spec(self) -> CellSpec:
+        return get_cell(self.cell)
+
+    @property
+    def has_cell_state(self) -> bool:
+        return self.cell_spec.has_cell_state
+
+    @property
+    def gate_names(self) -> tuple[str, ...]:
+        return self.cell_spec.gate_names
+
+    @property
     def state_size(self) -> int:
-        return 2 * self.hidden_size if self.cell == "lstm" else self.hidden_size
+        return len(self.cell_spec.state_parts) * self.hidden_size
 
     def layer_input_size(self, layer: int) -> int:
         return self.input_size if layer == 0 else self.num_directions * self.hidden_size
 
     @property
     def bounds(self) -> tuple[float, float] | None:
-        return BOUNDS["tanh"] if self.cell != "rnn" else BOUNDS[self.activation]
+        if self.activation is None:
+            return self.cell_spec.hidden_bounds
+        return get_activation(self.activation).bounds
 
 
 def model_spec(model: torch.nn.Module) -> ModelSpec:
-    """Hyper-parameters of a torch.nn.RNN/LSTM/GRU (or gradlab subclass)."""
-    cell = getattr(model, "cell", None)
-    if cell is None:
-        if isinstance(model, torch.nn.LSTM):
-            cell = "lstm"
-        elif isinstance(model, torch.nn.GRU):
-            cell = "gru"
-        elif isinstance(model, torch.nn.RNN):
-            cell = "rnn"
-        else:
-            raise TypeError(f"not a recurrent model: {type(model).__name__}")
+    """Hyper-parameters of a gradlab model or a torch.nn.RNN/LSTM/GRU."""
+    try:
+        spec = cell_of(model)
+    except ValueError:
+        raise TypeError(f"not a recurrent model: {type(model).__name__}") from None
+    cell = spec.name
     activation = None
-    if cell == "rnn":
+    if spec.takes_activation:
         act = getattr(model, "activation", None)
         activation = act.name if act is not None else model.nonlinearity
     if getattr(model, "proj_size", 0):
@@ -147,11 +151,6 @@ def layer_params(model: torch.nn.Module, layer: int, reverse: bool) -> dict[str,
 # --------------------------------------------------------------------------------------------
 # One step of each cell, from torch's documentation
 # --------------------------------------------------------------------------------------------
-def _affine(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    y = x @ w.T
-    return y if b is None else y + b
-
-
 def cell_step(
     spec: ModelSpec,
     p: dict[str, Tensor],
@@ -159,43 +158,14 @@ def cell_step(
     s: Tensor,
     c_perturb: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """s_t = f(s_{t-1}, x_t) for one layer/direction.
+    """s_t = f(s_{t-1}, x_t) for one layer/direction: the cell's `reference_step`.
 
     x: (..., I); s: (..., S). Returns the new state (..., S) and the post-nonlinearity gates
-    (each (..., N)). ``c_perturb`` (LSTM only, a zero tensor in practice) is added to c_t
-    *before* h_t = o ⊙ tanh(c_t) is formed, so that its gradient is the total dL/dc_t.
+    (each (..., N)). ``c_perturb`` (cells with a cell state only, a zero tensor in practice) is
+    added to c_t *before* h_t = o ⊙ tanh(c_t) is formed, so that its gradient is the total dL/dc_t.
     """
-    N = spec.hidden_size
-    gi = _affine(x, p["weight_ih"], p.get("bias_ih"))
-    if spec.cell == "rnn":
-        h = s
-        h_new = _act(spec.activation)(gi + _affine(h, p["weight_hh"], p.get("bias_hh")))
-        return h_new, {}
-    if spec.cell == "lstm":
-        # i = σ(W_ii x + b_ii + W_hi h + b_hi), f = σ(...), g = tanh(...), o = σ(...)
-        # c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c')
-        h, c = s[..., :N], s[..., N:]
-        a = gi + _affine(h, p["weight_hh"], p.get("bias_hh"))
-        i = _sigmoid(a[..., 0 * N : 1 * N])
-        f = _sigmoid(a[..., 1 * N : 2 * N])
-        g = torch.tanh(a[..., 2 * N : 3 * N])
-        o = _sigmoid(a[..., 3 * N : 4 * N])
-        c_new = f * c + i * g
-        if c_perturb is not None:
-            c_new = c_new + c_perturb
-        h_new = o * torch.tanh(c_new)
-        return torch.cat([h_new, c_new], dim=-1), {"i": i, "f": f, "g": g, "o": o}
-    if spec.cell == "gru":
-        # r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz)
-        # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 - z) ⊙ n + z ⊙ h
-        h = s
-        gh = _affine(h, p["weight_hh"], p.get("bias_hh"))
-        r = _sigmoid(gi[..., 0 * N : 1 * N] + gh[..., 0 * N : 1 * N])
-        z = _sigmoid(gi[..., 1 * N : 2 * N] + gh[..., 1 * N : 2 * N])
-        n = torch.tanh(gi[..., 2 * N : 3 * N] + r * gh[..., 2 * N : 3 * N])
-        h_new = (1.0 - z) * n + z * h
-        return h_new, {"r": r, "z": z, "n": n}
-    raise ValueError(f"unknown cell {spec.cell!r}")
+    phi = _act(spec.activation) if spec.activation is not None else None
+    return spec.cell_spec.reference_step(p, x, s, spec.hidden_size, phi, c_perturb)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,7 +196,7 @@ def _initial_states(spec: ModelSpec, h0, B: int) -> Tensor:
     LD, N = spec.num_layers * spec.num_directions, spec.hidden_size
     if h0 is None:
         return torch.zeros(LD, B, spec.state_size, dtype=DTYPE)
-    if spec.cell == "lstm":
+    if spec.has_cell_state:
         h, c = h0
         return torch.cat([h.detach().to(DTYPE), c.detach().to(DTYPE)], dim=-1)
     h = h0.detach().to(DTYPE)
@@ -286,13 +256,13 @@ def reference_record(
                 c_eps = [torch.zeros(B, N, dtype=DTYPE) for _ in range(T + 1)]
                 if want_grad:
                     eps = [e.requires_grad_(True) for e in eps]
-                    if spec.cell == "lstm":
+                    if spec.has_cell_state:
                         c_eps = [e.requires_grad_(True) for e in c_eps]
                 s = s0_all[layer * D + d] + eps[0]
                 states, gates = [s], []
                 for k in range(T):
                     p = {n: copies[n][k] for n in copies}
-                    cp = c_eps[k + 1] if spec.cell == "lstm" else None
+                    cp = c_eps[k + 1] if spec.has_cell_state else None
                     s, g = cell_step(spec, p, seq[k], s, c_perturb=cp)
                     s = s + eps[k + 1]
                     states.append(s)
@@ -310,7 +280,7 @@ def reference_record(
                     "inputs": seq.detach().clone(),
                 }
                 leaves.extend(eps)
-                if spec.cell == "lstm":
+                if spec.has_cell_state:
                     leaves.extend(c_eps[1:])
                 for n in copies:
                     leaves.extend(copies[n])
@@ -336,10 +306,10 @@ def reference_record(
         out = {
             "states": st,
             "hidden": st[..., :N],
-            "cell": st[..., N:] if spec.cell == "lstm" else None,
+            "cell": st[..., N:] if spec.has_cell_state else None,
             "gates": {
                 name: torch.stack([g[name] for g in e["_gates"]]).detach()
-                for name in GATES[spec.cell]
+                for name in spec.gate_names
             },
             "inputs": e["inputs"],
             "grad_state": None,
@@ -351,7 +321,7 @@ def reference_record(
             gs = torch.stack([grads[id(leaf)] for leaf in e["_eps"]])
             out["grad_state"] = gs
             out["grad_hidden"] = gs[..., :N]
-            if spec.cell == "lstm":
+            if spec.has_cell_state:
                 gc = [gs[0, :, N:]] + [grads[id(leaf)] for leaf in e["_c_eps"][1:]]
                 out["grad_cell"] = torch.stack(gc)
             out["contributions"] = {
@@ -477,7 +447,7 @@ def reference_hidden_stats(spec: ModelSpec, hidden: Tensor) -> dict[str, Tensor]
         lo, hi = bounds
         m = 0.01 * (hi - lo)
         saturation = ((h > hi - m) | (h < lo + m)).to(DTYPE).mean(dim=(1, 2))
-    if spec.cell == "rnn" and spec.activation == "relu":
+    if spec.activation is not None and get_activation(spec.activation).dead_at_zero:
         dead = (h == 0).to(DTYPE).mean(dim=(1, 2))
     else:
         dead = torch.zeros(h.shape[0], dtype=DTYPE)

@@ -88,7 +88,9 @@ def _experiments_dir() -> Path:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from gradlab.sweep import load_spec, plan_sweep, run_sweep
 
-    spec = load_spec(args.spec, scale=args.scale)
+    # A .py plugin on the command line is relative to the current folder (in a spec, to the spec).
+    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin or ())
+    spec = load_spec(args.spec, scale=args.scale, plugins=plugins)
     if args.dry_run:
         return _dry_run(spec, plan_sweep(spec, args.store), args.store)
     if args.dask and args.workers:
@@ -177,6 +179,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _table(runs: Any) -> tuple[list[str], list[list[Any]]]:
     """The columns worth a glance: identity, what varies between the rows, a few results."""
+    from gradlab.cells import shown_activation
     from gradlab.config import RunConfig
 
     config_keys = [k for k in RunConfig.__dataclass_fields__ if k in runs]
@@ -189,8 +192,8 @@ def _table(runs: Any) -> tuple[list[str], list[list[Any]]]:
     with_reason = bool(runs["reason"].notna().any())
     rows = []
     for record in runs.to_dict("records"):
-        if record.get("cell") == "rnn" and _missing(record.get("activation")):
-            record["activation"] = "tanh"  # what a vanilla RNN uses by default
+        if _missing(record.get("activation")):  # what the cell uses by default, if any
+            record["activation"] = shown_activation(record.get("cell"), None)
         row = [None if _missing(record[c]) else record[c] for c in columns]
         row = [float(f"{v:.4g}") if isinstance(v, float) else v for v in row]
         if with_reason:
@@ -354,6 +357,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         choices=("demo", "full"),
         default="demo",
         help="demo (default) or full: apply the spec's [full] table (paper-sized runs)",
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="a module (or .py file) that registers cells or activations; imported here and in "
+        "every worker before a run is built (repeatable; adds to the spec's plugins list)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs (id, grid values) and write nothing"

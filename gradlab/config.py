@@ -8,12 +8,11 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
-from gradlab.cells import ACTIVATIONS, INITS
+from gradlab.cells import ACTIVATIONS, INITS, cell_names, get_cell
 from gradlab.tasks import TASKS
 
-__all__ = ["CELLS", "OPTIMIZERS", "ConfigError", "RunConfig"]
+__all__ = ["OPTIMIZERS", "ConfigError", "RunConfig"]
 
-CELLS = ("rnn", "lstm", "gru")
 OPTIMIZERS = ("sgd", "adam")
 DTYPES = ("float32", "float64")
 
@@ -30,8 +29,8 @@ class RunConfig:
     task: str = "adding"  # a name in gradlab.tasks.TASKS
     seq_len: int = 50  # sequence length T given to the task (copy: delay + 20)
     # --- model ----------------------------------------------------------------------------
-    cell: str = "rnn"  # "rnn" | "lstm" | "gru"
-    activation: str | None = None  # vanilla RNN only (tanh when None): tanh|relu|sigmoid|linear
+    cell: str = "rnn"  # a registered cell: gradlab.cells.cell_names()
+    activation: str | None = None  # cells that take one (None: the cell's default, tanh)
     hidden_size: int = 64  # N
     num_layers: int = 1
     bidirectional: bool = False
@@ -66,10 +65,8 @@ class RunConfig:
 
     @property
     def activation_name(self) -> str | None:
-        """The RNN's activation (tanh by default); None for LSTM and GRU."""
-        if self.cell != "rnn":
-            return None
-        return self.activation or "tanh"
+        """The activation (the cell's default when None); None for cells without one."""
+        return get_cell(self.cell).activation_name(self.activation)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,10 +134,16 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> None:
     )
 
 
-def _choice(key: str, value: Any, allowed: typing.Iterable[str]) -> None:
+_REGISTER_HINT = (
+    " (register others with gradlab.cells.register_{what}; a sweep imports the module that "
+    "does it in every worker when the spec lists it in plugins)"
+)
+
+
+def _choice(key: str, value: Any, allowed: typing.Iterable[str], hint: str = "") -> None:
     allowed = list(allowed)
     if value not in allowed:
-        raise ConfigError(f"key {key!r} must be one of {allowed}, got {value!r}")
+        raise ConfigError(f"key {key!r} must be one of {allowed}, got {value!r}{hint}")
 
 
 def _at_least(key: str, value: float | None, low: float, optional: bool = False) -> None:
@@ -152,14 +155,16 @@ def _at_least(key: str, value: float | None, low: float, optional: bool = False)
 
 def _validate(c: RunConfig) -> None:
     _choice("task", c.task, TASKS)
-    _choice("cell", c.cell, CELLS)
+    _choice("cell", c.cell, cell_names(), _REGISTER_HINT.format(what="cell"))
+    spec = get_cell(c.cell)
     if c.activation is not None:
-        if c.cell != "rnn":
+        if not spec.takes_activation:
+            takers = ", ".join(repr(n) for n in cell_names() if get_cell(n).takes_activation)
             raise ConfigError(
-                f"key 'activation' applies to cell 'rnn' only; a {c.cell!r} has its own gates "
-                f"(remove it or set cell = 'rnn'), got {c.activation!r}"
+                f"key 'activation' applies to cell {takers} only; a {c.cell!r} has its own "
+                f"gates (remove it or pick one of those cells), got {c.activation!r}"
             )
-        _choice("activation", c.activation, ACTIVATIONS)
+        _choice("activation", c.activation, ACTIVATIONS, _REGISTER_HINT.format(what="activation"))
     _choice("init", c.init, INITS)
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("dtype", c.dtype, DTYPES)
@@ -187,10 +192,10 @@ def _validate(c: RunConfig) -> None:
             "key 'truncate' needs a forward-only model: a reverse direction's state comes from "
             "the future and cannot be carried across windows (set bidirectional = false)"
         )
-    if c.forget_bias is not None and c.cell != "lstm":
-        raise ConfigError(f"key 'forget_bias' applies to cell 'lstm' only, not {c.cell!r}")
-    if c.update_bias is not None and c.cell != "gru":
-        raise ConfigError(f"key 'update_bias' applies to cell 'gru' only, not {c.cell!r}")
+    for knob in ("forget_bias", "update_bias"):
+        if getattr(c, knob) is not None and knob not in spec.gate_biases:
+            owners = ", ".join(repr(n) for n in cell_names() if knob in get_cell(n).gate_biases)
+            raise ConfigError(f"key {knob!r} applies to cell {owners} only, not {c.cell!r}")
     if isinstance(c.record_every, str):
         _choice("record_every", c.record_every, ["log"])
     else:

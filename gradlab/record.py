@@ -37,7 +37,8 @@ import torch
 from torch import Tensor
 
 from gradlab.cells.models import LayerWeights, RecurrentModel
-from gradlab.cells.traces import GRUTrace, LSTMTrace, RNNTrace, Trace
+from gradlab.cells.registry import get_cell
+from gradlab.cells.traces import Trace, outer_product_norms
 
 __all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
 
@@ -147,6 +148,8 @@ class LayerRecording:
         delta, right = self._factors(name)
         if right is None:
             return delta.sum(1)
+        if self._short_name(name) == "weight_hh":  # the cell's own recurrence (may be a vector)
+            return self.trace.weight_hh_contributions(delta, right)
         return torch.einsum("tbg,tbk->tgk", delta, right)
 
     @torch.no_grad()
@@ -160,7 +163,13 @@ class LayerRecording:
         norm itself is below the dtype's range.
         """
         delta, right = self._factors(name)
-        norms = _product_norms(delta, right)
+        # the cell's own recurrence may not be a (G·N, N) matrix (IndRNN: a vector): its trace
+        # knows the norms; any bilinear form in (δ, r) survives the exact rescaling below
+        if right is not None and self._short_name(name) == "weight_hh":
+            product = self.trace.weight_hh_contribution_norms
+        else:
+            product = _product_norms
+        norms = product(delta, right)
         redo = _out_of_scale(delta)
         if right is not None:
             redo |= _out_of_scale(right)
@@ -170,7 +179,7 @@ class LayerRecording:
             if right is not None:
                 right, right_scale = _rescaled(right[steps])
                 scale = scale * right_scale
-            norms[steps] = _product_norms(delta, right) * scale
+            norms[steps] = product(delta, right) * scale
         return norms
 
     # ----- Jacobians ----------------------------------------------------------------------
@@ -276,7 +285,9 @@ class LayerRecording:
         "dead" fraction of exact zeros of a relu."""
         h = self.hidden
         activation = self.model.activation
-        bounds = (-1.0, 1.0) if activation is None else activation.bounds
+        bounds = (
+            get_cell(self.model.cell).hidden_bounds if activation is None else activation.bounds
+        )
         zero = h.new_zeros(h.shape[0])
         if bounds is None:
             saturation = zero
@@ -286,7 +297,7 @@ class LayerRecording:
             saturated = (h > hi - margin) | (h < lo + margin)
             saturation = saturated.to(h.dtype).mean((1, 2))
         dead = zero
-        if activation is not None and activation.name == "relu":
+        if activation is not None and activation.dead_at_zero:
             dead = (h == 0).to(h.dtype).mean((1, 2))
         return {"mean_abs": h.abs().mean((1, 2)), "saturation": saturation, "dead": dead}
 
@@ -298,19 +309,7 @@ class LayerRecording:
 
 def _product_norms(delta: Tensor, right: Tensor | None) -> Tensor:
     """‖δ_tᵀ r_t‖_F (‖Σ_b δ_t,b‖ for a bias, right None) for every step t, (T,)."""
-    if right is None:
-        return delta.sum(1).norm(dim=-1)
-    B, rows, cols = delta.shape[1], delta.shape[2], right.shape[2]
-    if B * (rows + cols) <= rows * cols:
-        gram = (delta @ delta.transpose(1, 2)) * (right @ right.transpose(1, 2))
-        return gram.sum((1, 2)).clamp_min(0).sqrt()
-    chunk = max(1, (1 << 24) // (rows * cols))  # bound the (chunk, G·N, K) buffer
-    return torch.cat(
-        [
-            torch.linalg.matrix_norm(d.transpose(1, 2) @ r)
-            for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
-        ]
-    )
+    return delta.sum(1).norm(dim=-1) if right is None else outer_product_norms(delta, right)
 
 
 def _step_absmax(x: Tensor) -> Tensor:
@@ -448,35 +447,30 @@ def _make_trace(
     layer: int,
     reverse: bool,
     inputs: Tensor,
-    states,
+    hidden: Tensor,
+    initial: tuple[Tensor, ...],
     weights: LayerWeights | None = None,
-    twin: bool = False,
+    recorded: tuple[Tensor, ...] | None = None,
 ) -> Trace:
-    """The cell's trace; `weights` and `twin` make the twin of a recorded trace in another
-    dtype (see `_adjoint_trace`)."""
+    """The cell's trace of one layer/direction: hidden (T+1, B, N), `initial` the other state
+    parts' initial values (e.g. c_0 (B, N)). `weights` and `recorded` make the twin of a
+    recorded trace in another dtype (see `_adjoint_trace`)."""
     weights = model.layer_weights(layer, reverse) if weights is None else weights
-    if model.cell == "lstm":
-        hidden, c0, *cell = states
-        return LSTMTrace(weights, inputs, hidden, c0, *cell)
-    if model.cell == "gru":
-        return GRUTrace(weights, inputs, states)
-    return RNNTrace(weights, inputs, states, model.activation, twin=twin)
+    return get_cell(model.cell).make_trace(model, weights, inputs, hidden, initial, recorded)
 
 
 def _adjoint_trace(model: RecurrentModel, lr: LayerRecording, dtype: torch.dtype) -> Trace:
     """The trace the adjoint scan of `lr` runs on: its own trace, or a twin in `dtype` on the
-    same recorded trajectory (inputs, h_0..h_T and an LSTM's c_0..c_T cast to `dtype`, the
-    gates and φ'(a_t) recomputed from them in `dtype`)."""
+    same recorded trajectory (inputs and every state part s_0..s_T cast to `dtype`, the gates
+    and φ'(a_t) recomputed from them in `dtype`)."""
     trace = lr.trace
     if trace.hidden.dtype == dtype:
         return trace
     weights = LayerWeights(*(None if w is None else w.detach().to(dtype) for w in trace.weights))
-    states = trace.hidden.to(dtype)
-    if trace.cell_state is not None:
-        cell = trace.cell_state.to(dtype)
-        states = (states, cell[0], cell)
+    hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
+    initial = tuple(part[0] for part in others)
     inputs = trace.inputs.to(dtype)
-    return _make_trace(model, lr.layer, lr.reverse, inputs, states, weights, twin=True)
+    return _make_trace(model, lr.layer, lr.reverse, inputs, hidden, initial, weights, tuple(others))
 
 
 def _check_adjoint_dtype(adjoint_dtype: torch.dtype | None, dtype: torch.dtype) -> torch.dtype:
@@ -512,7 +506,7 @@ def record(
     """
     if not isinstance(model, RecurrentModel):
         raise TypeError(
-            f"record needs a gradlab RNN, LSTM or GRU (gradlab.from_torch converts torch's), "
+            f"record needs a gradlab recurrent model (gradlab.from_torch converts torch's), "
             f"got {type(model).__name__}"
         )
     model.check_input(x, h0)
@@ -527,29 +521,24 @@ def record(
     if T < 1:
         raise ValueError("x must have at least one timestep")
     L, D, N = model.num_layers, model.num_directions, model.hidden_size
-    is_lstm = model.cell == "lstm"
+    spec = get_cell(model.cell)
     if h0 is None:
-        zeros = xs.new_zeros(L * D, B, N)
-        h0 = (zeros, zeros) if is_lstm else zeros
+        h0 = spec.join_state([xs.new_zeros(L * D, B, N)] * len(spec.state_parts))
+    h0_parts = spec.split_state(h0)  # (L·D, B, N) each: h, then c for an LSTM
 
     # 1. Forward trace, layer by layer, through the fused kernel.
     layers: dict[tuple[int, bool], LayerRecording] = {}
     layer_input = xs
     for layer in range(L):
-        initial = (
-            tuple(s[layer * D : (layer + 1) * D] for s in h0)
-            if is_lstm
-            else h0[layer * D : (layer + 1) * D]
-        )
-        output = model.layer_forward(layer_input, initial, layer)[0]  # (T, B, D·N)
-        for d in range(D):
+        initial = tuple(part[layer * D : (layer + 1) * D] for part in h0_parts)
+        output = model.layer_forward(layer_input, spec.join_state(initial), layer)[0]
+        for d in range(D):  # output (T, B, D·N)
             reverse = d == 1
             out = output[..., d * N : (d + 1) * N]
             steps = layer_input.flip(0) if reverse else layer_input
-            first = initial[0][d] if is_lstm else initial[d]
-            hidden = torch.cat((first.unsqueeze(0), out.flip(0) if reverse else out))
-            states = (hidden, initial[1][d]) if is_lstm else hidden
-            trace = _make_trace(model, layer, reverse, steps, states)
+            hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
+            rest = tuple(part[d] for part in initial[1:])
+            trace = _make_trace(model, layer, reverse, steps, hidden, rest)
             layers[(layer, reverse)] = LayerRecording(model, layer, reverse, trace)
         layer_input = output
     output = layer_input.transpose(0, 1) if model.batch_first else layer_input

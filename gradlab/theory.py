@@ -25,6 +25,10 @@ What is here:
   task's input statistics and the init's weight laws), with its assumptions, or None with the
   reason where no theory applies.
 
+Activations come from the one table, `gradlab.cells.activations` (their `TheoryHooks`: numpy φ,
+φ', γ); cells from the registry, `gradlab.cells.registry` (their rate / norm / linearisation
+hooks). An activation or cell without hooks has no theory here: `theory_rate` says None.
+
 Pure numpy (torch is only touched to read a model's weights).
 """
 
@@ -38,50 +42,83 @@ from typing import Any
 
 import numpy as np
 
+from gradlab.cells.activations import ACTIVATIONS as _TABLE
+from gradlab.cells.activations import Activation, TheoryHooks, get_activation
+from gradlab.cells.registry import cell_names, cell_of, get_cell
+
 __all__ = [
-    "ACTIVATIONS",
-    "GAMMA",
     "DrivenMeanField",
     "FiniteSizeGap",
     "MeanField",
     "PascanuBound",
     "RatePrediction",
     "WeightLaws",
+    "config_activation",
     "critical_sigma_w",
     "driven_mean_field",
     "finite_size_gap",
     "gated_jacobian_at_zero",
     "gated_rate_at_zero",
+    "gru_jacobian_at_zero",
     "identity_rate",
+    "is_unit_slope",
     "linear_rnn_jacobian_norms",
     "linear_rnn_rate",
+    "lstm_jacobian_at_zero",
     "lyapunov_at_fixed_point",
     "mean_field",
     "orthogonal_rate",
     "pascanu_bound",
     "predict_rate",
+    "spectral_norm",
     "theory_rate",
+    "vanilla_rnn_prediction",
     "weight_laws",
 ]
-
-#: The built-in activations the theory covers.
-ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu", "linear")
-#: γ = sup |φ'|, the constant of the Pascanu bound.
-GAMMA: dict[str, float] = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}
-
-_ALIASES = {"identity": "linear"}
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+def _theory_activations() -> list[str]:
+    """The activations with theory hooks, in table order."""
+    return [name for name, act in _TABLE.items() if act.theory is not None]
+
+
+def _activation(activation: str) -> Activation:
+    """The table's activation (aliases resolved); ValueError if unknown or without theory."""
+    try:
+        act = get_activation(activation)
+    except ValueError:
+        allowed = ", ".join(_theory_activations())
+        raise ValueError(f"unknown activation {activation!r}; expected one of: {allowed}") from None
+    if act.theory is None:
+        allowed = ", ".join(_theory_activations())
+        raise ValueError(
+            f"no theory for activation {act.name!r} (it has no TheoryHooks); "
+            f"theory covers: {allowed}"
+        )
+    return act
+
+
+def _hooks(name: str) -> TheoryHooks:
+    hooks = _activation(name).theory
+    assert hooks is not None
+    return hooks
+
+
+def _has_theory(activation: str) -> bool:
+    """Whether `activation` is in the table with theory hooks."""
+    try:
+        _activation(activation)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_activation(activation: str) -> str:
-    name = str(activation).strip().lower()
-    name = _ALIASES.get(name, name)
-    if name not in ACTIVATIONS:
-        allowed = ", ".join(ACTIVATIONS)
-        raise ValueError(f"unknown activation {activation!r}; expected one of: {allowed}")
-    return name
+    """The table's name of `activation`; ValueError if unknown or without theory hooks."""
+    return _activation(activation).name
 
 
 def _sigmoid(u: np.ndarray) -> np.ndarray:
@@ -91,25 +128,13 @@ def _sigmoid(u: np.ndarray) -> np.ndarray:
 
 
 def _phi(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """φ as a numpy function."""
-    if name == "tanh":
-        return np.tanh
-    if name == "sigmoid":
-        return _sigmoid
-    if name == "relu":
-        return lambda u: np.maximum(u, 0.0)
-    return lambda u: np.asarray(u, dtype=np.float64)
+    """φ as a numpy function (the activation table's hook)."""
+    return _hooks(name).phi
 
 
 def _dphi(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """φ' as a numpy function (relu: the right derivative, 1 at 0; see the callers)."""
-    if name == "tanh":
-        return lambda u: 1.0 - np.tanh(u) ** 2
-    if name == "sigmoid":
-        return lambda u: _sigmoid(u) * (1.0 - _sigmoid(u))
-    if name == "relu":
-        return lambda u: (np.asarray(u) >= 0).astype(np.float64)
-    return lambda u: np.ones_like(np.asarray(u, dtype=np.float64))
+    """φ' as a numpy function (the table's hook; relu: the right derivative, 1 at 0)."""
+    return _hooks(name).dphi
 
 
 @cache
@@ -178,18 +203,9 @@ def _log(x: float) -> float:
 
 
 def _model_cell(model: Any) -> str:
-    """The cell kind ("rnn", "lstm" or "gru") of a gradlab model, torch.nn.RNN/LSTM/GRU or cell."""
-    cell = getattr(model, "cell", None)
-    if isinstance(cell, str):
-        return cell.lower()
-    mode = getattr(model, "mode", None)
-    if isinstance(mode, str):
-        return {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
-    kind = type(model).__name__.lower()
-    for gated in ("lstm", "gru"):
-        if gated in kind:
-            return gated
-    return "rnn"
+    """The registered cell of a gradlab model or a torch.nn.RNN/LSTM/GRU (or cell); ValueError
+    for anything else (never a silent default)."""
+    return cell_of(model).name
 
 
 def _model_activation(model: Any) -> str | None:
@@ -224,27 +240,36 @@ class MeanField:
 
 def _q_star(name: str, sw: float, c: float) -> float:
     """The largest (stable) fixed point of q = σ_w² E[φ(√q z)²] + c, c = σ_b² + σ_v²."""
-    if name == "linear":
-        # q = σ_w² q + c: finite only for σ_w < 1 (σ_w = 1, c = 0: every q is fixed; no finite
-        # fixed point is singled out, we return inf as for the divergent case).
-        return c / (1.0 - sw * sw) if sw < 1.0 else math.inf
-    if name == "relu":
-        # E[relu(√q z)²] = q/2, so q = (σ_w²/2) q + c.
-        return c / (1.0 - 0.5 * sw * sw) if 0.5 * sw * sw < 1.0 else math.inf
-    # tanh, sigmoid: φ² ≤ 1, so F(q) ≤ U = σ_w² + c and the monotone increasing map
-    # F(q) = σ_w² E[φ(√q z)²] + c iterated from U decreases to the largest fixed point.
-    phi = _phi(name)
+    hooks = _hooks(name)
+    if hooks.homogeneous_moments is not None:
+        # Positively homogeneous φ: E[φ(√q z)²] = m q, so q = σ_w² m q + c, finite only for
+        # σ_w² m < 1 (linear m = 1: σ_w = 1, c = 0 fixes every q; no finite fixed point is
+        # singled out, we return inf as for the divergent case; relu m = 1/2).
+        m = hooks.homogeneous_moments[0]
+        return c / (1.0 - sw * sw * m) if sw * sw * m < 1.0 else math.inf
+    # Bounded φ (tanh, sigmoid): φ² ≤ B = max(lo², hi²), so F(q) ≤ U = σ_w² B + c and the
+    # monotone increasing map F(q) = σ_w² E[φ(√q z)²] + c iterated from U decreases to the
+    # largest fixed point.
+    bounds = get_activation(name).bounds
+    if bounds is None:
+        raise ValueError(
+            f"no mean-field fixed point for activation {name!r}: its theory hooks need bounds "
+            "or homogeneous_moments"
+        )
+    top = max(bounds[0] ** 2, bounds[1] ** 2)
+    phi = hooks.phi
 
     def F(q: float) -> float:
         return sw * sw * _gauss_expect(lambda u: phi(u) ** 2, q) + c
 
     if sw == 0.0:
         return c
-    if name == "tanh" and c == 0.0 and sw <= 1.0:
-        # tanh(x)² < x² gives F(q) < σ_w² q <= q for q > 0: q = 0 is the only fixed point
-        # (the ordered phase without bias or input: the state decays to zero).
+    if hooks.sub_identity and c == 0.0 and sw * abs(float(hooks.dphi(np.zeros(1))[0])) <= 1.0:
+        # φ(x)² < x² gives F(q) < σ_w² q <= q for q > 0 when σ_w φ'(0) <= 1 (tanh: σ_w <= 1):
+        # q = 0 is the only fixed point (the ordered phase without bias or input: the state
+        # decays to zero).
         return 0.0
-    q = sw * sw + c
+    q = sw * sw * top + c
     for _ in range(500):
         q_new = F(q)
         if abs(q_new - q) <= 1e-13 * max(q, 1e-300):
@@ -274,12 +299,12 @@ def _q_star(name: str, sw: float, c: float) -> float:
 
 
 def _chi(name: str, sw: float, q: float) -> float:
-    if name == "linear":
-        return sw * sw
-    if name == "relu":
-        # E[relu'(√q z)²] = P(z > 0) = 1/2 for every q > 0; q* = 0 and q* = inf are the limits.
-        return 0.5 * sw * sw
-    dphi = _dphi(name)
+    hooks = _hooks(name)
+    if hooks.homogeneous_moments is not None:
+        # E[φ'(√q z)²] does not depend on q (relu: P(z > 0) = 1/2, linear: 1); q* = 0 and
+        # q* = inf are the limits.
+        return sw * sw * hooks.homogeneous_moments[1]
+    dphi = hooks.dphi
     return sw * sw * _gauss_expect(lambda u: dphi(u) ** 2, q)
 
 
@@ -334,12 +359,11 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, sigma_v: float = 0.0
     for key, val in {"sigma_b": sigma_b, "sigma_v": sigma_v}.items():
         if not math.isfinite(val) or val < 0:
             raise ValueError(f"{key} must be a finite non-negative number, got {val!r}")
-    if name == "linear":
-        return 1.0
-    if name == "relu":
-        return math.sqrt(2.0)
-    if name == "tanh" and sigma_b == 0.0 and sigma_v == 0.0:
-        return 1.0
+    hooks = _hooks(name)
+    if hooks.homogeneous_moments is not None:  # χ = σ_w² E[φ'(z)²]: linear 1, relu √2
+        return math.sqrt(1.0 / hooks.homogeneous_moments[1])
+    if hooks.sub_identity and sigma_b == 0.0 and sigma_v == 0.0:  # q* = 0: χ = σ_w² φ'(0)²
+        return 1.0 / abs(float(hooks.dphi(np.zeros(1))[0]))
 
     def excess(sw: float) -> float:
         return mean_field(name, sw, sigma_b, sigma_v).chi - 1.0
@@ -380,35 +404,35 @@ def pascanu_bound(model_or_W: Any, activation: str | None = None) -> PascanuBoun
     `model_or_W`: a W_hh matrix (torch tensor or numpy array; `activation` required) or a vanilla
     RNN model (torch.nn.RNN / RNNCell or gradlab.RNN; activation from the argument, else
     `model.activation.name`, else torch's `model.nonlinearity`). Top-level numbers are for layer 0,
-    forward direction. LSTM / GRU models raise ValueError: the bound is for vanilla RNNs.
+    forward direction. A model's σ_max is its cell's `recurrent_norm` hook (IndRNN: max|u_i|,
+    the norm of diag(u)); cells without one (LSTM, GRU) raise ValueError: the bound is for
+    vanilla (ungated) recurrences.
     """
     per_layer: dict[str, float] = {}
     if hasattr(model_or_W, "named_parameters"):
         model = model_or_W
-        cell = _model_cell(model)
-        if cell != "rnn":
+        spec = cell_of(model)
+        if spec.recurrent_norm is None:
+            vanilla = ", ".join(n for n in cell_names() if get_cell(n).recurrent_norm is not None)
             raise ValueError(
-                f"pascanu_bound applies to vanilla RNNs only, not to a {cell.upper()} model"
+                f"pascanu_bound applies to vanilla (ungated) recurrences only ({vanilla}), "
+                f"not to a {spec.name.upper()} model"
             )
         act = activation if activation is not None else _model_activation(model)
         if act is None:
             raise ValueError("cannot tell the model's activation; pass activation=...")
-        name = _check_activation(act)
-        gamma = GAMMA[name]
-        weights = {
-            k: _as_matrix(p, k) for k, p in model.named_parameters() if k.startswith("weight_hh")
-        }
+        gamma = _hooks(act).gamma
+        weights = {k: p for k, p in model.named_parameters() if k.startswith("weight_hh")}
         if not weights:
             raise ValueError("the model has no weight_hh parameter")
-        sig = {k: float(np.linalg.norm(W, 2)) for k, W in weights.items()}
+        sig = {k: float(spec.recurrent_norm(W)) for k, W in weights.items()}
         per_layer = {k: gamma * s for k, s in sig.items()}
         sigma_max = sig.get("weight_hh_l0", sig.get("weight_hh", next(iter(sig.values()))))
     else:
         if activation is None:
             raise ValueError("activation is required when passing a weight matrix")
-        name = _check_activation(activation)
-        gamma = GAMMA[name]
-        sigma_max = float(np.linalg.norm(_as_matrix(model_or_W), 2))
+        gamma = _hooks(activation).gamma
+        sigma_max = spectral_norm(model_or_W)
     bound = gamma * sigma_max
     return PascanuBound(
         gamma=gamma,
@@ -418,6 +442,11 @@ def pascanu_bound(model_or_W: Any, activation: str | None = None) -> PascanuBoun
         exploding_possible=bound > 1.0,
         per_layer=per_layer,
     )
+
+
+def spectral_norm(W: Any) -> float:
+    """σ_max(W) of a square matrix (torch tensor or array-like)."""
+    return float(np.linalg.norm(_as_matrix(W), 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,11 +530,15 @@ def _as_vector(v: Any) -> np.ndarray:
     return np.asarray(v, dtype=np.float64).ravel()
 
 
-def _gated_params(model: Any) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """(cell, W_hh, b_ih, b_hh) of layer 0 (forward) of an LSTM/GRU model or cell."""
-    cell = _model_cell(model)
-    if cell not in ("lstm", "gru"):
-        raise ValueError(f"expected an LSTM or GRU model, got a {cell.upper()} model")
+def _gated_params(
+    model: Any,
+) -> tuple[Callable[..., np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """(the cell's jacobian_at_zero hook, W_hh, b_ih, b_hh) of layer 0 (forward) of a gated
+    model or cell (LSTM, GRU)."""
+    spec = cell_of(model)
+    if spec.jacobian_at_zero is None:
+        gated = " or ".join(n.upper() for n in cell_names() if get_cell(n).jacobian_at_zero)
+        raise ValueError(f"expected an {gated} model, got a {spec.name.upper()} model")
     if getattr(model, "proj_size", 0):
         raise ValueError("LSTMs with proj_size > 0 are not supported")
     suffix = "_l0" if hasattr(model, "weight_hh_l0") else ""
@@ -518,7 +551,7 @@ def _gated_params(model: Any) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     b_hh = getattr(model, "bias_hh" + suffix, None)
     b_ih = zeros if b_ih is None else _as_vector(b_ih)
     b_hh = zeros if b_hh is None else _as_vector(b_hh)
-    return cell, W, b_ih, b_hh
+    return spec.jacobian_at_zero, W, b_ih, b_hh
 
 
 def gated_jacobian_at_zero(model: Any) -> np.ndarray:
@@ -536,26 +569,49 @@ def gated_jacobian_at_zero(model: Any) -> np.ndarray:
     (b_in + r⊙b_hn = 0) for the GRU; otherwise this is the Jacobian of the first step taken from
     the zero initial state.
     """
-    cell, W, b_ih, b_hh = _gated_params(model)
+    at_zero, W, b_ih, b_hh = _gated_params(model)
+    return at_zero(W, b_ih, b_hh)
+
+
+def _blocks(W: np.ndarray) -> list[np.ndarray]:
+    """W_hh (G·N, N) as its G gate blocks (N, N)."""
+    n = W.shape[1]
+    return [W[k * n : (k + 1) * n] for k in range(W.shape[0] // n)]
+
+
+def _part(v: np.ndarray, k: int, n: int) -> np.ndarray:
+    return v[k * n : (k + 1) * n]
+
+
+def lstm_jacobian_at_zero(W: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray) -> np.ndarray:
+    """The LSTM formula of `gated_jacobian_at_zero` from W_hh (4N, N) and the biases (4N,)."""
     n_hidden = W.shape[1]
-    blocks = [W[k * n_hidden : (k + 1) * n_hidden] for k in range(W.shape[0] // n_hidden)]
     b = b_ih + b_hh
 
     def part(v: np.ndarray, k: int) -> np.ndarray:
-        return v[k * n_hidden : (k + 1) * n_hidden]
+        return _part(v, k, n_hidden)
 
-    if cell == "lstm":
-        W_i, W_f, W_g, W_o = blocks
-        del W_f  # c = 0: the forget gate's dependence on h is multiplied by c
-        i, f = _sigmoid(part(b, 0)), _sigmoid(part(b, 1))
-        g, o = np.tanh(part(b, 2)), _sigmoid(part(b, 3))
-        tc = np.tanh(i * g)
-        dc_dh = (g * i * (1 - i))[:, None] * W_i + (i * (1 - g * g))[:, None] * W_g
-        dc_dc = np.diag(f)
-        dh_dh = (o * (1 - o) * tc)[:, None] * W_o + (o * (1 - tc * tc))[:, None] * dc_dh
-        dh_dc = np.diag(o * (1 - tc * tc) * f)
-        return np.block([[dh_dh, dh_dc], [dc_dh, dc_dc]])
-    W_r, W_z, W_n = blocks
+    W_i, W_f, W_g, W_o = _blocks(W)
+    del W_f  # c = 0: the forget gate's dependence on h is multiplied by c
+    i, f = _sigmoid(part(b, 0)), _sigmoid(part(b, 1))
+    g, o = np.tanh(part(b, 2)), _sigmoid(part(b, 3))
+    tc = np.tanh(i * g)
+    dc_dh = (g * i * (1 - i))[:, None] * W_i + (i * (1 - g * g))[:, None] * W_g
+    dc_dc = np.diag(f)
+    dh_dh = (o * (1 - o) * tc)[:, None] * W_o + (o * (1 - tc * tc))[:, None] * dc_dh
+    dh_dc = np.diag(o * (1 - tc * tc) * f)
+    return np.block([[dh_dh, dh_dc], [dc_dh, dc_dc]])
+
+
+def gru_jacobian_at_zero(W: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray) -> np.ndarray:
+    """The GRU formula of `gated_jacobian_at_zero` from W_hh (3N, N) and the biases (3N,)."""
+    n_hidden = W.shape[1]
+    b = b_ih + b_hh
+
+    def part(v: np.ndarray, k: int) -> np.ndarray:
+        return _part(v, k, n_hidden)
+
+    W_r, W_z, W_n = _blocks(W)
     r, z = _sigmoid(part(b, 0)), _sigmoid(part(b, 1))
     b_hn = part(b_hh, 2)
     n = np.tanh(part(b_ih, 2) + r * b_hn)
@@ -633,7 +689,7 @@ def driven_mean_field(
     if not np.all(np.isfinite(v)) or np.any(v < 0):
         raise ValueError("drive must hold finite non-negative variances σ_v²(t)")
     sw, sb2 = float(sigma_w), float(sigma_b) ** 2
-    phi = _phi(name)
+    phi, moments = _phi(name), _hooks(name).homogeneous_moments
     q, chi = np.empty(v.size), np.empty(v.size)
     mean_h2 = 0.0  # E[h_0²] = 0
     for t in range(v.size):
@@ -642,8 +698,8 @@ def driven_mean_field(
             chi[t] = chi[t - 1]
             continue
         chi[t] = _chi(name, sw, q[t])
-        if name in ("linear", "relu"):  # E[φ²] = q, q/2 in closed form (q may grow to inf)
-            mean_h2 = float(q[t]) * (1.0 if name == "linear" else 0.5)
+        if moments is not None:  # homogeneous φ: E[φ²] = m q in closed form (q may grow to inf)
+            mean_h2 = float(q[t]) * moments[0]
         else:
             mean_h2 = _gauss_expect(lambda u: phi(u) ** 2, q[t])
     with np.errstate(divide="ignore"):
@@ -920,13 +976,74 @@ def predict_rate(config: Any) -> RatePrediction:
     its assumptions; `rate` None with a `reason` where no theory applies.
 
     `config`: a RunConfig or a mapping of its fields (a runs-table row works; missing keys take
-    RunConfig's defaults). The drive comes from the task the config names
-    (`Task.input_second_moment`) and the init's laws (`weight_laws`):
-    * vanilla RNN, i.i.d. W_hh ("default", "gaussian"): `driven_mean_field` with
+    RunConfig's defaults). The cell's `rate_at_init` hook (the cell registry) makes the
+    prediction: the vanilla RNN's is `vanilla_rnn_prediction` (the driven mean field); IndRNN's
+    is its closed form. A cell without the hook (LSTM, GRU) or an activation without theory
+    hooks has no theory (`reason` says which); an unknown cell raises ValueError.
+    """
+    from gradlab.tasks import make
+
+    cfg = _run_config(config)
+    spec = get_cell(cfg.cell)
+    task = make(cfg.task, seq_len=cfg.seq_len)
+    activation = cfg.activation_name
+    common = dict(cell=cfg.cell, activation=activation, init=cfg.init)
+    common.update(hidden_size=cfg.hidden_size, seq_len=task.seq_len)
+    nan = dict(sigma_w=math.nan, sigma_v=math.nan, sigma_b=math.nan)
+    if spec.rate_at_init is None:
+        kind = " (a gated cell)" if spec.gate_names else ""
+        reason = f"no mean-field theory for {cfg.cell.upper()}{kind}"
+        return RatePrediction(None, "", reason, **common, **nan)
+    if activation is not None and not _has_theory(activation):
+        reason = f"no theory for activation {activation!r} (it has no theory hooks)"
+        return RatePrediction(None, "", reason, **common, **nan)
+    result = spec.rate_at_init(cfg.to_dict())
+    if isinstance(result, RatePrediction):
+        return result
+    sigmas = dict(sigma_w=abs(cfg.gain), sigma_v=math.nan, sigma_b=cfg.bias_scale)
+    if result is None:
+        reason = f"no closed form for a {activation} {spec.display_name} with {cfg.init} init"
+        return RatePrediction(None, "", reason, **common, **sigmas)
+    method = f"closed form for a {activation} {spec.display_name} at {cfg.init} init"
+    return RatePrediction(float(result), method, "", **common, **sigmas)
+
+
+def theory_rate(config: Any) -> float | None:
+    """`predict_rate(config).rate`: the theory's per-step rate at initialisation, or None
+    where no theory applies ("no theory for this activation" included)."""
+    return predict_rate(config).rate
+
+
+def is_unit_slope(activation: str) -> bool:
+    """|φ'| = 1 almost everywhere (linear): γ = sup|φ'| = 1 and E[φ'(z)²] = 1."""
+    hooks = _hooks(activation)
+    moments = hooks.homogeneous_moments
+    return hooks.gamma == 1.0 and moments is not None and moments[1] == 1.0
+
+
+def config_activation(config: Mapping[str, Any]) -> str | None:
+    """The activation a run config means (its cell's default when missing), if it has theory
+    hooks; None for a cell without an activation or an activation without theory."""
+    spec = get_cell(str(config.get("cell") or _default_cell()))
+    name = spec.activation_name(config.get("activation"))
+    return _check_activation(name) if name is not None and _has_theory(name) else None
+
+
+def _default_cell() -> str:
+    from gradlab.config import RunConfig
+
+    return RunConfig.cell
+
+
+def vanilla_rnn_prediction(config: Any) -> RatePrediction:
+    """The vanilla RNN's `rate_at_init` hook: the driven theory at initialisation.
+
+    The drive comes from the task the config names (`Task.input_second_moment`) and the init's
+    laws (`weight_laws`):
+    * i.i.d. W_hh ("default", "gaussian"): `driven_mean_field` with
       σ_v²(t) = Var W_ih · Σ_j E[x_{t,j}²];
-    * vanilla linear RNN, "orthogonal" / "identity": ln gain, exact at every lag;
-    * other orthogonal / identity RNNs and gated cells (LSTM, GRU): no theory (gradlab has no
-      documented mean-field approximation for gated cells).
+    * "orthogonal" / "identity" with |φ'| = 1 (linear): ln gain, exact at every lag;
+    * other orthogonal / identity RNNs: no theory.
     """
     from gradlab.tasks import make
 
@@ -935,10 +1052,6 @@ def predict_rate(config: Any) -> RatePrediction:
     activation = cfg.activation_name
     common = dict(cell=cfg.cell, activation=activation, init=cfg.init)
     common.update(hidden_size=cfg.hidden_size, seq_len=task.seq_len)
-    nan = dict(sigma_w=math.nan, sigma_v=math.nan, sigma_b=math.nan)
-    if cfg.cell != "rnn":
-        reason = f"no mean-field theory for {cfg.cell.upper()} (a gated cell)"
-        return RatePrediction(None, "", reason, **common, **nan)
     name = _check_activation(activation)
     laws = weight_laws(cfg.init, cfg.hidden_size, task.input_size, cfg.gain, cfg.bias_scale)
     drive = laws.input_variance * np.asarray(task.input_second_moment(), dtype=np.float64)
@@ -950,7 +1063,7 @@ def predict_rate(config: Any) -> RatePrediction:
         return RatePrediction(
             mf.rate, "driven mean field", "", **common, **sigmas, gap=gap, mean_field=mf
         )
-    if name == "linear":
+    if is_unit_slope(name):
         method = (
             f"exact for a linear RNN with W_hh = gain·{'Q' if cfg.init == 'orthogonal' else 'I'}"
         )
@@ -960,9 +1073,3 @@ def predict_rate(config: Any) -> RatePrediction:
         f"exact only for a linear RNN)"
     )
     return RatePrediction(None, "", reason, **common, **sigmas)
-
-
-def theory_rate(config: Any) -> float | None:
-    """`predict_rate(config).rate`: the driven theory's per-step rate at initialisation, or None
-    where no theory applies."""
-    return predict_rate(config).rate

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gradlab.cells import GRU, LSTM, RNN, init_model
+from gradlab.cells import get_activation, get_cell, init_model
 from gradlab.cells.models import RecurrentModel
 from gradlab.config import RunConfig
 from gradlab.probes import PROBES, Probe, ProbeContext, SummaryProbe, TrainProbe, run_probes
@@ -108,12 +108,8 @@ def build_model(config: RunConfig, task: Task) -> RecurrentModel:
         dtype=dtype,
         device=device,
     )
-    if config.cell == "rnn":
-        model = RNN(task.input_size, config.hidden_size, config.activation_name, **kwargs)
-    else:
-        model = {"lstm": LSTM, "gru": GRU}[config.cell](
-            task.input_size, config.hidden_size, **kwargs
-        )
+    spec = get_cell(config.cell)
+    model = spec.build(task.input_size, config.hidden_size, config.activation_name, **kwargs)
     return init_model(
         model,
         config.init,
@@ -153,8 +149,15 @@ def bptt_forward(model: RecurrentModel, x: Tensor, truncate: int | None) -> Tens
 
 
 def _pascanu_bound(model: RecurrentModel) -> float:
-    """γ·σ_max(W_hh) of layer 0 (Pascanu et al. 2013) for a vanilla RNN; NaN for gated cells."""
-    if model.cell != "rnn" or not torch.isfinite(model.weight_hh_l0).all():
+    """γ·σ_max of layer 0's recurrence (Pascanu et al. 2013) for a cell with a `recurrent_norm`
+    hook whose activation has theory hooks (γ); NaN otherwise (gated cells, no theory)."""
+    activation = model.activation
+    if (
+        get_cell(model.cell).recurrent_norm is None
+        or activation is None
+        or get_activation(activation).theory is None
+        or not torch.isfinite(model.weight_hh_l0).all()
+    ):
         return math.nan
     return pascanu_bound(model).bound
 

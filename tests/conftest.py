@@ -14,18 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cell_cases import CELL_ACTS, TORCH_CELL_ACTS
 from store_cases import CELLS_SWEEP, GRID_SWEEP, RANGE_SWEEP
 
-# (cell, activation) pairs: every cell x activation the engine supports.
-CELL_ACTS = [
-    ("rnn", "tanh"),
-    ("rnn", "relu"),
-    ("rnn", "sigmoid"),
-    ("rnn", "linear"),
-    ("lstm", None),
-    ("gru", None),
-]
-TORCH_CELL_ACTS = [ca for ca in CELL_ACTS if ca[1] not in ("sigmoid", "linear")]
+from gradlab.cells import cell_of, get_cell
 
 
 def cell_id(cell: str, act: str | None) -> str:
@@ -64,20 +56,19 @@ def _build(
         bidirectional=bidirectional,
         dtype=dtype,
     )
+    spec = get_cell(cell)
     if lib == "torch":
-        if cell == "rnn":
+        if not spec.torch_classes:
+            pytest.skip(f"torch.nn has no {cell!r} module")
+        module = spec.torch_classes[0]
+        if spec.takes_activation:
             if act not in ("tanh", "relu"):
-                pytest.skip(f"torch.nn.RNN has no {act!r} nonlinearity")
-            m = torch.nn.RNN(input_size, hidden_size, nonlinearity=act, **kw)
+                pytest.skip(f"torch.nn.{module.__name__} has no {act!r} nonlinearity")
+            m = module(input_size, hidden_size, nonlinearity=act, **kw)
         else:
-            m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](input_size, hidden_size, **kw)
+            m = module(input_size, hidden_size, **kw)
     else:
-        import gradlab
-
-        if cell == "rnn":
-            m = gradlab.RNN(input_size, hidden_size, activation=act, **kw)
-        else:
-            m = {"lstm": gradlab.LSTM, "gru": gradlab.GRU}[cell](input_size, hidden_size, **kw)
+        m = spec.build(input_size, hidden_size, act, **kw)
     return randomize_(m, seed=seed, gain=gain)
 
 
@@ -113,7 +104,7 @@ def make_h0(model: torch.nn.Module, B: int, seed: int = 2):
     dtype = next(model.parameters()).dtype
     shape = (model.num_layers * (2 if model.bidirectional else 1), B, model.hidden_size)
     h = (0.5 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
-    if isinstance(model, torch.nn.LSTM):
+    if get_cell(cell_of(model)).has_cell_state:
         c = (0.5 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
         return (h, c)
     return h

@@ -125,7 +125,7 @@ def test_invalid_spec_exits_2_with_the_message_and_writes_nothing(tmp_path):
     bad = gradlab("sweep", str(spec), "--store", str(store))
     assert bad.returncode == 2 and bad.stdout == ""
     assert f"gradlab sweep: error: {spec}" in bad.stderr
-    assert "'activation' applies to cell 'rnn' only" in bad.stderr
+    assert "'activation' applies to cell 'rnn'" in bad.stderr
     assert main(["sweep", str(tmp_path / "absent.toml"), "--store", str(store)]) == 2
     assert not store.exists()
 

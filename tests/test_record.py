@@ -16,21 +16,17 @@ import warnings
 
 import pytest
 import torch
+from cell_cases import CELL_ACTS  # every registered cell x built-in activation
 
 import gradlab
 from gradlab import _reference as ref
+from gradlab.cells import cells, get_cell
 
 T, B, N, IN = 6, 3, 4, 3
 RTOL, ATOL = 1e-9, 1e-11
-CELL_ACTS = [
-    ("rnn", "tanh"),
-    ("rnn", "relu"),
-    ("rnn", "sigmoid"),
-    ("rnn", "linear"),
-    ("lstm", None),
-    ("gru", None),
-]
-GATE_NAMES = {"rnn": set(), "lstm": {"i", "f", "g", "o"}, "gru": {"r", "z", "n"}}
+
+GATE_NAMES = {spec.name: set(spec.gate_names) for spec in cells()}
+HAS_CELL_STATE = {spec.name for spec in cells() if spec.has_cell_state}
 
 
 def _cid(cell, act):
@@ -76,10 +72,17 @@ class Case:
         self.model = helpers.build("gradlab", cell, act, num_layers=L, bidirectional=bi,
                                    batch_first=bf, seed=11)  # fmt: skip
         if act == "relu":  # keep most units alive so Lyapunov exponents stay finite
+            # (a diagonal recurrence such as IndRNN's loses a direction whenever one unit is off,
+            # so it needs every unit alive: non-negative recurrent and upper-layer input weights)
+            diagonal = self.model.weight_hh_l0.dim() == 1
             with torch.no_grad():
                 for layer in range(L):
                     for sfx in ["", "_reverse"][: self.D]:
-                        getattr(self.model, f"bias_ih_l{layer}{sfx}").add_(0.5)
+                        getattr(self.model, f"bias_ih_l{layer}{sfx}").add_(3.0 if diagonal else 0.5)
+                        if diagonal:
+                            getattr(self.model, f"weight_hh_l{layer}{sfx}").abs_()
+                            if layer > 0:
+                                getattr(self.model, f"weight_ih_l{layer}{sfx}").abs_()
         self.x = helpers.make_input(T, B, IN, batch_first=bf, seed=12)
         self.h0 = helpers.make_h0(self.model, B, seed=13) if kind == "m2m" else None
         self.loss_fn = helpers.make_loss(kind, self.D * N, bf, seed=14)
@@ -131,7 +134,7 @@ def test_forward_trace(case):
         v, e = case.view(*key), case.ref[key]
         assert v.hidden.shape == (T + 1, B, N)
         close(v.hidden, e["hidden"], msg=f"hidden {key}")
-        if case.cell == "lstm":
+        if case.cell in HAS_CELL_STATE:
             assert v.cell.shape == (T + 1, B, N)
             close(v.cell, e["cell"], msg=f"cell {key}")
         assert set(v.gates) == GATE_NAMES[case.cell]
@@ -148,7 +151,7 @@ def test_grad_hidden(case):
         v, e = case.view(*key), case.ref[key]
         assert v.grad_hidden.shape == (T + 1, B, N)
         close(v.grad_hidden, e["grad_hidden"], msg=f"grad_hidden {key}")
-        if case.cell == "lstm":
+        if case.cell in HAS_CELL_STATE:
             assert v.grad_cell.shape == (T + 1, B, N)
             close(v.grad_cell, e["grad_cell"], msg=f"grad_cell {key}")
     close(case.rec.grad_hidden, case.ref[(0, False)]["grad_hidden"])
@@ -184,7 +187,7 @@ def test_contributions_sum_to_autograd(case):
 # Jacobians
 # ---------------------------------------------------------------------------------------------
 def test_step_jacobians(case):
-    S = 2 * N if case.cell == "lstm" else N
+    S = len(get_cell(case.cell).state_parts) * N
     for key in case.keys():
         v, J = case.view(*key), case.jac(key)["step"]
         for t in range(1, T + 1):
@@ -309,7 +312,13 @@ def test_without_bias(helpers, cell, act):
             v.contributions("bias_hh")
 
 
-SATURATING = [("rnn", "tanh"), ("rnn", "sigmoid"), ("lstm", None), ("gru", None)]
+# Bounded h: a bounded activation, or a cell whose hidden state has bounds of its own.
+SATURATING = [
+    (cell, act)
+    for cell, act in CELL_ACTS
+    if (act is not None and gradlab.cells.get_activation(act).bounds is not None)
+    or (act is None and get_cell(cell).hidden_bounds is not None)
+]
 
 
 @pytest.mark.parametrize(("cell", "act"), SATURATING, ids=[_cid(*c) for c in SATURATING])
@@ -321,7 +330,7 @@ def test_saturation(helpers, cell, act):
     r = ref.reference_record(model, x)
     for key, e in r.items():
         expected = ref.reference_hidden_stats(r.spec, e["hidden"])
-        if cell == "rnn":
+        if act is not None:  # a bounded activation saturates partly at this scale
             assert 0 < float(expected["saturation"][1:].mean()) < 1
         got = rec.layer(*key).hidden_stats()
         for name in ("saturation", "mean_abs", "dead"):
@@ -418,14 +427,14 @@ def test_wrong_feature_size_rejected(small):
     assert str(IN) in str(ei.value)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", [spec.name for spec in cells()])
 def test_wrong_h0_rejected(helpers, cell):
-    model = helpers.build("gradlab", cell, "tanh" if cell == "rnn" else None, num_layers=2)
+    model = helpers.build("gradlab", cell, get_cell(cell).default_activation, num_layers=2)
     x = helpers.make_input(T, B, IN)
     bad = torch.zeros(1, B, N, dtype=torch.float64)  # needs (2, B, N)
     good = torch.zeros(2, B, N, dtype=torch.float64)
     cases = [bad, torch.zeros(2, B, N + 1, dtype=torch.float64), torch.zeros(2, B + 1, N)]
-    if cell == "lstm":
+    if cell in HAS_CELL_STATE:
         cases = [(c, good) for c in cases] + [(good, bad)]
     for h0 in cases:
         with pytest.raises(ValueError, match=r"(?i)(h0|c0|initial).*(shape|expect)|(shape|expect).*(h0|c0|initial)"):  # fmt: skip # noqa: E501
@@ -636,13 +645,15 @@ UNDERFLOW_T = 200
 #: smallest number) and 1e-308 (float64's): 1.5-3 nats per step for the RNNs, ~0.6 (gates ≈ ½)
 #: for LSTM and GRU.
 UNDERFLOW_GAIN = {"tanh": 0.25, "relu": 0.25, "sigmoid": 0.5, "linear": 0.25, None: 0.05}
+#: IndRNN's diagonal u_i ~ N(0, gain²/N) times sigmoid's φ' <= 1/4 falls past 1e-308 at 0.5.
+UNDERFLOW_GAIN_OF_CELL = {("indrnn", "sigmoid"): 1.0}
 
 
 @pytest.mark.parametrize(("cell", "act"), CELL_ACTS, ids=[_cid(*c) for c in CELL_ACTS])
 def test_float64_adjoint_keeps_what_float32_underflows(helpers, cell, act):
     """Over 200 steps a float32 adjoint falls below 1e-45 and is exactly 0 at k = 0; the
     float64 adjoint keeps every step, still equal to the float64 twin step by step."""
-    gain = UNDERFLOW_GAIN[act]
+    gain = UNDERFLOW_GAIN_OF_CELL.get((cell, act), UNDERFLOW_GAIN[act])
     model = helpers.build("gradlab", cell, act, dtype=torch.float32, seed=71, gain=gain)
     if act == "relu":  # keep units alive: a dead relu's zeros are true zeros, not underflow
         with torch.no_grad():

@@ -1,7 +1,8 @@
 """The slow twin (gradlab._reference) is itself checked against torch, autograd and algebra.
 
 Only plain torch.nn modules and hand-written loops are used here, so these tests stand on their
-own whatever state the fast engine is in.
+own whatever state the fast engine is in (cells torch has no module for, such as IndRNN, are
+read from gradlab models for their weights only: their step is the registry's reference step).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import types
 
 import pytest
 import torch
+from cell_cases import CELL_ACTS
 
 from gradlab import _reference as ref
+from gradlab.cells import get_cell
 
 T, B, N, IN = 6, 3, 4, 3
 TORCH_CELL_ACTS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None), ("gru", None)]
@@ -242,10 +245,18 @@ def test_other_activations_explicit_loop(helpers, act, bi):
 # ---------------------------------------------------------------------------------------------
 # Jacobians
 # ---------------------------------------------------------------------------------------------
-ALL_CELL_ACTS = [*TORCH_CELL_ACTS, ("rnn", "sigmoid"), ("rnn", "linear")]
+# torch's cells and activations, plus every registered cell torch has no module for (IndRNN).
+ALL_CELL_ACTS = [
+    *TORCH_CELL_ACTS,
+    ("rnn", "sigmoid"),
+    ("rnn", "linear"),
+    *[(cell, act) for cell, act in CELL_ACTS if not get_cell(cell).torch_classes],
+]
 
 
 def _model(helpers, cell, act, **kw):
+    if not get_cell(cell).torch_classes:  # only its weights are read: the step is the spec's
+        return helpers.build("gradlab", cell, act, **kw)
     if act in ("sigmoid", "linear"):
         gain = kw.pop("gain", 1.0)
         return helpers.randomize_(_fake_rnn(act, **kw), seed=0, gain=gain)
@@ -319,6 +330,8 @@ def test_lyapunov_identities(helpers, cell, act):
     if act == "relu":  # keep every unit alive so that no J_t is singular (log 0)
         with torch.no_grad():
             m.bias_ih_l0.add_(3.0)
+            if m.weight_hh_l0.dim() == 1:  # a diagonal recurrence (IndRNN): u >= 0 as well
+                m.weight_hh_l0.abs_()
     x = helpers.make_input(12, B, IN)
     e = ref.reference_record(m, x, None, helpers.make_h0(m, B))[(0, False)]
     st, xs = e["states"], e["inputs"]
@@ -361,3 +374,19 @@ def test_hidden_stats_definitions():
     sig = ref.ModelSpec("rnn", "sigmoid", 1, 2, 1, 1, True, False)
     s = ref.reference_hidden_stats(sig, torch.tensor([[[0.005, 0.5]]], dtype=torch.float64))
     assert float(s["saturation"][0]) == 0.5
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "linear"])
+def test_indrnn_step_jacobian_is_diagonal(helpers, act):
+    """IndRNN: ds_t/ds_{t-1} = diag(φ'(a_t) ⊙ u), a_t = W_ih x_t + b + u ⊙ h_{t-1} (autograd)."""
+    m = helpers.build("gradlab", "indrnn", act, gain=1.5)
+    x = helpers.make_input(T, B, IN)
+    e = ref.reference_record(m, x)[(0, False)]
+    J = ref.reference_step_jacobians(m, 0, False, e["states"], e["inputs"])
+    u = m.weight_hh_l0.detach()
+    h, xs = e["hidden"], e["inputs"]
+    for t in range(1, T + 1):
+        a = (xs[t - 1] @ m.weight_ih_l0.detach().T + m.bias_ih_l0.detach() + m.bias_hh_l0.detach()
+             + u * h[t - 1])  # fmt: skip
+        slope = {"tanh": 1 - torch.tanh(a) ** 2, "relu": (a > 0).double(), "linear": 1 + 0 * a}
+        close(J[t - 1], torch.diag_embed(slope[act] * u), 1e-13, 1e-14)

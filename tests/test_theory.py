@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from gradlab.cells import RNN, init_model
+from gradlab.cells import ACTIVATIONS, RNN, init_model
 from gradlab.config import RunConfig
 from gradlab.fits import decay_fit
 from gradlab.record import record
 from gradlab.tasks import make
 from gradlab.theory import (
-    ACTIVATIONS,
-    GAMMA,
     MeanField,
     PascanuBound,
     critical_sigma_w,
@@ -336,7 +334,7 @@ def test_pascanu_bound_never_violated(act, scale, seed):
     U, b = rng.standard_normal((N, 4)), rng.standard_normal(N)
     pb = pascanu_bound(W, act)
     assert isinstance(pb, PascanuBound)
-    assert pb.gamma == GAMMA[act]
+    assert pb.gamma == ACTIVATIONS[act].theory.gamma
     assert pb.sigma_max == pytest.approx(np.linalg.svd(W, compute_uv=False)[0], rel=1e-12)
     phi = np.tanh if act == "tanh" else (lambda a: 1 / (1 + np.exp(-a)))
     dphi = (lambda a: 1 - np.tanh(a) ** 2) if act == "tanh" else (lambda a: phi(a) * (1 - phi(a)))
@@ -775,5 +773,8 @@ def test_theory_rate_reads_a_runs_table_row():
         theory_rate(42)
 
 
-def test_activations_constant():
-    assert set(ACTIVATIONS) == set(GAMMA) == {"tanh", "sigmoid", "relu", "linear"}
+def test_builtin_activations_have_theory_hooks():
+    gammas = {
+        name: ACTIVATIONS[name].theory.gamma for name in ("tanh", "sigmoid", "relu", "linear")
+    }
+    assert gammas == {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}

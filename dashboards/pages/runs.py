@@ -18,7 +18,8 @@ from dash.dash_table.Format import Format, Scheme
 
 from dashboards import data
 from dashboards.pages import _common as common
-from gradlab.figures.style import CELL_COLORS
+from gradlab.cells import shown_activation
+from gradlab.figures.style import cell_colors
 
 PREFIX = "runs"
 
@@ -83,9 +84,11 @@ def table_rows(frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
     view = frame[present].copy()
     if "reason" in view:
         view["reason"] = view["reason"].map(_short_reason)
-    if "activation" in view and "cell" in view:  # a vanilla RNN's default activation
-        default = (view["cell"] == "rnn") & view["activation"].isna()
-        view["activation"] = view["activation"].astype(object).where(~default, "tanh")
+    if "activation" in view and "cell" in view:  # a cell's default activation where unset
+        shown = [
+            shown_activation(c, a) for c, a in zip(view["cell"], view["activation"], strict=True)
+        ]
+        view["activation"] = pd.Series(shown, index=view.index, dtype=object)
     records = []
     for rec in view.to_dict("records"):
         rec = {k: data._plain(v) for k, v in rec.items()}
@@ -135,7 +138,7 @@ def _style_rules() -> list[dict[str, Any]]:
             "color": color,
             "fontWeight": "600",
         }
-        for cell, color in CELL_COLORS.items()
+        for cell, color in cell_colors().items()
     ]
     return rules
 

@@ -8,6 +8,10 @@ Every scheme initialises each N×N gate block of W_hh the same way (an LSTM's W_
 For the non-default schemes W_ih ~ N(0, 1/I) and the biases are b_ih ~ N(0, bias_scale²),
 b_hh = 0, so the total bias has standard deviation σ_b = bias_scale (zero by default, as in IRNN).
 `forget_bias` (LSTM) and `update_bias` (GRU z gate) then set that gate's total bias.
+
+What a scheme does to one layer is the cell's `init` hook (`CellSpec.init`): `standard_init`
+below for cells whose W_hh is (G·N, N) gate blocks; a cell with another recurrence (IndRNN's
+diagonal) says what each scheme means for it. Gate-bias knobs come from `CellSpec.gate_biases`.
 """
 
 from __future__ import annotations
@@ -17,9 +21,21 @@ import math
 import torch
 from torch import Tensor
 
-from gradlab.cells.models import RecurrentModel
+from gradlab.cells.models import LayerWeights, RecurrentModel
+from gradlab.cells.registry import cell_names, get_cell
 
-__all__ = ["INITS", "init_model"]
+__all__ = [
+    "GATE_BIAS_KNOBS",
+    "INITS",
+    "gaussian",
+    "init_model",
+    "input_weights_and_biases",
+    "standard_init",
+    "uniform_",
+]
+
+#: The init knobs that set one gate's total bias (a cell lists the ones it has in gate_biases).
+GATE_BIAS_KNOBS = ("forget_bias", "update_bias")
 
 INITS = ("default", "gaussian", "orthogonal", "identity")
 
@@ -32,11 +48,51 @@ def _orthogonal(n: int, generator: torch.Generator, dtype: torch.dtype) -> Tenso
     return q.to(dtype)
 
 
-def _gaussian(
+def gaussian(
     shape: tuple[int, ...], std: float, generator: torch.Generator, dtype: torch.dtype
 ) -> Tensor:
     """N(0, std²) samples drawn in float64 (so a seed gives the same values in every dtype)."""
     return (torch.randn(shape, generator=generator, dtype=torch.float64) * std).to(dtype)
+
+
+def uniform_(p: Tensor, bound: float, generator: torch.Generator) -> None:
+    """p ~ U(-bound, bound) in place, drawn in float64 (same values in every dtype)."""
+    u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
+    p.copy_(((2 * u - 1) * bound).to(p.dtype))
+
+
+def standard_init(
+    w: LayerWeights, init: str, gain: float, bias_scale: float, generator: torch.Generator
+) -> None:
+    """The schemes of the module docstring for one layer/direction whose W_hh is (G·N, N)."""
+    N = w.weight_hh.shape[1]
+    dtype = w.weight_hh.dtype
+    if init == "default":
+        for p in w:
+            if p is not None:
+                uniform_(p, 1.0 / math.sqrt(N), generator)
+        return
+    for g in range(w.weight_hh.shape[0] // N):
+        block = slice(g * N, (g + 1) * N)
+        if init == "gaussian":
+            w.weight_hh[block] = gaussian((N, N), gain / math.sqrt(N), generator, dtype)
+        elif init == "orthogonal":
+            w.weight_hh[block] = gain * _orthogonal(N, generator, dtype)
+        else:
+            w.weight_hh[block] = gain * torch.eye(N, dtype=dtype)
+    input_weights_and_biases(w, bias_scale, generator)
+
+
+def input_weights_and_biases(
+    w: LayerWeights, bias_scale: float, generator: torch.Generator
+) -> None:
+    """W_ih ~ N(0, 1/I), b_ih ~ N(0, bias_scale²), b_hh = 0 (the non-default schemes)."""
+    dtype = w.weight_ih.dtype
+    input_std = 1.0 / math.sqrt(w.weight_ih.shape[1])
+    w.weight_ih.copy_(gaussian(w.weight_ih.shape, input_std, generator, dtype))
+    if w.bias_ih is not None:
+        w.bias_ih.copy_(gaussian(w.bias_ih.shape, bias_scale, generator, dtype))
+        w.bias_hh.zero_()
 
 
 @torch.no_grad()
@@ -54,45 +110,30 @@ def init_model(
         raise ValueError(f"unknown init {init!r}; expected one of: {', '.join(INITS)}")
     if not math.isfinite(gain) or gain < 0:
         raise ValueError(f"gain must be a finite number >= 0, got {gain}")
-    if forget_bias is not None and model.cell != "lstm":
-        raise ValueError(f"forget_bias applies to an LSTM only, not to a {model.cell!r} model")
-    if update_bias is not None and model.cell != "gru":
-        raise ValueError(f"update_bias applies to a GRU only, not to a {model.cell!r} model")
+    spec = get_cell(model.cell)
+    knobs = {"forget_bias": forget_bias, "update_bias": update_bias}
+    for knob, value in knobs.items():
+        if value is not None and knob not in spec.gate_biases:
+            owners = [n for n in cell_names() if knob in get_cell(n).gate_biases]
+            raise ValueError(
+                f"{knob} applies to cell {' / '.join(owners)} only, not to a {model.cell!r} model"
+            )
     generator = torch.Generator().manual_seed(int(seed))
     N = model.hidden_size
+    directions = (False, True)[: model.num_directions]
     for layer in range(model.num_layers):
-        for reverse in (False, True)[: model.num_directions]:
-            w = model.layer_weights(layer, reverse)
-            dtype = w.weight_hh.dtype
-            gates = w.weight_hh.shape[0] // N
-
-            if init == "default":
-                bound = 1.0 / math.sqrt(N)
-                for p in w:
-                    if p is not None:
-                        u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
-                        p.copy_(((2 * u - 1) * bound).to(dtype))
-                continue
-            for g in range(gates):
-                block = slice(g * N, (g + 1) * N)
-                if init == "gaussian":
-                    w.weight_hh[block] = _gaussian((N, N), gain / math.sqrt(N), generator, dtype)
-                elif init == "orthogonal":
-                    w.weight_hh[block] = gain * _orthogonal(N, generator, dtype)
-                else:
-                    w.weight_hh[block] = gain * torch.eye(N, dtype=dtype)
-            input_std = 1.0 / math.sqrt(w.weight_ih.shape[1])
-            w.weight_ih.copy_(_gaussian(w.weight_ih.shape, input_std, generator, dtype))
-            if w.bias_ih is not None:
-                w.bias_ih.copy_(_gaussian(w.bias_ih.shape, bias_scale, generator, dtype))
-                w.bias_hh.zero_()
-    gate_bias = {"lstm": forget_bias, "gru": update_bias}.get(model.cell)
-    if gate_bias is not None:
+        for reverse in directions:
+            spec.init(model.layer_weights(layer, reverse), init, gain, bias_scale, generator)
+    for knob, gate in spec.gate_biases.items():
+        value = knobs[knob]
+        if value is None:
+            continue
         if not model.bias:
-            raise ValueError("forget_bias / update_bias need a model with bias=True")
+            raise ValueError(f"{knob} needs a model with bias=True")
+        rows = slice(spec.gate_names.index(gate) * N, (spec.gate_names.index(gate) + 1) * N)
         for layer in range(model.num_layers):
-            for reverse in (False, True)[: model.num_directions]:
+            for reverse in directions:
                 w = model.layer_weights(layer, reverse)
-                w.bias_ih[N : 2 * N] = gate_bias  # LSTM: f is gate 1; GRU: z is gate 1
-                w.bias_hh[N : 2 * N] = 0.0
+                w.bias_ih[rows] = value
+                w.bias_hh[rows] = 0.0
     return model

@@ -15,6 +15,7 @@ import torch
 from torch import _VF, Tensor, nn
 
 from gradlab.cells.activations import Activation, get_activation
+from gradlab.cells.registry import CellSpec, cell_of, get_cell
 
 __all__ = ["GRU", "LSTM", "RNN", "LayerWeights", "RecurrentModel", "from_torch"]
 
@@ -22,7 +23,8 @@ __all__ = ["GRU", "LSTM", "RNN", "LayerWeights", "RecurrentModel", "from_torch"]
 class LayerWeights(NamedTuple):
     """The four parameters of one layer and direction (biases are None when bias=False).
 
-    Shapes: weight_ih (G·N, I), weight_hh (G·N, N), bias_ih / bias_hh (G·N,), G gates.
+    Shapes: weight_ih (G·N, I), weight_hh (G·N, N), bias_ih / bias_hh (G·N,), G gates (a cell
+    with another recurrence says so: IndRNN's weight_hh is the diagonal u, (N,)).
     """
 
     weight_ih: Tensor
@@ -32,11 +34,17 @@ class LayerWeights(NamedTuple):
 
 
 class RecurrentModel:
-    """Mixin shared by gradlab's RNN, LSTM and GRU (which also inherit from torch's classes)."""
+    """Mixin shared by gradlab's recurrent models (RNN, LSTM and GRU also inherit from torch's
+    classes); `cell` names the model's `CellSpec` in the registry."""
 
     cell: str
     gate_names: tuple[str, ...]
     activation: Activation | None
+
+    @property
+    def spec(self) -> CellSpec:
+        """This model's cell in the registry."""
+        return get_cell(self.cell)
 
     @property
     def num_directions(self) -> int:
@@ -45,7 +53,7 @@ class RecurrentModel:
     @property
     def state_size(self) -> int:
         """Size S of the recurrent state s_t of one layer: N (RNN, GRU) or 2N (LSTM: h, c)."""
-        return 2 * self.hidden_size if self.cell == "lstm" else self.hidden_size
+        return len(self.spec.state_parts) * self.hidden_size
 
     def param_name(self, short: str, layer: int, reverse: bool) -> str:
         """Torch's name of a parameter, e.g. ("weight_hh", 1, True) -> "weight_hh_l1_reverse"."""
@@ -78,7 +86,7 @@ class RecurrentModel:
         Returns (output (T, B, D·N), h_n (D, B, N)) and, for an LSTM, c_n (D, B, N).
         Subclasses call torch's fused kernel for the layer where one exists.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define layer_forward")
 
     def check_input(self, x: Tensor, h0: Tensor | tuple[Tensor, Tensor] | None) -> None:
         """Raise a ValueError that says what was expected if `x` or `h0` has the wrong shape."""
@@ -100,9 +108,13 @@ class RecurrentModel:
         batch = x.shape[0] if self.batch_first else x.shape[1]
         expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
         states = h0 if isinstance(h0, tuple) else (h0,)
-        if self.cell == "lstm" and len(states) != 2:
-            raise ValueError(f"LSTM h0 must be a tuple (h0, c0), each of shape {expected}")
-        if self.cell != "lstm" and isinstance(h0, tuple):
+        parts = self.spec.state_parts
+        if len(parts) > 1 and len(states) != len(parts):
+            names = ", ".join(f"{p}0" for p in parts)
+            raise ValueError(
+                f"{self.cell.upper()} h0 must be a tuple ({names}), each of shape {expected}"
+            )
+        if len(parts) == 1 and isinstance(h0, tuple):
             raise ValueError(f"h0 must be a tensor of shape {expected}, got a tuple")
         for state in states:
             if tuple(state.shape) != expected:
@@ -276,7 +288,7 @@ class GRU(RecurrentModel, nn.GRU):
         return _VF.gru(inputs, h0, self.flat_weights(layer), *args)
 
 
-def from_torch(module: nn.Module) -> RNN | LSTM | GRU:
+def from_torch(module: nn.Module) -> RecurrentModel:
     """The gradlab model with the same architecture and weights as a torch nn.RNN/LSTM/GRU.
 
     Dropout between layers is not carried over (gradlab records deterministic passes).
@@ -295,13 +307,14 @@ def from_torch(module: nn.Module) -> RNN | LSTM | GRU:
         device=weight.device,
         dtype=weight.dtype,
     )
-    if isinstance(module, nn.LSTM):
-        model: RNN | LSTM | GRU = LSTM(module.input_size, module.hidden_size, **common)
-    elif isinstance(module, nn.GRU):
-        model = GRU(module.input_size, module.hidden_size, **common)
-    else:
-        activation = getattr(module, "activation", None) or module.nonlinearity
-        model = RNN(module.input_size, module.hidden_size, activation=activation, **common)
+    spec = cell_of(module)
+    activation = getattr(module, "activation", None) or getattr(module, "nonlinearity", None)
+    model = spec.build(
+        module.input_size,
+        module.hidden_size,
+        activation if spec.takes_activation else None,
+        **common,
+    )
     model.load_state_dict(module.state_dict())
     model.train(module.training)
     return model

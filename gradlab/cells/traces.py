@@ -17,6 +17,7 @@ size (N, or 2N for an LSTM whose state is (h, c)).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor
 from gradlab.cells.activations import Activation
 from gradlab.cells.models import LayerWeights
 
-__all__ = ["GRUTrace", "LSTMTrace", "RNNTrace", "Trace"]
+__all__ = ["GRUTrace", "LSTMTrace", "RNNTrace", "Trace", "outer_product_norms"]
 
 
 def _gate_blocks(weight_hh: Tensor, gates: int) -> Tensor:
@@ -67,7 +68,24 @@ def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
     return total
 
 
-class Trace:
+def outer_product_norms(delta: Tensor, right: Tensor) -> Tensor:
+    """‖Σ_b δ_t,b r_t,bᵀ‖_F for every step t, (T,), δ (T, B, R), r (T, B, K), without forming
+    the (T, R, K) products where that is cheaper: ‖Σ_b δ_b r_bᵀ‖_F² = Σ_{b,b'} (δ_b·δ_b')(r_b·r_b'),
+    two (B, B) Gram matrices per step."""
+    B, rows, cols = delta.shape[1], delta.shape[2], right.shape[2]
+    if B * (rows + cols) <= rows * cols:
+        gram = (delta @ delta.transpose(1, 2)) * (right @ right.transpose(1, 2))
+        return gram.sum((1, 2)).clamp_min(0).sqrt()
+    chunk = max(1, (1 << 24) // (rows * cols))  # bound the (chunk, R, K) buffer
+    return torch.cat(
+        [
+            torch.linalg.matrix_norm(d.transpose(1, 2) @ r)
+            for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
+        ]
+    )
+
+
+class Trace(ABC):
     """Common state of a trace; subclasses implement the cell's formulas.
 
     `inputs` (T, B, I) and `hidden` (T+1, B, N) are in processing order (a reverse direction's
@@ -83,6 +101,25 @@ class Trace:
         self.hidden = hidden  # (T+1, B, N)
         self.T, self.B, self.N = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
 
+    @classmethod
+    def build(
+        cls,
+        weights: LayerWeights,
+        inputs: Tensor,
+        hidden: Tensor,
+        initial: tuple[Tensor, ...] = (),
+        activation: Activation | None = None,
+        recorded: tuple[Tensor, ...] | None = None,
+    ) -> Trace:
+        """The trace from what `record` has: h_0..h_T (T+1, B, N), the other state parts'
+        initial values `initial` (e.g. c_0 (B, N)) and the model's activation (or None).
+
+        `recorded`: the other state parts' whole trajectories ((T+1, B, N) each, () for none)
+        of a recording made in another dtype; the trace is then its *twin* on that trajectory
+        in this dtype: every step starts from the recorded state and nothing is read off a
+        recorded output (φ'(a_t) comes from a_t alone)."""
+        return cls(weights, inputs, hidden)
+
     @property
     def state_size(self) -> int:
         return self.N
@@ -96,25 +133,36 @@ class Trace:
         """s_0..s_T, (T+1, B, S)."""
         return self.hidden
 
+    @abstractmethod
     def adjoint(self, direct: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
         """BPTT scan from the direct gradient into h_1..h_T, (T, B, N).
 
         Returns grad_hidden (T+1, B, N) = total ∂L/∂h_t, grad_cell (LSTM, else None), and the
         gradients at W_hh's and W_ih's pre-activations, delta_hh and delta_ih, (T, B, G·N).
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
         """J_t V for V (B', S, m); `samples` picks the batch rows B' (all when None)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
         """J_tᵀ U for U (B', S, m)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step_jacobian_fro(self) -> Tensor:
         """‖J_t‖_F for t = 1..T, (T, B)."""
-        raise NotImplementedError
+
+    def weight_hh_contributions(self, delta_hh: Tensor, previous: Tensor) -> Tensor:
+        """Step k's term of ∂L/∂W_hh, (T, *weight_hh.shape), from δ_k (T, B, G·N) and h_{k-1}
+        `previous` (T, B, N): Σ_b δ_k h_{k-1}ᵀ for a matrix W_hh (G·N, N). A cell whose W_hh has
+        another shape overrides this and `weight_hh_contribution_norms`."""
+        return torch.einsum("tbg,tbk->tgk", delta_hh, previous)
+
+    def weight_hh_contribution_norms(self, delta_hh: Tensor, previous: Tensor) -> Tensor:
+        """Frobenius norms of `weight_hh_contributions`, (T,), without forming them. Must be a
+        norm of a form bilinear in (δ, h) (callers rescale both factors by powers of two)."""
+        return outer_product_norms(delta_hh, previous)
 
     @staticmethod
     def _pick(x: Tensor, samples: Tensor | None) -> Tensor:
@@ -139,6 +187,12 @@ class RNNTrace(Trace):
         out = activation.fn(pre) if twin else hidden[1:]
         self.slope = activation.derivative(pre, out)  # φ'(a_t), (T, B, N)
         self.gates = {}
+
+    @classmethod
+    def build(cls, weights, inputs, hidden, initial=(), activation=None, recorded=None) -> RNNTrace:
+        if activation is None:
+            raise ValueError("a vanilla RNN trace needs the model's activation")
+        return cls(weights, inputs, hidden, activation, twin=recorded is not None)
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
         T, W = self.T, self.weights.weight_hh
@@ -215,6 +269,13 @@ class LSTMTrace(Trace):
         torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1.0), i, out=self.dc[:, :, 2])
         self.dh_o = torch.addcmul(o, o, o, value=-1.0).mul_(tanh_c)
         self.dh_c = torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0).mul_(o)
+
+    @classmethod
+    def build(
+        cls, weights, inputs, hidden, initial=(), activation=None, recorded=None
+    ) -> LSTMTrace:
+        (c0,) = initial
+        return cls(weights, inputs, hidden, c0, None if recorded is None else recorded[0])
 
     @property
     def state_size(self) -> int:

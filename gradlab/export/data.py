@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from gradlab.cells import CELLS, cells
 from gradlab.figures import FIGURES, FigureData, FigureSpec
 from gradlab.store import Store, open_store
 
 __all__ = [
-    "CELL_ORDER",
     "get_spec",
     "load_figure_data",
     "open_existing",
@@ -26,7 +26,6 @@ __all__ = [
     "resolve_run_ids",
 ]
 
-CELL_ORDER = {"rnn": 0, "lstm": 1, "gru": 2}
 #: Statuses whose runs a sweep export includes (complete, and diverged: divergence is data).
 SHOWN_STATUSES = ("complete", "diverged")
 
@@ -56,7 +55,8 @@ def _sort_key(row: pd.Series) -> tuple:
     except (TypeError, ValueError):
         seed = 0.0
     seed = seed if seed == seed else 0.0
-    return (CELL_ORDER.get(cell, 9), cell, seed, str(row["run_id"]))
+    order = CELLS[cell].order if cell in CELLS else max((s.order for s in cells()), default=0) + 1
+    return (order, cell, seed, str(row["run_id"]))
 
 
 def resolve_run_ids(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gradlab.cells import shown_activation
 from gradlab.figures import style
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import SUMMARY
@@ -105,8 +106,8 @@ def run_label_base(data: FigureData, run_id: str, run_ids: Sequence[str] | None)
     if not row:
         return str(run_id)
     cell = str(row.get("cell") or "?")
-    act = row.get("activation")
-    head = f"{cell} ({act})" if cell == "rnn" and act and act != "tanh" else cell
+    act, default = row.get("activation"), shown_activation(cell, None)
+    head = f"{cell} ({act})" if default is not None and act and act != default else cell
     parts = [head]
     for key, sym in _varying(data, list(run_ids or [run_id])):
         value = row.get(key)
@@ -133,7 +134,7 @@ class RunStyle:
 
 
 def run_styles(data: FigureData, run_ids: Sequence[str]) -> dict[str, RunStyle]:
-    """RunStyle per run: colour from `style.CELL_COLORS`, the k-th run of a cell gets the k-th
+    """RunStyle per run: colour from `style.cell_color`, the k-th run of a cell gets the k-th
     dash / marker."""
     counts: dict[str, int] = {}
     out = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from gradlab.cells import CELLS, cells
 from gradlab.figures._common import (
     add_notes,
     describe_positions,
@@ -49,9 +50,11 @@ def build(
     qc, qh = get_quantity("grad_cell"), get_quantity("grad_hidden")
     step_c, dc = data.series(rid, qc.probe, qc.name, step=step, layer=layer, direction=direction)
     if dc.empty:
+        cell = CELLS.get(data.cell(rid))
+        owners = " and ".join(f"{s.display_name}s" for s in cells() if s.has_cell_state)
         why = (
-            "this run has no cell state (only LSTMs have c_k)"
-            if data.cell(rid) not in ("lstm", "")
+            f"this run has no cell state (only {owners} have c_k)"
+            if cell is not None and not cell.has_cell_state
             else qc.missing
         )
         return no_data(NAME, f"{title} — {label}", why, opts, [rid])

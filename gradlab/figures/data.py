@@ -109,7 +109,7 @@ class FigureData:
         return dict(self._rows.get(str(run_id), {}))
 
     def cell(self, run_id: str) -> str:
-        """The run's cell type ("rnn", "lstm", "gru"; "" if unknown)."""
+        """The run's cell type (a registered cell name such as "lstm"; "" if unknown)."""
         return str(self.run(run_id).get("cell") or "").lower()
 
     # ------------------------------------------------------------------ metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from gradlab.cells import CELLS
 from gradlab.figures import style
 from gradlab.figures._common import finish, new_figure, no_data, pick_run, run_label, trace_meta
 from gradlab.figures.data import FigureData
@@ -39,10 +40,10 @@ def build(
     if rid is None:
         return no_data(NAME, title, "no run selected", opts)
     label = run_label(data, rid)
-    if data.cell(rid) == "rnn":
-        return no_data(
-            NAME, f"{title} — {label}", "this run has no gate values (vanilla RNN)", opts, [rid]
-        )
+    cell = CELLS.get(data.cell(rid))
+    if cell is not None and not cell.gate_names:
+        why = f"this run has no gate values ({cell.display_name})"
+        return no_data(NAME, f"{title} — {label}", why, opts, [rid])
     chosen = data.resolve_step(rid, GatesProbe.probe, None, step)
     df = (
         data.select(rid, GatesProbe.probe, step=chosen, layer=layer, direction=direction)

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gradlab.cells import CELLS, shown_activation
 from gradlab.figures import style
 from gradlab.figures._common import finish, log_colour, no_data, trace_meta
 from gradlab.figures.data import FigureData
@@ -228,7 +229,7 @@ def build(
                 "x": row.get(x),
                 "y": row.get(y),
                 "cell": row.get("cell") or "",
-                "activation": row.get("activation") or "tanh",
+                "activation": shown_activation(row.get("cell"), row.get("activation")) or "",
                 "value": _value(data, rid, color, step),
             }
         )
@@ -280,8 +281,9 @@ def build(
             row=1,
             col=j,
         )
-        if chi_axes and panel in (None, "rnn"):
-            acts = sorted(set(part.loc[part["cell"] == "rnn", "activation"]))
+        mean_field_cells = [c for c in set(part["cell"]) if c in CELLS and CELLS[c].mean_field]
+        if chi_axes and (panel is None or panel in mean_field_cells):
+            acts = sorted(set(part.loc[part["cell"].isin(mean_field_cells), "activation"]) - {""})
             _chi_line(fig, x, y, xs, ys, acts, dict(row=1, col=j), not legend_done)
             legend_done = legend_done or bool(acts)
     values = np.concatenate([v.ravel() for v in all_values])

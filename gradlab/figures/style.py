@@ -1,10 +1,10 @@
 """Colours, line styles and the dashboard template shared by every figure.
 
 Colours are the Okabe–Ito palette (colour-blind safe, Okabe & Ito 2008); each cell type has one
-fixed colour in every figure and every export (`CELL_COLORS`). Several runs of the same cell are
-told apart by dash and marker (`RUN_DASHES`, `RUN_SYMBOLS`); the dashes "dash" and "dot" are kept
-for theory and fitted lines. The paper template lives in `gradlab.export.template` and only
-changes sizes and fonts, never colours.
+fixed colour in every figure and every export (its `CellSpec.color`, see `cell_colors()`).
+Several runs of the same cell are told apart by dash and marker (`RUN_DASHES`, `RUN_SYMBOLS`);
+the dashes "dash" and "dot" are kept for theory and fitted lines. The paper template lives in
+`gradlab.export.template` and only changes sizes and fonts, never colours.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 __all__ = [
-    "CELL_COLORS",
     "DASHBOARD_FONT",
     "DIVERGING",
     "FIT_DASH",
@@ -26,6 +25,7 @@ __all__ = [
     "TEMPLATE",
     "THEORY_DASH",
     "cell_color",
+    "cell_colors",
     "shade",
 ]
 
@@ -41,12 +41,6 @@ OKABE_ITO: dict[str, str] = {
     "reddish_purple": "#CC79A7",
 }
 
-#: One fixed colour per cell type, used by every figure.
-CELL_COLORS: dict[str, str] = {
-    "rnn": OKABE_ITO["vermillion"],
-    "lstm": OKABE_ITO["blue"],
-    "gru": OKABE_ITO["bluish_green"],
-}
 #: Colour of a run whose cell type is unknown, and of reference lines.
 OTHER_COLOR = OKABE_ITO["black"]
 
@@ -116,9 +110,16 @@ PLOT_CONFIG: dict[str, object] = {
 }
 
 
+def cell_colors() -> dict[str, str]:
+    """One fixed colour per registered cell (its `CellSpec.color`), in display order."""
+    from gradlab.cells import cells
+
+    return {spec.name: spec.color for spec in cells()}
+
+
 def cell_color(cell: str | None) -> str:
-    """The fixed colour of a cell type ("rnn", "lstm", "gru"); black for anything else."""
-    return CELL_COLORS.get(str(cell or "").lower(), OTHER_COLOR)
+    """The fixed colour of a registered cell; black for anything else."""
+    return cell_colors().get(str(cell or "").lower(), OTHER_COLOR)
 
 
 def shade(color: str, weight: float) -> str:

@@ -1,16 +1,18 @@
-"""`grad_cell` / `norm`: LSTM ‖∂L/∂c_t‖, Frobenius norm over the batch, t = 0..T."""
+"""`grad_cell` / `norm`: ‖∂L/∂c_t‖ of a cell with a cell state (LSTM), Frobenius norm over the
+batch, t = 0..T."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from gradlab.cells import get_cell
 from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
 from gradlab.record import Recording
 
 
 class GradCellProbe(Probe):
-    """The LSTM cell-state adjoint's norm per step; RNN and GRU write nothing."""
+    """The cell-state adjoint's norm per step; cells without a cell state write nothing."""
 
     probe = "grad_cell"
     names = ("norm",)
@@ -18,7 +20,7 @@ class GradCellProbe(Probe):
 
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         rows = Rows()
-        if rec.model.cell == "lstm":
+        if get_cell(rec.model.cell).has_cell_state:
             for layer, direction, view in layer_views(rec):
                 norms = view.grad_cell.flatten(1).to(torch.float64).norm(dim=1)  # (T+1,)
                 rows.add("norm", norms, t0=0, layer=layer, direction=direction)

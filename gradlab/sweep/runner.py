@@ -191,7 +191,14 @@ def run_sweep(
             handle = make_executor(executor, workers, dask_address)
             reporter.note(f"running {len(todo)} run(s) on {handle.description}")
             for p in todo:
-                args = (p.config.to_dict(), store_path, p.action == REDO, train_fn, handle.threads)
+                args = (
+                    p.config.to_dict(),
+                    store_path,
+                    p.action == REDO,
+                    train_fn,
+                    handle.threads,
+                    spec.plugins,
+                )
                 pending[handle.executor.submit(run_one, *args)] = p
             _collect(pending, result, reporter)
     except KeyboardInterrupt:

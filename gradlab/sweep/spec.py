@@ -19,6 +19,10 @@ axis, a single value sets a base value (and removes that key from the grid). Inc
     [full]
     hidden_size = [256, 1000]
 
+A top-level ``plugins`` list names modules (or ``.py`` files, relative to the spec) that
+register cells or activations the runs use; they are imported here before the runs are validated
+and in every worker before a run is built (see :mod:`gradlab.sweep.plugins`).
+
 Everything is checked before a run starts: :func:`load_spec` raises :class:`SpecError` (a
 :class:`~gradlab.config.ConfigError`) whose message names the file, the key and what is allowed.
 """
@@ -37,10 +41,12 @@ from typing import Any
 
 from gradlab.config import ConfigError, RunConfig
 
+from .plugins import PluginError, load_plugins, resolve_plugins
+
 __all__ = ["SCALES", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
 
 SCALES = ("demo", "full")
-TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "include", "full")
+TOP_LEVEL_KEYS = ("name", "description", "plugins", "base", "grid", "include", "full")
 RUN_KEYS = tuple(f.name for f in fields(RunConfig) if f.name != "sweep")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -59,6 +65,7 @@ class SweepSpec:
     path: Path | None = None
     scale: str = "demo"
     grid: dict[str, list[Any]] = field(default_factory=dict)  # the grid after [full]
+    plugins: tuple[str, ...] = ()  # modules / absolute .py paths every worker imports first
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -90,8 +97,11 @@ def _kind(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def load_spec(path: str | os.PathLike[str], scale: str = "demo") -> SweepSpec:
+def load_spec(
+    path: str | os.PathLike[str], scale: str = "demo", plugins: tuple[str, ...] = ()
+) -> SweepSpec:
     """Read and validate the spec at ``path``; ``scale="full"`` applies its ``[full]`` table.
+    ``plugins`` are added to the spec's own ``plugins`` list (``gradlab sweep --plugin``).
 
     Raises SpecError (file missing, TOML syntax, unknown key, wrong type, empty grid, a config
     RunConfig refuses) before anything runs. Duplicate configs are dropped (first one kept).
@@ -107,7 +117,7 @@ def load_spec(path: str | os.PathLike[str], scale: str = "demo") -> SweepSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_spec(data, source=str(path), scale=scale, path=path)
+    return parse_spec(data, source=str(path), scale=scale, path=path, plugins=plugins)
 
 
 def parse_spec(
@@ -115,6 +125,7 @@ def parse_spec(
     source: str = "spec",
     scale: str = "demo",
     path: Path | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> SweepSpec:
     """Validate an already-parsed spec (a dict as ``tomllib`` returns); see :func:`load_spec`."""
     if scale not in SCALES:
@@ -133,6 +144,18 @@ def parse_spec(
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SpecError(f"{source}: key 'description' must be a string, got {_kind(description)}")
+
+    listed = data.get("plugins", [])
+    if not isinstance(listed, list):
+        raise SpecError(
+            f"{source}: key 'plugins' must be a list of module names or .py files, "
+            f"got {_kind(listed)}"
+        )
+    try:
+        plugins = resolve_plugins([*listed, *plugins], path.parent if path is not None else None)
+        load_plugins(plugins)
+    except (ValueError, PluginError) as exc:
+        raise SpecError(f"{source}: key 'plugins': {exc}") from None
 
     base = _table(data, "base", source)
     grid = _table(data, "grid", source)
@@ -205,8 +228,8 @@ def parse_spec(
             add(values, f"{source} [[include]] #{i}", [base_part])
     if scale == "demo" and full:
         # A broken paper-sized version fails now, not after the demo has been run.
-        parse_spec(data, source=f"{source} (scale full)", scale="full", path=path)
-    return SweepSpec(name, description.strip(), configs, path, scale, dict(grid))
+        parse_spec(data, source=f"{source} (scale full)", scale="full", path=path, plugins=plugins)
+    return SweepSpec(name, description.strip(), configs, path, scale, dict(grid), plugins)
 
 
 def _table(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:

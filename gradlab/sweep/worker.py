@@ -18,6 +18,8 @@ from typing import Any
 
 from gradlab.config import RunConfig
 
+from .plugins import load_plugins
+
 __all__ = ["DEFAULT_TRAIN", "init_worker", "resolve", "run_one"]
 
 DEFAULT_TRAIN = "gradlab.train:train"
@@ -79,8 +81,12 @@ def run_one(
     overwrite: bool = False,
     train_fn: TrainFn | str = DEFAULT_TRAIN,
     threads: int | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Train one run and report how it ended; never raises for a failing run.
+
+    ``plugins`` (module names or absolute .py paths) are imported first, so cells and
+    activations they register exist in this worker (see :mod:`gradlab.sweep.plugins`).
 
     Returns ``{"run_id", "status", "seconds", "error"}``: ``status`` is the store's final
     status (``complete``, ``failed``, ``diverged``) or ``skipped`` when another process owns
@@ -92,6 +98,7 @@ def run_one(
 
     if threads:
         _set_threads(threads)
+    load_plugins(plugins)
     run_config = RunConfig.from_dict(config)
     run_id = run_config.run_id
     train = resolve(train_fn)

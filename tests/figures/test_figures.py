@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import gradlab.figures as figures
+from gradlab.cells import cell_names
 from gradlab.figures import FIGURES, FigureData, figure_table, is_empty, style
 from gradlab.figures.quantities import ARRAY_HIDDEN_SAMPLE, ARRAY_STEP_JACOBIAN_SV, QUANTITIES
 from gradlab.probes import PROBES, TrainProbe
@@ -127,9 +128,10 @@ def test_figures_package_does_not_import_the_store():
 
 
 def test_palette_is_okabe_ito():
-    assert set(style.CELL_COLORS) == {"rnn", "lstm", "gru"}
-    assert set(style.CELL_COLORS.values()) <= set(style.OKABE_ITO.values())
-    assert len(set(style.CELL_COLORS.values())) == 3
+    colors = style.cell_colors()
+    assert set(colors) == set(cell_names())
+    assert set(colors.values()) <= set(style.OKABE_ITO.values())
+    assert len(set(colors.values())) == len(colors)
 
 
 # ------------------------------------------------------------------------------ builders
@@ -193,7 +195,7 @@ def test_runs_coloured_by_cell_and_labelled(built, cell_runs):
     for trace in lines:
         rid = trace.meta["const"]["run_id"]
         cell = data.cell(rid)
-        assert trace.line.color == style.CELL_COLORS[cell]
+        assert trace.line.color == style.cell_color(cell)
         assert re.fullmatch(rf"{cell} · .*seq 10 · seed 0", trace.name), trace.name
 
 
@@ -202,7 +204,7 @@ def test_same_cell_runs_get_distinct_dashes(figure_data, grid_runs):
     assert len(fig.data) == 4
     assert len({t.line.dash for t in fig.data}) == 4
     assert len({t.marker.symbol for t in fig.data}) == 4
-    assert {t.line.color for t in fig.data} == {style.CELL_COLORS["rnn"]}
+    assert {t.line.color for t in fig.data} == {style.cell_color("rnn")}
     assert all("σ<sub>w</sub>" in t.name and "σ<sub>b</sub>" in t.name for t in fig.data)
 
 

@@ -120,7 +120,7 @@ def test_full_scale_replaces_axes_and_values(tmp_path):
 INVALID = {
     "unknown top-level key": (
         'name = "x"\n[grid]\nseed = [0]\n[grdi]\nseed = 1\n',
-        ["unknown top-level key 'grdi'", "allowed keys: name, description, base, grid"],
+        ["unknown top-level key 'grdi'", "allowed keys: name, description, plugins, base, grid"],
     ),
     "unknown key in base": (
         'name = "x"\n[base]\nhidden = 4\n',
@@ -160,11 +160,11 @@ INVALID = {
     ),
     "activation on an lstm": (
         'name = "x"\n[base]\nactivation = "relu"\n[grid]\ncell = ["rnn", "lstm"]\n',
-        ["[grid] cell = 'lstm'", "'activation' applies to cell 'rnn' only"],
+        ["[grid] cell = 'lstm'", "'activation' applies to cell 'rnn', 'indrnn' only"],
     ),
     "value not among the choices": (
         'name = "x"\n[grid]\ncell = ["rnn", "transformer"]\n',
-        ["[grid] cell = 'transformer'", "'cell' must be one of ['rnn', 'lstm', 'gru']"],
+        ["[grid] cell = 'transformer'", "'cell' must be one of ['rnn', 'lstm', 'gru', 'indrnn']"],
     ),
     "bad value in base": (
         'name = "x"\n[base]\ninit = "xavier"\n[grid]\ncell = ["rnn", "gru"]\n',

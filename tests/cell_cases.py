@@ -1,0 +1,21 @@
+"""(cell, activation) cases of the engine tests, enumerated from the cell registry (so a newly
+registered cell is covered by the contract suites without editing them)."""
+
+from __future__ import annotations
+
+from gradlab.cells import cells, get_cell
+
+#: The built-in activations every cell that takes one is tested with.
+BUILTIN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+# (cell, activation) pairs: every registered cell x built-in activation the engine supports.
+CELL_ACTS = [
+    (spec.name, act)
+    for spec in cells()
+    for act in (BUILTIN_ACTIVATIONS if spec.takes_activation else (None,))
+]
+#: The pairs torch.nn has a module for (the reference's own checks against torch).
+TORCH_CELL_ACTS = [
+    (cell, act)
+    for cell, act in CELL_ACTS
+    if get_cell(cell).torch_classes and act not in ("sigmoid", "linear")
+]

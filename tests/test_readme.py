@@ -1,0 +1,33 @@
+"""The README's "Extending gradlab" snippets run as they stand, in order, each in a fresh
+namespace (a snippet that stops working fails here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+SNIPPETS = re.findall(
+    r"```python\n(.*?)```", _section(README.read_text("utf-8"), "Extending gradlab"), re.S
+)
+IDS = ["cell-registration", "cell-use", "activation", "probe", "figure"]
+
+
+def test_every_extension_point_has_a_snippet():
+    assert len(SNIPPETS) == len(IDS)
+
+
+@pytest.mark.parametrize("code", SNIPPETS, ids=IDS)
+def test_snippet_runs(code, capsys):
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_snippet"})
+    assert capsys.readouterr().out.strip() or "register_cell" in code
