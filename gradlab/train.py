@@ -227,7 +227,7 @@ def train(
     (opened with `open_store`). `overwrite`: redo a run that exists but is not complete (a
     complete run raises `RunExistsError` either way). `progress(done, total)` is called after
     every optimiser step. The run ends `complete`, `diverged` (NaN/Inf loss, gradient or
-    recording) or `failed` (any exception, with its traceback in run.json; re-raised).
+    recording) or `failed` (any exception, with its traceback in the run's record; re-raised).
     """
     if not isinstance(config, RunConfig):
         config = RunConfig.from_dict(dict(config))
