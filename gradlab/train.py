@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gradlab.arrays import HIDDEN_SAMPLE, STEP_JACOBIAN_SV
 from gradlab.cells import GRU, LSTM, RNN, init_model
 from gradlab.cells.models import RecurrentModel
 from gradlab.config import RunConfig
@@ -198,8 +199,8 @@ class _Recorder:
             if probe.probe == SummaryProbe.probe:
                 self.summary = dict(zip(rows["name"], rows["value"].tolist(), strict=True))
         n = min(self.config.hidden_samples, self.x.shape[1])
-        self.writer.save_array("hidden_sample", step, _numpy(rec.hidden[:, :n]))
-        self.writer.save_array("step_jacobian_sv", step, _numpy(_step_singular_values(rec)))
+        self.writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
+        self.writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
         return rec
 
 

@@ -324,7 +324,6 @@ def export_sweep(
     Returns every file written (images, .csv, .json, figures.md).
     """
     from gradlab.export.data import resolve_run_ids
-    from gradlab.figures.phase_diagram import grid_axes
 
     store_obj = open_existing(store)
     out = Path(out_dir)
@@ -345,10 +344,9 @@ def export_sweep(
                 (f"{spec.name}-{cell}", [rid], {"run_id": rid}) for cell, rid in reps.items()
             ]
         for stem, run_ids, opts in targets:
-            if spec.name == "phase_diagram":
-                data = load_figure_data(store_obj, spec.name, run_ids=run_ids)
-                x, y = grid_axes(data.runs)
-                opts = {"x": x, "y": y}
+            if spec.defaults is not None:
+                everything = load_figure_data(store_obj, spec.name, run_ids=run_ids)
+                opts = {**opts, **spec.default_options(everything)}
             data = load_figure_data(store_obj, spec.name, run_ids=run_ids, **opts)
             fig = spec.builder(data, **opts)
             if is_empty(fig):

@@ -331,6 +331,7 @@ SPEC = FigureSpec(
         (GradHiddenProbe.probe, "norm"),
     ),
     builder=build,
+    defaults=lambda data: dict(zip(("x", "y"), grid_axes(data.runs), strict=True)),
     options={
         "x": "config key on the x axis (default: gain, or the sweep's first varying key)",
         "y": "config key on the y axis (default: bias_scale, or the next varying key)",

@@ -26,7 +26,7 @@ from gradlab.figures.quantities import (
     get_quantity,
     group_probes,
 )
-from gradlab.figures.spec import FigureSpec
+from gradlab.figures.spec import FLOW, FigureSpec
 from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
 
 NAME = "timestep_profile"
@@ -112,6 +112,7 @@ SPEC = FigureSpec(
         *((q.probe, q.name) for q in [get_quantity(o.get("quantity") or "grad_hidden")]),
         (SUMMARY, "theory_rate"),
     ),
+    group=FLOW,
     options={
         "run_ids": "which runs (default: all given)",
         "step": "training step (default: each run's latest)",
