@@ -83,16 +83,16 @@ def init_model(
                     w.weight_hh[block] = gain * torch.eye(N, dtype=dtype)
             input_std = 1.0 / math.sqrt(w.weight_ih.shape[1])
             w.weight_ih.copy_(_gaussian(w.weight_ih.shape, input_std, generator, dtype))
-            if w.bias_ih is not None:
+            if w.bias_ih is not None and w.bias_hh is not None:
                 w.bias_ih.copy_(_gaussian(w.bias_ih.shape, bias_scale, generator, dtype))
                 w.bias_hh.zero_()
     gate_bias = {"lstm": forget_bias, "gru": update_bias}.get(model.cell)
     if gate_bias is not None:
-        if not model.bias:
-            raise ValueError("forget_bias / update_bias need a model with bias=True")
         for layer in range(model.num_layers):
             for reverse in (False, True)[: model.num_directions]:
                 w = model.layer_weights(layer, reverse)
+                if w.bias_ih is None or w.bias_hh is None:
+                    raise ValueError("forget_bias / update_bias need a model with bias=True")
                 w.bias_ih[N : 2 * N] = gate_bias  # LSTM: f is gate 1; GRU: z is gate 1
                 w.bias_hh[N : 2 * N] = 0.0
     return model
