@@ -59,7 +59,7 @@ GATES = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 BOUNDS = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu": None, "linear": None}
 
 
-def _act(name: str) -> Callable[[Tensor], Tensor]:
+def _act(name: str | None) -> Callable[[Tensor], Tensor]:
     """h = act(a), written out from the definitions."""
     if name == "tanh":
         return torch.tanh
@@ -99,11 +99,17 @@ class ModelSpec:
 
     @property
     def bounds(self) -> tuple[float, float] | None:
-        return BOUNDS["tanh"] if self.cell != "rnn" else BOUNDS[self.activation]
+        if self.cell != "rnn":
+            return BOUNDS["tanh"]
+        if self.activation not in BOUNDS:
+            raise ValueError(f"unknown activation {self.activation!r}")
+        return BOUNDS[self.activation]
 
 
 def model_spec(model: torch.nn.Module) -> ModelSpec:
     """Hyper-parameters of a torch.nn.RNN/LSTM/GRU (or gradlab subclass)."""
+    if not isinstance(model, torch.nn.RNNBase):
+        raise TypeError(f"not a recurrent model: {type(model).__name__}")
     cell = getattr(model, "cell", None)
     if cell is None:
         if isinstance(model, torch.nn.LSTM):
@@ -117,7 +123,7 @@ def model_spec(model: torch.nn.Module) -> ModelSpec:
     activation = None
     if cell == "rnn":
         act = getattr(model, "activation", None)
-        activation = act.name if act is not None else model.nonlinearity
+        activation = str(act.name if act is not None else model.nonlinearity)
     if getattr(model, "proj_size", 0):
         raise TypeError("proj_size > 0 is not supported by the reference")
     return ModelSpec(
@@ -319,7 +325,7 @@ def reference_record(
 
         loss = None
         grads: dict[int, Tensor] = {}
-        if want_grad:
+        if loss_fn is not None:
             loss_t = loss_fn(output)
             if not (isinstance(loss_t, Tensor) and loss_t.numel() == 1):
                 raise ValueError("loss_fn must return a scalar tensor")
@@ -348,11 +354,11 @@ def reference_record(
             "contributions": None,
         }
         if want_grad:
-            gs = torch.stack([grads[id(leaf)] for leaf in e["_eps"]])
-            out["grad_state"] = gs
-            out["grad_hidden"] = gs[..., :N]
+            grad_state = torch.stack([grads[id(leaf)] for leaf in e["_eps"]])
+            out["grad_state"] = grad_state
+            out["grad_hidden"] = grad_state[..., :N]
             if spec.cell == "lstm":
-                gc = [gs[0, :, N:]] + [grads[id(leaf)] for leaf in e["_c_eps"][1:]]
+                gc = [grad_state[0, :, N:]] + [grads[id(leaf)] for leaf in e["_c_eps"][1:]]
                 out["grad_cell"] = torch.stack(gc)
             out["contributions"] = {
                 n: torch.stack([grads[id(c)] for c in cs]) for n, cs in e["_copies"].items()

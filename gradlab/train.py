@@ -108,8 +108,10 @@ def build_model(config: RunConfig, task: Task) -> RecurrentModel:
         dtype=dtype,
         device=device,
     )
-    if config.cell == "rnn":
-        model = RNN(task.input_size, config.hidden_size, config.activation_name, **kwargs)
+    model: RecurrentModel
+    activation = config.activation_name
+    if activation is not None:  # a vanilla RNN
+        model = RNN(task.input_size, config.hidden_size, activation, **kwargs)
     else:
         model = {"lstm": LSTM, "gru": GRU}[config.cell](
             task.input_size, config.hidden_size, **kwargs
@@ -197,7 +199,8 @@ class _Recorder:
         for probe, rows in run_probes(rec, self.context, self.probes):
             self.writer.log_metrics({**rows, "step": step, "probe": probe.probe})
             if probe.probe == SummaryProbe.probe:
-                self.summary = dict(zip(rows["name"], rows["value"].tolist(), strict=True))
+                values = np.asarray(rows["value"], dtype=np.float64).tolist()
+                self.summary = dict(zip(rows["name"], values, strict=True))
         n = min(self.config.hidden_samples, self.x.shape[1])
         self.writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
         self.writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
@@ -253,6 +256,7 @@ def _train(
     bound_at_init = _pascanu_bound(model)
     readout = build_readout(config, task)
     params = [*model.parameters(), *readout.parameters()]
+    optimizer: torch.optim.Optimizer
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr)
     else:
@@ -283,7 +287,7 @@ def _train(
             rec = recorder(step)
             log_train_rows()
             writer.flush()
-            if not rec.is_finite or not math.isfinite(rec.loss):
+            if not rec.is_finite or (rec.loss is not None and not math.isfinite(rec.loss)):
                 diverged = f"the recording of step {step} has NaN/Inf states or gradients"
                 break
         x, y = task.sample(config.batch_size, data, dtype=dtype)

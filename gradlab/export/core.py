@@ -335,8 +335,9 @@ def export_sweep(
     rows: list[tuple[str, str, str, str]] = []
     skipped: list[str] = []
     for spec in FIGURES.values():
+        targets: list[tuple[str, list[str], dict[str, Any]]]
         if spec.scope == "sweep":
-            targets = [(spec.name, ids, {})]
+            targets = [(spec.name, list(ids), {})]
         elif spec.scope == "runs":
             targets = [(spec.name, list(reps.values()), {})]
         else:

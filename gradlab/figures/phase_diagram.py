@@ -288,7 +288,7 @@ def build(
     if log:
         _, ticks = log_colour(values)
         colorbar.update(ticks)
-        coloraxis = dict(colorscale=style.SEQUENTIAL, colorbar=colorbar)
+        coloraxis: dict[str, Any] = dict(colorscale=style.SEQUENTIAL, colorbar=colorbar)
     else:
         finite = np.abs(values[np.isfinite(values)])
         bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0

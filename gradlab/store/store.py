@@ -219,13 +219,12 @@ class Store:
         return True, problem
 
     def _mark_bad(self, path: Path, problem: str) -> None:
-        path = str(path)
         try:
             key = stat_key(os.stat(path))
         except FileNotFoundError:
             return
         with self._cache_lock:
-            self._pq_cache[path] = (key, problem)
+            self._pq_cache[str(path)] = (key, problem)
 
     def _prune(self, run_dirs: set[str]) -> None:
         """Forget cached files of run folders that are gone."""
@@ -292,10 +291,10 @@ class Store:
         df = pd.DataFrame({**data, **extra})
         df["alive"] = df["alive"].astype(bool)
         df["duration_s"] = pd.to_numeric(df["duration_s"], errors="coerce").astype("float64")
-        for col in ("created", "finished"):
-            df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601", errors="coerce")
-        for col in ("run_id", "status", "reason"):
-            df[col] = df[col].astype("str")
+        for column in ("created", "finished"):
+            df[column] = pd.to_datetime(df[column], utc=True, format="ISO8601", errors="coerce")
+        for column in ("run_id", "status", "reason"):
+            df[column] = df[column].astype("str")
         return df
 
     def _connection(self) -> Any:

@@ -104,8 +104,8 @@ def create_run(
     existed = run_path.exists()
     lock = RunLock.try_acquire(run_path)
     if lock is None:
-        status, _ = _peek_status(run_path)
-        raise RunExistsError(run_id, status, "it is being written by a live process")
+        live_status, _ = _peek_status(run_path)
+        raise RunExistsError(run_id, live_status, "it is being written by a live process")
     try:
         status, why = _existing_status(run_path, run_id)
         if status == COMPLETE:
