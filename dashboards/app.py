@@ -13,6 +13,7 @@ from types import ModuleType
 
 import dash
 from dash import Dash, dcc, html
+from dash.development.base_component import Component
 
 from dashboards import data
 
@@ -30,7 +31,9 @@ PAGE_PACKAGE = "pages"
 
 def _navbar() -> html.Nav:
     """Links to the pages, and one per sweep in the store."""
-    links = [dcc.Link(label, href=href, className="nav-link") for label, href in NAV]
+    links: list[Component] = [
+        dcc.Link(label, href=href, className="nav-link") for label, href in NAV
+    ]
     try:
         names = data.sweeps(data.current_root())
     except Exception:  # a broken store still gets a navbar; the pages say what is wrong
@@ -69,7 +72,7 @@ def create_app(store_path: str | os.PathLike[str]) -> Dash:
         pages_folder=str(PAGES),
         assets_folder=str(ASSETS),
         title="gradlab",
-        update_title=None,
+        update_title="",  # falsy: the tab title does not flash "Updating..."
         suppress_callback_exceptions=True,
     )
     app.server.config[data.STORE_KEY] = root

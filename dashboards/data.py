@@ -4,9 +4,12 @@ Every reader takes the store root first (an absolute folder, as ``str``); pages 
 :func:`current_root`, which reads the Flask config of the app serving the request, so an app only
 ever reads the store it was created with (nothing in a URL names a folder).
 
-Caching: ``functools.lru_cache`` keyed on the root, the run id and the ``(mtime, size)`` of the
-files read, so a run that is rewritten is read again and nothing stale is served. The caches are
-per process and only memoise what is on disk: several workers each keep their own and agree.
+Caching: ``functools.lru_cache`` keyed on the root, the run id and the store's change tokens
+(``Store.signature()`` for the runs table, ``Store.run_signature(id)`` for one run's metrics and
+arrays), so a run that is rewritten is read again and nothing stale is served. This module
+knows no file or folder of the store: it reads through ``gradlab.store``'s public API only.
+The caches are per process and only memoise what is on disk: several workers each keep their
+own and agree.
 Cached frames and arrays are shared between callers: treat them as read-only (pandas 3 copies on
 write, arrays are flagged read-only).
 
@@ -29,8 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gradlab.config import RunConfig
-from gradlab.store import Store, open_store, validate_id
-from gradlab.store import files as store_files
+from gradlab.store import RunInfo, Store, empty_metrics_frame, open_store, validate_id
 
 __all__ = [
     "STORE_KEY",
@@ -67,7 +69,7 @@ SAME_TASK_COLUMNS = ("sweep", "task", "seq_len", "seed")
 CONFIG_AXES = frozenset(f.name for f in dataclasses.fields(RunConfig)) - {"sweep"}
 #: How long (s) the runs table may be reused while some run is still being written.
 LIVE_TTL = 5.0
-#: How long (s) one look at the run folders' file stats is reused.
+#: How long (s) one look at the store's change signature is reused.
 SIGNATURE_TTL = 1.0
 
 
@@ -94,14 +96,6 @@ def current_root() -> str:
 @lru_cache(maxsize=8)
 def _store(root: str) -> Store:
     return open_store(root, fsync=False)
-
-
-def _stat(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 # ----------------------------------------------------------------------------- run ids
@@ -140,35 +134,19 @@ def parse_run_ids(text: str | Sequence[str] | None) -> tuple[list[str], list[str
 
 
 # ----------------------------------------------------------------------------- runs table
-def _runs_signature(root: str) -> int:
-    """A hash of every run folder's run.json and metrics.parquet (mtime, size), looked at
-    most every SIGNATURE_TTL seconds (one page load asks many times; 2,000 stats each)."""
+def _runs_signature(root: str) -> str:
+    """``Store.signature()``, looked at most every SIGNATURE_TTL seconds (one page load asks
+    many times)."""
     return _runs_signature_at(root, int(time.monotonic() / SIGNATURE_TTL))
 
 
 @lru_cache(maxsize=8)
-def _runs_signature_at(root: str, _tick: int) -> int:
-    base = Path(root) / store_files.RUNS_DIR
-    items = []
-    try:
-        with os.scandir(base) as it:
-            for entry in it:
-                if entry.name.startswith(store_files.RUN_PREFIX):
-                    path = entry.path
-                    items.append(
-                        (
-                            entry.name,
-                            _stat(os.path.join(path, store_files.RUN_JSON)),
-                            _stat(os.path.join(path, store_files.METRICS_FILE)),
-                        )
-                    )
-    except FileNotFoundError:
-        return 0
-    return hash(tuple(sorted(items)))
+def _runs_signature_at(root: str, _tick: int) -> str:
+    return _store(root).signature()
 
 
 @lru_cache(maxsize=8)
-def _runs_cached(root: str, signature: int, live_bucket: int) -> pd.DataFrame:
+def _runs_cached(root: str, signature: str, live_bucket: int) -> pd.DataFrame:
     frame = _store(root).runs()
     if "final_loss" in frame and "baseline_loss" in frame:
         final = pd.to_numeric(frame["final_loss"], errors="coerce")
@@ -179,7 +157,7 @@ def _runs_cached(root: str, signature: int, live_bucket: int) -> pd.DataFrame:
 
 def runs(root: str) -> pd.DataFrame:
     """``store.runs()`` (one row per run, config and summary columns) plus ``loss_ratio``
-    (final / baseline loss). Re-read when any run.json or metrics file changes, and every few
+    (final / baseline loss). Re-read when the store's signature changes, and every few
     seconds while a run is being written (its writer may die without touching a file)."""
     signature = _runs_signature(root)
     frame = _runs_cached(root, signature, 0)
@@ -248,7 +226,7 @@ def sweep_axes(root: str, name: str) -> list[str]:
 
 
 @lru_cache(maxsize=32)
-def _sweep_axes(root: str, signature: int, name: str) -> tuple[str, ...]:
+def _sweep_axes(root: str, signature: str, name: str) -> tuple[str, ...]:
     return tuple(grid_axes(sweep_runs(root, name)))
 
 
@@ -320,7 +298,7 @@ FROM h GROUP BY run_id
 
 
 @lru_cache(maxsize=16)
-def _first_fraction(root: str, signature: int, run_ids: tuple[str, ...]) -> pd.Series:
+def _first_fraction(root: str, signature: str, run_ids: tuple[str, ...]) -> pd.Series:
     if not run_ids:
         return pd.Series(dtype="float64")
     ids = ", ".join("'" + validate_id(r) + "'" for r in run_ids)
@@ -330,7 +308,7 @@ def _first_fraction(root: str, signature: int, run_ids: tuple[str, ...]) -> pd.S
 
 def run_summaries(root: str, run_ids: Sequence[str], names: Iterable[str]) -> pd.DataFrame:
     """Per-run summaries, one row per run id (NaN where missing): ``decay_rate`` (the state
-    decay rate of the latest recording, from run.json), ``loss_ratio`` (final / baseline loss)
+    decay rate of the latest recording, from its summary), ``loss_ratio`` (final / baseline loss)
     and ``first_fraction`` (‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ at the latest recorded step, one SQL query
     over the runs)."""
     frame = runs(root).set_index("run_id")
@@ -348,7 +326,7 @@ def run_summaries(root: str, run_ids: Sequence[str], names: Iterable[str]) -> pd
 
 
 # ----------------------------------------------------------------------------- one run
-def run(root: str, run_id: str) -> Any:
+def run(root: str, run_id: str) -> RunInfo:
     """The store's RunInfo of ``run_id``; DataError for a malformed or unknown id."""
     run_id = check_run_id(run_id)
     try:
@@ -371,12 +349,8 @@ def run_problem(root: str, run_id: str) -> str | None:
 
 
 @lru_cache(maxsize=48)
-def _run_metrics(
-    root: str, run_id: str, key: tuple[int, int] | None
-) -> dict[tuple[str, str], pd.DataFrame]:
-    """One run's metrics split by (probe, name); read once per version of its file."""
-    if key is None:
-        return {}
+def _run_metrics(root: str, run_id: str, signature: str) -> dict[tuple[str, str], pd.DataFrame]:
+    """One run's metrics split by (probe, name); read once per version of its files."""
     frame = _store(root).metrics([run_id])
     return {k: g.reset_index(drop=True) for k, g in frame.groupby(["probe", "name"], sort=False)}
 
@@ -385,7 +359,14 @@ def _run_metrics_for(root: str, run_id: str) -> dict[tuple[str, str], pd.DataFra
     info = run(root, run_id)
     if info.status == "corrupt":
         return {}
-    return _run_metrics(root, info.run_id, _stat(info.path / store_files.METRICS_FILE))
+    return _run_metrics(root, info.run_id, _run_signature(root, info.run_id))
+
+
+def _run_signature(root: str, run_id: str) -> str:
+    try:
+        return _store(root).run_signature(run_id)
+    except KeyError:
+        raise DataError(f"There is no run {run_id!r} in this store.") from None
 
 
 def metrics(
@@ -409,8 +390,6 @@ def metrics(
             ):
                 parts.append(frame)
     if not parts:
-        from gradlab.store.schema import empty_metrics_frame
-
         return empty_metrics_frame()
     return pd.concat(parts, ignore_index=True)
 
@@ -443,7 +422,8 @@ def array_steps(root: str, run_id: str, name: str) -> list[int]:
 
 
 @lru_cache(maxsize=128)
-def _array(root: str, run_id: str, name: str, step: int, key: tuple[int, int]) -> np.ndarray:
+def _array(root: str, run_id: str, name: str, step: int, signature: str) -> np.ndarray:
+    """One array chunk, read once per version of the run's files (KeyError: not saved)."""
     out = _store(root).run(run_id).array(name, step)
     out.flags.writeable = False
     return out
@@ -456,10 +436,10 @@ def array(root: str, run_id: str, name: str, step: int) -> np.ndarray | None:
         validate_id(name, "array name")
     except ValueError as exc:
         raise DataError(str(exc)) from None
-    key = _stat(store_files.array_path(info.path, name, int(step)))
-    if key is None:
+    try:
+        return _array(root, info.run_id, name, int(step), _run_signature(root, info.run_id))
+    except KeyError:
         return None
-    return _array(root, info.run_id, name, int(step), key)
 
 
 def nearest(steps: Sequence[int], step: int | None) -> int | None:

@@ -121,7 +121,7 @@ def model_spec(model: torch.nn.Module) -> ModelSpec:
     activation = None
     if spec.takes_activation:
         act = getattr(model, "activation", None)
-        activation = act.name if act is not None else model.nonlinearity
+        activation = str(act.name if act is not None else model.nonlinearity)
     if getattr(model, "proj_size", 0):
         raise TypeError("proj_size > 0 is not supported by the reference")
     return ModelSpec(
@@ -289,7 +289,7 @@ def reference_record(
 
         loss = None
         grads: dict[int, Tensor] = {}
-        if want_grad:
+        if loss_fn is not None:
             loss_t = loss_fn(output)
             if not (isinstance(loss_t, Tensor) and loss_t.numel() == 1):
                 raise ValueError("loss_fn must return a scalar tensor")

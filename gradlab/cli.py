@@ -69,9 +69,9 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
 
 def _existing_store(path: str) -> Any:
     """The store at ``path`` for reading; a missing store is an error, never created here."""
-    from gradlab.store import open_store
+    from gradlab.store import is_store, open_store
 
-    if not (Path(path) / "runs").is_dir():
+    if not is_store(path):
         raise CommandError(
             f"no run store at {str(Path(path).absolute())!r} "
             "(run `gradlab sweep SPEC.toml` first, or pass --store DIR)"

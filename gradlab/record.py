@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 
 import torch
 from torch import Tensor
@@ -54,18 +54,56 @@ class NonFiniteWarning(RuntimeWarning):
 Samples = Sequence[int] | Tensor | None
 
 
-@dataclass
 class LayerRecording:
-    """Everything recorded for one layer and direction. Shapes: (T+1, B, N) for states."""
+    """Everything recorded for one layer and direction. Shapes: (T+1, B, N) for states.
 
-    model: RecurrentModel = field(repr=False)
-    layer: int
-    reverse: bool
-    trace: Trace = field(repr=False)
-    grad_hidden_: Tensor | None = field(default=None, repr=False)
-    grad_cell_: Tensor | None = field(default=None, repr=False)
-    delta_hh: Tensor | None = field(default=None, repr=False)  # (T, B, G·N)
-    delta_ih: Tensor | None = field(default=None, repr=False)
+    Made by `record` (the forward trace first, then `_set_adjoint` when there is a loss);
+    read-only from outside.
+    """
+
+    def __init__(self, model: RecurrentModel, layer: int, reverse: bool, trace: Trace) -> None:
+        self._model = model
+        self._layer = layer
+        self._reverse = reverse
+        self._trace = trace
+        self._grad_hidden: Tensor | None = None  # (T+1, B, N)
+        self._grad_cell: Tensor | None = None  # (T+1, B, N), LSTM only
+        self._delta_hh: Tensor | None = None  # (T, B, G·N)
+        self._delta_ih: Tensor | None = None  # (T, B, G·N)
+
+    def _set_adjoint(
+        self,
+        grad_hidden: Tensor,
+        grad_cell: Tensor | None,
+        delta_hh: Tensor,
+        delta_ih: Tensor,
+    ) -> None:
+        """Keep the adjoint scan's results (`Trace.adjoint`): ∂L/∂h, ∂L/∂c and the δ's."""
+        self._grad_hidden, self._grad_cell = grad_hidden, grad_cell
+        self._delta_hh, self._delta_ih = delta_hh, delta_ih
+
+    def __repr__(self) -> str:
+        return f"LayerRecording(layer={self._layer}, reverse={self._reverse})"
+
+    @property
+    def model(self) -> RecurrentModel:
+        """The recorded model."""
+        return self._model
+
+    @property
+    def layer(self) -> int:
+        """Which layer (0 is the one reading x)."""
+        return self._layer
+
+    @property
+    def reverse(self) -> bool:
+        """Whether this is the reverse direction of a bidirectional layer."""
+        return self._reverse
+
+    @property
+    def trace(self) -> Trace:
+        """The forward trace (states, gates, inputs; JVP / VJP of the step map)."""
+        return self._trace
 
     # ----- forward quantities -------------------------------------------------------------
     @property
@@ -92,6 +130,7 @@ class LayerRecording:
 
     @property
     def T(self) -> int:
+        """Number of timesteps."""
         return self.trace.T
 
     @property
@@ -100,23 +139,24 @@ class LayerRecording:
         return self.trace.state_size
 
     # ----- backward quantities ------------------------------------------------------------
-    def _need_loss(self) -> None:
-        if self.grad_hidden_ is None:
+    def _need_loss(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(∂L/∂h, δ_hh, δ_ih), or RuntimeError when the record has no loss."""
+        if self._grad_hidden is None or self._delta_hh is None or self._delta_ih is None:
             raise RuntimeError("this quantity needs a loss: call record(model, x, loss_fn=...)")
+        return self._grad_hidden, self._delta_hh, self._delta_ih
 
     @property
     def grad_hidden(self) -> Tensor:
         """Total BPTT adjoint ∂L/∂h_t for t = 0..T, (T+1, B, N)."""
-        self._need_loss()
-        return self.grad_hidden_
+        return self._need_loss()[0]
 
     @property
     def grad_cell(self) -> Tensor:
         """LSTM total ∂L/∂c_t for t = 0..T, (T+1, B, N)."""
         self._need_loss()
-        if self.grad_cell_ is None:
+        if self._grad_cell is None:
             raise AttributeError(f"a {self.model.cell!r} layer has no cell state")
-        return self.grad_cell_
+        return self._grad_cell
 
     def _short_name(self, name: str) -> str:
         match = _FULL_NAME.match(name)
@@ -132,9 +172,9 @@ class LayerRecording:
 
     def _factors(self, name: str) -> tuple[Tensor, Tensor | None]:
         """(δ (T, B, G·N), right factor (T, B, K) or None for a bias) of step k's term δ_kᵀ r_k."""
-        self._need_loss()
+        _, delta_hh, delta_ih = self._need_loss()
         name = self._short_name(name)
-        delta = self.delta_hh if name.endswith("hh") else self.delta_ih
+        delta = delta_hh if name.endswith("hh") else delta_ih
         if name == "weight_hh":
             return delta, self.hidden[:-1].to(delta.dtype)
         if name == "weight_ih":
@@ -362,26 +402,46 @@ def _check_ord(ord: int | str) -> None:
 
 
 class Recording:
-    """The record of one batch. Attributes not defined here describe layer 0, forward direction
+    """The record of one batch. Its quantities describe layer 0, forward direction
     (`rec.hidden`, `rec.contributions("weight_hh")`, ...); `rec.layer(i, reverse)` gives the
-    same view for any layer and direction."""
+    same view for any layer and direction. Read-only; made by `record`."""
 
     def __init__(
         self,
         model: RecurrentModel,
-        layers: dict[tuple[int, bool], LayerRecording],
+        layers: Mapping[tuple[int, bool], LayerRecording],
         output: Tensor,
         loss: float | None,
     ) -> None:
-        self.model = model
-        self.layers = layers
-        self.output = output  # exactly what model(x, h0)[0] returns
-        self.loss = loss
+        self._model = model
+        self._layers = MappingProxyType(dict(layers))
+        self._output = output
+        self._loss = loss
+
+    @property
+    def model(self) -> RecurrentModel:
+        """The recorded model."""
+        return self._model
+
+    @property
+    def layers(self) -> Mapping[tuple[int, bool], LayerRecording]:
+        """(layer, reverse) → LayerRecording, every layer and direction."""
+        return self._layers
+
+    @property
+    def output(self) -> Tensor:
+        """Exactly what ``model(x, h0)[0]`` returns."""
+        return self._output
+
+    @property
+    def loss(self) -> float | None:
+        """The loss's value (None when recorded without ``loss_fn``)."""
+        return self._loss
 
     def layer(self, i: int = 0, reverse: bool = False) -> LayerRecording:
         """The record of layer i, forward or reverse direction."""
         try:
-            return self.layers[(i, bool(reverse))]
+            return self._layers[(i, bool(reverse))]
         except KeyError:
             directions = "forward and reverse" if self.model.bidirectional else "forward only"
             raise ValueError(
@@ -389,16 +449,90 @@ class Recording:
                 f"{directions}"
             ) from None
 
-    def __getattr__(self, name: str):
-        if name.startswith("_") or name in ("layers", "model"):
-            raise AttributeError(name)
-        return getattr(self.layers[(0, False)], name)
+    @property
+    def _first(self) -> LayerRecording:
+        return self._layers[(0, False)]
+
+    # ----- layer 0, forward: see LayerRecording for each quantity -------------------------
+    @property
+    def hidden(self) -> Tensor:
+        """h_0..h_T, (T+1, B, N)."""
+        return self._first.hidden
+
+    @property
+    def cell(self) -> Tensor:
+        """LSTM c_0..c_T, (T+1, B, N)."""
+        return self._first.cell
+
+    @property
+    def gates(self) -> dict[str, Tensor]:
+        """Gate activations per step, name → (T, B, N) (LSTM i, f, g, o; GRU r, z, n)."""
+        return self._first.gates
+
+    @property
+    def inputs(self) -> Tensor:
+        """The inputs x_1..x_T, (T, B, I)."""
+        return self._first.inputs
+
+    @property
+    def T(self) -> int:
+        """Number of timesteps."""
+        return self._first.T
+
+    @property
+    def state_size(self) -> int:
+        """S: N, or 2N for an LSTM (state (h, c))."""
+        return self._first.state_size
+
+    @property
+    def grad_hidden(self) -> Tensor:
+        """Total BPTT adjoint ∂L/∂h_t for t = 0..T, (T+1, B, N)."""
+        return self._first.grad_hidden
+
+    @property
+    def grad_cell(self) -> Tensor:
+        """LSTM total ∂L/∂c_t for t = 0..T, (T+1, B, N)."""
+        return self._first.grad_cell
+
+    def step_jacobian(self, t: int, samples: Samples = None) -> Tensor:
+        """J_t = ∂s_t/∂s_{t-1}, (B, S, S), t = 1..T."""
+        return self._first.step_jacobian(t, samples)
+
+    def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
+        """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral) or "fro" (no Jacobian is formed)."""
+        return self._first.step_jacobian_norms(ord, samples)
+
+    def jacobian(self, t: int, k: int, samples: Samples = None) -> Tensor:
+        """∂s_t/∂s_k = J_t ⋯ J_{k+1}, (B, S, S), for 0 <= k <= t <= T."""
+        return self._first.jacobian(t, k, samples)
+
+    def jacobian_norms(
+        self, t: int | None = None, ord: int | str = 2, samples: Samples = None
+    ) -> Tensor:
+        """‖∂s_t/∂s_k‖ for k = 0..t-1, (t, B) (t defaults to T)."""
+        return self._first.jacobian_norms(t, ord, samples)
+
+    def singular_values(self, t: int, k: int | None = None, samples: Samples = None) -> Tensor:
+        """Singular values (descending) of ∂s_t/∂s_k (k defaults to t-1), (B, S)."""
+        return self._first.singular_values(t, k, samples)
+
+    def lyapunov(self, n: int = 1, burn_in: int = 0) -> Tensor:
+        """The n leading Lyapunov exponents (per step, natural log, batch mean), (n,)."""
+        return self._first.lyapunov(n, burn_in)
+
+    def hidden_stats(self) -> dict[str, Tensor]:
+        """Per step t = 0..T, (T+1,) each: "mean_abs", "saturation", "dead"."""
+        return self._first.hidden_stats()
+
+    def gate_means(self) -> dict[str, Tensor]:
+        """Batch-and-unit mean of each gate per step t = 1..T, name → (T,)."""
+        return self._first.gate_means()
 
     def _route(self, name: str) -> tuple[LayerRecording, str]:
         match = _FULL_NAME.match(name)
         if match:
             return self.layer(int(match[2]), bool(match[3])), match[1]
-        return self.layers[(0, False)], name
+        return self._first, name
 
     def contributions(self, name: str) -> Tensor:
         """(T, *param.shape) per-step terms of ∂L/∂param; full torch names pick the layer."""
@@ -427,7 +561,7 @@ def _first_nonfinite(rec: Recording) -> str | None:
     """Where the first NaN/Inf is, as words, or None."""
     for (layer, reverse), lr in rec.layers.items():
         named = [("hidden state", lr.hidden), ("cell state", lr.trace.cell_state)]
-        named += [("gradient ∂L/∂h", lr.grad_hidden_), ("gradient ∂L/∂c", lr.grad_cell_)]
+        named += [("gradient ∂L/∂h", lr._grad_hidden), ("gradient ∂L/∂c", lr._grad_cell)]
         for what, values in named:
             # NaN and Inf survive a sum, so one reduction screens the tensor; a finite tensor
             # whose sum overflows is then cleared by the exact per-step check.
@@ -562,20 +696,20 @@ def record(
         grad_layer = grad_output.transpose(0, 1) if model.batch_first else grad_output
         grad_layer = grad_layer.to(adjoint_dtype)
         for layer in range(L - 1, -1, -1):
-            grad_input = None
+            grad_input: Tensor | None = None
             for d in range(D):
                 lr = layers[(layer, d == 1)]
                 direct = grad_layer[..., d * N : (d + 1) * N]
                 direct = direct.flip(0) if d == 1 else direct
                 trace = _adjoint_trace(model, lr, adjoint_dtype)
-                lr.grad_hidden_, lr.grad_cell_, lr.delta_hh, lr.delta_ih = trace.adjoint(
-                    direct.contiguous()
-                )
+                lr._set_adjoint(*trace.adjoint(direct.contiguous()))
                 if layer > 0:
-                    delta = lr.delta_ih.flip(0) if d == 1 else lr.delta_ih
+                    delta_ih = lr._need_loss()[2]
+                    delta = delta_ih.flip(0) if d == 1 else delta_ih
                     term = delta @ trace.weights.weight_ih
                     grad_input = term if grad_input is None else grad_input + term
-            grad_layer = grad_input
+            if grad_input is not None:  # None after layer 0: nothing below it
+                grad_layer = grad_input
 
     rec = Recording(model, layers, output, loss_value)
     where = _first_nonfinite(rec)

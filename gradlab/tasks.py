@@ -446,7 +446,7 @@ class SineTask(Task):
     def _validate(self) -> None:
         self._set("seq_len", _int_param(self.name, "seq_len", self.seq_len, 1))
         self._set("noise", _float_param(self.name, "noise", self.noise, low=0.0))
-        band = {"low": 0.0, "high": math.pi, "open_low": True}
+        band: dict[str, Any] = {"low": 0.0, "high": math.pi, "open_low": True}  # (0, π]
         lo = _float_param(self.name, "min_freq", self.min_freq, **band)
         hi = _float_param(self.name, "max_freq", self.max_freq, **band)
         if lo > hi:

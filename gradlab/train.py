@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gradlab.arrays import HIDDEN_SAMPLE, STEP_JACOBIAN_SV
 from gradlab.cells import get_activation, get_cell, init_model
 from gradlab.cells.models import RecurrentModel
 from gradlab.config import RunConfig
@@ -204,12 +205,13 @@ class _Recorder:
         for probe, rows in run_probes(rec, self.context, self.probes):
             self.writer.log_metrics({**rows, "step": step, "probe": probe.probe})
             if probe.probe == SummaryProbe.probe:
-                self.summary = dict(zip(rows["name"], rows["value"].tolist(), strict=True))
+                values = np.asarray(rows["value"], dtype=np.float64).tolist()
+                self.summary = dict(zip(rows["name"], values, strict=True))
                 if step == 0:
                     self.initial_summary = self.summary
         n = min(self.config.hidden_samples, self.x.shape[1])
-        self.writer.save_array("hidden_sample", step, _numpy(rec.hidden[:, :n]))
-        self.writer.save_array("step_jacobian_sv", step, _numpy(_step_singular_values(rec)))
+        self.writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
+        self.writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
         return rec
 
 
@@ -237,7 +239,7 @@ def train(
     (opened with `open_store`). `overwrite`: redo a run that exists but is not complete (a
     complete run raises `RunExistsError` either way). `progress(done, total)` is called after
     every optimiser step. The run ends `complete`, `diverged` (NaN/Inf loss, gradient or
-    recording) or `failed` (any exception, with its traceback in run.json; re-raised).
+    recording) or `failed` (any exception, with its traceback in the run's record; re-raised).
     """
     if not isinstance(config, RunConfig):
         config = RunConfig.from_dict(dict(config))
@@ -262,6 +264,7 @@ def _train(
     bound_at_init = _pascanu_bound(model)
     readout = build_readout(config, task)
     params = [*model.parameters(), *readout.parameters()]
+    optimizer: torch.optim.Optimizer
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr)
     else:
@@ -292,7 +295,7 @@ def _train(
             rec = recorder(step)
             log_train_rows()
             writer.flush()
-            if not rec.is_finite or not math.isfinite(rec.loss):
+            if not rec.is_finite or (rec.loss is not None and not math.isfinite(rec.loss)):
                 diverged = f"the recording of step {step} has NaN/Inf states or gradients"
                 break
         x, y = task.sample(config.batch_size, data, dtype=dtype)

@@ -13,3 +13,23 @@ RANGE_SWEEP = "figtest-range"
 #: an LSTM's ‖∂L/∂h_k‖ underflows at T = 300 while its ‖∂L/∂c_k‖ does not ("lstm-underflow");
 #: a relu RNN's states overflow to Inf ("overflow").
 RANGE_RUNS = ("underflow", "float64", "dead-relu", "lstm-underflow", "overflow")
+
+
+def run_series(store, run_id: str) -> set[tuple[str, str]]:
+    """The (probe, name) series a run of `store` has rows of."""
+    rows = store.run(run_id).metrics()[["probe", "name"]].drop_duplicates()
+    return set(zip(rows["probe"], rows["name"], strict=True))
+
+
+def figure_run_ids(spec, store, cell_runs: dict[str, str], grid_runs: list[str]) -> list[str]:
+    """The runs of the test store to draw `spec` from: the grid sweep for a sweep figure, every
+    cell's run for a "runs" figure, and for a "run" figure the first cell's run that has what it
+    draws (`FigureSpec.has_data`: the gates need a gated cell, the cell state an LSTM)."""
+    if spec.scope == "sweep":
+        return list(grid_runs)
+    if spec.scope == "runs":
+        return list(cell_runs.values())
+    for run_id in cell_runs.values():
+        if spec.has_data(run_series(store, run_id), store.run(run_id).array_names()):
+            return [run_id]
+    raise AssertionError(f"no run of the test store has anything {spec.name!r} draws")

@@ -696,3 +696,72 @@ def test_bad_adjoint_dtype_rejected(helpers, model_dtype, adjoint_dtype):
     x = helpers.make_input(T, B, IN, dtype=model_dtype, seed=42)
     with pytest.raises(ValueError, match="adjoint_dtype"):
         gradlab.record(model, x, lambda out: out.sum(), adjoint_dtype=adjoint_dtype)
+
+
+# the typed surface: README's table of quantities is the contract
+# ---------------------------------------------------------------------------------------------
+def readme_quantities() -> list[str]:
+    """Names in the first column of the README's table of Recording quantities."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = text.split("| quantity | shape | what |", 1)[1].split("\n\n", 1)[0]
+    names = []
+    for row in table.splitlines()[2:]:
+        names += re.findall(r"`(\w+)", row.split("|")[1])
+    return names
+
+
+QUANTITIES = readme_quantities()
+
+
+def test_readme_table_is_read():
+    assert {"hidden", "cell", "grad_hidden", "contributions", "lyapunov"} <= set(QUANTITIES)
+
+
+@pytest.mark.parametrize("name", QUANTITIES)
+def test_quantity_is_a_typed_member_of_both_views(name):
+    """Declared on Recording and LayerRecording themselves (no attribute forwarding), each
+    with a return type."""
+    import inspect
+    import typing
+
+    assert not hasattr(gradlab.Recording, "__getattr__")
+    for cls in (gradlab.Recording, gradlab.LayerRecording):
+        member = inspect.getattr_static(cls, name)
+        func = member.fget if isinstance(member, property) else member
+        hints = typing.get_type_hints(func)
+        assert "return" in hints, f"{cls.__name__}.{name} has no return type"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_recording_is_layer_zero_forward_and_read_only(helpers, cell):
+    act = "tanh" if cell == "rnn" else None
+    model = helpers.build("gradlab", cell, act, seed=3, num_layers=2)
+    x = helpers.make_input(T, B, IN, seed=4)
+    rec = gradlab.record(model, x, lambda o: o.pow(2).sum())
+    first = rec.layer(0)
+    assert (first.layer, first.reverse, first.model) == (0, False, model)
+    for name in (
+        "hidden",
+        "inputs",
+        "grad_hidden",
+        *(["cell", "grad_cell"] if cell == "lstm" else []),
+    ):
+        assert getattr(rec, name) is getattr(first, name), name
+    assert rec.T == first.T == T and rec.state_size == first.state_size
+    close(rec.step_jacobian(2), first.step_jacobian(2), rtol=0, atol=0)
+    close(rec.jacobian_norms(), first.jacobian_norms(), rtol=0, atol=0)
+    close(rec.lyapunov(), first.lyapunov(), rtol=0, atol=0)
+    assert rec.hidden_stats().keys() == first.hidden_stats().keys()
+    for obj, attr in (
+        (rec, "hidden"),
+        (rec, "loss"),
+        (rec, "layers"),
+        (first, "trace"),
+        (first, "layer"),
+    ):
+        with pytest.raises(AttributeError):
+            setattr(obj, attr, None)
+    with pytest.raises(TypeError):
+        rec.layers[(0, False)] = first  # type: ignore[index]

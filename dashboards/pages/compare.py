@@ -16,6 +16,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 
 from dashboards import data
 from dashboards.pages import _common as common
+from gradlab.figures import FLOW
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.figures.style import cell_color
 
@@ -39,7 +40,7 @@ def uses(spec: Any) -> tuple[str, ...]:
     """The controls that change ``spec``'s figure."""
     accepted = common.accepts(spec)
     used = [c for c in ("step", "scale") if c in accepted]
-    if "quantity" in accepted and spec.name == "timestep_profile":
+    if "quantity" in accepted and spec.group == FLOW:
         used.append("quantity")
     return tuple(c for c in CONTROLS if c in used)
 

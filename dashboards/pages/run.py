@@ -17,9 +17,9 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 
 from dashboards import data
 from dashboards.pages import _common as common
+from gradlab.figures import FLOW
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.figures.style import cell_color
-from gradlab.probes import GatesProbe, GradCellProbe
 
 PREFIX = "run"
 
@@ -30,25 +30,8 @@ def _title(run_id: str | None = None, **_: Any) -> str:
 
 dash.register_page(__name__, path_template="/run/<run_id>", title=_title, name="Run", order=1)
 
-#: The order figures appear in (others follow in FIGURES order).
-ORDER = (
-    "gradient_flow",
-    "timestep_profile",
-    "jacobian_lag",
-    "step_jacobian",
-    "singular_values",
-    "hidden_trajectory",
-    "saturation",
-    "gates",
-    "cell_vs_hidden",
-    "training",
-)
-SPECS = sorted(
-    common.specs(("run", "runs")),
-    key=lambda s: (ORDER.index(s.name) if s.name in ORDER else len(ORDER), s.name),
-)
-#: Figures whose "quantity" option is one of FLOW_QUANTITIES.
-FLOW_FIGURES = ("gradient_flow", "timestep_profile")
+#: The run's figures, in FIGURES order.
+SPECS = common.specs(("run", "runs"))
 SCALES = common.SCALES
 NORMS = ("spectral", "fro")
 DEFAULTS = {"quantity": "grad_hidden", "norm": "spectral", "scale": "log", "layer": "0:0"}
@@ -66,7 +49,7 @@ def uses(spec: Any) -> tuple[str, ...]:
     """The page controls that change ``spec``'s figure (a subset of CONTROLS)."""
     accepted = common.accepts(spec)
     used = [c for c in ("step", "norm", "scale", "layer") if c in accepted]
-    if "quantity" in accepted and spec.name in FLOW_FIGURES:
+    if "quantity" in accepted and spec.group == FLOW:
         used.append("quantity")
     return tuple(c for c in CONTROLS if c in used)
 
@@ -103,21 +86,6 @@ def figure(root: str, name: str, run_id: str, values: dict[str, Any]) -> go.Figu
 
 
 # ----------------------------------------------------------------------------- layout
-#: Figures that only mean something when the run has this probe (gates: LSTM / GRU; the cell
-#: state: LSTM); other figures are shown when the run has any series they list.
-REQUIRES = {"gates": GatesProbe.probe, "cell_vs_hidden": GradCellProbe.probe}
-
-
-def has_data(spec: Any, series: set[tuple[str, str]], arrays: list[str]) -> bool:
-    """Whether the run has anything ``spec`` draws (some listed series, or an array)."""
-    if spec.arrays:
-        return any(a in arrays for a in spec.arrays)
-    needed = REQUIRES.get(spec.name)
-    if needed is not None and not any(p == needed for p, _ in series):
-        return False
-    return any((p, n) in series for p, names in spec.probes for n in names)
-
-
 def _problem(text: str) -> html.Div:
     return html.Div(
         [
@@ -368,7 +336,7 @@ def layout(run_id: str | None = None, **query: Any) -> html.Div:
         return _problem(str(exc))
     series = data.series(root, run_id)
     arrays = data.array_names(root, run_id)
-    shown = [s for s in SPECS if has_data(s, series, arrays)]
+    shown = [s for s in SPECS if s.has_data(series, arrays)]
     body: list[Any] = [
         dcc.Location(id=f"{PREFIX}-url", refresh=False),
         dcc.Store(id=f"{PREFIX}-id", data=run_id),

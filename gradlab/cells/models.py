@@ -9,7 +9,7 @@ plain loop with the same equations.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import _VF, Tensor, nn
@@ -33,13 +33,21 @@ class LayerWeights(NamedTuple):
     bias_hh: Tensor | None
 
 
-class RecurrentModel:
-    """Mixin shared by gradlab's recurrent models (RNN, LSTM and GRU also inherit from torch's
-    classes); `cell` names the model's `CellSpec` in the registry."""
+class RecurrentModel(nn.Module):
+    """Base of gradlab's recurrent models (RNN, LSTM and GRU also inherit from torch's classes);
+    `cell` names the model's `CellSpec` in the registry."""
 
     cell: str
     gate_names: tuple[str, ...]
     activation: Activation | None
+    # set by torch.nn.RNNBase.__init__
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bias: bool
+    batch_first: bool
+    bidirectional: bool
+    weight_hh_l0: Tensor
 
     @property
     def spec(self) -> CellSpec:
@@ -69,11 +77,17 @@ class RecurrentModel:
         def get(short: str) -> Tensor | None:
             return getattr(self, self.param_name(short, layer, reverse), None)
 
-        return LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+        def weight(short: str) -> Tensor:
+            value: Tensor = getattr(self, self.param_name(short, layer, reverse))
+            return value
+
+        return LayerWeights(
+            weight("weight_ih"), weight("weight_hh"), get("bias_ih"), get("bias_hh")
+        )
 
     def flat_weights(self, layer: int) -> list[Tensor]:
         """One layer's parameters in the order torch's fused kernels take them."""
-        flat = []
+        flat: list[Tensor] = []
         for reverse in (False, True)[: self.num_directions]:
             flat.extend(p for p in self.layer_weights(layer, reverse) if p is not None)
         return flat
@@ -132,6 +146,7 @@ class RNN(RecurrentModel, nn.RNN):
 
     cell = "rnn"
     gate_names = ()
+    activation: Activation
 
     def __init__(
         self,
@@ -159,7 +174,10 @@ class RNN(RecurrentModel, nn.RNN):
         )
         self.activation = act
 
-    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    # gradlab models take padded tensors only (no PackedSequence overload as torch's)
+    def forward(  # type: ignore[override]
+        self, x: Tensor, h0: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         self.check_input(x, h0)
         if self.activation.torch_kernel is not None:
             return super().forward(x, h0)
@@ -181,7 +199,9 @@ class RNN(RecurrentModel, nn.RNN):
         output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         return output, torch.cat(finals)
 
-    def layer_forward(self, inputs: Tensor, h0: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+    def layer_forward(  # type: ignore[override]  # this cell's state: a tensor
+        self, inputs: Tensor, h0: Tensor, layer: int = 0
+    ) -> tuple[Tensor, Tensor]:
         kernel = self.activation.torch_kernel
         if kernel is not None:
             fused = _VF.rnn_tanh if kernel == "tanh" else _VF.rnn_relu
@@ -193,7 +213,7 @@ class RNN(RecurrentModel, nn.RNN):
             w = self.layer_weights(layer, reverse=d == 1)
             steps = inputs.flip(0) if d == 1 else inputs
             drive = steps @ w.weight_ih.T  # (T, B, N)
-            if w.bias_ih is not None:
+            if w.bias_ih is not None and w.bias_hh is not None:
                 drive = drive + (w.bias_ih + w.bias_hh)
             h, states = h0[d], []
             for t in range(steps.shape[0]):
@@ -237,13 +257,13 @@ class LSTM(RecurrentModel, nn.LSTM):
             dtype=dtype,
         )
 
-    def forward(
+    def forward(  # type: ignore[override]  # padded tensors only, as RNN.forward
         self, x: Tensor, h0: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         self.check_input(x, h0)
         return super().forward(x, h0)
 
-    def layer_forward(
+    def layer_forward(  # type: ignore[override]  # this cell's state: (h, c)
         self, inputs: Tensor, h0: tuple[Tensor, Tensor], layer: int = 0
     ) -> tuple[Tensor, Tensor, Tensor]:
         args = (self.bias, 1, 0.0, False, self.bidirectional, False)
@@ -279,11 +299,15 @@ class GRU(RecurrentModel, nn.GRU):
             dtype=dtype,
         )
 
-    def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(  # type: ignore[override]  # padded tensors only, as RNN.forward
+        self, x: Tensor, h0: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         self.check_input(x, h0)
         return super().forward(x, h0)
 
-    def layer_forward(self, inputs: Tensor, h0: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+    def layer_forward(  # type: ignore[override]  # this cell's state: a tensor
+        self, inputs: Tensor, h0: Tensor, layer: int = 0
+    ) -> tuple[Tensor, Tensor]:
         args = (self.bias, 1, 0.0, False, self.bidirectional, False)
         return _VF.gru(inputs, h0, self.flat_weights(layer), *args)
 
@@ -299,7 +323,7 @@ def from_torch(module: nn.Module) -> RecurrentModel:
     if getattr(module, "proj_size", 0):
         raise TypeError(f"from_torch supports {supported}; got an LSTM with proj_size > 0")
     weight = module.weight_hh_l0
-    common = dict(
+    common: dict[str, Any] = dict(
         num_layers=module.num_layers,
         bias=module.bias,
         batch_first=module.batch_first,

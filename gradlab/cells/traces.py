@@ -46,7 +46,7 @@ def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Te
     T, B = inputs.shape[0], inputs.shape[1]
     w = weights
     flat_inputs, flat_hidden = inputs.reshape(T * B, -1), hidden[:-1].reshape(T * B, -1)
-    if w.bias_ih is None:
+    if w.bias_ih is None or w.bias_hh is None:
         pre = flat_inputs @ w.weight_ih.T
     else:
         pre = torch.addmm(w.bias_ih + w.bias_hh, flat_inputs, w.weight_ih.T)
@@ -58,13 +58,15 @@ def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
 
     That is ‖Σ_k u_k,i W_k[i, :]‖² for every row i of a step Jacobian Σ_k diag(u_k) W_k.
     """
-    total = None
+    total: Tensor | None = None
     for k, u_k in enumerate(coefs):
         weighted = gram[k, k] * u_k
         for l in range(k + 1, len(coefs)):
             weighted = weighted.addcmul_(coefs[l], gram[k, l], value=2.0)
         term = weighted.mul_(u_k)
         total = term if total is None else total.add_(term)
+    if total is None:
+        raise ValueError("no coefficients: a step Jacobian has at least one gate block")
     return total
 
 
@@ -363,7 +365,7 @@ class GRUTrace(Trace):
         T, B, N, w = self.T, self.B, self.N, weights
         from_input = inputs.reshape(T * B, -1) @ w.weight_ih.T
         from_hidden = hidden[:-1].reshape(T * B, -1) @ w.weight_hh.T
-        if w.bias_ih is not None:
+        if w.bias_ih is not None and w.bias_hh is not None:
             from_input += w.bias_ih
             from_hidden += w.bias_hh
         from_input, from_hidden = from_input.view(T, B, 3 * N), from_hidden.view(T, B, 3 * N)

@@ -324,7 +324,6 @@ def export_sweep(
     Returns every file written (images, .csv, .json, figures.md).
     """
     from gradlab.export.data import resolve_run_ids
-    from gradlab.figures.phase_diagram import grid_axes
 
     store_obj = open_existing(store)
     out = Path(out_dir)
@@ -336,8 +335,9 @@ def export_sweep(
     rows: list[tuple[str, str, str, str]] = []
     skipped: list[str] = []
     for spec in FIGURES.values():
+        targets: list[tuple[str, list[str], dict[str, Any]]]
         if spec.scope == "sweep":
-            targets = [(spec.name, ids, {})]
+            targets = [(spec.name, list(ids), {})]
         elif spec.scope == "runs":
             targets = [(spec.name, list(reps.values()), {})]
         else:
@@ -345,10 +345,9 @@ def export_sweep(
                 (f"{spec.name}-{cell}", [rid], {"run_id": rid}) for cell, rid in reps.items()
             ]
         for stem, run_ids, opts in targets:
-            if spec.name == "phase_diagram":
-                data = load_figure_data(store_obj, spec.name, run_ids=run_ids)
-                x, y = grid_axes(data.runs)
-                opts = {"x": x, "y": y}
+            if spec.defaults is not None:
+                everything = load_figure_data(store_obj, spec.name, run_ids=run_ids)
+                opts = {**opts, **spec.default_options(everything)}
             data = load_figure_data(store_obj, spec.name, run_ids=run_ids, **opts)
             fig = spec.builder(data, **opts)
             if is_empty(fig):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from gradlab.cells import CELLS, cells
 from gradlab.figures import FIGURES, FigureData, FigureSpec
-from gradlab.store import Store, open_store
+from gradlab.store import Store, is_store, open_store
 
 __all__ = [
     "get_spec",
@@ -35,8 +35,8 @@ def open_existing(store: Store | str | os.PathLike[str]) -> Store:
     if isinstance(store, Store):
         return store
     path = Path(store)
-    if not (path / "runs").is_dir():
-        raise FileNotFoundError(f"no gradlab store at {str(path)!r} (expected a runs/ folder)")
+    if not is_store(path):
+        raise FileNotFoundError(f"no gradlab store at {str(path)!r}")
     return open_store(path, fsync=False)
 
 

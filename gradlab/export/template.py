@@ -140,7 +140,7 @@ def _legend_entries(data: list[dict[str, Any]], showlegend: Any) -> list[str]:
 
 def _rows(layout: Mapping[str, Any]) -> int:
     domains = {
-        tuple(v.get("domain"))
+        tuple(v["domain"])
         for k, v in layout.items()
         if k.startswith("yaxis") and isinstance(v, Mapping) and v.get("domain") is not None
     }

@@ -3,9 +3,11 @@
 ``builder(data: FigureData, **options) -> plotly.graph_objects.Figure``; the dashboard and
 `gradlab.export` call the same builders, so what is on screen is what is exported.
 `FIGURES` maps each name to its `FigureSpec` (title, description, scope, the probes and arrays it
-reads, its options). `figure_table(fig)` returns exactly the data a figure plots.
+reads, its options, its group and the probe it needs); pages, export and tests enumerate it, in
+its order. `figure_table(fig)` returns exactly the data a figure plots.
 
-Adding a figure: write one module with ``build`` and ``SPEC`` and add one line to `FIGURES`.
+Adding a figure: write one module with ``build`` and ``SPEC`` and add one line to `FIGURES`
+(where it goes in the list is where pages show it).
 
 >>> from gradlab.figures import FIGURES, FigureData
 >>> fig = FIGURES["timestep_profile"].builder(FigureData())
@@ -29,10 +31,10 @@ from gradlab.figures import (  # the registry's modules, one per figure
 )
 from gradlab.figures._common import is_empty, message_figure
 from gradlab.figures.data import FigureData
-from gradlab.figures.spec import SCOPES, FigureSpec
+from gradlab.figures.spec import FLOW, GROUPS, SCOPES, FigureSpec
 from gradlab.figures.table import figure_table
 
-#: name → FigureSpec, in the order figures are listed and exported.
+#: name → FigureSpec, in the order pages show figures and export writes them.
 FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
@@ -52,6 +54,8 @@ FIGURES: dict[str, FigureSpec] = {
 
 __all__ = [
     "FIGURES",
+    "FLOW",
+    "GROUPS",
     "SCOPES",
     "FigureData",
     "FigureSpec",

@@ -274,9 +274,10 @@ def note_missing(
 
 
 def profile_line(
-    st: RunStyle, x: np.ndarray, y: np.ndarray, *, x_col: str, x_name: str, step: int
+    st: RunStyle, x: np.ndarray, y: np.ndarray, *, x_col: str, x_name: str, step: int | None
 ) -> go.Scatter:
     """One run's lines+markers trace of a per-timestep profile recorded at training `step`."""
+    at = f"step {step}" if step is not None else ""
     return go.Scatter(
         x=x,
         y=y,
@@ -285,7 +286,7 @@ def profile_line(
         legendgroup=st.run_id,
         line=dict(color=st.color, dash=st.dash, width=2),
         marker=dict(color=st.color, symbol=st.symbol, size=5),
-        hovertemplate=f"{st.label}<br>{x_name}=%{{x}}<br>%{{y:.3g}}<extra>step {step}</extra>",
+        hovertemplate=f"{st.label}<br>{x_name}=%{{x}}<br>%{{y:.3g}}<extra>{at}</extra>",
         meta=trace_meta(st.run_id, x=x_col, y="value", const={"step": step}),
     )
 

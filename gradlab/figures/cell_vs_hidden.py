@@ -25,6 +25,7 @@ from gradlab.figures._common import (
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import get_quantity, probes_of
 from gradlab.figures.spec import FigureSpec
+from gradlab.probes import GradCellProbe
 
 NAME = "cell_vs_hidden"
 
@@ -108,6 +109,7 @@ SPEC = FigureSpec(
     scope="run",
     probes=probes_of(("grad_hidden", "grad_cell")),
     builder=build,
+    needs_probe=GradCellProbe.probe,
     options={
         "run_id": "which run (default: the first)",
         "step": "training step (default: latest)",

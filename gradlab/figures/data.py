@@ -64,6 +64,13 @@ class FigureData:
     metrics: pd.DataFrame = field(default_factory=_empty_metrics)
     runs: pd.DataFrame = field(default_factory=_empty_runs)
     arrays: Mapping[tuple[str, str, int], np.ndarray] = field(default_factory=dict)
+    # lazily built lookups (the frames above are treated as read-only)
+    _rows: dict[str, dict[str, Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _groups: dict[str, pd.DataFrame] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         metrics = self.metrics if self.metrics is not None else _empty_metrics()
@@ -79,9 +86,6 @@ class FigureData:
         object.__setattr__(self, "metrics", metrics)
         object.__setattr__(self, "runs", runs.reset_index(drop=True))
         object.__setattr__(self, "arrays", dict(self.arrays or {}))
-        # lazily built lookups (the frames above are treated as read-only)
-        object.__setattr__(self, "_rows", None)
-        object.__setattr__(self, "_groups", None)
 
     # ------------------------------------------------------------------ runs
     @property
@@ -106,7 +110,9 @@ class FigureData:
                     str(record["run_id"]), {str(k): _plain(v) for k, v in record.items()}
                 )
             object.__setattr__(self, "_rows", rows)
-        return dict(self._rows.get(str(run_id), {}))
+        else:
+            rows = self._rows
+        return dict(rows.get(str(run_id), {}))
 
     def cell(self, run_id: str) -> str:
         """The run's cell type (a registered cell name such as "lstm"; "" if unknown)."""
@@ -133,7 +139,9 @@ class FigureData:
             keys = m["run_id"].astype(str) + "\x00" + m["probe"].astype(str)
             groups = {k: g for k, g in m.groupby(keys.to_numpy(), sort=False)} if len(m) else {}
             object.__setattr__(self, "_groups", groups)
-        m = self._groups.get(f"{run_id}\x00{probe}")
+        else:
+            groups = self._groups
+        m = groups.get(f"{run_id}\x00{probe}")
         if m is None:
             m = self.metrics.iloc[:0]
         keep = pd.Series(True, index=m.index)

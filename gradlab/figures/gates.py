@@ -89,6 +89,7 @@ SPEC = FigureSpec(
     scope="run",
     probes=((GatesProbe.probe, GatesProbe.names),),
     builder=build,
+    needs_probe=GatesProbe.probe,
     options={
         "run_id": "which run (default: the first)",
         "step": "training step (default: latest)",

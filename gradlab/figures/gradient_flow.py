@@ -24,7 +24,7 @@ from gradlab.figures._common import (
 )
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import QUANTITIES, get_quantity, probes_of
-from gradlab.figures.spec import FigureSpec
+from gradlab.figures.spec import FLOW, FigureSpec
 
 NAME = "gradient_flow"
 
@@ -130,6 +130,7 @@ SPEC = FigureSpec(
     probes=probes_of(tuple(QUANTITIES)),
     builder=build,
     requires=lambda o: probes_of((o.get("quantity") or "grad_hidden",)),
+    group=FLOW,
     options={
         "run_id": "which run (default: the first)",
         "quantity": "grad_hidden | grad_cell | contribution:weight_hh | ... (default grad_hidden)",

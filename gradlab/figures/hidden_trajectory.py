@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from gradlab.arrays import HIDDEN_SAMPLE
 from gradlab.figures import style
 from gradlab.figures._common import finish, no_data, pick_run, run_label, trace_meta
 from gradlab.figures.data import FigureData
-from gradlab.figures.quantities import ARRAY_HIDDEN_SAMPLE
 from gradlab.figures.spec import FigureSpec
 
 NAME = "hidden_trajectory"
@@ -32,7 +32,7 @@ def build(
     if rid is None:
         return no_data(NAME, title, "no run selected", opts)
     label = run_label(data, rid)
-    chosen, h = data.array(rid, ARRAY_HIDDEN_SAMPLE, step)
+    chosen, h = data.array(rid, HIDDEN_SAMPLE, step)
     if h is None or h.ndim != 3 or h.shape[1] == 0:
         return no_data(
             NAME, f"{title} — {label}", "this run has no hidden-state samples", opts, [rid]
@@ -89,7 +89,7 @@ SPEC = FigureSpec(
     scope="run",
     probes=(),
     builder=build,
-    arrays=(ARRAY_HIDDEN_SAMPLE,),
+    arrays=(HIDDEN_SAMPLE,),
     options={
         "run_id": "which run (default: the first)",
         "step": "training step (default: latest saved)",

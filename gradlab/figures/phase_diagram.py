@@ -295,7 +295,7 @@ def build(
     if log:
         _, ticks = log_colour(values)
         colorbar.update(ticks)
-        coloraxis = dict(colorscale=style.SEQUENTIAL, colorbar=colorbar)
+        coloraxis: dict[str, Any] = dict(colorscale=style.SEQUENTIAL, colorbar=colorbar)
     else:
         finite = np.abs(values[np.isfinite(values)])
         bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
@@ -338,6 +338,7 @@ SPEC = FigureSpec(
         (GradHiddenProbe.probe, "norm"),
     ),
     builder=build,
+    defaults=lambda data: dict(zip(("x", "y"), grid_axes(data.runs), strict=True)),
     options={
         "x": "config key on the x axis (default: gain, or the sweep's first varying key)",
         "y": "config key on the y axis (default: bias_scale, or the next varying key)",

@@ -22,16 +22,10 @@ from gradlab.probes import (
 )
 
 __all__ = [
-    "ARRAY_HIDDEN_SAMPLE",
-    "ARRAY_STEP_JACOBIAN_SV",
     "QUANTITIES",
     "Quantity",
     "get_quantity",
 ]
-
-#: Array names written by `gradlab.train` (hidden trajectories, step-Jacobian spectra).
-ARRAY_HIDDEN_SAMPLE = "hidden_sample"
-ARRAY_STEP_JACOBIAN_SV = "step_jacobian_sv"
 
 # Re-exported for the figure modules: probe column values.
 TRAIN = TrainProbe.probe

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from gradlab.arrays import STEP_JACOBIAN_SV
 from gradlab.figures import style
 from gradlab.figures._common import finish, new_figure, no_data, pick_run, run_label, trace_meta
 from gradlab.figures.data import FigureData
-from gradlab.figures.quantities import ARRAY_STEP_JACOBIAN_SV
 from gradlab.figures.spec import FigureSpec
 
 NAME = "singular_values"
@@ -32,7 +32,7 @@ def build(
     if rid is None:
         return no_data(NAME, title, "no run selected", opts)
     label = run_label(data, rid)
-    chosen, sv = data.array(rid, ARRAY_STEP_JACOBIAN_SV, step)
+    chosen, sv = data.array(rid, STEP_JACOBIAN_SV, step)
     if sv is None or sv.size == 0 or sv.ndim != 2:
         what = "at that step" if step is not None else "(array step_jacobian_sv)"
         return no_data(
@@ -89,7 +89,7 @@ SPEC = FigureSpec(
     scope="run",
     probes=(),
     builder=build,
-    arrays=(ARRAY_STEP_JACOBIAN_SV,),
+    arrays=(STEP_JACOBIAN_SV,),
     options={
         "run_id": "which run (default: the first)",
         "step": "training step (default: latest saved)",

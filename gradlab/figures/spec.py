@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +11,18 @@ if TYPE_CHECKING:
 
     from gradlab.figures.data import FigureData
 
-__all__ = ["SCOPES", "FigureSpec"]
+__all__ = ["FLOW", "GROUPS", "SCOPES", "FigureSpec", "ProbeNames"]
 
 #: "run": one run; "runs": one or more runs overlaid; "sweep": all runs of a sweep.
 SCOPES = ("run", "runs", "sweep")
+#: Group of the figures whose ``quantity`` option is a per-timestep gradient norm (the pages'
+#: "quantity" control drives them).
+FLOW = "flow"
+#: Figure groups: figures of one group share a page control.
+GROUPS = (FLOW,)
+
+#: ``((probe, (name, ...)), ...)``: series a figure reads, by probe.
+ProbeNames = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -27,23 +35,49 @@ class FigureSpec:
     array names it reads (``store.run(id).array(name, step)``). `options`: keyword options of the
     builder → one-line help (for ``gradlab export --list`` and the dashboard's controls).
     `requires(options)`: the (probe, names) needed for given options (see `probes_for`).
+    `group`: one of GROUPS or None (``"flow"``: the page's quantity control drives it).
+    `needs_probe`: a probe a run must have for the figure to mean anything (gates: only gated
+    cells record them); None: any series it lists will do (see `has_data`). `defaults(data)`:
+    options picked from the data when a caller (a sweep export) gives none.
+
+    Pages list figures and export writes them in `FIGURES` order: the registry is the order.
     """
 
     name: str
     title: str
     description: str
     scope: str
-    probes: tuple[tuple[str, tuple[str, ...]], ...]
+    probes: ProbeNames
     builder: Callable[..., go.Figure]
     arrays: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)
-    requires: Callable[[Mapping[str, Any]], tuple[tuple[str, tuple[str, ...]], ...]] | None = None
+    requires: Callable[[Mapping[str, Any]], ProbeNames] | None = None
+    group: str | None = None
+    needs_probe: str | None = None
+    defaults: Callable[[FigureData], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.group is not None and self.group not in GROUPS:
+            raise ValueError(f"group must be one of {GROUPS} or None, got {self.group!r}")
+        if self.needs_probe is not None and self.needs_probe not in {p for p, _ in self.probes}:
+            raise ValueError(f"needs_probe {self.needs_probe!r} is not among the probes it reads")
 
-    def probes_for(self, **options: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    def has_data(self, series: Collection[tuple[str, str]], arrays: Collection[str]) -> bool:
+        """Whether a run with these (probe, name) series and array names has anything this
+        figure draws: one of its arrays, or (with `needs_probe` present) one of its series."""
+        if self.arrays:
+            return any(a in arrays for a in self.arrays)
+        if self.needs_probe is not None and not any(p == self.needs_probe for p, _ in series):
+            return False
+        return any((p, n) in series for p, names in self.probes for n in names)
+
+    def default_options(self, data: FigureData) -> dict[str, Any]:
+        """Options chosen from ``data`` by `defaults` ({} when the figure has none)."""
+        return dict(self.defaults(data)) if self.defaults is not None else {}
+
+    def probes_for(self, **options: Any) -> ProbeNames:
         """The (probe, names) needed for these options (e.g. only the chosen ``quantity``);
         `probes` (everything any option may need) when the figure does not narrow it."""
         if self.requires is None:

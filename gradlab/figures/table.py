@@ -71,9 +71,12 @@ def _heatmap_rows(trace: Any, cols: dict[str, str], meta: dict[str, Any]) -> dic
 
 def _scatter_rows(trace: Any, cols: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
     x, y = as_array(trace.x), as_array(trace.y)
-    if x is None and y is None:
+    if y is not None:
+        n = len(y)
+    elif x is not None:
+        n = len(x)
+    else:
         return {}
-    n = len(y) if y is not None else len(x)
     out: dict[str, Any] = {
         cols.get("x", "x"): _column(np.asarray(x)) if x is not None else np.arange(n),
         cols.get("y", "y"): _column(np.asarray(y)) if y is not None else np.arange(n),

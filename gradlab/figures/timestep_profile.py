@@ -32,7 +32,7 @@ from gradlab.figures.quantities import (
     get_quantity,
     group_probes,
 )
-from gradlab.figures.spec import FigureSpec
+from gradlab.figures.spec import FLOW, FigureSpec
 from gradlab.figures.theory_overlay import THEORY_STEP, add_theory_line, add_theory_notes
 from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
 
@@ -147,6 +147,7 @@ SPEC = FigureSpec(
         *((q.probe, q.name) for q in [get_quantity(o.get("quantity") or "grad_hidden")]),
         (SUMMARY, "theory_rate"),
     ),
+    group=FLOW,
     options={
         "run_ids": "which runs (default: all given)",
         "step": "training step (default: each run's latest)",

@@ -23,7 +23,7 @@ class TrainProbe:
         loss: Sequence[float],
         grad_norm: Sequence[float],
         clipped: Sequence[bool],
-    ) -> dict[str, list | np.ndarray]:
+    ) -> dict[str, str | list[str] | np.ndarray]:
         """Columns `step, probe, name, value` for the given steps (t, layer, direction null)."""
         series = (loss, grad_norm, clipped)
         n = len(steps)

@@ -2,6 +2,7 @@
 
 Layout (hive-style folder names, so ``run_id`` comes from the path)::
 
+    <root>/runs/.changed                        change token, replaced by every write
     <root>/runs/run_id=<id>/run.json            config, seed, versions, git commit, status, timings
                            /metrics.parquet     long table, METRICS_SCHEMA, one for all runs
                            /arrays/<name>/step=<step>.npy
@@ -15,7 +16,10 @@ its files are in place; every file is written to a temp name and os.replace-d.
 Writer: ``store.create_run(run_id, config)`` → :class:`RunWriter` (``log_metrics``,
 ``save_array``, ``flush``, ``finish``; a context manager). Readers: ``store.runs()``,
 ``store.metrics(...)``, ``store.query(sql)`` (views ``metrics`` and ``runs``),
-``store.run(id)`` → :class:`RunInfo`. Ids: :func:`run_id_for` (content hash of the config).
+``store.run(id)`` → :class:`RunInfo` (config, summary, metrics, ``array_names``,
+``array_steps``, ``array``). For caches: ``store.signature()`` changes whenever anything in the
+store may have changed, ``store.run_signature(id)`` whenever that run's files did.
+Ids: :func:`run_id_for` (content hash of the config).
 Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read; SQL runs in a DuckDB
 sandbox that can read the store's ``runs/`` folder and nothing else.
 """
@@ -23,8 +27,8 @@ sandbox that can read the store's ``runs/`` folder and nothing else.
 from .errors import RunExistsError
 from .ids import run_id_for, validate_id
 from .info import RunInfo
-from .schema import METRICS_SCHEMA, STATUSES
-from .store import Store, open_store
+from .schema import METRICS_SCHEMA, STATUSES, empty_metrics_frame
+from .store import Store, is_store, open_store
 from .writer import RunWriter
 
 __all__ = [
@@ -34,6 +38,8 @@ __all__ = [
     "RunInfo",
     "RunWriter",
     "Store",
+    "empty_metrics_frame",
+    "is_store",
     "open_store",
     "run_id_for",
     "validate_id",

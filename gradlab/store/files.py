@@ -2,6 +2,7 @@
 
 Layout::
 
+    <root>/runs/.changed                        change token: replaced on every write
     <root>/runs/run_id=<id>/run.json
                            /metrics.parquet
                            /arrays/<name>/step=<step>.npy
@@ -35,6 +36,7 @@ RUN_JSON = "run.json"
 METRICS_FILE = "metrics.parquet"
 ARRAYS_DIR = "arrays"
 LOCK_FILE = ".lock"
+CHANGE_TOKEN = ".changed"
 STEP_FILE_RE = re.compile(r"^step=(\d+)\.npy$")
 PARQUET_MAGIC = b"PAR1"
 ROW_GROUP_ROWS = 256 * 1024
@@ -45,9 +47,34 @@ def run_dir(root: Path, run_id: str) -> Path:
     return root / RUNS_DIR / f"{RUN_PREFIX}{run_id}"
 
 
+def root_of(run_path: Path) -> Path:
+    """The store root of a run folder (inverse of :func:`run_dir`)."""
+    return run_path.parent.parent
+
+
 def array_path(run_path: Path, name: str, step: int) -> Path:
     """Path of one array chunk: ``arrays/<name>/step=<step>.npy``."""
     return run_path / ARRAYS_DIR / name / f"step={step}.npy"
+
+
+def bump_change_token(root: Path) -> None:
+    """Replace ``runs/.changed`` with fresh random text (never fsync-ed: it only keys caches).
+
+    Every writer calls this after each write, so a reader that compares the token's text sees
+    any write made through the store, however close in time (file mtimes are coarser).
+    """
+    path = root / RUNS_DIR / CHANGE_TOKEN
+    tmp = _temp_path(path)
+    tmp.write_text(uuid.uuid4().hex, encoding="ascii")
+    _publish(tmp, path, fsync=False)
+
+
+def read_change_token(root: Path) -> str:
+    """The current text of ``runs/.changed`` ("" before the first write)."""
+    try:
+        return (root / RUNS_DIR / CHANGE_TOKEN).read_text(encoding="ascii")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return ""
 
 
 def _temp_path(path: Path) -> Path:

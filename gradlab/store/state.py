@@ -104,10 +104,11 @@ def classify(
     if not isinstance(meta.get("config"), dict):
         return RunState(run_id, path, CORRUPT, False, "run.json has no config object", meta)
     if meta.get("run_id") != run_id:
-        reason = f"run.json names run {meta.get('run_id')!r}, not {run_id!r}"
-        return RunState(run_id, path, CORRUPT, False, reason, meta, None, flat)
+        named = f"run.json names run {meta.get('run_id')!r}, not {run_id!r}"
+        return RunState(run_id, path, CORRUPT, False, named, meta, None, flat)
     alive = status == RUNNING and is_alive(path)
-    reason = meta.get("error")
+    error = meta.get("error")
+    reason = None if error is None else str(error)
     if status == RUNNING and not alive:
         writer = meta.get("writer") or {}
         reason = (

@@ -104,8 +104,8 @@ def create_run(
     existed = run_path.exists()
     lock = RunLock.try_acquire(run_path)
     if lock is None:
-        status, _ = _peek_status(run_path)
-        raise RunExistsError(run_id, status, "it is being written by a live process")
+        live_status, _ = _peek_status(run_path)
+        raise RunExistsError(run_id, live_status, "it is being written by a live process")
     try:
         status, why = _existing_status(run_path, run_id)
         if status == COMPLETE:
@@ -132,6 +132,7 @@ def create_run(
             **extra,
         }
         files.write_json(run_path / files.RUN_JSON, record, fsync=fsync)
+        files.bump_change_token(root)
     except BaseException:
         try:
             if not existed:  # still holding the lock, so nobody else is in there
@@ -208,6 +209,7 @@ class RunWriter:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         path = files.array_path(self.path, name, int(step))
         files.write_array(path, array, fsync=self._fsync)
+        files.bump_change_token(files.root_of(self.path))
         return path
 
     def flush(self) -> None:
@@ -224,6 +226,7 @@ class RunWriter:
         else:
             table = METRICS_SCHEMA.empty_table()
         files.write_parquet(self.path / files.METRICS_FILE, table, fsync=self._fsync)
+        files.bump_change_token(files.root_of(self.path))
         self._written = table
         self._pending = []
 
@@ -258,6 +261,7 @@ class RunWriter:
                     error=error,
                 )
                 files.write_json(self.path / files.RUN_JSON, self._record, fsync=self._fsync)
+                files.bump_change_token(files.root_of(self.path))
         finally:
             self._closed = True
             self._lock.release()

@@ -104,8 +104,8 @@ def make_executor(
             raise SweepError("executor 'dask' needs a scheduler address (--dask tcp://host:8786)")
         return _dask(dask_address)
     if executor is None or executor == "process":
-        pool = process_pool(workers)
-        n = pool._max_workers
+        pool = process_pool(workers)  # validates workers
+        n = workers if workers is not None else available_cpus()
         return ExecutorHandle(pool, True, "process", f"{n} local process{'es' * (n != 1)}")
     if isinstance(executor, Executor):
         return ExecutorHandle(executor, False, "custom", type(executor).__name__)

@@ -59,10 +59,10 @@ def plan_sweep(spec: SweepSpec, store_path: str | os.PathLike[str] | None) -> li
 
     A store folder that does not exist (or None) means every run is new.
     """
-    rows: dict[str, tuple[str, bool]] = {}
-    if store_path is not None and (Path(store_path) / "runs").is_dir():
-        from gradlab.store import open_store
+    from gradlab.store import is_store, open_store
 
+    rows: dict[str, tuple[str, bool]] = {}
+    if store_path is not None and is_store(store_path):
         runs = open_store(store_path).runs()
         rows = {
             r: (s, bool(a))

@@ -92,7 +92,7 @@ def run_one(
     status (``complete``, ``failed``, ``diverged``) or ``skipped`` when another process owns
     the run or finished it first. ``seconds`` is the time spent in ``train_fn``. A train
     function that raises before it has recorded anything still leaves a ``failed`` run with
-    the traceback in its run.json.
+    the traceback in its record (the store's ``reason``).
     """
     from gradlab.store import RunExistsError, open_store
 

@@ -161,3 +161,28 @@ def test_only_data_py_imports_the_store_and_nothing_unpickles():
             assert not any(i.startswith("gradlab.store") for i in imports), path
         assert "pickle" not in imports and "eval(" not in text and "exec(" not in text, path
         assert "allow_pickle=True" not in text, path
+
+
+def test_writes_through_the_store_are_seen_at_once(tmp_path, monkeypatch):
+    """The caches key on Store.signature / run_signature: a new run, a metrics flush and a new
+    array chunk show on the next read (the signature is looked at on every call here)."""
+    from gradlab.store import open_store
+
+    monkeypatch.setattr(data, "SIGNATURE_TTL", 1e-9)
+    root = data.resolve_root(tmp_path / "live")
+    store = open_store(root, fsync=False)
+    assert data.runs(root).empty
+    writer = store.create_run("live", {"cell": "rnn", "seed": 0})
+    assert list(data.runs(root)["status"]) == ["running"]
+    rows = {"step": 0, "probe": "grad_hidden", "name": "norm", "t": [0, 1], "value": [1.0, 2.0]}
+    writer.log_metrics(rows)
+    assert data.metrics(root, ["live"]).empty  # logged, not yet flushed
+    writer.flush()
+    assert list(data.metrics(root, ["live"])["value"]) == [1.0, 2.0]
+    assert data.array(root, "live", "hidden_sample", 0) is None
+    writer.save_array("hidden_sample", 0, np.ones((2, 1, 3)))
+    assert data.array(root, "live", "hidden_sample", 0).shape == (2, 1, 3)
+    writer.log_metrics({**rows, "step": 1})
+    writer.finish()
+    assert data.recorded_steps(root, "live") == [0, 1]
+    assert list(data.runs(root)["status"]) == ["complete"]

@@ -99,8 +99,8 @@ def test_app_serves_index_and_dependencies(dash_app):
     assert client.get("/run/whatever").status_code == 200
     deps = client.get("/_dash-dependencies").get_json()
     outputs = " ".join(str(d["output"]) for d in deps)
-    for fig in ("gradient_flow", "timestep_profile", "phase_diagram"):
-        assert fig in outputs
+    for fig in FIGURES:  # every figure of the registry is drawn by some page's callback
+        assert f"-fig-{fig}." in outputs, fig
 
 
 # ----------------------------------------------------------------------------- runs page
@@ -176,19 +176,15 @@ def test_run_layout_shows_the_figures_the_run_has(dash_app, real_store, request_
     lstm = page.layout(run_id=real_store.ids[("lstm", 0.9)])
     rnn = page.layout(run_id=real_store.ids[("rnn", 0.9)])
     gru = page.layout(run_id=real_store.ids[("gru", 0.9)])
-    wanted = {
-        "gradient_flow",
-        "timestep_profile",
-        "jacobian_lag",
-        "step_jacobian",
-        "singular_values",
-        "hidden_trajectory",
-        "saturation",
-        "training",
-    }
+    # every run / runs figure of the registry that needs no particular probe, in FIGURES order;
+    # the gates only for gated cells, the cell state only for the LSTM
+    run_figures = [s for s in FIGURES.values() if s.scope in ("run", "runs")]
+    wanted = {s.name for s in run_figures if s.needs_probe is None}
     assert wanted | {"gates", "cell_vs_hidden"} == figure_names(lstm, "run")
     assert wanted == figure_names(rnn, "run")
     assert wanted | {"gates"} == figure_names(gru, "run")
+    shown = [c.id.removeprefix("run-fig-") for c in walk(lstm) if isinstance(c, dcc.Graph)]
+    assert shown == [s.name for s in run_figures]
     slider = find(lstm, "run-step")
     assert sorted(slider.marks) == [0, 3, 5] and slider.value == 5
     # every figure card has CSV / PNG / PDF buttons and the toolbar exports SVG

@@ -13,6 +13,7 @@ import pandas as pd
 import pypdf
 import pytest
 from export_cases import CELLS_SWEEP, browser
+from store_cases import figure_run_ids
 
 import gradlab
 from gradlab.export import (
@@ -27,19 +28,6 @@ from gradlab.export import (
 )
 from gradlab.figures import FIGURES, figure_table, is_empty
 
-CASES = {
-    "gradient_flow": "lstm",
-    "timestep_profile": "cells",
-    "jacobian_lag": "cells",
-    "step_jacobian": "rnn",
-    "singular_values": "gru",
-    "hidden_trajectory": "rnn",
-    "saturation": "cells",
-    "gates": "gru",
-    "cell_vs_hidden": "lstm",
-    "training": "cells",
-    "phase_diagram": "grid",
-}
 FORMATS = ("pdf", "svg", "png")
 DPI = 300
 SVG = "{http://www.w3.org/2000/svg}"
@@ -69,16 +57,12 @@ def pdf_fonts(data: bytes) -> tuple[pypdf.PdfReader, dict[str, bool]]:
 
 @pytest.fixture(scope="module")
 def figs(fig_store, cell_runs, grid_runs):
-    """name → figure built from the store by gradlab.export.load_figure_data."""
+    """name → figure built from the store by gradlab.export.load_figure_data, for every figure
+    of the registry (from the runs of the test store that have what it draws)."""
     out = {}
-    for name, which in CASES.items():
-        if which == "cells":
-            ids = [cell_runs[c] for c in ("rnn", "lstm", "gru")]
-        elif which == "grid":
-            ids = grid_runs
-        else:
-            ids = [cell_runs[which]]
-        out[name] = FIGURES[name].builder(load_figure_data(fig_store, name, run_ids=ids))
+    for name, spec in FIGURES.items():
+        ids = figure_run_ids(spec, fig_store, cell_runs, grid_runs)
+        out[name] = spec.builder(load_figure_data(fig_store, name, run_ids=ids))
         assert not is_empty(out[name]), name
     return out
 
@@ -98,7 +82,7 @@ def exported(figs, fig_store, tmp_path_factory):
 
 # ------------------------------------------------------------------------------ every figure
 @browser
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(FIGURES))
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_figure_exports(exported, name, fmt):
     path = exported / fmt / f"{name}.{fmt}"
@@ -122,7 +106,7 @@ def test_every_figure_exports(exported, name, fmt):
 
 
 @browser
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(FIGURES))
 def test_sidecars_hold_the_plotted_data_and_provenance(exported, figs, fig_store, name):
     fig = figs[name]
     csv = pd.read_csv(exported / "pdf" / f"{name}.csv", dtype={"run_id": str})  # "4e02…" is an id

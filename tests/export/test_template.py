@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from gradlab.arrays import STEP_JACOBIAN_SV
 from gradlab.export import load_figure_data
 from gradlab.export.template import FONTS, paper_dict, paper_figure, width_inches
 from gradlab.figures import FIGURES, style
-from gradlab.figures.quantities import ARRAY_STEP_JACOBIAN_SV
 from gradlab.probes import GradCellProbe, GradHiddenProbe, SummaryProbe
 
 
@@ -68,8 +68,8 @@ def test_loader_reads_only_what_the_figure_needs(fig_store, cell_runs):
     # a run-scope figure reads one run and one step of its arrays
     data = load_figure_data(fig_store, "singular_values", run_ids=ids)
     assert data.run_ids == [cell_runs["rnn"]]
-    last = fig_store.run(cell_runs["rnn"]).array_steps(ARRAY_STEP_JACOBIAN_SV)[-1]
-    assert list(data.arrays) == [(cell_runs["rnn"], ARRAY_STEP_JACOBIAN_SV, last)]
+    last = fig_store.run(cell_runs["rnn"]).array_steps(STEP_JACOBIAN_SV)[-1]
+    assert list(data.arrays) == [(cell_runs["rnn"], STEP_JACOBIAN_SV, last)]
     data = load_figure_data(fig_store, "singular_values", run_ids=ids, run_id=cell_runs["lstm"])
     assert data.run_ids == [cell_runs["lstm"]]
 

@@ -10,47 +10,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from store_cases import figure_run_ids
 
 import gradlab.figures as figures
+from gradlab.arrays import ARRAYS
 from gradlab.cells import cell_names
 from gradlab.figures import FIGURES, FigureData, figure_table, is_empty, style
-from gradlab.figures.quantities import ARRAY_HIDDEN_SAMPLE, ARRAY_STEP_JACOBIAN_SV, QUANTITIES
+from gradlab.figures.quantities import QUANTITIES
 from gradlab.probes import PROBES, TrainProbe
 
-# figure → (which runs, options) for a case with data
-CASES = {
-    "gradient_flow": ("lstm", {}),
-    "timestep_profile": ("cells", {}),
-    "jacobian_lag": ("cells", {}),
-    "step_jacobian": ("rnn", {}),
-    "singular_values": ("gru", {}),
-    "hidden_trajectory": ("rnn", {}),
-    "saturation": ("cells", {}),
-    "gates": ("lstm", {}),
-    "cell_vs_hidden": ("lstm", {}),
-    "training": ("cells", {}),
-    "phase_diagram": ("grid", {}),
-}
+REPO = Path(__file__).resolve().parents[2]
 LOG_Y = {"timestep_profile", "jacobian_lag", "step_jacobian", "singular_values", "cell_vs_hidden"}
 MATHJAX = re.compile(r"\$|\\\(|\\frac|\\partial")
 
 
-def run_ids(which: str, cell_runs: dict[str, str], grid_runs: list[str]) -> list[str]:
-    if which == "cells":
-        return [cell_runs[c] for c in ("rnn", "lstm", "gru")]
-    if which == "grid":
-        return list(grid_runs)
-    return [cell_runs[which]]
-
-
 @pytest.fixture(scope="module")
-def built(figure_data, cell_runs, grid_runs):
-    """name → (figure, run ids, data) for every CASES entry, built once."""
+def built(figure_data, fig_store, cell_runs, grid_runs):
+    """name → (figure, run ids, data) for every figure of the registry, built once from the
+    runs of the test store that have what it draws."""
     out = {}
-    for name, (which, options) in CASES.items():
-        ids = run_ids(which, cell_runs, grid_runs)
+    for name, spec in FIGURES.items():
+        ids = figure_run_ids(spec, fig_store, cell_runs, grid_runs)
         data = figure_data(ids)
-        out[name] = (FIGURES[name].builder(data, **options), ids, data)
+        out[name] = (spec.builder(data), ids, data)
     return out
 
 
@@ -72,22 +54,15 @@ def texts(fig) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ registry
-def test_registry_covers_the_contract():
-    expected = {
-        "gradient_flow",
-        "timestep_profile",
-        "jacobian_lag",
-        "step_jacobian",
-        "singular_values",
-        "hidden_trajectory",
-        "saturation",
-        "gates",
-        "cell_vs_hidden",
-        "training",
-        "phase_diagram",
-    }
-    assert set(FIGURES) == expected
-    assert set(CASES) == expected
+def readme_figure_table() -> list[tuple[str, str]]:
+    """(figure, scope) rows of the README's table of figures, in order."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `(\w+)` \| (\w+) \|", section, flags=re.MULTILINE)
+
+
+def test_readme_lists_the_registry_in_order():
+    assert readme_figure_table() == [(s.name, s.scope) for s in FIGURES.values()]
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
@@ -99,7 +74,7 @@ def test_spec_names_probes_by_class_constants(name):
     for probe, names in (*spec.probes, *spec.probes_for()):
         assert probe in known, probe
         assert set(names) <= set(known[probe]), (probe, names)
-    assert set(spec.arrays) <= {ARRAY_HIDDEN_SAMPLE, ARRAY_STEP_JACOBIAN_SV}
+    assert set(spec.arrays) <= set(ARRAYS)
     assert set(spec.probes_for()) <= set(spec.probes) or spec.requires is not None
     assert callable(spec.builder) and spec.options
 
@@ -135,7 +110,7 @@ def test_palette_is_okabe_ito():
 
 
 # ------------------------------------------------------------------------------ builders
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(FIGURES))
 def test_builder_draws_the_runs(built, name):
     fig, ids, _ = built[name]
     assert not is_empty(fig)
@@ -150,7 +125,7 @@ def test_builder_draws_the_runs(built, name):
         assert set(table["run_id"].dropna()) <= set(ids)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(FIGURES))
 def test_labels_are_unicode_without_mathjax(built, name):
     fig, _, _ = built[name]
     all_text = texts(fig)
@@ -209,7 +184,7 @@ def test_same_cell_runs_get_distinct_dashes(figure_data, grid_runs):
 
 
 # ------------------------------------------------------------------------------ tables
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(FIGURES))
 def test_figure_table_is_the_plotted_data(built, name):
     fig, _, _ = built[name]
     table = figure_table(fig)
@@ -239,11 +214,11 @@ def test_profile_table_matches_the_store(built, fig_store, cell_runs):
         np.testing.assert_allclose(mine["value"].to_numpy(), store_rows["value"].to_numpy())
 
 
-def test_gradient_flow_table_matches_the_store(built, fig_store, cell_runs):
-    fig, _, _ = built["gradient_flow"]
+def test_gradient_flow_table_matches_the_store(built, fig_store):
+    fig, (run_id,), _ = built["gradient_flow"]
     table = figure_table(fig)
     assert list(table.columns) == ["trace", "run_id", "t", "step", "value"]
-    rows = fig_store.metrics(cell_runs["lstm"], probes="grad_hidden", names="norm")
+    rows = fig_store.metrics(run_id, probes="grad_hidden", names="norm")
     merged = rows.merge(table, on=["t", "step"], suffixes=("_store", "_fig"))
     assert len(merged) == len(rows) == len(table)
     np.testing.assert_allclose(merged["value_fig"], merged["value_store"])
