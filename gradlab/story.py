@@ -195,13 +195,15 @@ def _float(value: Any) -> float:
 # ------------------------------------------------------------------------------------ claims
 @dataclass(frozen=True)
 class ClaimResult:
-    """One claim: `measured` `op` `threshold` (op "<=" or ">="), and whether it holds."""
+    """One claim about the run playing `role` (see `DemoMeasures.roles`; "" for the sweep):
+    `measured` `op` `threshold` (op "<=" or ">="), and whether it holds."""
 
     claim: str
     measured: float
     op: str
     threshold: float
     passed: bool
+    role: str = ""
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
@@ -213,9 +215,9 @@ class ClaimResult:
 _OPS = {"<=": operator.le, ">=": operator.ge}
 
 
-def _claim(claim: str, measured: float, op: str, threshold: float) -> ClaimResult:
+def _claim(claim: str, measured: float, op: str, threshold: float, role: str = "") -> ClaimResult:
     ok = math.isfinite(measured) and _OPS[op](measured, threshold)
-    return ClaimResult(claim, float(measured), op, float(threshold), bool(ok))
+    return ClaimResult(claim, float(measured), op, float(threshold), bool(ok), role)
 
 
 def check(measures: DemoMeasures) -> list[ClaimResult]:
@@ -224,54 +226,48 @@ def check(measures: DemoMeasures) -> list[ClaimResult]:
     results: list[ClaimResult] = []
     roles = measures.roles()
 
-    def missing(role: str) -> None:
-        results.append(_claim(f"the demo has {ROLE_TEXT[role]}", math.nan, ">=", 0.0))
+    def add(role: str, claim: str, measured: float, op: str, threshold: float) -> None:
+        results.append(_claim(claim, measured, op, threshold, role))
 
-    def at_length(run: RunMeasure, minimum: float) -> bool:
-        if run.seq_len >= minimum:
-            return True
-        what = f"{_label(run)}: sequence length"
-        results.append(_claim(what, run.seq_len, ">=", minimum))
-        return False
+    def present(role: str, minimum_length: float = 1) -> RunMeasure | None:
+        """The run playing `role` if it exists and is long enough, else a failed claim."""
+        run = roles.get(role)
+        if run is None:
+            add(role, f"the demo has {ROLE_TEXT[role]}", math.nan, ">=", 0.0)
+        elif run.seq_len < minimum_length:
+            add(role, f"{_label(run)}: sequence length", run.seq_len, ">=", minimum_length)
+            run = None
+        return run
 
-    if "rnn" in roles and at_length(roles["rnn"], t["seq_len"]):
-        run = roles["rnn"]
+    run = present("rnn", t["seq_len"])
+    if run is not None:
         for when, rate in _rates(run):
             claim = f"{_label(run)} vanishes: state rate {when}, T = {run.seq_len}"
-            results.append(_claim(claim, rate, "<=", t["rnn_rate_max"]))
-    elif "rnn" not in roles:
-        missing("rnn")
+            add("rnn", claim, rate, "<=", t["rnn_rate_max"])
+    learners = []
     for role in ("lstm_remedy", "gru_remedy"):
-        if role not in roles:
-            missing(role)
-            continue
-        run = roles[role]
-        if at_length(run, t["seq_len"]):
+        run = present(role, t["seq_len"])
+        if run is not None:
+            learners.append((role, run))
             for when, rate in _rates(run):
                 claim = f"{_label(run)} keeps its gradient: state rate {when}, T = {run.seq_len}"
-                results.append(_claim(claim, rate, ">=", t["gated_rate_min"]))
-    gated = [roles[r] for r in ("lstm_remedy", "gru_remedy") if r in roles]
-    if gated:
-        best = min(gated, key=lambda r: r.loss_ratio)
-        if at_length(best, t["memory_seq_len"]):
-            claim = f"{_label(best)} learns the recall: final / baseline loss, T = {best.seq_len}"
-            results.append(_claim(claim, best.loss_ratio, "<=", t["gated_ratio_max"]))
+                add(role, claim, rate, ">=", t["gated_rate_min"])
+    if learners:
+        role, best = min(learners, key=lambda pair: pair[1].loss_ratio)
+        claim = f"{_label(best)} learns the recall: final / baseline loss, T = {best.seq_len}"
+        add(role, claim, best.loss_ratio, "<=", t["gated_ratio_max"])
     if "rnn" in roles:
         run = roles["rnn"]
         claim = f"{_label(run)} does not: final / baseline loss, T = {run.seq_len}"
-        results.append(_claim(claim, run.loss_ratio, ">=", t["rnn_ratio_min"]))
+        add("rnn", claim, run.loss_ratio, ">=", t["rnn_ratio_min"])
     for role, op in (("ordered", "<="), ("chaotic", ">=")):
-        if role not in roles:
-            missing(role)
+        run = present(role)
+        if run is None:
             continue
-        run = roles[role]
-        side = "ordered" if op == "<=" else "chaotic"
-        results.append(
-            _claim(f"{_label(run)}: mean-field theory is {side}", run.theory_rate, op, 0.0)
-        )
+        add(role, f"{_label(run)}: mean-field theory is {role}", run.theory_rate, op, 0.0)
         gap = abs(run.rate_init - run.theory_rate)
         claim = f"{_label(run)}: |state rate at step 0 - theory {_num(run.theory_rate, 3)}|"
-        results.append(_claim(claim, gap, "<=", t["theory_gap_max"]))
+        add(role, claim, gap, "<=", t["theory_gap_max"])
     return results
 
 
@@ -342,9 +338,9 @@ def render_description(measures: DemoMeasures, exact: bool = False) -> str:
 
     bias1 = f"a forget-gate bias of 1 only slows it to {rate(one.rate_init)}/step; " if one else ""
     return (
-        f"Recall x_0 after T = {rnn.seq_len} steps (identity task, memoryless baseline loss 1). "
-        f"At initialisation the state Jacobian ‖∂s_T/∂s_k‖ of the tanh RNN decays at "
-        f"{rate(rnn.rate_init)}/step and that of the default LSTM at "
+        f"Tanh RNN, LSTM and GRU recall x_0 after T = {rnn.seq_len} steps (identity task, "
+        f"memoryless baseline loss 1). At initialisation the state Jacobian ‖∂s_T/∂s_k‖ of "
+        f"the tanh RNN decays at {rate(rnn.rate_init)}/step and that of the default LSTM at "
         f"{rate(lstm.rate_init)}/step; {bias1}a forget-gate bias of "
         f"{_plain(lstm_fix.config['forget_bias'])} keeps it ({rate(lstm_fix.rate_init)}/step), "
         f"as an update-gate bias of {_plain(gru_fix.config['update_bias'])} does for the GRU "
@@ -352,7 +348,8 @@ def render_description(measures: DemoMeasures, exact: bool = False) -> str:
         f"{gru_fix.config['steps']} training steps the GRU reaches {ratio(gru_fix.loss_ratio)} "
         f"of the baseline loss and the LSTM {ratio(lstm_fix.loss_ratio)}; the default-init "
         f"RNN stays at {ratio(rnn.loss_ratio)}. Gaussian tanh RNNs "
-        f"(N = {ordered.config['hidden_size']}) at σ_w = {_plain(ordered.config['gain'])} and "
+        f"(N = {ordered.config['hidden_size']}) driven by the {ordered.config['task']} task's "
+        f"inputs at σ_w = {_plain(ordered.config['gain'])} and "
         f"{_plain(chaotic.config['gain'])} measure {rate(ordered.rate_init)} and "
         f"{rate(chaotic.rate_init)}/step at initialisation against mean-field "
         f"{rate(ordered.theory_rate)} and {rate(chaotic.theory_rate)}."
