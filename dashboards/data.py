@@ -329,9 +329,10 @@ def _first_fraction(root: str, signature: int, run_ids: tuple[str, ...]) -> pd.S
 
 
 def run_summaries(root: str, run_ids: Sequence[str], names: Iterable[str]) -> pd.DataFrame:
-    """Per-run summaries, one row per run id (NaN where missing): ``decay_rate`` (the latest
-    fit, from run.json), ``loss_ratio`` (final / baseline loss) and ``first_fraction``
-    (‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ at the latest recorded step, one SQL query over the runs)."""
+    """Per-run summaries, one row per run id (NaN where missing): ``decay_rate`` (the state
+    decay rate of the latest recording, from run.json), ``loss_ratio`` (final / baseline loss)
+    and ``first_fraction`` (‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ at the latest recorded step, one SQL query
+    over the runs)."""
     frame = runs(root).set_index("run_id")
     ids = [r for r in run_ids if r in frame.index]
     out = pd.DataFrame(index=pd.Index(ids, name="run_id"))

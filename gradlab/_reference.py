@@ -501,3 +501,93 @@ def matrix_norms(J: Tensor, ord: int | str) -> Tensor:
     if ord == "fro":
         return torch.linalg.matrix_norm(J, ord="fro")
     raise ValueError(ord)
+
+
+# --------------------------------------------------------------------------------------------
+# The adjoint along a given (recorded) trajectory
+# --------------------------------------------------------------------------------------------
+def reference_trajectory_adjoint(
+    model: torch.nn.Module,
+    x: Tensor,
+    states: dict[tuple[int, bool], Tensor],
+    grad_output: Tensor,
+) -> dict[tuple[int, bool], dict[str, Tensor | None]]:
+    """The float64 adjoint of the linearisation at a GIVEN trajectory, by autograd.
+
+    ``states[(layer, reverse)]``: the trajectory s_0..s_T (T+1, B, S) in processing order (for
+    an LSTM (h, c) concatenated), e.g. a float32 recording's states; ``grad_output``: ∂L/∂output
+    in the model's layout. Each step is "teacher-forced": s̃_k = s_k + ε_k + f(s̃_{k-1}, x̃_k) −
+    f(s_{k-1}, x_k), so s̃ equals the given states exactly while its derivatives are the step
+    Jacobians there (a layer's input x̃ is the teacher-forced output of the layer below). The loss
+    is linearised, L̃ = <grad_output, output(s̃)>. Returns per layer/direction grad_hidden (T+1,
+    B, N), grad_cell (LSTM, total ∂L/∂c_k as in ``reference_record``, else None) and
+    contributions {short name: (T, *shape)}.
+    """
+    spec = model_spec(model)
+    xt = x.detach().to(DTYPE)
+    if spec.batch_first:
+        xt = xt.transpose(0, 1)
+    T, B, _ = xt.shape
+    N, D = spec.hidden_size, spec.num_directions
+    per_dir: dict[tuple[int, bool], dict] = {}
+    layer_in = xt
+    with torch.enable_grad():
+        for layer in range(spec.num_layers):
+            outs = []
+            for d in range(D):
+                reverse = d == 1
+                given = states[(layer, reverse)].detach().to(DTYPE)
+                base = layer_params(model, layer, reverse)
+                copies = {
+                    n: [w.clone().requires_grad_(True) for _ in range(T)] for n, w in base.items()
+                }
+                seq = layer_in.flip(0) if reverse else layer_in
+                eps = [
+                    torch.zeros(B, spec.state_size, dtype=DTYPE, requires_grad=True)
+                    for _ in range(T + 1)
+                ]
+                c_eps = [torch.zeros(B, N, dtype=DTYPE, requires_grad=True) for _ in range(T + 1)]
+                s = given[0] + eps[0]
+                hs = [s[..., :N]]
+                for k in range(T):
+                    p = {n: copies[n][k] for n in copies}
+                    cp = c_eps[k + 1] if spec.cell == "lstm" else None
+                    moved = cell_step(spec, p, seq[k], s, c_perturb=cp)[0]
+                    fixed = cell_step(spec, base, seq[k].detach(), given[k])[0].detach()
+                    s = given[k + 1] + eps[k + 1] + (moved - fixed)
+                    hs.append(s[..., :N])
+                h = torch.stack(hs)
+                outs.append(h[1:].flip(0) if reverse else h[1:])
+                per_dir[(layer, reverse)] = {"eps": eps, "c_eps": c_eps, "copies": copies}
+            layer_in = torch.cat(outs, dim=-1)
+        output = layer_in.transpose(0, 1) if spec.batch_first else layer_in
+        loss = (grad_output.detach().to(DTYPE) * output).sum()
+        leaves = [
+            leaf
+            for e in per_dir.values()
+            for leaf in [
+                *e["eps"],
+                *e["c_eps"][1:],
+                *(c for cs in e["copies"].values() for c in cs),
+            ]
+        ]
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        grad_of = {
+            id(leaf): torch.zeros_like(leaf) if g is None else g
+            for leaf, g in zip(leaves, grads, strict=True)
+        }
+    out: dict[tuple[int, bool], dict[str, Tensor | None]] = {}
+    for key, e in per_dir.items():
+        grad_state = torch.stack([grad_of[id(leaf)] for leaf in e["eps"]])
+        grad_cell = None
+        if spec.cell == "lstm":
+            rest = [grad_of[id(leaf)] for leaf in e["c_eps"][1:]]
+            grad_cell = torch.stack([grad_state[0, :, N:], *rest])
+        out[key] = {
+            "grad_hidden": grad_state[..., :N],
+            "grad_cell": grad_cell,
+            "contributions": {
+                n: torch.stack([grad_of[id(c)] for c in cs]) for n, cs in e["copies"].items()
+            },
+        }
+    return out

@@ -143,7 +143,13 @@ def _format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 # ------------------------------------------------------------------------------- runs / show
 TABLE_COLUMNS = ("run_id", "sweep", "status", "task", "cell", "activation", "seq_len")
-SUMMARY_COLUMNS = ("duration_s", "final_loss", "decay_rate")
+SUMMARY_COLUMNS = ("duration_s", "final_loss", "decay_rate", "decay_rate_init", "theory_rate")
+#: Printed under the runs table: what the rate columns measure and at which training step.
+RATE_LEGEND = (
+    "decay_rate: slope of ln ‖∂s_T/∂s_k‖ per step of lag T−k at the last recording; "
+    "decay_rate_init: the same at step 0; theory_rate: the theory's rate at initialisation "
+    "(step 0), empty where no theory applies"
+)
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -162,7 +168,10 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     elif runs.empty:
         print("no runs match" if len(store.run_ids()) else f"no runs in {args.store}")
     else:
-        print(_format_table(*_table(runs)))
+        header, rows = _table(runs)
+        print(_format_table(header, rows))
+        if any(c in header for c in ("decay_rate", "decay_rate_init", "theory_rate")):
+            print(RATE_LEGEND)
     return EXIT_OK
 
 

@@ -54,6 +54,10 @@ class RunConfig:
     jacobian_samples: int = 2  # batch rows whose spectral Jacobian norms are computed
     hidden_samples: int = 4  # batch rows whose hidden trajectories are kept as arrays
     dtype: str = "float32"  # "float32" | "float64"
+    # dtype of the recorded adjoint (∂L/∂h, ∂L/∂c, contributions and their norms), computed on
+    # the `dtype` trajectory (gradlab.record's adjoint_dtype): None = `dtype`; "float64" for a
+    # float32 run keeps gradients below float32's range (~1e-45) instead of recording 0
+    adjoint_dtype: str | None = None
     device: str = "cpu"
     sweep: str = ""  # the sweep this run belongs to (part of its identity)
 
@@ -159,6 +163,14 @@ def _validate(c: RunConfig) -> None:
     _choice("init", c.init, INITS)
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("dtype", c.dtype, DTYPES)
+    if c.adjoint_dtype is not None:
+        wider = DTYPES[DTYPES.index(c.dtype) + 1 :]
+        if c.adjoint_dtype not in wider:
+            raise ConfigError(
+                f"key 'adjoint_dtype' must be null (the run's dtype) or a dtype wider than "
+                f"dtype {c.dtype!r} ({', '.join(map(repr, wider)) or 'none is'}), "
+                f"got {c.adjoint_dtype!r}"
+            )
     for key in ("seq_len", "hidden_size", "num_layers", "batch_size", "steps", "probe_batch"):
         _at_least(key, getattr(c, key), 1)
     _at_least("jacobian_samples", c.jacobian_samples, 0)

@@ -23,6 +23,8 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "decay_rate_se",
     "fit_lo",
     "fit_hi",
+    "adjoint_decay_rate",
+    "adjoint_decay_rate_se",
     "horizon_e",
     "horizon_1e3",
     "early_fraction",
@@ -132,23 +134,34 @@ def early_fraction(contribution_norms: ArrayLike, fraction: float = 0.1) -> floa
 
 
 def summarize(
+    state_jacobian_norms: ArrayLike,
     grad_hidden_norms: ArrayLike,
     contribution_norms: ArrayLike,
     theory_rate: float | None = None,
 ) -> dict[str, float]:
     """The store's "summary" probe values from one recording.
 
-    `grad_hidden_norms` (T+1,): ‖∂L/∂h_t‖, t = 0..T; `contribution_norms` (T,): step t's term of
-    ∂L/∂W_hh, t = 1..T. Keys (`SUMMARY_KEYS`): decay_rate, decay_rate_se, fit_lo, fit_hi
-    (`decay_fit` of the hidden-gradient norms), horizon_e, horizon_1e3 (`memory_horizon` with
-    factor e⁻¹ and 1e-3), early_fraction (`early_fraction`, first 10 %), theory_rate (nan if None).
+    `state_jacobian_norms` (T,): ‖∂s_T/∂s_k‖ for k = 0..T-1 (lags T..1; the full state, so an
+    LSTM's cell path counts); `grad_hidden_norms` (T+1,): ‖∂L/∂h_t‖, t = 0..T;
+    `contribution_norms` (T,): step t's term of ∂L/∂W_hh, t = 1..T. Keys (`SUMMARY_KEYS`):
+    * decay_rate, decay_rate_se, fit_lo, fit_hi: the *state decay rate*, `decay_fit` of the
+      state-Jacobian norms against the lag T−k (fit_lo, fit_hi in lags T−k); defined for every
+      I/O type because no loss enters it;
+    * adjoint_decay_rate, adjoint_decay_rate_se: `decay_fit` of ‖∂L/∂h_t‖ against T−t (per-step
+      loss terms of a many-to-many task keep it near 0 whatever the memory);
+    * horizon_e, horizon_1e3: `memory_horizon` of ‖∂L/∂h_t‖ with factor e⁻¹ and 1e-3;
+    * early_fraction: `early_fraction` of the contributions (first 10 %);
+    * theory_rate: the theory's rate (nan if None).
     """
-    fit = decay_fit(grad_hidden_norms)
+    state = decay_fit(state_jacobian_norms)
+    adjoint = decay_fit(grad_hidden_norms)
     return {
-        "decay_rate": fit.rate,
-        "decay_rate_se": fit.stderr,
-        "fit_lo": fit.fit_lo,
-        "fit_hi": fit.fit_hi,
+        "decay_rate": state.rate,
+        "decay_rate_se": state.stderr,
+        "fit_lo": state.fit_lo + 1.0,  # element k sits at decay_fit's lag T-1-k, true lag T-k
+        "fit_hi": state.fit_hi + 1.0,
+        "adjoint_decay_rate": adjoint.rate,
+        "adjoint_decay_rate_se": adjoint.stderr,
         "horizon_e": memory_horizon(grad_hidden_norms, math.exp(-1.0)),
         "horizon_1e3": memory_horizon(grad_hidden_norms, 1e-3),
         "early_fraction": early_fraction(contribution_norms),

@@ -8,6 +8,19 @@ record = forward trace + adjoint scan (see DESIGN.md):
    carries the BPTT adjoint with each cell's analytic vector-Jacobian product.
 3. Contributions, Jacobians and their norms are computed on request from the stored trace.
 
+Adjoint dtype. By default the adjoint scan runs in the model's dtype. With
+`adjoint_dtype=torch.float64` a float32 model's adjoint (∂L/∂h, ∂L/∂c, the pre-activation
+gradients and so the contributions and their norms) is computed in float64 on the float32
+trajectory: the recorded states (h_0..h_T, an LSTM's c_0..c_T) and inputs are cast to float64 and
+the gates recomputed from them in float64, so the scan is the exact float64 adjoint of the
+linearisation at the recorded trajectory, and gradients that fall below float32's range (about
+1e-45) after a long decay are kept. The forward quantities and the Jacobians stay in the model's
+dtype, and so does ∂L/∂output (autograd through `loss_fn` and whatever head it holds), which the
+scan takes cast. A log-space scan would keep the range too, but a sign-carrying log adjoint costs
+a logsumexp per matrix product and is still only float32-accurate; float64 reaches down to about
+1e-308 (a decay of −0.57/step over more than 1,000 steps) and is exact, for about 2.5–3× the time
+of a float32 record (measured at T=1000, N=128, B=32 on one CPU thread, tanh RNN and LSTM).
+
 Conventions: everything is time-major, (T+1, B, N) for states h_0..h_T. For a reverse direction,
 index s counts processing steps: hidden[s] is the state after consuming x_{T-s+1}.
 """
@@ -23,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from gradlab.cells.models import RecurrentModel
+from gradlab.cells.models import LayerWeights, RecurrentModel
 from gradlab.cells.traces import GRUTrace, LSTMTrace, RNNTrace, Trace
 
 __all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
@@ -122,9 +135,9 @@ class LayerRecording:
         name = self._short_name(name)
         delta = self.delta_hh if name.endswith("hh") else self.delta_ih
         if name == "weight_hh":
-            return delta, self.hidden[:-1]
+            return delta, self.hidden[:-1].to(delta.dtype)
         if name == "weight_ih":
-            return delta, self.inputs
+            return delta, self.inputs.to(delta.dtype)
         return delta, None
 
     @torch.no_grad()
@@ -141,22 +154,24 @@ class LayerRecording:
         """Frobenius norms of the step-k terms, (T,), without forming (T, *param.shape).
 
         ‖Σ_b δ_b r_bᵀ‖_F² = Σ_{b,b'} (δ_b·δ_b')(r_b·r_b'): two (B, B) Gram matrices per step when
-        that is cheaper than the (G·N, K) product itself.
+        that is cheaper than the (G·N, K) product itself. Steps whose factors are so small (or
+        large) that their squares would leave the dtype's range are redone with both factors
+        scaled by a power of two (exact): a norm is 0 only where the step's term is 0 or the
+        norm itself is below the dtype's range.
         """
         delta, right = self._factors(name)
-        if right is None:
-            return delta.sum(1).norm(dim=-1)
-        B, rows, cols = delta.shape[1], delta.shape[2], right.shape[2]
-        if B * (rows + cols) <= rows * cols:
-            gram = (delta @ delta.transpose(1, 2)) * (right @ right.transpose(1, 2))
-            return gram.sum((1, 2)).clamp_min(0).sqrt()
-        chunk = max(1, (1 << 24) // (rows * cols))  # bound the (chunk, G·N, K) buffer
-        return torch.cat(
-            [
-                torch.linalg.matrix_norm(d.transpose(1, 2) @ r)
-                for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
-            ]
-        )
+        norms = _product_norms(delta, right)
+        redo = _out_of_scale(delta)
+        if right is not None:
+            redo |= _out_of_scale(right)
+        if bool(redo.any()):
+            steps = redo.nonzero().flatten()
+            delta, scale = _rescaled(delta[steps])
+            if right is not None:
+                right, right_scale = _rescaled(right[steps])
+                scale = scale * right_scale
+            norms[steps] = _product_norms(delta, right) * scale
+        return norms
 
     # ----- Jacobians ----------------------------------------------------------------------
     def _samples(self, samples: Samples) -> Tensor | None:
@@ -281,6 +296,52 @@ class LayerRecording:
         return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}
 
 
+def _product_norms(delta: Tensor, right: Tensor | None) -> Tensor:
+    """‖δ_tᵀ r_t‖_F (‖Σ_b δ_t,b‖ for a bias, right None) for every step t, (T,)."""
+    if right is None:
+        return delta.sum(1).norm(dim=-1)
+    B, rows, cols = delta.shape[1], delta.shape[2], right.shape[2]
+    if B * (rows + cols) <= rows * cols:
+        gram = (delta @ delta.transpose(1, 2)) * (right @ right.transpose(1, 2))
+        return gram.sum((1, 2)).clamp_min(0).sqrt()
+    chunk = max(1, (1 << 24) // (rows * cols))  # bound the (chunk, G·N, K) buffer
+    return torch.cat(
+        [
+            torch.linalg.matrix_norm(d.transpose(1, 2) @ r)
+            for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
+        ]
+    )
+
+
+def _step_absmax(x: Tensor) -> Tensor:
+    """max|x_t| per step of x (T, ...), (T,); NaN where a step has a NaN. (Two plain reductions:
+    on CPU an order of magnitude faster than abs().amax() or an inf-norm.)"""
+    flat = x.flatten(1)
+    return torch.maximum(flat.amax(1), flat.amin(1).neg())
+
+
+def _out_of_scale(x: Tensor) -> Tensor:
+    """Steps t of x (T, ...) whose max|x_t| is finite, nonzero and outside [√tiny/eps, √max·eps]
+    (float32: about 1e-12..2e12), (T,) bool: there, squares of the entries (and sums of up to
+    1/eps² of them) may leave the dtype's range or lose digits above eps."""
+    amax = _step_absmax(x)
+    info = torch.finfo(x.dtype)
+    low, high = math.sqrt(info.tiny) / info.eps, math.sqrt(info.max) * info.eps
+    return torch.isfinite(amax) & (amax > 0) & ((amax < low) | (amax > high))
+
+
+def _rescaled(x: Tensor) -> tuple[Tensor, Tensor]:
+    """x (T, ...) divided per step t by 2^e_t, e_t the binary exponent of max|x_t| (0 where the
+    step is all zero or not finite), and the scales 2^e_t, (T,). Powers of two only move
+    exponents, so x_t = x̂_t·2^e_t exactly."""
+    amax = _step_absmax(x)
+    finite = torch.isfinite(amax) & (amax > 0)
+    exponent = torch.where(finite, torch.frexp(amax).exponent, 0)
+    limit = math.frexp(torch.finfo(x.dtype).max)[1] - 3  # 2^±limit is a normal number
+    scale = torch.exp2(exponent.clamp(-limit, limit).to(x.dtype))  # (T,)
+    return x / scale.view(-1, *([1] * (x.dim() - 1))), scale
+
+
 def _batched_norms(matrices: Iterator[Tensor], ord: int | str, size: int) -> Tensor:
     """Matrix norms of a stream of (B, S, S) matrices, (count, B): stacked into chunks of about
     2^24 elements so one batched SVD serves many steps without holding them all."""
@@ -382,14 +443,53 @@ def _first_nonfinite(rec: Recording) -> str | None:
     return None
 
 
-def _make_trace(model: RecurrentModel, layer: int, reverse: bool, inputs: Tensor, states) -> Trace:
-    weights = model.layer_weights(layer, reverse)
+def _make_trace(
+    model: RecurrentModel,
+    layer: int,
+    reverse: bool,
+    inputs: Tensor,
+    states,
+    weights: LayerWeights | None = None,
+    twin: bool = False,
+) -> Trace:
+    """The cell's trace; `weights` and `twin` make the twin of a recorded trace in another
+    dtype (see `_adjoint_trace`)."""
+    weights = model.layer_weights(layer, reverse) if weights is None else weights
     if model.cell == "lstm":
-        hidden, c0 = states
-        return LSTMTrace(weights, inputs, hidden, c0)
+        hidden, c0, *cell = states
+        return LSTMTrace(weights, inputs, hidden, c0, *cell)
     if model.cell == "gru":
         return GRUTrace(weights, inputs, states)
-    return RNNTrace(weights, inputs, states, model.activation)
+    return RNNTrace(weights, inputs, states, model.activation, twin=twin)
+
+
+def _adjoint_trace(model: RecurrentModel, lr: LayerRecording, dtype: torch.dtype) -> Trace:
+    """The trace the adjoint scan of `lr` runs on: its own trace, or a twin in `dtype` on the
+    same recorded trajectory (inputs, h_0..h_T and an LSTM's c_0..c_T cast to `dtype`, the
+    gates and φ'(a_t) recomputed from them in `dtype`)."""
+    trace = lr.trace
+    if trace.hidden.dtype == dtype:
+        return trace
+    weights = LayerWeights(*(None if w is None else w.detach().to(dtype) for w in trace.weights))
+    states = trace.hidden.to(dtype)
+    if trace.cell_state is not None:
+        cell = trace.cell_state.to(dtype)
+        states = (states, cell[0], cell)
+    inputs = trace.inputs.to(dtype)
+    return _make_trace(model, lr.layer, lr.reverse, inputs, states, weights, twin=True)
+
+
+def _check_adjoint_dtype(adjoint_dtype: torch.dtype | None, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the adjoint scan runs in: `adjoint_dtype`, or the model's `dtype` when None."""
+    if adjoint_dtype is None:
+        return dtype
+    allowed = (torch.float32, torch.float64)
+    if adjoint_dtype not in allowed or torch.finfo(adjoint_dtype).bits < torch.finfo(dtype).bits:
+        raise ValueError(
+            f"adjoint_dtype must be None, or torch.float32 / torch.float64 at least as wide as "
+            f"the model's {dtype}, got {adjoint_dtype!r}"
+        )
+    return adjoint_dtype
 
 
 @torch.no_grad()
@@ -398,12 +498,17 @@ def record(
     x: Tensor,
     loss_fn: Callable[[Tensor], Tensor] | None = None,
     h0: Tensor | tuple[Tensor, Tensor] | None = None,
+    *,
+    adjoint_dtype: torch.dtype | None = None,
 ) -> Recording:
     """Record one pass of `model` over `x` and, with `loss_fn`, the exact BPTT adjoint.
 
     x: (T, B, I), or (B, T, I) when the model is batch_first. loss_fn maps exactly what
     `model(x, h0)[0]` returns to a scalar (many-to-one, many-to-many, one-to-many and one-to-one
-    problems all use it). h0: (L·D, B, N), for an LSTM a tuple (h0, c0).
+    problems all use it). h0: (L·D, B, N), for an LSTM a tuple (h0, c0). adjoint_dtype: the
+    dtype of the adjoint scan and everything derived from it (None: the model's dtype;
+    torch.float64 for a float32 model keeps gradients below float32's range, see the module
+    docstring).
     """
     if not isinstance(model, RecurrentModel):
         raise TypeError(
@@ -414,6 +519,7 @@ def record(
     dtype = model.weight_hh_l0.dtype
     if x.dtype != dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model's parameters are {dtype}")
+    adjoint_dtype = _check_adjoint_dtype(adjoint_dtype, dtype)
     if not torch.isfinite(x).all():
         raise ValueError("x contains NaN or Inf; expected finite inputs")
     xs = x.transpose(0, 1) if model.batch_first else x  # time-major (T, B, I)
@@ -465,18 +571,20 @@ def record(
         if grad_output is None:  # a loss that does not depend on the output
             grad_output = torch.zeros_like(leaf)
         grad_layer = grad_output.transpose(0, 1) if model.batch_first else grad_output
+        grad_layer = grad_layer.to(adjoint_dtype)
         for layer in range(L - 1, -1, -1):
             grad_input = None
             for d in range(D):
                 lr = layers[(layer, d == 1)]
                 direct = grad_layer[..., d * N : (d + 1) * N]
                 direct = direct.flip(0) if d == 1 else direct
-                lr.grad_hidden_, lr.grad_cell_, lr.delta_hh, lr.delta_ih = lr.trace.adjoint(
+                trace = _adjoint_trace(model, lr, adjoint_dtype)
+                lr.grad_hidden_, lr.grad_cell_, lr.delta_hh, lr.delta_ih = trace.adjoint(
                     direct.contiguous()
                 )
                 if layer > 0:
                     delta = lr.delta_ih.flip(0) if d == 1 else lr.delta_ih
-                    term = delta @ lr.trace.weights.weight_ih
+                    term = delta @ trace.weights.weight_ih
                     grad_input = term if grad_input is None else grad_input + term
             grad_layer = grad_input
 

@@ -21,6 +21,9 @@ generate           (T, B, 1) float        all T steps, MSE
 identity           (B, input_size) float  pred[-1], MSE
 =================  =====================  ==========================================
 
+Every task also states its input statistics, `input_second_moment()`: Σ_j E[x_{t,j}²] per step,
+shape (T,), derived in its class docstring (theory's input drive: `gradlab.theory.predict_rate`).
+
 All randomness goes through the `torch.Generator` passed to `sample`, on its device. Continuous
 values are drawn in float64 and then cast to `dtype`, so the data do not depend on `dtype`.
 """
@@ -32,6 +35,7 @@ import operator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -132,6 +136,11 @@ class Task:
         """Expected loss of the best predictor that remembers nothing (see the class docstring)."""
         raise NotImplementedError
 
+    def input_second_moment(self) -> np.ndarray:
+        """Σ_j E[x_{t,j}²] for t = 0..T-1, (T,) float64: the input power a random W_ih turns into
+        the theory's drive σ_v²(t) (derived in each class docstring)."""
+        raise NotImplementedError
+
     def sample(
         self, batch_size: int, generator: torch.Generator, *, dtype: torch.dtype = torch.float32
     ) -> tuple[Tensor, Tensor]:
@@ -191,6 +200,10 @@ class AddingTask(Task):
 
     Baseline 1/6: without memory of the marked values the best prediction is E[sum] = 1, whose
     MSE is Var(u1 + u2) = 2 · 1/12 = 1/6.
+
+    Input second moment: E[u²] = 1/3 for the values, plus the marker's P(mark at t) (the marker
+    is 0 or 1, so E[m_t²] = P(m_t = 1)): 1/⌊T/2⌋ for t < ⌊T/2⌋, 1/(T − ⌊T/2⌋) after. A sparse
+    channel: the drive is about 1/3 + 2/T, not 1/3 + 1.
     """
 
     name: ClassVar[str] = "adding"
@@ -212,6 +225,11 @@ class AddingTask(Task):
     @property
     def baseline_loss(self) -> float:
         return 1.0 / 6.0
+
+    def input_second_moment(self) -> np.ndarray:
+        t, half = self.seq_len, self.seq_len // 2
+        marks = np.where(np.arange(t) < half, 1.0 / half, 1.0 / (t - half))
+        return 1.0 / 3.0 + marks
 
     def _sample(
         self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype
@@ -250,6 +268,8 @@ class CopyTask(Task):
     Baseline 10 · ln 8 / (delay + 20): predicting blank with certainty for the first delay + 10
     steps costs 0, and without memory of the symbols the best prediction for each of the last 10
     steps is uniform over the 8 symbols, costing ln 8 each.
+
+    Input second moment: every step is one-hot, so Σ_j x_{t,j}² = 1 exactly at every t.
     """
 
     name: ClassVar[str] = "copy"
@@ -295,6 +315,10 @@ class CopyTask(Task):
         assert self.seq_len is not None
         return self.N_COPY * math.log(self.N_SYMBOLS) / self.seq_len
 
+    def input_second_moment(self) -> np.ndarray:
+        assert self.seq_len is not None
+        return np.ones(self.seq_len)
+
     def _sample(
         self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype
     ) -> tuple[Tensor, Tensor]:
@@ -332,6 +356,8 @@ class TemporalOrderTask(Task):
 
     Baseline ln 4: the four classes are equally likely, so without memory the best prediction is
     uniform, costing ln 4.
+
+    Input second moment: every step is one-hot, so Σ_j x_{t,j}² = 1 exactly at every t.
     """
 
     name: ClassVar[str] = "temporal_order"
@@ -357,6 +383,9 @@ class TemporalOrderTask(Task):
     @property
     def baseline_loss(self) -> float:
         return math.log(4.0)
+
+    def input_second_moment(self) -> np.ndarray:
+        return np.ones(self.seq_len)
 
     def windows(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """The half-open windows `[lo, hi)` of the two relevant positions."""
@@ -401,6 +430,9 @@ class SineTask(Task):
     predicts the marginal mean E[v_t] = 0 (the phase is uniform), and its MSE is the marginal
     variance Var(sin(ω t + φ)) + noise² = 1/2 + noise² at every t, whatever ω. (A model that only
     sees the current x_t, without memory, can do better than this line.)
+
+    Input second moment: E[v_t²] = E[sin²(ω t + φ)] + noise² = 1/2 + noise² at every t (φ is
+    uniform on [0, 2π), so sin² averages to 1/2 whatever ω; ε is independent with unit variance).
     """
 
     name: ClassVar[str] = "sine"
@@ -436,6 +468,9 @@ class SineTask(Task):
     def baseline_loss(self) -> float:
         return 0.5 + self.noise**2
 
+    def input_second_moment(self) -> np.ndarray:
+        return np.full(self.seq_len, 0.5 + self.noise**2)
+
     def _sample(
         self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype
     ) -> tuple[Tensor, Tensor]:
@@ -467,6 +502,8 @@ class GenerateTask(Task):
     Baseline: without the class the best prediction at step t is the mean over classes
     m_t = mean_c y_t(c); its MSE is the variance over classes, averaged over steps,
     (1/T) Σ_t (1/K) Σ_c (y_t(c) - m_t)², computed exactly from this definition in float64.
+
+    Input second moment: 1 at t = 0 (one-hot), 0 at t >= 1 (no input after the class).
     """
 
     name: ClassVar[str] = "generate"
@@ -501,6 +538,11 @@ class GenerateTask(Task):
     def baseline_loss(self) -> float:
         return float(self.templates().var(dim=1, correction=0).mean())
 
+    def input_second_moment(self) -> np.ndarray:
+        power = np.zeros(self.seq_len)
+        power[0] = 1.0
+        return power
+
     def _sample(
         self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype
     ) -> tuple[Tensor, Tensor]:
@@ -531,6 +573,8 @@ class IdentityTask(Task):
     is the target variance averaged over outputs: 1 for y = x_0, ‖W‖²_F / input_size for
     y = W x_0 (exact, from W). With seq_len = 1 there is nothing to remember and this is simply
     the "no information" line.
+
+    Input second moment: E‖x_0‖² = input_size (I standard normals) at t = 0, 0 at t >= 1.
     """
 
     name: ClassVar[str] = "identity"
@@ -562,6 +606,11 @@ class IdentityTask(Task):
     def baseline_loss(self) -> float:
         w = self.weight()
         return 1.0 if w is None else float(w.square().sum() / self.input_size)
+
+    def input_second_moment(self) -> np.ndarray:
+        power = np.zeros(self.seq_len)
+        power[0] = float(self.input_size)
+        return power
 
     def _sample(
         self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype

@@ -16,7 +16,14 @@ What is here:
   orthogonal and identity (IRNN) initialisations, the linearisation of an LSTM/GRU at the zero
   state (`gated_jacobian_at_zero`, `gated_rate_at_zero`) and of an autonomous RNN at a fixed point
   (`lyapunov_at_fixed_point`).
-* `theory_rate`: the predicted rate for a run configuration, or None where no theory applies.
+* `driven_mean_field`: the same theory for a time-varying input drive σ_v²(t) from the state
+  h_0 = 0 (the run's actual inputs): the recursion for q_t, χ_t and the least-squares rate of the
+  predicted log-norm profile.
+* `finite_size_gap`: the expected offset and spread, at finite N and T, between ½·ln χ and the
+  measured slope of ln ‖∂h_T/∂h_k‖₂ against the lag.
+* `predict_rate` / `theory_rate`: the predicted rate for a run configuration (driven by the
+  task's input statistics and the init's weight laws), with its assumptions, or None with the
+  reason where no theory applies.
 
 Pure numpy (torch is only touched to read a model's weights).
 """
@@ -34,9 +41,15 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS",
     "GAMMA",
+    "DrivenMeanField",
+    "FiniteSizeGap",
     "MeanField",
     "PascanuBound",
+    "RatePrediction",
+    "WeightLaws",
     "critical_sigma_w",
+    "driven_mean_field",
+    "finite_size_gap",
     "gated_jacobian_at_zero",
     "gated_rate_at_zero",
     "identity_rate",
@@ -46,7 +59,9 @@ __all__ = [
     "mean_field",
     "orthogonal_rate",
     "pascanu_bound",
+    "predict_rate",
     "theory_rate",
+    "weight_laws",
 ]
 
 #: The built-in activations the theory covers.
@@ -555,28 +570,399 @@ def gated_rate_at_zero(model: Any) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# Driven mean field: the run's actual input drive, from h_0 = 0
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DrivenMeanField:
+    """Mean field of h_t = φ(W h_{t-1} + W_ih x_t + b) from h_0 = 0 under a drive σ_v²(t).
+
+    `drive`: (T,) σ_v²(t) for t = 1..T; `q`: (T,) the pre-activation variance q_t; `chi`: (T,)
+    χ_t = σ_w² E[φ'(√q_t z)²]; `log_norm`: (T+1,) the predicted ln ‖∂h_T/∂h_{T-ℓ}‖ (root mean
+    square over directions) at lag ℓ = 0..T, ½ Σ_{t=T-ℓ+1}^{T} ln χ_t; `rate`: its least-squares
+    slope over the lags 1..T, the lags the measured headline fit uses.
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    drive: np.ndarray = field(repr=False)
+    q: np.ndarray = field(repr=False)
+    chi: np.ndarray = field(repr=False)
+    log_norm: np.ndarray = field(repr=False)
+    rate: float
+
+
+def _lag_slope(log_norm: np.ndarray) -> float:
+    """Least-squares slope of log_norm[ℓ] against ℓ over ℓ = 1..T (ℓ(T)/T when T < 3)."""
+    T = log_norm.size - 1
+    if not np.all(np.isfinite(log_norm)):
+        return -math.inf
+    if T < 3:
+        return float(log_norm[-1]) / T
+    lags = np.arange(1, T + 1, dtype=np.float64)
+    x = lags - lags.mean()
+    return float(x @ (log_norm[1:] - log_norm[1:].mean()) / (x @ x))
+
+
+def driven_mean_field(
+    activation: str, sigma_w: float, sigma_b: float, drive: Any
+) -> DrivenMeanField:
+    """Mean-field variance and Jacobian slope of a random RNN driven by a time-varying input.
+
+    `drive` (T,): σ_v²(t) = (per-entry variance of W_ih) × Σ_j E[x_{t,j}²] for the inputs
+    consumed at t = 1..T (`gradlab.tasks.Task.input_second_moment` times `weight_laws`).
+    Recursion (Poole et al. 2016, with the drive added each step; h_0 = 0 exactly, so the first
+    step sees no recurrent term):
+        q_1 = σ_b² + σ_v²(1),   q_t = σ_w² E_z[φ(√q_{t-1} z)²] + σ_b² + σ_v²(t),
+        χ_t = σ_w² E_z[φ'(√q_t z)²],
+    and ∂h_T/∂h_k = J_T ⋯ J_{k+1} has mean squared singular value ∏ χ_t, so the predicted
+    log-norm at lag ℓ is ½ Σ_{t=T-ℓ+1}^{T} ln χ_t. Which average: `rate` is the least-squares
+    slope of that profile over ℓ = 1..T — the same estimator `gradlab.fits.decay_fit` applies to
+    the measured norms, so transients (q_t rising from 0, adding's marker steps, identity's
+    input at t = 1 only) weigh in exactly as they do in the measurement. For a drive that is
+    constant after a short transient it equals the stationary ½ ln χ(q*) of `mean_field` to
+    O(transient / T).
+    """
+    name = _check_activation(activation)
+    for key, val in {"sigma_w": sigma_w, "sigma_b": sigma_b}.items():
+        if not math.isfinite(val) or val < 0:
+            raise ValueError(f"{key} must be a finite non-negative number, got {val!r}")
+    v = np.asarray(drive, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"drive must be a non-empty one-dimensional array, got shape {v.shape}")
+    if not np.all(np.isfinite(v)) or np.any(v < 0):
+        raise ValueError("drive must hold finite non-negative variances σ_v²(t)")
+    sw, sb2 = float(sigma_w), float(sigma_b) ** 2
+    phi = _phi(name)
+    q, chi = np.empty(v.size), np.empty(v.size)
+    mean_h2 = 0.0  # E[h_0²] = 0
+    for t in range(v.size):
+        q[t] = sw * sw * mean_h2 + sb2 + v[t]
+        if t and q[t] == q[t - 1]:  # converged under a constant drive: nothing changes
+            chi[t] = chi[t - 1]
+            continue
+        chi[t] = _chi(name, sw, q[t])
+        if name in ("linear", "relu"):  # E[φ²] = q, q/2 in closed form (q may grow to inf)
+            mean_h2 = float(q[t]) * (1.0 if name == "linear" else 0.5)
+        else:
+            mean_h2 = _gauss_expect(lambda u: phi(u) ** 2, q[t])
+    with np.errstate(divide="ignore"):
+        log_norm = np.concatenate([[0.0], 0.5 * np.cumsum(np.log(chi[::-1]))])
+    return DrivenMeanField(
+        activation=name,
+        sigma_w=sw,
+        sigma_b=float(sigma_b),
+        drive=v,
+        q=q,
+        chi=chi,
+        log_norm=log_norm,
+        rate=_lag_slope(log_norm),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Finite N and T
+# --------------------------------------------------------------------------------------------
+def _digamma(x: float) -> float:
+    """ψ(x) for x > 0: recurrence up to x >= 10, then the asymptotic series (error < 1e-15)."""
+    shift = 0.0
+    while x < 10.0:
+        shift -= 1.0 / x
+        x += 1.0
+    inv2 = 1.0 / (x * x)
+    series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    return shift + math.log(x) - 0.5 / x - series
+
+
+def _trigamma(x: float) -> float:
+    """ψ'(x) for x > 0: recurrence up to x >= 10, then the asymptotic series."""
+    shift = 0.0
+    while x < 10.0:
+        shift += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    series = inv + 0.5 * inv2 + inv * inv2 * (1 / 6 - inv2 * (1 / 30 - inv2 * (1 / 42 - inv2 / 30)))
+    return shift + series
+
+
+@dataclass(frozen=True)
+class FiniteSizeGap:
+    """Expected (measured − theory) for the least-squares slope of ln ‖∂h_T/∂h_k‖₂ over lags
+    1..T at finite N and T (see `finite_size_gap`).
+
+    `edge`: spectral norm against the mean-square norm mean field describes (> 0);
+    `lyapunov`: ½(ψ(N/2) − ln(N/2)) ≈ −1/(2N), the top Lyapunov exponent's offset;
+    `offset` = edge + lyapunov: the expected gap; `spread`: the standard deviation of one
+    trajectory's slope around it; `quenched`: E ln(ρ(W)/σ_w) of one fixed Gaussian W_hh, an
+    additional upward pull (not in `offset`) where the network is nearly linear.
+    """
+
+    hidden_size: int
+    seq_len: int
+    edge: float
+    lyapunov: float
+    offset: float
+    spread: float
+    quenched: float
+
+
+def finite_size_gap(hidden_size: int, seq_len: int) -> FiniteSizeGap:
+    """The expected gap between ½ ln χ and the measured slope of ln ‖∂h_T/∂h_k‖₂ against the
+    lag (fit over lags 1..T), for state size N = `hidden_size` and T = `seq_len`.
+
+    Derivation, for the product P_ℓ = J_T ⋯ J_{T-ℓ+1} of ℓ random Gaussian-like matrices with
+    mean squared singular value ∏ χ_t (what mean field predicts):
+    * Edge (spectral vs mean square). For ℓ ≪ N the squared singular values of P_ℓ / √∏χ_t follow
+      the Fuss–Catalan law of order ℓ — for products of independent Ginibre matrices and for
+      powers of one (Alexeev, Götze & Tikhomirov 2010) — whose upper edge is
+      (ℓ+1)^{ℓ+1}/ℓ^ℓ (Penson & Życzkowski 2011). So ln ‖P_ℓ‖₂ ≈ ½ Σ ln χ_t + c(ℓ) with
+      c(ℓ) = ½ ln((ℓ+1)^{ℓ+1}/ℓ^ℓ) ≈ ½ ln(e(ℓ+1)): `edge` is the least-squares slope of c over
+      ℓ = 1..T, positive and O(ln T / T) (0.0139 at T = 100, 0.0072 at T = 200), independent of N.
+    * Lyapunov (ℓ → ∞ at fixed N). The slope then tends to the top Lyapunov exponent, which for
+      products of i.i.d. Gaussian matrices is exactly ½ ln χ + ½(ψ(N/2) − ln(N/2)) (Newman
+      1986), i.e. −1/(2N) − 1/(6N²) + ...: `lyapunov`.
+    * Spread. Each step multiplies a propagated vector's squared norm by χ_t Y_t / N with
+      Y_t ~ χ²_N, so its log-norm is a random walk with step variance ¼ ψ'(N/2) ≈ 1/(2N); the
+      least-squares slope of a T-step random walk has variance (6/5) σ²/T:
+      spread = √(1.2 ψ'(N/2) / (4T)) (0.0048 at N = 256, T = 100).
+    * Quenched W (not in `offset`). W_hh is the same matrix at every step. Where the network is
+      nearly linear (ordered, weakly driven: torch's default init, σ_v ≈ 0.04) ‖P_ℓ‖ → ρ(D W)^ℓ,
+      and the spectral radius of an N×N Gaussian matrix exceeds σ_w. `quenched` = E ln(ρ/σ_w)
+      for complex Ginibre, exact at finite N by Kostlan's theorem (the |λ_k|² are independent
+      Gamma(k, 1)/N): 0.065, 0.054, 0.043, 0.034 at N = 64, 128, 256, 512, decaying like
+      √(ln N / 4N) (Rider 2003). Real Gaussian W, measured: 0.047, 0.035, 0.042, 0.025 (± 0.005),
+      so `quenched` bounds this pull. With a strong fresh drive D_t changes every step and the
+      pull fades; measured headline slopes at init: default-init tanh RNN, N = 64, T = 100,
+      adding: −0.48 against theory −0.57 (+0.085, offset + quenched + one seed's spread);
+      gaussian σ_w = 0.9, N = 128, T = 60, adding: −0.26 against −0.32; copy task (frozen blank
+      input), N = 128: +0.06, at N = 512: −0.02.
+    tests/test_theory.py checks measured slopes against offset ± (quenched + 3 spread/√n).
+    """
+    n = _positive_int(hidden_size, "hidden_size")
+    T = _positive_int(seq_len, "seq_len")
+    lags = np.arange(1, T + 1, dtype=np.float64)
+    edge_profile = 0.5 * ((lags + 1) * np.log1p(lags) - lags * np.log(lags))
+    edge = _lag_slope(np.concatenate([[0.0], edge_profile])) if T >= 3 else 0.0
+    half = 0.5 * n
+    lyapunov = 0.5 * (_digamma(half) - math.log(half))
+    spread = math.sqrt(1.2 * _trigamma(half) / (4.0 * T))
+    return FiniteSizeGap(n, T, edge, lyapunov, edge + lyapunov, spread, _ginibre_log_radius(n))
+
+
+@cache
+def _ginibre_log_radius(n: int) -> float:
+    """E ln ρ of an n×n complex Ginibre matrix (entries of variance 1/n).
+
+    Kostlan: the |λ_k|² are independent Gamma(k, 1)/n, and Gamma(k, 1) <= x exactly when a
+    Poisson(x) count is >= k, so P(ρ² <= r) = ∏_k P(Poisson(n r) >= k), integrated on a grid of
+    r. Above n = 1024 (memory) Rider's (2003) edge law with the Gumbel mean:
+    ρ ≈ 1 + √(γ/4n) + 0.5772/√(4nγ), γ = ln(n/2π) − 2 ln ln n.
+    """
+    if n > 1024:
+        gamma_n = math.log(n / (2 * math.pi)) - 2 * math.log(math.log(n))
+        return math.log1p(math.sqrt(gamma_n / (4 * n)) + 0.5772156649 / math.sqrt(4 * n * gamma_n))
+    # ρ² concentrates near 1 as n grows (width ~ 1/√n); small n needs the whole range.
+    r = np.linspace(1e-3, 6.0, 6000) if n <= 64 else np.linspace(0.4, 2.5, 1500)
+    x = n * r
+    j = np.arange(n)
+    log_factorial = np.cumsum(np.log(np.maximum(j, 1)))
+    log_pmf = -x[:, None] + j[None, :] * np.log(x)[:, None] - log_factorial[None, :]
+    below = np.cumsum(np.exp(log_pmf), axis=1)  # P(Poisson(x) < k), k = 1..n
+    cdf = np.prod(np.clip(1.0 - below, 0.0, 1.0), axis=1)
+    mid = 0.5 * (r[1:] + r[:-1])
+    return 0.5 * float(np.sum(np.log(mid) * np.diff(cdf)))
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Weight laws of the init schemes (gradlab.cells.init)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WeightLaws:
+    """The laws of a vanilla RNN's parameters under one init scheme.
+
+    `sigma_w`: √(N · Var W_hh[i, j]) (the mean-field σ_w); `input_variance`: Var W_ih[i, j], so the
+    drive is σ_v²(t) = input_variance · Σ_j E[x_{t,j}²]; `sigma_b`: standard deviation of
+    b_ih + b_hh per unit; `iid`: whether W_hh's entries are i.i.d. (mean field applies).
+    """
+
+    init: str
+    sigma_w: float
+    input_variance: float
+    sigma_b: float
+    iid: bool
+
+
+def weight_laws(
+    init: str,
+    hidden_size: int,
+    input_size: int,
+    gain: float = 1.0,
+    bias_scale: float = 0.0,
+    bias: bool = True,
+) -> WeightLaws:
+    """The laws `gradlab.cells.init.init_model` draws from (layer 0, input size I).
+
+    * "default" (torch's U(−1/√N, 1/√N) for every parameter; `gain` is not used): a uniform
+      entry has variance (1/√N)²/3, so σ_w² = N · 1/(3N) = 1/3, Var W_ih = 1/(3N), and
+      σ_b² = 2/(3N) (b_ih + b_hh, two independent uniforms).
+    * "gaussian": W_hh ~ N(0, gain²/N) so σ_w = gain; W_ih ~ N(0, 1/I); σ_b = bias_scale.
+    * "orthogonal" (gain·Q) and "identity" (gain·I): σ_w = gain in the sense ‖W h‖ = gain‖h‖, but
+      not i.i.d.; W_ih ~ N(0, 1/I); σ_b = bias_scale.
+    Without biases σ_b = 0.
+    """
+    n = _positive_int(hidden_size, "hidden_size")
+    i = _positive_int(input_size, "input_size")
+    if init == "default":
+        laws = (math.sqrt(1.0 / 3.0), 1.0 / (3.0 * n), math.sqrt(2.0 / (3.0 * n)), True)
+    elif init in ("gaussian", "orthogonal", "identity"):
+        laws = (abs(float(gain)), 1.0 / i, float(bias_scale), init == "gaussian")
+    else:
+        raise ValueError(
+            f"unknown init {init!r}; expected one of: default, gaussian, orthogonal, identity"
+        )
+    sigma_w, input_variance, sigma_b, iid = laws
+    return WeightLaws(init, sigma_w, input_variance, sigma_b if bias else 0.0, iid)
+
+
+# --------------------------------------------------------------------------------------------
 # Run configurations
 # --------------------------------------------------------------------------------------------
-def theory_rate(config: Mapping[str, Any]) -> float | None:
-    """The predicted per-step log-rate of gradient norms for a run configuration, or None.
+@dataclass(frozen=True)
+class RatePrediction:
+    """The theory's per-step rate for a run at initialisation, with what it assumes.
 
-    Keys read: cell ("rnn" by default), activation ("tanh"), init ("default"), gain (1.0),
-    bias_scale (σ_b, 0.0), sigma_v (input-drive std, 0.0; optional).
-    * cell "rnn", init "gaussian": mean_field(activation, gain, bias_scale, sigma_v).rate = ½ ln χ.
-    * cell "rnn", init "orthogonal" or "identity", activation "linear": ln gain (exact).
-    * anything else (default init, LSTM/GRU, nonlinear orthogonal/identity): None, no exact theory.
+    `rate`: natural-log rate per step of ‖∂h_T/∂h_k‖ against the lag (None: no theory applies,
+    `reason` says why); `method`: which theory; `sigma_w`, `sigma_v` (root mean square of σ_v(t)
+    over the steps), `sigma_b`, `hidden_size` N, `seq_len` T: the assumed parameters; `gap`: the
+    expected finite-N, finite-T gap of the measured spectral-norm slope (mean field only);
+    `mean_field`: the driven recursion behind `rate` (mean field only).
     """
-    cell = str(config.get("cell") or "rnn").lower()
-    if cell != "rnn":
-        return None
-    activation = _check_activation(config.get("activation") or "tanh")
-    init = str(config.get("init") or "default").lower()
-    gain = config.get("gain")
-    gain = 1.0 if gain is None else abs(float(gain))  # W's distribution depends on |gain| only
-    if init == "gaussian":
-        sigma_b = float(config.get("bias_scale") or 0.0)
-        sigma_v = float(config.get("sigma_v") or 0.0)
-        return mean_field(activation, gain, sigma_b, sigma_v).rate
-    if init in ("orthogonal", "identity") and activation == "linear":
-        return orthogonal_rate(gain)
-    return None
+
+    rate: float | None
+    method: str
+    reason: str
+    cell: str
+    activation: str | None
+    init: str
+    sigma_w: float
+    sigma_v: float
+    sigma_b: float
+    hidden_size: int
+    seq_len: int
+    gap: FiniteSizeGap | None = None
+    mean_field: DrivenMeanField | None = field(default=None, repr=False)
+
+    @property
+    def assumptions(self) -> str:
+        """ "σ_w = 0.58, σ_v = 0.04, σ_b = 0.10, N = 64, at initialisation" (σ's shown where the
+        theory uses them)."""
+        parts = []
+        if self.method == "driven mean field":
+            parts += [f"σ_w = {self.sigma_w:.3g}", f"σ_v = {self.sigma_v:.3g}"]
+            parts += [f"σ_b = {self.sigma_b:.3g}"]
+        elif self.rate is not None:
+            parts.append(f"gain = {self.sigma_w:.3g}")
+        parts += [f"N = {self.hidden_size}", "at initialisation"]
+        return ", ".join(parts)
+
+    @property
+    def label(self) -> str:
+        """One line for a figure: the method, the assumptions and the expected finite-N gap, or
+        why there is no theory."""
+        if self.rate is None:
+            return self.reason
+        text = f"{self.method} ({self.assumptions})"
+        if self.gap is not None:
+            sign = "+" if self.gap.offset >= 0 else "−"
+            text += (
+                f"; expected finite-N/T gap of the measured slope {sign}{abs(self.gap.offset):.3f}"
+                f" ± {self.gap.spread:.3f}, up to +{self.gap.quenched:.3f} more where nearly "
+                f"linear (fixed W_hh)"
+            )
+        return text
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN (a runs table's empty cell)
+    except TypeError:  # pandas.NA
+        return True
+
+
+def _run_config(config: Any) -> Any:
+    """A RunConfig from a RunConfig or a mapping (extra keys and empty values are ignored,
+    missing keys take RunConfig's defaults)."""
+    from gradlab.config import RunConfig
+
+    if isinstance(config, RunConfig):
+        return config
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a RunConfig or a mapping, got {type(config).__name__}")
+    known = RunConfig.__dataclass_fields__
+    values = {k: v for k, v in config.items() if k in known and not _missing(v)}
+    for key in ("hidden_size", "seq_len", "num_layers"):
+        if key in values:
+            values[key] = int(values[key])
+    return RunConfig(**values)
+
+
+def predict_rate(config: Any) -> RatePrediction:
+    """The predicted per-step rate of ‖∂h_T/∂h_k‖ for a run at initialisation (layer 0), with
+    its assumptions; `rate` None with a `reason` where no theory applies.
+
+    `config`: a RunConfig or a mapping of its fields (a runs-table row works; missing keys take
+    RunConfig's defaults). The drive comes from the task the config names
+    (`Task.input_second_moment`) and the init's laws (`weight_laws`):
+    * vanilla RNN, i.i.d. W_hh ("default", "gaussian"): `driven_mean_field` with
+      σ_v²(t) = Var W_ih · Σ_j E[x_{t,j}²];
+    * vanilla linear RNN, "orthogonal" / "identity": ln gain, exact at every lag;
+    * other orthogonal / identity RNNs and gated cells (LSTM, GRU): no theory (gradlab has no
+      documented mean-field approximation for gated cells).
+    """
+    from gradlab.tasks import make
+
+    cfg = _run_config(config)
+    task = make(cfg.task, seq_len=cfg.seq_len)
+    activation = cfg.activation_name
+    common = dict(cell=cfg.cell, activation=activation, init=cfg.init)
+    common.update(hidden_size=cfg.hidden_size, seq_len=task.seq_len)
+    nan = dict(sigma_w=math.nan, sigma_v=math.nan, sigma_b=math.nan)
+    if cfg.cell != "rnn":
+        reason = f"no mean-field theory for {cfg.cell.upper()} (a gated cell)"
+        return RatePrediction(None, "", reason, **common, **nan)
+    name = _check_activation(activation)
+    laws = weight_laws(cfg.init, cfg.hidden_size, task.input_size, cfg.gain, cfg.bias_scale)
+    drive = laws.input_variance * np.asarray(task.input_second_moment(), dtype=np.float64)
+    sigmas = dict(sigma_w=laws.sigma_w, sigma_v=math.sqrt(float(drive.mean())))
+    sigmas["sigma_b"] = laws.sigma_b
+    if laws.iid:
+        mf = driven_mean_field(name, laws.sigma_w, laws.sigma_b, drive)
+        gap = finite_size_gap(cfg.hidden_size, task.seq_len)
+        return RatePrediction(
+            mf.rate, "driven mean field", "", **common, **sigmas, gap=gap, mean_field=mf
+        )
+    if name == "linear":
+        method = (
+            f"exact for a linear RNN with W_hh = gain·{'Q' if cfg.init == 'orthogonal' else 'I'}"
+        )
+        return RatePrediction(orthogonal_rate(laws.sigma_w), method, "", **common, **sigmas)
+    reason = (
+        f"no theory for a {name} RNN with {cfg.init} init (W_hh is not i.i.d.; "
+        f"exact only for a linear RNN)"
+    )
+    return RatePrediction(None, "", reason, **common, **sigmas)
+
+
+def theory_rate(config: Any) -> float | None:
+    """`predict_rate(config).rate`: the driven theory's per-step rate at initialisation, or None
+    where no theory applies."""
+    return predict_rate(config).rate

@@ -1,7 +1,8 @@
 """`train`: one training run — task, model, optimiser, clipping — recorded on a schedule.
 
 Every optimiser step writes `train` rows (loss, gradient norm before clipping, clipped). At each
-scheduled step the model is recorded with `gradlab.record` on a FIXED probe batch, every probe in
+scheduled step the model is recorded with `gradlab.record` (its adjoint in
+`config.adjoint_dtype` when set) on a FIXED probe batch, every probe in
 `gradlab.probes.PROBES` turns the recording into rows, and two arrays are saved (`hidden_sample`,
 `step_jacobian_sv`). A recording at step s measures the parameters that step s's update starts
 from (step 0 is the initialisation), so the `train` rows and the recording of a step describe the
@@ -184,7 +185,11 @@ class _Recorder:
         self.config, self.task, self.model, self.readout = config, task, model, readout
         self.writer, self.probes = writer, probes
         self.context = ProbeContext.from_config(config)
-        self.summary: dict[str, float] = {}
+        self.adjoint_dtype = (
+            None if config.adjoint_dtype is None else getattr(torch, config.adjoint_dtype)
+        )
+        self.summary: dict[str, float] = {}  # the latest recording's summary probe values
+        self.initial_summary: dict[str, float] = {}  # the first recording's (step 0)
 
     def _loss(self, out: Tensor) -> Tensor:
         return self.task.loss(self.readout(out), self.y)
@@ -192,11 +197,13 @@ class _Recorder:
     def __call__(self, step: int) -> Recording:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonFiniteWarning)  # NaN is data; train() decides
-            rec = record(self.model, self.x, self._loss)
+            rec = record(self.model, self.x, self._loss, adjoint_dtype=self.adjoint_dtype)
         for probe, rows in run_probes(rec, self.context, self.probes):
             self.writer.log_metrics({**rows, "step": step, "probe": probe.probe})
             if probe.probe == SummaryProbe.probe:
                 self.summary = dict(zip(rows["name"], rows["value"].tolist(), strict=True))
+                if step == 0:
+                    self.initial_summary = self.summary
         n = min(self.config.hidden_samples, self.x.shape[1])
         self.writer.save_array("hidden_sample", step, _numpy(rec.hidden[:, :n]))
         self.writer.save_array("step_jacobian_sv", step, _numpy(_step_singular_values(rec)))
@@ -308,7 +315,11 @@ def _train(
         "baseline_loss": task.baseline_loss,
         "steps_done": updates,
         "final_grad_norm": grad_norms[-1] if grad_norms else math.nan,
+        # State decay rate (slope of ln ‖∂s_T/∂s_k‖ in the lag) at the last recording and at
+        # step 0, the adjoint's (‖∂L/∂h_t‖) at the last, and the theory's rate at initialisation.
         "decay_rate": recorder.summary.get("decay_rate", math.nan),
+        "decay_rate_init": recorder.initial_summary.get("decay_rate", math.nan),
+        "adjoint_decay_rate": recorder.summary.get("adjoint_decay_rate", math.nan),
         "theory_rate": math.nan if theory is None else theory,
         "pascanu_bound_init": bound_at_init,
         "pascanu_bound": _pascanu_bound(model),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from store_cases import CELLS_SWEEP, GRID_SWEEP
+from store_cases import CELLS_SWEEP, GRID_SWEEP, RANGE_SWEEP
 
 # (cell, activation) pairs: every cell x activation the engine supports.
 CELL_ACTS = [
@@ -259,3 +259,43 @@ def grid_runs(fig_store) -> list[str]:
     """Run ids of the grid sweep, sorted."""
     runs = fig_store.runs()
     return sorted(runs.loc[runs["sweep"] == GRID_SWEEP, "run_id"].astype(str))
+
+
+# ---------------------------------------------------------------- float-range run store
+# Sweep "figtest-range" (store_cases.RANGE_RUNS): a float32 run whose adjoint underflows, the
+# same run with a float64 adjoint, a relu run with true zeros (seed 11 draws biases that keep
+# all four units at 0: ∂L/∂h_k = 0 for k < T, exactly, after a normal ∂L/∂h_T), an LSTM
+# whose ∂L/∂h underflows while its ∂L/∂c does not, and a relu RNN with W_hh ~ N(0, 50²/N)
+# whose states overflow float32 (the run ends diverged after its step-0 recording).
+_RANGE = dict(task="adding", batch_size=4, probe_batch=4, steps=2, record_every=1)
+_RANGE.update(jacobian_samples=1, hidden_samples=1, sweep=RANGE_SWEEP)
+
+
+def range_configs() -> dict:
+    """name → RunConfig of the float-range store."""
+    from gradlab.config import RunConfig
+
+    long = RunConfig(seq_len=300, hidden_size=16, **_RANGE)
+    dead = RunConfig(seq_len=20, hidden_size=4, activation="relu", init="gaussian", gain=0.5,
+                     bias_scale=2.0, seed=11, **_RANGE)  # fmt: skip
+    return {
+        "underflow": long,
+        "float64": long.replace(adjoint_dtype="float64"),
+        "dead-relu": dead,
+        "lstm-underflow": long.replace(cell="lstm"),
+        "overflow": dead.replace(seq_len=60, hidden_size=8, gain=50.0, bias_scale=0.0, seed=0),
+    }
+
+
+@pytest.fixture(scope="session")
+def range_store(tmp_path_factory: pytest.TempPathFactory):
+    """(Store, name → run id) of the float-range runs, trained once per session."""
+    from gradlab.store import open_store
+    from gradlab.train import train
+
+    path = tmp_path_factory.getbasetemp() / "gradlab-range-store"
+    store = open_store(path, fsync=False)
+    ids = {}
+    for name, config in range_configs().items():
+        ids[name] = config.run_id if config.run_id in store else train(config, store)
+    return store, ids

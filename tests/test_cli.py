@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlab.cli import main
+from gradlab.cli import RATE_LEGEND, main
 from gradlab.sweep import load_spec, run_sweep
 
 COMMANDS = ["sweep", "runs", "show", "demo", "dash", "export"]
@@ -171,7 +171,8 @@ def test_runs_filters_table_and_show_json_in_process(filled, capsys):
     assert main(["runs", "--store", str(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["run_id", "sweep", "status"] and "reason" in lines[0]
-    assert len(lines) == 4
+    assert len(lines) == 5  # header, three runs, the rate columns' legend
+    assert lines[-1] == RATE_LEGEND and "step 0" in lines[-1] and "decay_rate_init" in lines[0]
     row = next(line for line in lines if line.startswith(broken))
     assert "failed" in row and "no-such-device" in row
 

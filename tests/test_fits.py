@@ -147,17 +147,29 @@ def test_early_fraction_validates():
 
 # ------------------------------------------------------------------ summarize
 def test_summarize_keys_and_values():
-    T, rate = 50, -0.25
+    T, rate, state_rate = 50, -0.25, -0.4
     hidden = geometric(rate, T)
+    state = np.exp(state_rate * (T - np.arange(T)))  # k = 0..T-1: lags T..1
     contrib = np.exp(rate * (T - np.arange(1, T + 1)))
-    s = summarize(hidden, contrib, theory_rate=-0.25)
+    s = summarize(state, hidden, contrib, theory_rate=-0.25)
     assert tuple(s) == SUMMARY_KEYS
     assert all(isinstance(v, float) for v in s.values())
-    assert s["decay_rate"] == pytest.approx(rate, abs=1e-10)
+    assert s["decay_rate"] == pytest.approx(state_rate, abs=1e-10)
     assert s["decay_rate_se"] < 1e-10
-    assert (s["fit_lo"], s["fit_hi"]) == (0.0, 50.0)
+    assert (s["fit_lo"], s["fit_hi"]) == (1.0, 50.0)  # lags of ∂s_T/∂s_k, k = T-1..0
+    assert s["adjoint_decay_rate"] == pytest.approx(rate, abs=1e-10)
+    assert s["adjoint_decay_rate_se"] < 1e-10
     assert s["horizon_e"] == pytest.approx(4.0, rel=1e-10)
     assert s["horizon_1e3"] == pytest.approx(math.log(1e3) / 0.25, rel=1e-10)
     assert s["early_fraction"] == pytest.approx(contrib[:5].sum() / contrib.sum())
     assert s["theory_rate"] == -0.25
-    assert math.isnan(summarize(hidden, contrib)["theory_rate"])
+    assert math.isnan(summarize(state, hidden, contrib)["theory_rate"])
+
+
+def test_summarize_state_and_adjoint_rates_are_independent():
+    """A flat adjoint (per-step loss terms) does not hide a decaying state Jacobian."""
+    T = 40
+    state = np.exp(-0.3 * (T - np.arange(T)))
+    s = summarize(state, np.ones(T + 1), np.ones(T))
+    assert s["decay_rate"] == pytest.approx(-0.3, abs=1e-12)
+    assert s["adjoint_decay_rate"] == pytest.approx(0.0, abs=1e-12)

@@ -557,3 +557,131 @@ def test_time_index_out_of_range(small):
     for call in (lambda: rec.jacobian(2, 3), lambda: rec.singular_values(3, 4)):
         with pytest.raises((ValueError, IndexError), match=r"k\s*<=?\s*t|<=|range|between"):
             call()
+
+
+# ---------------------------------------------------------------------------------------------
+# adjoint dtype: a float64 adjoint of a float32 model, on the float32 trajectory
+# ---------------------------------------------------------------------------------------------
+ADJOINT_CASES = [
+    pytest.param((cell, act, L, bi, bf, kind), id=f"{_cid(cell, act)}-{tag}")
+    for (cell, act) in CELL_ACTS
+    for L, bi, bf, kind, tag in [
+        (1, False, False, "m2o", "L1-uni-tm-m2o"),
+        (2, True, True, "m2m", "L2-bi-bf-m2m"),
+    ]
+]
+
+
+def _twin(model, x, rec):
+    """`_reference.reference_trajectory_adjoint` on `rec`'s own (float32) states and dL/doutput."""
+    states = {}
+    for key, view in rec.layers.items():
+        s = view.hidden
+        states[key] = torch.cat((s, view.cell), -1) if model.cell == "lstm" else s
+    return states
+
+
+def _grad_output(rec, loss_fn):
+    leaf = rec.output.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(leaf), leaf)
+    return g
+
+
+def _per_step_close(actual, expected, rtol, what):
+    """‖actual_k − expected_k‖ ≤ rtol·‖expected_k‖ at every step k (values span many decades)."""
+    a = actual.to(torch.float64).flatten(1)
+    e = expected.to(torch.float64).flatten(1)
+    err, size = (a - e).norm(dim=1), e.norm(dim=1)
+    bad = (err > rtol * size).nonzero().flatten().tolist()
+    assert not bad, f"{what}: steps {bad[:5]} off, e.g. {err[bad[0]]:.3g} vs ‖·‖ {size[bad[0]]:.3g}"
+
+
+def _check_against_twin(model, x, loss_fn, rec, h0_given: bool = False):
+    grad_output = _grad_output(rec, loss_fn)
+    twin = ref.reference_trajectory_adjoint(model, x, _twin(model, x, rec), grad_output)
+    params = ref.PARAM_NAMES if model.bias else ref.PARAM_NAMES[:2]
+    for key, expected in twin.items():
+        view = rec.layer(*key)
+        _per_step_close(view.grad_hidden, expected["grad_hidden"], 1e-12, f"{key} grad_hidden")
+        if model.cell == "lstm":
+            _per_step_close(view.grad_cell, expected["grad_cell"], 1e-12, f"{key} grad_cell")
+        for name in params:
+            terms = expected["contributions"][name]
+            _per_step_close(view.contributions(name), terms, 1e-12, f"{key} {name}")
+            norms = terms.flatten(1).norm(dim=1)
+            _per_step_close(view.contribution_norms(name)[:, None], norms[:, None], 1e-10, name)
+    return twin
+
+
+@pytest.mark.parametrize("params", ADJOINT_CASES)
+def test_float64_adjoint_equals_the_float64_twin_on_the_float32_trajectory(helpers, params):
+    cell, act, L, bi, bf, kind = params
+    model = helpers.build("gradlab", cell, act, num_layers=L, bidirectional=bi,
+                          batch_first=bf, dtype=torch.float32, seed=61)  # fmt: skip
+    x = helpers.make_input(T, B, IN, batch_first=bf, dtype=torch.float32, seed=62)
+    h0 = helpers.make_h0(model, B, seed=63) if kind == "m2m" else None
+    loss_fn = helpers.make_loss(kind, (2 if bi else 1) * N, bf, seed=64)
+    rec = gradlab.record(model, x, loss_fn, h0=h0, adjoint_dtype=torch.float64)
+    assert rec.hidden.dtype == torch.float32 and rec.grad_hidden.dtype == torch.float64
+    assert rec.contributions("weight_hh").dtype == torch.float64
+    _check_against_twin(model, x, loss_fn, rec)
+    # the float32 adjoint is the same quantity at float32 accuracy
+    rec32 = gradlab.record(model, x, loss_fn, h0=h0)
+    assert rec32.grad_hidden.dtype == torch.float32
+    close(rec32.grad_hidden, rec.grad_hidden, rtol=1e-4, atol=1e-6)
+
+
+UNDERFLOW_T = 200
+#: W scale per cell so that over 200 steps the adjoint falls from ~1 to between 1e-45 (float32's
+#: smallest number) and 1e-308 (float64's): 1.5-3 nats per step for the RNNs, ~0.6 (gates ≈ ½)
+#: for LSTM and GRU.
+UNDERFLOW_GAIN = {"tanh": 0.25, "relu": 0.25, "sigmoid": 0.5, "linear": 0.25, None: 0.05}
+
+
+@pytest.mark.parametrize(("cell", "act"), CELL_ACTS, ids=[_cid(*c) for c in CELL_ACTS])
+def test_float64_adjoint_keeps_what_float32_underflows(helpers, cell, act):
+    """Over 200 steps a float32 adjoint falls below 1e-45 and is exactly 0 at k = 0; the
+    float64 adjoint keeps every step, still equal to the float64 twin step by step."""
+    gain = UNDERFLOW_GAIN[act]
+    model = helpers.build("gradlab", cell, act, dtype=torch.float32, seed=71, gain=gain)
+    if act == "relu":  # keep units alive: a dead relu's zeros are true zeros, not underflow
+        with torch.no_grad():
+            model.bias_ih_l0.add_(0.5)
+    x = helpers.make_input(UNDERFLOW_T, B, IN, dtype=torch.float32, seed=72)
+    loss_fn = helpers.make_loss("m2o", N, False, seed=73)
+    rec32 = gradlab.record(model, x, loss_fn)
+    assert torch.all(rec32.grad_hidden[0] == 0), "the float32 adjoint should underflow by k = 0"
+    rec = gradlab.record(model, x, loss_fn, adjoint_dtype=torch.float64)
+    norms = rec.grad_hidden.flatten(1).norm(dim=1)
+    assert torch.all(norms > 0) and float(norms[0]) < 1e-45
+    twin = _check_against_twin(model, x, loss_fn, rec)
+    expected = twin[(0, False)]["contributions"]["weight_ih"].flatten(1).norm(dim=1)
+    assert torch.all(rec.contribution_norms("weight_ih") > 0) and torch.all(expected > 0)
+    assert float(rec32.contribution_norms("weight_ih")[0]) == 0
+
+
+@pytest.mark.parametrize("name", ["weight_hh", "weight_ih", "bias_hh"])
+def test_float32_contribution_norms_do_not_underflow_in_the_squares(helpers, name):
+    """Terms of size ~1e-30 are representable in float32 but their squares are not: the norms
+    are scaled per step, so they equal the float64 norms of the float32 terms."""
+    model = helpers.build("gradlab", "rnn", "tanh", dtype=torch.float32, seed=71, gain=0.05)
+    x = helpers.make_input(40, B, IN, dtype=torch.float32, seed=72)
+    rec = gradlab.record(model, x, helpers.make_loss("m2o", N, False, seed=73))
+    terms = rec.contributions(name).double().flatten(1).norm(dim=1)
+    normal = terms >= torch.finfo(torch.float32).tiny  # norms in float32's normal range
+    assert torch.any(normal & (terms < 1e-23)), "no term whose squares underflow"
+    norms = rec.contribution_norms(name)
+    _per_step_close(norms[normal, None], terms[normal, None], 1e-5, name)
+    assert torch.all(norms[terms > 0] > 0)
+
+
+@pytest.mark.parametrize(
+    ("model_dtype", "adjoint_dtype"),
+    [(torch.float32, torch.float16), (torch.float64, torch.float32), (torch.float32, "float64")],
+    ids=["half", "narrower-than-model", "string"],
+)
+def test_bad_adjoint_dtype_rejected(helpers, model_dtype, adjoint_dtype):
+    model = helpers.build("gradlab", "rnn", "tanh", dtype=model_dtype, seed=41)
+    x = helpers.make_input(T, B, IN, dtype=model_dtype, seed=42)
+    with pytest.raises(ValueError, match="adjoint_dtype"):
+        gradlab.record(model, x, lambda out: out.sum(), adjoint_dtype=adjoint_dtype)

@@ -163,6 +163,28 @@ def test_baseline_matches_sampling(name: str, params: dict) -> None:
     assert abs(mean - task.baseline_loss) <= 5 * se + 1e-5, (mean, se, task.baseline_loss)
 
 
+# --- input statistics (the theory's drive) -----------------------------------------------------
+@case
+def test_input_second_moment_matches_sampling(name: str, params: dict) -> None:
+    """Σ_j E[x_{t,j}²] per step, (T,), against a large sample: within 5 standard errors at
+    every t (exact where the input is deterministic in power: one-hot, zero)."""
+    task = make(name, **params)
+    x, _ = task.sample(20_000, gen(13), dtype=torch.float64)
+    power = x.square().sum(-1)  # (T, B)
+    expected = torch.as_tensor(task.input_second_moment(), dtype=torch.float64)
+    assert expected.shape == (x.shape[0],)
+    mean, se = power.mean(1), power.std(1) / math.sqrt(power.shape[1])
+    assert torch.all((mean - expected).abs() <= 5 * se + 1e-12), (mean, expected)
+
+
+def test_input_second_moment_states_sparsity() -> None:
+    """Adding's marker channel is on at two steps of T; identity's input is zero after t = 0."""
+    adding = make("adding", seq_len=100).input_second_moment()
+    assert adding.mean() == pytest.approx(1 / 3 + 2 / 100)
+    identity = make("identity", seq_len=5, input_size=3).input_second_moment()
+    assert identity.tolist() == [3.0, 0.0, 0.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("delay", [1, 10, 50], ids=lambda d: f"delay{d}")
 def test_copy_baseline_exact(delay: int) -> None:
     task = make("copy", delay=delay)

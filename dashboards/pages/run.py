@@ -158,8 +158,25 @@ INFO_KEYS = (
     "clip",
     "truncate",
     "seed",
+    "dtype",
+    "adjoint_dtype",
 )
-SUMMARY_KEYS = ("final_loss", "baseline_loss", "loss_ratio", "decay_rate", "theory_rate")
+#: Summary keys shown, with what each measures and at which training step.
+SUMMARY_KEYS = (
+    "final_loss",
+    "baseline_loss",
+    "loss_ratio",
+    "decay_rate",
+    "decay_rate_init",
+    "adjoint_decay_rate",
+    "theory_rate",
+)
+SUMMARY_TEXT = {
+    "decay_rate": "state decay rate ‖∂s_T/∂s_k‖, last step",
+    "decay_rate_init": "state decay rate ‖∂s_T/∂s_k‖, step 0",
+    "adjoint_decay_rate": "∂L/∂h decay rate, last step",
+    "theory_rate": "theory rate, at initialisation",
+}
 
 
 def header(root: str, run_id: str, row: dict[str, Any]) -> list[Any]:
@@ -191,7 +208,10 @@ def header(root: str, run_id: str, row: dict[str, Any]) -> list[Any]:
             part
             for key in SUMMARY_KEYS
             if row.get(key) is not None
-            for part in (html.Dt(key.replace("_", " ")), html.Dd(_fmt(row.get(key))))
+            for part in (
+                html.Dt(SUMMARY_TEXT.get(key, key.replace("_", " "))),
+                html.Dd(_fmt(row.get(key))),
+            )
         ],
         className="run-summary",
     )

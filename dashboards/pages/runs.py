@@ -40,13 +40,23 @@ COLUMNS = (
     ("final_loss", "final loss"),
     ("baseline_loss", "baseline"),
     ("loss_ratio", "final / baseline"),
-    ("decay_rate", "decay rate"),
-    ("theory_rate", "theory rate"),
+    ("decay_rate", "state decay rate, last step"),
+    ("decay_rate_init", "state decay rate, step 0"),
+    ("adjoint_decay_rate", "∂L/∂h decay rate, last step"),
+    ("theory_rate", "theory rate, step 0"),
     ("steps_done", "steps"),
     ("reason", "reason"),
 )
 NUMERIC = {"seq_len", "hidden_size", "gain", "seed", "steps_done"}
-FLOATS = {"final_loss", "baseline_loss", "loss_ratio", "decay_rate", "theory_rate"}
+FLOATS = {
+    "final_loss",
+    "baseline_loss",
+    "loss_ratio",
+    "decay_rate",
+    "decay_rate_init",
+    "adjoint_decay_rate",
+    "theory_rate",
+}
 BAD_STATUSES = ("failed", "diverged", "corrupt")
 PAGE_SIZE = 50
 EMPTY_HELP = [

@@ -39,7 +39,7 @@ MAX_COMPARE = 8
 PREFERRED = ("gain", "bias_scale", "seq_len", "hidden_size", "lr", "forget_bias", "cell")
 CONTROLS = {"x": f"{PREFIX}-x", "y": f"{PREFIX}-y", "color": f"{PREFIX}-color"}
 COLOR_TEXT = {
-    "decay_rate": "decay rate (1/step)",
+    "decay_rate": "state decay rate ‖∂s_T/∂s_k‖ (1/step)",
     "loss_ratio": "final loss / baseline",
     "first_fraction": "‖∂L/∂h₀‖ / ‖∂L/∂h_T‖",
 }

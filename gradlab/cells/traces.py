@@ -125,11 +125,19 @@ class RNNTrace(Trace):
     """h_t = φ(a_t), a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh; J_t = diag(φ'(a_t)) W_hh."""
 
     def __init__(
-        self, weights: LayerWeights, inputs: Tensor, hidden: Tensor, activation: Activation
+        self,
+        weights: LayerWeights,
+        inputs: Tensor,
+        hidden: Tensor,
+        activation: Activation,
+        twin: bool = False,
     ) -> None:
+        """`twin`: the states come from a recording in another dtype, so h_t is not φ(a_t) in
+        this dtype and φ'(a_t) is computed from a_t alone."""
         super().__init__(weights, inputs, hidden)
         pre = _preactivations(weights, inputs, hidden)
-        self.slope = activation.derivative(pre, hidden[1:])  # φ'(a_t), (T, B, N)
+        out = activation.fn(pre) if twin else hidden[1:]
+        self.slope = activation.derivative(pre, out)  # φ'(a_t), (T, B, N)
         self.gates = {}
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
@@ -170,7 +178,17 @@ class LSTMTrace(Trace):
 
     gate_names = ("i", "f", "g", "o")
 
-    def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor, c0: Tensor) -> None:
+    def __init__(
+        self,
+        weights: LayerWeights,
+        inputs: Tensor,
+        hidden: Tensor,
+        c0: Tensor,
+        cell: Tensor | None = None,
+    ) -> None:
+        """`cell`: c_0..c_T (T+1, B, N) of a recording in another dtype, for its twin on the same
+        trajectory: step t then starts from the recorded c_{t-1}, and its own f c_{t-1} + i g
+        (not the recorded c_t) feeds h_t = o tanh(·). Without it c is computed from c0."""
         super().__init__(weights, inputs, hidden)
         pre = _preactivations(weights, inputs, hidden)
         N = self.N
@@ -178,12 +196,15 @@ class LSTMTrace(Trace):
         pre[..., : 2 * N].sigmoid_()
         pre[..., 3 * N :].sigmoid_()
         i, f, g, o = pre.chunk(4, dim=-1)
-        cell = hidden.new_empty(self.T + 1, self.B, self.N)
-        cell[0] = c0
         ig = i * g
-        for t in range(self.T):  # c_t = f_t c_{t-1} + i_t g_t (elementwise, cheap)
-            torch.addcmul(ig[t], f[t], cell[t], out=cell[t + 1])
-        tanh_c = cell[1:].tanh()
+        if cell is None:
+            cell = hidden.new_empty(self.T + 1, self.B, self.N)
+            cell[0] = c0
+            for t in range(self.T):  # c_t = f_t c_{t-1} + i_t g_t (elementwise, cheap)
+                torch.addcmul(ig[t], f[t], cell[t], out=cell[t + 1])
+            tanh_c = cell[1:].tanh()
+        else:
+            tanh_c = torch.addcmul(ig, f, cell[:-1]).tanh_()
         self.cell = cell
         self.gates = {"i": i, "f": f, "g": g, "o": o}
         self.forget = f

@@ -1,5 +1,6 @@
 """Helpers shared by the figure modules: run labels and styles, empty figures, metadata,
-fitted and theory decay lines, log colour scales."""
+fitted and theory decay lines, log colour scales, and marks for values outside the recording
+dtype's range (underflow to 0, overflow to Inf)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gradlab.figures import style
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import SUMMARY
 from gradlab.fits import decay_fit
+from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
 
 MINUS = "−"
 
@@ -35,6 +37,8 @@ _LABEL_KEYS: tuple[tuple[str, str], ...] = (
     ("update_bias", "b<sub>z</sub>"),
     ("batch_size", "B"),
     ("steps", "steps"),
+    ("dtype", ""),
+    ("adjoint_dtype", "adjoint"),
 )
 
 
@@ -106,6 +110,8 @@ def run_label_base(data: FigureData, run_id: str, run_ids: Sequence[str] | None)
     parts = [head]
     for key, sym in _varying(data, list(run_ids or [run_id])):
         value = row.get(key)
+        if key == "adjoint_dtype" and value is None:  # the adjoint ran in the run's dtype
+            value = row.get("dtype")
         parts.append(f"{sym} {num(value)}".strip() if sym else str(value))
     if row.get("seq_len") is not None:
         parts.append(f"seq {num(row['seq_len'])}")
@@ -431,3 +437,187 @@ def log_colour(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     stride = max(1, math.ceil((hi - lo) / 6))
     exps = list(range(lo, hi + 1, stride))
     return z, dict(tickvals=exps, ticktext=[power_text(e) for e in exps])
+
+
+# ---------------------------------------------------------------------- float range
+#: Probes computed by the adjoint scan: recorded in the run's `adjoint_dtype` when it has one.
+ADJOINT_PROBES: tuple[str, ...] = (
+    GradHiddenProbe.probe,
+    GradCellProbe.probe,
+    ContributionProbe.probe,
+)
+#: Grey of values outside the recording dtype's range (not in the Viridis colour scale).
+OUT_OF_RANGE_COLOR = "#9E9E9E"
+
+
+def recorded_dtype(data: FigureData, run_id: str, probe: str) -> str:
+    """The dtype a run's `probe` values were computed in: the config's `adjoint_dtype` for the
+    adjoint's probes when set, else its `dtype` (float32, RunConfig's default, when absent)."""
+    row = data.run(run_id)
+    if probe in ADJOINT_PROBES and row.get("adjoint_dtype"):
+        return str(row["adjoint_dtype"])
+    return str(row.get("dtype") or "float32")
+
+
+def underflow_level(dtype: str) -> float:
+    """√tiny of `dtype` (float32: 1.1e-19): below it a series of norms may reach exactly 0 by
+    underflow — its entries fall below the smallest subnormal, or (where a norm is taken in
+    `dtype`) their squares fall below tiny."""
+    return math.sqrt(float(np.finfo(np.dtype(dtype)).tiny))
+
+
+@dataclass(frozen=True)
+class RangeMarks:
+    """Which values of a series left the recording dtype's range: `below` (underflowed to 0)
+    and `above` (overflowed to ±Inf), boolean arrays shaped like the values."""
+
+    below: np.ndarray
+    above: np.ndarray
+    dtype: str
+
+    @property
+    def any(self) -> bool:
+        return bool(self.below.any() or self.above.any())
+
+
+def out_of_range(values: np.ndarray, nearness: np.ndarray, dtype: str) -> RangeMarks:
+    """Mark the values of one series (1-D) outside `dtype`'s range.
+
+    `nearness` orders the values from the loss side (larger = nearer the loss: the timestep k
+    for ‖∂L/∂h_k‖, −lag for ‖∂s_T/∂s_k‖), the direction a gradient decays away from.
+
+    The rule that tells underflow from a true zero: an exact 0 is an underflow when the nearest
+    nonzero finite value on its loss side is below `underflow_level(dtype)` (√tiny, 1.1e-19 in
+    float32): the series had decayed to the bottom of the range before it hit 0. A true zero —
+    dead relu units, h_0 = 0 in the first W_hh term — follows a value far above that, and zeros
+    with no nonzero value on their loss side are never marked. ±Inf is always an overflow."""
+    values = np.asarray(values, dtype=np.float64)
+    below = np.zeros(values.shape, dtype=bool)
+    level = underflow_level(dtype)
+    last = math.nan  # the nearest nonzero finite value seen so far, from the loss side
+    for i in np.argsort(-np.asarray(nearness, dtype=np.float64), kind="stable"):
+        v = values[i]
+        if not math.isfinite(v):
+            continue
+        if v != 0:
+            last = v
+        elif abs(last) < level:  # False while last is NaN
+            below[i] = True
+    return RangeMarks(below, np.isinf(values), dtype)
+
+
+def describe_positions(marked: np.ndarray, positions: np.ndarray, name: str) -> str:
+    """The marked positions as text: "k ≤ 16", "lag ≥ 150", "k = 3–7, 9" (runs of neighbours
+    in `positions` order; a run that reaches the first or last position is open-ended)."""
+    order = np.argsort(positions, kind="stable")
+    pos, flag = np.asarray(positions)[order], np.asarray(marked, dtype=bool)[order]
+    parts, i, n = [], 0, len(pos)
+    while i < n:
+        if not flag[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and flag[j + 1]:
+            j += 1
+        lo, hi = num(pos[i]), num(pos[j])
+        if i == j:
+            parts.append(f"{name} = {lo}")
+        elif i == 0:
+            parts.append(f"{name} ≤ {hi}")
+        elif j == n - 1:
+            parts.append(f"{name} ≥ {lo}")
+        else:
+            parts.append(f"{name} = {lo}–{hi}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+def range_note(
+    what: str, marks: RangeMarks, where: str, where_above: str, probe: str, detail: str = ""
+) -> str:
+    """'‖∂L/∂h_k‖ below float32 range at k ≤ 16<br>(recorded as 0; adjoint_dtype = "float64"
+    keeps them)': what left the range and where, then how it was recorded (+ `detail`) and, for
+    a float32 adjoint, how to keep the values. Lines are short enough for a single column."""
+    lines, how = [], []
+    if marks.below.any():
+        lines.append(f"{what} below {marks.dtype} range at {where}")
+        how.append("recorded as 0")
+    if marks.above.any():
+        lines.append(f"{what} above {marks.dtype} range at {where_above}")
+        how.append("recorded as Inf")
+    if detail:
+        how.append(detail)
+    if marks.below.any() and probe in ADJOINT_PROBES and marks.dtype == "float32":
+        how.append('adjoint_dtype = "float64" keeps them')
+    return "<br>".join([*lines, f"({'; '.join(how)})"])
+
+
+def range_markers(
+    st: RunStyle,
+    x: np.ndarray,
+    values: np.ndarray,
+    marks: RangeMarks,
+    *,
+    x_col: str,
+    x_name: str,
+    step: int,
+    label: str | None = None,
+) -> list[go.Scatter]:
+    """Markers where a profile left the range, instead of a drop to the axis: open triangles
+    down at the series' smallest positive value (underflow) and up at its largest finite value
+    (overflow), named after `label` (default: the run's). Their `value` column (customdata) is
+    the recorded 0 or Inf."""
+    label = st.label if label is None else label
+    x, values = np.asarray(x), np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values) & (values > 0)]
+    out = []
+    for mask, symbol, level, word in (
+        (marks.below, "triangle-down-open", finite.min() if finite.size else None, "below"),
+        (marks.above, "triangle-up-open", finite.max() if finite.size else None, "above"),
+    ):
+        if not mask.any() or level is None:
+            continue
+        text = f"{word} {marks.dtype} range"
+        out.append(
+            go.Scatter(
+                x=x[mask],
+                y=np.full(int(mask.sum()), level),
+                customdata=values[mask],
+                mode="markers",
+                name=f"{text}: {label}",
+                legendgroup=st.run_id,
+                marker=dict(color=st.color, symbol=symbol, size=9, line=dict(width=1.5)),
+                hovertemplate=(
+                    f"{label}<br>{x_name}=%{{x}}<br>{text} (recorded as "
+                    f"%{{customdata}})<extra>step {step}</extra>"
+                ),
+                meta={
+                    **trace_meta(st.run_id, x=x_col, y="drawn_at", const={"step": step}),
+                    "custom": ["value"],
+                },
+            )
+        )
+    return out
+
+
+def add_notes(fig: go.Figure, notes: Sequence[str], corner: str = "left") -> None:
+    """Write `notes` as one block in the top `corner` ("left" or "right") INSIDE the plot, on a
+    white box: a note in the margin would be cut from a paper export, whose margins only make
+    room for axes and legend. Decaying profiles leave the top corner away from the loss empty."""
+    if not notes:
+        return
+    left = corner == "left"
+    fig.add_annotation(
+        text="<br>".join(notes),
+        xref="paper",
+        yref="paper",
+        x=0.01 if left else 0.99,
+        y=0.98,
+        xanchor="left" if left else "right",
+        yanchor="top",
+        align="left",
+        showarrow=False,
+        bgcolor="rgba(255,255,255,0.85)",
+        font=dict(size=11, color="#333333"),
+        name="range-note",
+    )

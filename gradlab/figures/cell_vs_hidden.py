@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    add_notes,
+    describe_positions,
     finish,
     new_figure,
     no_data,
+    out_of_range,
     pick_run,
+    range_markers,
+    range_note,
+    recorded_dtype,
     run_label,
     run_styles,
     trace_meta,
@@ -31,7 +38,8 @@ def build(
     direction: int = 0,
 ) -> go.Figure:
     """‖∂L/∂c_k‖ (dash-dot) and ‖∂L/∂h_k‖ (solid) of one LSTM run against timestep k at `step`
-    (None: latest), log y."""
+    (None: latest), log y; values outside the recording dtype's range are marked as in
+    `timestep_profile`."""
     opts = dict(run_id=run_id, step=step, scale=scale, layer=layer, direction=direction)
     rid = pick_run(data, run_id)
     title = "Cell-state vs hidden-state gradient"
@@ -55,16 +63,20 @@ def build(
         "gradient norm ‖∂L/∂·‖",
         ylog=scale == "log",
     )
+    notes = []
     for q, df, dash, symbol, name in (
         (qh, dh, "solid", "circle", "grad_hidden"),
         (qc, dc, "dashdot", "square", "grad_cell"),
     ):
         if df.empty:
             continue
+        t, v = df["t"].to_numpy(), df["value"].to_numpy()
+        # values outside the recording dtype's range: a marker and a note, not a drop to 0
+        marks = out_of_range(v, t, recorded_dtype(data, rid, q.probe))
         fig.add_trace(
             go.Scatter(
-                x=df["t"].to_numpy(),
-                y=df["value"].to_numpy(),
+                x=t,
+                y=np.where(marks.below | marks.above, np.nan, v),
                 mode="lines+markers",
                 name=q.label,
                 line=dict(color=st.color, dash=dash, width=2),
@@ -73,6 +85,12 @@ def build(
                 meta=trace_meta(rid, x="t", y="value", const={"name": name, "step": step_c}),
             )
         )
+        if marks.any:
+            where = {"x_col": "t", "x_name": "k", "step": step_c, "label": q.text}
+            fig.add_traces(range_markers(st, t, v, marks, **where))
+            below, above = (describe_positions(m, t, "k") for m in (marks.below, marks.above))
+            notes.append(range_note(q.text, marks, below, above, q.probe))
+    add_notes(fig, notes)
     return finish(fig, NAME, opts, [rid])
 
 

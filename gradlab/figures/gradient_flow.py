@@ -7,7 +7,21 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures import style
-from gradlab.figures._common import finish, log_colour, no_data, pick_run, run_label, trace_meta
+from gradlab.figures._common import (
+    OUT_OF_RANGE_COLOR,
+    RangeMarks,
+    add_notes,
+    describe_positions,
+    finish,
+    log_colour,
+    no_data,
+    out_of_range,
+    pick_run,
+    range_note,
+    recorded_dtype,
+    run_label,
+    trace_meta,
+)
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import QUANTITIES, get_quantity, probes_of
 from gradlab.figures.spec import FigureSpec
@@ -25,7 +39,8 @@ def build(
     direction: int = 0,
 ) -> go.Figure:
     """Heatmap of `quantity` (default ‖∂L/∂h_k‖) for one run: x timestep k, y training step,
-    colour log10 of the norm (``scale="linear"`` for a linear colour scale)."""
+    colour log10 of the norm (``scale="linear"`` for a linear colour scale). Cells outside the
+    recording dtype's range (`_common.out_of_range`) are grey, with a note in the plot."""
     q = get_quantity(quantity)
     opts = dict(run_id=run_id, quantity=q.key, scale=scale, layer=layer, direction=direction)
     rid = pick_run(data, run_id)
@@ -64,7 +79,43 @@ def build(
         xaxis=dict(title=dict(text="timestep k"), showgrid=False),
         yaxis=dict(title=dict(text="training step"), showgrid=False),
     )
+    _mark_out_of_range(fig, grid.columns.to_numpy(dtype=np.int64), grid.index, raw, q, data, rid)
     return finish(fig, NAME, opts, [rid])
+
+
+def _mark_out_of_range(fig, k, steps, raw, q, data, rid) -> None:
+    """Grey cells where a value left the recording dtype's range (the log colour scale has no
+    colour for 0 or Inf, so they would be blank), and the note."""
+    dtype = recorded_dtype(data, rid, q.probe)
+    rows = [out_of_range(row, k, dtype) for row in raw]
+    marks = RangeMarks(
+        np.array([m.below for m in rows]).reshape(raw.shape),
+        np.array([m.above for m in rows]).reshape(raw.shape),
+        dtype,
+    )
+    if not marks.any:
+        return
+    for mask, word in ((marks.below, "below"), (marks.above, "above")):
+        if not mask.any():
+            continue
+        text = f"{word} {dtype} range (recorded as {'0' if word == 'below' else 'Inf'})"
+        fig.add_trace(
+            go.Heatmap(
+                x=k,
+                y=steps.to_numpy(dtype=np.int64),
+                z=np.where(mask, 1.0, np.nan),
+                colorscale=[[0, OUT_OF_RANGE_COLOR], [1, OUT_OF_RANGE_COLOR]],
+                showscale=False,
+                showlegend=False,  # the note names the grey cells
+                name=text,
+                hovertemplate=f"k=%{{x}}<br>step=%{{y}}<br>{text}<extra></extra>",
+                meta=trace_meta(rid, x="t", y="step", z=f"{word}_range"),
+            )
+        )
+    below, above = (describe_positions(m.any(0), k, "k") for m in (marks.below, marks.above))
+    n = int((marks.below | marks.above).any(1).sum())
+    detail = f"grey cells, at {n} of {len(rows)} recorded steps"
+    add_notes(fig, [range_note(q.text, marks, below, above, q.probe, detail)])
 
 
 SPEC = FigureSpec(

@@ -1,25 +1,33 @@
 """jacobian_lag: ‖∂s_T/∂s_k‖₂ against the lag T−k, one line per run, log y, with the fitted
-decay and the theory's line exp(rate·lag) from 1 at lag 0 (∂s_T/∂s_T = I)."""
+decay (the summary's state decay rate) and the theory's line exp(rate·lag) from 1 at lag 0
+(∂s_T/∂s_T = I), drawn against the step-0 recording with its assumptions noted."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    add_notes,
     decay_overlays,
+    describe_positions,
     finish,
     new_figure,
     no_data,
     note_missing,
+    out_of_range,
     profile_line,
+    range_markers,
+    range_note,
+    recorded_dtype,
     run_styles,
-    theory_rate,
 )
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import SUMMARY, get_quantity, group_probes
 from gradlab.figures.spec import FigureSpec
+from gradlab.figures.theory_overlay import THEORY_STEP, add_theory_line, add_theory_notes
 from gradlab.probes import JacobianProbe
 
 NAME = "jacobian_lag"
@@ -38,8 +46,10 @@ def build(
     direction: int = 0,
 ) -> go.Figure:
     """Spectral norm of the long-range state Jacobian ∂s_T/∂s_k (mean over the probe samples)
-    against lag T−k at `step` (None: latest). Dotted: fitted decay; dashed: exp(rate·lag) with
-    the theory's rate, starting from ‖∂s_T/∂s_T‖₂ = 1 at lag 0."""
+    against lag T−k at `step` (None: latest). Dotted: fitted decay (the state decay rate);
+    dashed: exp(rate·lag) with the theory's rate at initialisation, from ‖∂s_T/∂s_T‖₂ = 1 at
+    lag 0, beside the step-0 recording (drawn too when another step is shown); a note gives
+    the theory's assumptions or why a run has none."""
     q = get_quantity("jacobian:spectral")
     opts = dict(run_ids=run_ids, step=step, scale=scale, fit=fit, theory=theory)
     opts.update(layer=layer, direction=direction)
@@ -49,7 +59,7 @@ def build(
         return no_data(NAME, title, "no runs selected", opts)
     styles = run_styles(data, ids)
     fig = new_figure(title, "lag T−k (steps)", Y_LABEL, ylog=scale == "log")
-    drawn, missing, steps = [], [], set()
+    drawn, missing, steps, notes, theory_notes = [], [], set(), [], []
     for rid in ids:
         chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
         if df.empty:
@@ -58,19 +68,37 @@ def build(
         st = styles[rid]
         k, v = df["t"].to_numpy(), df["value"].to_numpy()
         lag = int(k.max()) + 1 - k  # k = 0..T-1 → lag T..1
-        fig.add_trace(profile_line(st, lag, v, x_col="lag", x_name="lag", step=chosen))
-        rate = theory_rate(data, rid, chosen) if theory else None
+        # values outside the recording dtype's range: a marker and a note, not a drop to 0
+        marks = out_of_range(v, -lag, recorded_dtype(data, rid, q.probe))
+        shown = np.where(marks.below | marks.above, np.nan, v)
+        fig.add_trace(profile_line(st, lag, shown, x_col="lag", x_name="lag", step=chosen))
+        if marks.any:
+            fig.add_traces(range_markers(st, lag, v, marks, x_col="lag", x_name="lag", step=chosen))
+            below, above = (describe_positions(m, lag, "lag") for m in (marks.below, marks.above))
+            text = range_note(q.text, marks, below, above, q.probe)
+            notes.append(f"{st.label}: {text}" if len(ids) > 1 else text)
         decay_overlays(
-            fig,
-            x=lag,
-            lags=lag,
-            values=v,
-            st=st,
-            x_col="lag",
-            rate_theory=rate,
-            anchor=1.0,
+            fig, x=lag, lags=lag, values=v, st=st, x_col="lag", rate_theory=None, anchor=None,
             fit=fit,
-        )
+        )  # fmt: skip
+        if theory:
+
+            def step0(rid=rid, chosen=chosen, lag=lag, v=v):
+                if chosen == THEORY_STEP:
+                    return lag, lag, v
+                _, d0 = data.series(
+                    rid, q.probe, q.name, step=THEORY_STEP, layer=layer, direction=direction
+                )
+                if d0.empty:
+                    return None
+                k0 = d0["t"].to_numpy()
+                lag0 = int(k0.max()) + 1 - k0
+                return lag0, lag0, d0["value"].to_numpy()
+
+            add_theory_line(
+                fig, data, rid, st, shown_step=chosen, step0=step0, x_col="lag",
+                anchor=lambda lg, vals: 1.0, notes=theory_notes, run_ids=ids,
+            )  # fmt: skip
         drawn.append(rid)
         steps.add(chosen)
     if not drawn:
@@ -78,6 +106,8 @@ def build(
     if len(steps) == 1:
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
     note_missing(fig, data, missing, ids, "Jacobian norms")
+    add_notes(fig, notes, corner="right")  # the norm decays with the lag: top right is empty
+    add_theory_notes(fig, theory_notes)
     return finish(fig, NAME, opts, drawn)
 
 
@@ -87,7 +117,9 @@ SPEC = FigureSpec(
     description=(
         "‖∂s_T/∂s_k‖₂ (mean over the probe samples) against the lag T−k at one training step, "
         "one line per run, log y: how strongly the last state still depends on an earlier one. "
-        "Dotted: fitted decay rate per step; dashed: the theory's exp(rate·lag) from 1 at lag 0."
+        "Dotted: fitted decay rate per step (the state decay rate); dashed: the theory's "
+        "exp(rate·lag) at initialisation from 1 at lag 0, beside the step-0 recording, with its "
+        "assumptions (σ_w, σ_v, σ_b, N) or why a run has none noted under the plot."
     ),
     scope="runs",
     probes=group_probes((JacobianProbe.probe, "spectral"), (SUMMARY, "theory_rate")),

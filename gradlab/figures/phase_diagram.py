@@ -43,7 +43,7 @@ AXIS_LABELS = {
     "init": "initialisation",
 }
 COLOR_LABELS = {
-    "decay_rate": "decay rate (1/step)",
+    "decay_rate": "state decay rate (1/step)",
     "loss_ratio": "final loss / baseline",
     "first_fraction": "‖∂L/∂h<sub>0</sub>‖ / ‖∂L/∂h<sub>T</sub>‖",
 }
@@ -193,7 +193,8 @@ def build(
     """Heatmap over the config keys `x` × `y` (default: `grid_axes`) of the runs in `data`
     (a sweep), coloured by `color`:
 
-    - "decay_rate": the summary probe's fitted rate at `step` (default latest); diverging
+    - "decay_rate": the state decay rate (fitted slope of ln ‖∂s_T/∂s_k‖ over the lag) at `step`
+      (default latest); diverging
       colours, 0 in white;
     - "loss_ratio": final loss / the task's no-memory baseline, log colour;
     - "first_fraction": ‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ at `step`, log colour (the summary's
@@ -284,7 +285,11 @@ def build(
             _chi_line(fig, x, y, xs, ys, acts, dict(row=1, col=j), not legend_done)
             legend_done = legend_done or bool(acts)
     values = np.concatenate([v.ravel() for v in all_values])
-    colorbar: dict[str, Any] = dict(title=dict(text=COLOR_LABELS[color]), exponentformat="power")
+    color_title = COLOR_LABELS[color]
+    if color == "decay_rate":  # which quantity and at which training step
+        at = "latest step" if step is None else f"step {step}"
+        color_title = f"{color_title}<br>of ‖∂s<sub>T</sub>/∂s<sub>k</sub>‖, {at}"
+    colorbar: dict[str, Any] = dict(title=dict(text=color_title), exponentformat="power")
     if log:
         _, ticks = log_colour(values)
         colorbar.update(ticks)

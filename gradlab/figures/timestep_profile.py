@@ -1,5 +1,6 @@
 """timestep_profile: a per-timestep norm at one training step, one line per run, log y, with the
-fitted decay line and the theory's line exp(rate·lag)."""
+fitted decay line and the theory's line exp(rate·lag), drawn against the step-0 recording (the
+theory describes the initialisation) with its assumptions noted under the plot."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    add_notes,
     decay_overlays,
+    describe_positions,
     finish,
     new_figure,
     no_data,
     note_missing,
+    out_of_range,
     profile_line,
+    range_markers,
+    range_note,
+    recorded_dtype,
     run_styles,
-    theory_rate,
 )
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import (
@@ -27,6 +33,7 @@ from gradlab.figures.quantities import (
     group_probes,
 )
 from gradlab.figures.spec import FigureSpec
+from gradlab.figures.theory_overlay import THEORY_STEP, add_theory_line, add_theory_notes
 from gradlab.probes import ContributionProbe, GradCellProbe, GradHiddenProbe
 
 NAME = "timestep_profile"
@@ -49,8 +56,12 @@ def build(
     """`quantity` (default ‖∂L/∂h_k‖) against timestep k at training step `step` (None: each
     run's latest recorded step), one line per run coloured by cell type. For decaying
     quantities a dotted fit line ("fit: −0.21 /step ± 0.01") and, where the theory has a rate
-    (summary `theory_rate` or `gradlab.theory.theory_rate(config)`), a dashed line
-    exp(rate·lag) anchored at the last timestep (lag 0)."""
+    (`gradlab.theory.predict_rate(config)`), a dashed line exp(rate·lag) anchored at the last
+    timestep (lag 0) of the step-0 recording, which is drawn too when another step is shown; a
+    note under the plot gives each run's theory assumptions or why it has none. Values outside
+    the recording dtype's range (`_common.out_of_range`) are drawn as open triangles at the
+    series' floor (ceiling) with a note in the plot, "‖∂L/∂h_k‖ below float32 range at k ≤ 16
+    (recorded as 0; ...)"."""
     q = get_quantity(quantity)
     scale = scale or ("log" if q.log else "linear")
     opts = dict(run_ids=run_ids, step=step, quantity=q.key, scale=scale, fit=fit, theory=theory)
@@ -61,7 +72,7 @@ def build(
         return no_data(NAME, title, "no runs selected", opts)
     styles = run_styles(data, ids)
     fig = new_figure(title, "timestep k", q.label, ylog=scale == "log")
-    drawn, missing, steps = [], [], set()
+    drawn, missing, steps, notes, theory_notes = [], [], set(), [], []
     for rid in ids:
         chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
         if df.empty:
@@ -69,21 +80,41 @@ def build(
             continue
         st = styles[rid]
         t, v = df["t"].to_numpy(), df["value"].to_numpy()
-        fig.add_trace(profile_line(st, t, v, x_col="t", x_name="k", step=chosen))
-        if q.probe in DECAYING:
-            rate = theory_rate(data, rid, chosen) if theory else None
-            anchor = float(v[np.argmax(t)])
-            decay_overlays(
-                fig,
-                x=t,
-                lags=int(t.max()) - t,
-                values=v,
-                st=st,
-                x_col="t",
-                rate_theory=rate,
-                anchor=anchor,
-                fit=fit,
+        # values outside the recording dtype's range: a marker and a note, not a drop to 0
+        marks = out_of_range(v, t, recorded_dtype(data, rid, q.probe))
+        shown = np.where(marks.below | marks.above, np.nan, v)
+        fig.add_trace(profile_line(st, t, shown, x_col="t", x_name="k", step=chosen))
+        if marks.any:
+            fig.add_traces(range_markers(st, t, v, marks, x_col="t", x_name="k", step=chosen))
+            where = describe_positions(marks.below, t, "k")
+            text = range_note(
+                q.text, marks, where, describe_positions(marks.above, t, "k"), q.probe
             )
+            notes.append(f"{st.label}: {text}" if len(ids) > 1 else text)
+        if q.probe in DECAYING:
+            lags = int(t.max()) - t
+            decay_overlays(
+                fig, x=t, lags=lags, values=v, st=st, x_col="t", rate_theory=None, anchor=None,
+                fit=fit,
+            )  # fmt: skip
+            if theory:
+
+                def step0(rid=rid, chosen=chosen, t=t, v=v, lags=lags):
+                    if chosen == THEORY_STEP:
+                        return t, lags, v
+                    _, d0 = data.series(
+                        rid, q.probe, q.name, step=THEORY_STEP, layer=layer, direction=direction
+                    )
+                    if d0.empty:
+                        return None
+                    t0, v0 = d0["t"].to_numpy(), d0["value"].to_numpy()
+                    return t0, int(t0.max()) - t0, v0
+
+                add_theory_line(
+                    fig, data, rid, st, shown_step=chosen, step0=step0, x_col="t",
+                    anchor=lambda lg, vals: float(vals[np.argmin(lg)]),
+                    notes=theory_notes, run_ids=ids,
+                )  # fmt: skip
         drawn.append(rid)
         steps.add(chosen)
     if not drawn:
@@ -91,6 +122,8 @@ def build(
     if len(steps) == 1:
         fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
     note_missing(fig, data, missing, ids, q.text)
+    add_notes(fig, notes)
+    add_theory_notes(fig, theory_notes)
     return finish(fig, NAME, opts, drawn)
 
 
@@ -100,7 +133,9 @@ SPEC = FigureSpec(
     description=(
         "‖∂L/∂h_k‖ (or another per-timestep norm) against timestep k at one training step, "
         "one line per run, log y. The dotted line is the fitted exponential decay with its rate "
-        "per step; the dashed line is the theory's rate exp(rate·lag), anchored at lag 0."
+        "per step; the dashed line is the theory's rate exp(rate·lag) at initialisation, drawn "
+        "against the step-0 recording and anchored at its lag 0; a note states the theory's "
+        "assumptions (σ_w, σ_v, σ_b, N) or why a run has none."
     ),
     scope="runs",
     probes=group_probes(

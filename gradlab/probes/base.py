@@ -18,6 +18,7 @@ recording is data.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -28,7 +29,15 @@ import torch
 from gradlab.config import RunConfig
 from gradlab.record import LayerRecording, Recording
 
-__all__ = ["COLUMNS", "Probe", "ProbeContext", "Rows", "layer_views", "run_probes"]
+__all__ = [
+    "COLUMNS",
+    "Probe",
+    "ProbeContext",
+    "Rows",
+    "layer_views",
+    "run_probes",
+    "state_jacobian_norms",
+]
 
 #: The columns every probe returns, in order.
 COLUMNS: tuple[str, ...] = ("name", "layer", "direction", "t", "value")
@@ -40,7 +49,8 @@ class ProbeContext:
 
     `config`: the run's configuration; `jacobian_samples`: the probe-batch rows whose spectral
     Jacobian norms are computed (spectral norms cost one SVD per row and step, so only a few);
-    `theory_rate`: `gradlab.theory.theory_rate(config)` (None where no theory applies).
+    `theory_rate`: `gradlab.theory.theory_rate(config)`, the rate at initialisation driven by
+    the task's inputs (None where no theory applies).
     """
 
     config: RunConfig = field(default_factory=RunConfig)
@@ -121,6 +131,31 @@ def layer_views(rec: Recording) -> Iterator[tuple[int, int, LayerRecording]]:
     """(layer, direction, view) for every layer and direction, layer 0 forward first."""
     for (layer, reverse), view in sorted(rec.layers.items()):
         yield layer, int(reverse), view
+
+
+#: Recording → {(layer, direction, samples): norms}: the long-range Jacobian norms of one
+#: recording, shared by the probes that read them (dropped with the recording).
+_JACOBIAN_NORMS: weakref.WeakKeyDictionary[Recording, dict[tuple, torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def state_jacobian_norms(
+    rec: Recording, context: ProbeContext, layer: int = 0, direction: int = 0
+) -> torch.Tensor:
+    """‖∂s_T/∂s_k‖ for k = 0..T-1, (T,): the spectral norm averaged over
+    `context.jacobian_samples`, or, when there are none, the Frobenius norm averaged over the
+    whole batch (no SVD). Computed once per recording, layer, direction and samples."""
+    samples = tuple(context.jacobian_samples)
+    key = (layer, direction, samples)
+    cache = _JACOBIAN_NORMS.setdefault(rec, {})
+    if key not in cache:
+        view = rec.layer(layer, bool(direction))
+        if samples:
+            cache[key] = view.jacobian_norms(ord=2, samples=list(samples)).mean(1)
+        else:
+            cache[key] = view.jacobian_norms(ord="fro").mean(1)
+    return cache[key]
 
 
 def run_probes(

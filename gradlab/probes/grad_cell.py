@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
 from gradlab.record import Recording
@@ -19,6 +20,6 @@ class GradCellProbe(Probe):
         rows = Rows()
         if rec.model.cell == "lstm":
             for layer, direction, view in layer_views(rec):
-                norms = view.grad_cell.flatten(1).norm(dim=1)  # (T+1,)
+                norms = view.grad_cell.flatten(1).to(torch.float64).norm(dim=1)  # (T+1,)
                 rows.add("norm", norms, t0=0, layer=layer, direction=direction)
         return rows.columns()

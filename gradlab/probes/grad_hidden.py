@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
 from gradlab.record import Recording
@@ -18,6 +19,7 @@ class GradHiddenProbe(Probe):
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         rows = Rows()
         for layer, direction, view in layer_views(rec):
-            norms = view.grad_hidden.flatten(1).norm(dim=1)  # (T+1,)
+            # float64 norms: the squares of a float32 adjoint below ~1e-23 would underflow
+            norms = view.grad_hidden.flatten(1).to(torch.float64).norm(dim=1)  # (T+1,)
             rows.add("norm", norms, t0=0, layer=layer, direction=direction)
         return rows.columns()

@@ -1,14 +1,15 @@
 """`jacobian` / `spectral`: mean over the probe samples of ‖∂s_T/∂s_k‖₂, t = k = 0..T-1.
 
 One backward accumulation of the products J_T ⋯ J_{k+1} per layer and direction, over
-`context.jacobian_samples` rows only (no rows when there are none).
+`context.jacobian_samples` rows only (no rows when there are none); shared with the summary
+probe's state decay rate through `state_jacobian_norms`, so it is computed once per recording.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
+from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views, state_jacobian_norms
 from gradlab.record import Recording
 
 
@@ -21,9 +22,8 @@ class JacobianProbe(Probe):
 
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         rows = Rows()
-        samples = list(context.jacobian_samples)
-        if samples:
-            for layer, direction, view in layer_views(rec):
-                norms = view.jacobian_norms(ord=2, samples=samples).mean(1)  # (T,), k = 0..T-1
+        if context.jacobian_samples:
+            for layer, direction, _ in layer_views(rec):
+                norms = state_jacobian_norms(rec, context, layer, direction)  # (T,), k = 0..T-1
                 rows.add("spectral", norms, t0=0, layer=layer, direction=direction)
         return rows.columns()

@@ -1,8 +1,13 @@
 """`summary` / `decay_rate`, ..., `theory_rate`: `gradlab.fits.summarize` of one recording.
 
-Fitted on layer 0, forward direction: the hidden-gradient norms ‖∂L/∂h_t‖ (t = 0..T) and the
-W_hh contribution norms (t = 1..T), with the theory's rate for the run's config beside them.
-One row per name; t, layer and direction are null.
+Layer 0, forward direction. `decay_rate` is the *state decay rate*: the fitted slope of
+ln ‖∂s_T/∂s_k‖ against the lag T−k, with ‖·‖ the spectral norm averaged over the probe's
+Jacobian samples — the same series the `jacobian` probe stores, computed once per recording
+(`state_jacobian_norms`). With no Jacobian samples it falls back to the Frobenius norm averaged
+over the whole probe batch (no SVD needed); the run's `jacobian_samples` says which.
+`adjoint_decay_rate` is the slope of ‖∂L/∂h_t‖ against T−t. The W_hh contribution norms
+(t = 1..T) and the theory's rate for the run's config stand beside them. One row per name; t,
+layer and direction are null.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ import numpy as np
 import torch
 
 from gradlab.fits import SUMMARY_KEYS, summarize
-from gradlab.probes.base import Probe, ProbeContext, Rows
+from gradlab.probes.base import Probe, ProbeContext, Rows, state_jacobian_norms
 from gradlab.record import Recording
 
 
 class SummaryProbe(Probe):
-    """Decay rate, memory horizons and early-step share of one recording, and the theory."""
+    """State and adjoint decay rates, memory horizons, early-step share, and the theory."""
 
     probe = "summary"
     names = SUMMARY_KEYS
@@ -24,9 +29,12 @@ class SummaryProbe(Probe):
 
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         view = rec.layer(0)
-        grad_norms = view.grad_hidden.flatten(1).norm(dim=1).to("cpu", torch.float64)
+        state = state_jacobian_norms(rec, context).to("cpu", torch.float64)
+        grad_norms = view.grad_hidden.flatten(1).to("cpu", torch.float64).norm(dim=1)
         contributions = view.contribution_norms("weight_hh").to("cpu", torch.float64)
-        values = summarize(grad_norms.numpy(), contributions.numpy(), context.theory_rate)
+        values = summarize(
+            state.numpy(), grad_norms.numpy(), contributions.numpy(), context.theory_rate
+        )
         rows = Rows()
         for name in self.names:
             rows.add(name, [values[name]])

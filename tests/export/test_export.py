@@ -125,7 +125,7 @@ def test_every_figure_exports(exported, name, fmt):
 @pytest.mark.parametrize("name", list(CASES))
 def test_sidecars_hold_the_plotted_data_and_provenance(exported, figs, fig_store, name):
     fig = figs[name]
-    csv = pd.read_csv(exported / "pdf" / f"{name}.csv")
+    csv = pd.read_csv(exported / "pdf" / f"{name}.csv", dtype={"run_id": str})  # "4e02…" is an id
     table = figure_table(fig)
     assert list(csv.columns) == list(table.columns)
     pd.testing.assert_frame_equal(
@@ -240,7 +240,7 @@ def test_no_browser_raises_with_the_install_hint_and_still_writes_data(
     assert csv.is_file() and js.is_file()
     assert sorted(info.value.written) == sorted([csv, js])
     pd.testing.assert_frame_equal(
-        pd.read_csv(csv), figure_table(figs["training"]), check_dtype=False
+        pd.read_csv(csv, dtype={"run_id": str}), figure_table(figs["training"]), check_dtype=False
     )
     assert json.loads(js.read_text(encoding="utf-8"))["run_ids"]
     assert figure_bytes(figs["training"], "csv")  # CSV needs no browser

@@ -32,6 +32,8 @@ def profile(figure_data, cell_runs):
 
 
 def test_profile_theory_line_for_the_rnn_only(profile, cell_runs, fig_store):
+    """Drawn against the step-0 recording (the figure shows the latest step), anchored at its
+    lag 0; the note states the assumptions and why the gated cells have no line."""
     fig, _ = profile
     theory_lines = [t for t in fig.data if role(t) == "theory"]
     assert [run_of(t) for t in theory_lines] == [cell_runs["rnn"]]
@@ -42,12 +44,27 @@ def test_profile_theory_line_for_the_rnn_only(profile, cell_runs, fig_store):
     rate = theory.theory_rate(config)
     assert rate is not None and rate < 0  # σ_w = 0.9: ordered phase
     x, y = np.asarray(line.x), np.asarray(line.y)
-    data_trace = next(t for t in fig.data if run_of(t) == cell_runs["rnn"] and role(t) is None)
-    t_data, v_data = np.asarray(data_trace.x), np.asarray(data_trace.y)
-    anchor = v_data[np.argmax(t_data)]
-    assert y[np.argmax(x)] == pytest.approx(anchor)  # anchored at lag 0 (k = T)
+    initial = next(t for t in fig.data if run_of(t) == cell_runs["rnn"] and role(t) == "initial")
+    step0 = fig_store.metrics(cell_runs["rnn"], probes="grad_hidden", names="norm")
+    step0 = step0[(step0.step == 0) & (step0.layer == 0)].sort_values("t")
+    np.testing.assert_allclose(np.asarray(initial.y), step0.value.to_numpy())
+    anchor = step0.value.to_numpy()[-1]
+    assert y[np.argmax(x)] == pytest.approx(anchor)  # anchored at lag 0 (k = T) of step 0
     lag = x.max() - x
     np.testing.assert_allclose(y, anchor * np.exp(rate * lag))
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    prediction = theory.predict_rate(config)
+    assert prediction.label in notes and "at initialisation" in notes
+    for text in ("σ_w = 0.9", "σ_v = ", "σ_b = ", "N = "):
+        assert text in prediction.label
+    assert "no mean-field theory for LSTM" in notes and "no mean-field theory for GRU" in notes
+
+
+def test_profile_at_step_0_draws_no_second_initial_line(figure_data, cell_runs):
+    rid = cell_runs["rnn"]
+    fig = FIGURES["timestep_profile"].builder(figure_data([rid]), step=0)
+    assert [role(t) for t in fig.data].count("initial") == 0
+    assert [role(t) for t in fig.data].count("theory") == 1
 
 
 def test_profile_fit_line_matches_the_summary_fit(profile, cell_runs, fig_store):
@@ -58,7 +75,8 @@ def test_profile_fit_line_matches_the_summary_fit(profile, cell_runs, fig_store)
         assert FIT_NAME.fullmatch(trace.name), trace.name
         assert trace.line.dash == style.FIT_DASH
         rid = run_of(trace)
-        summary = fig_store.metrics(rid, probes="summary", names="decay_rate")
+        # The ‖∂L/∂h_k‖ profile's fit is the adjoint rate (decay_rate is the state Jacobian's).
+        summary = fig_store.metrics(rid, probes="summary", names="adjoint_decay_rate")
         stored = summary.sort_values("step")["value"].iloc[-1]
         x, y = np.asarray(trace.x, float), np.log(np.asarray(trace.y, float))
         slope = -np.polyfit(x, y, 1)[0]  # x is the timestep: lag = T − k

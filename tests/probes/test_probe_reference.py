@@ -117,6 +117,34 @@ def test_spectral_probes_write_nothing_without_samples(recorded):
     assert set(StepJacobianProbe().rows(rec, ctx)["name"]) == {"fro"}
 
 
+def test_summary_without_jacobian_samples_fits_frobenius_norms_over_the_batch(recorded):
+    """The fallback: no SVD, the Frobenius norm of ∂s_T/∂s_k averaged over the whole batch."""
+    rec, ctx = recorded
+    ctx = type(ctx)(ctx.config, (), ctx.theory_rate)
+    v = rec.layer(0)
+    fro = [float(torch.linalg.matrix_norm(v.jacobian(v.T, k)).mean()) for k in range(v.T)]
+    rows = SummaryProbe().rows(rec, ctx)
+    got = dict(zip(rows["name"], rows["value"], strict=True))
+    assert got["decay_rate"] == pytest.approx(fits.decay_fit(np.array(fro)).rate, rel=1e-10)
+
+
+def test_jacobian_norms_are_computed_once_per_recording(recorded, monkeypatch):
+    """The jacobian probe and the summary probe share one backward accumulation."""
+    rec, ctx = make_recording(RELU)
+    calls = []
+    view = rec.layer(0)
+    original = type(view).jacobian_norms
+
+    def counting(self, *args, **kwargs):
+        calls.append((self.layer, self.reverse))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(view), "jacobian_norms", counting)
+    JacobianProbe().rows(rec, ctx)
+    SummaryProbe().rows(rec, ctx)
+    assert calls == [(0, False)]
+
+
 def _hidden_reference(rec) -> dict:
     want = {}
     act = rec.model.activation
@@ -168,7 +196,13 @@ def test_summary(recorded):
     contrib = np.array(
         [float(torch.linalg.norm(v.contributions("weight_hh")[t])) for t in range(5)]
     )
-    want = fits.summarize(norms, contrib, ctx.theory_rate)
+    state = np.array(  # ‖∂s_T/∂s_k‖₂ from full products, mean over the Jacobian samples
+        [
+            float(torch.linalg.matrix_norm(v.jacobian(v.T, k)[list(SAMPLES)], ord=2).mean())
+            for k in range(v.T)
+        ]
+    )
+    want = fits.summarize(state, norms, contrib, ctx.theory_rate)
     rows = SummaryProbe().rows(rec, ctx)
     assert rows["t"] == rows["layer"] == rows["direction"] == [None] * len(fits.SUMMARY_KEYS)
     got = dict(zip(rows["name"], rows["value"], strict=True))
