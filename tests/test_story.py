@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gradlab.theory
 from gradlab import story
 from gradlab.cli import DEMO_SPEC, _experiments_dir, main
 from gradlab.config import RunConfig
@@ -257,24 +256,13 @@ def demo_run(tmp_path_factory):
     return story.measure(spec, open_store(store_path)), out.getvalue(), store_path
 
 
-#: The run summary's theory_rate is the driven mean-field rate (issue 12 item 1) once
-#: gradlab.theory has `driven_mean_field`; before that the Gaussian pair's theory claims
-#: compare with the undriven rate, which the demo's driven runs are not meant to match.
-DRIVEN_THEORY = hasattr(gradlab.theory, "driven_mean_field")
-
-
 @pytest.mark.slow
 def test_every_claim_of_the_demo_holds(demo_run):
     measures, _, _ = demo_run
     results = story.check(measures)
-    failed = [r for r in results if not r.passed]
-    theory = [r for r in failed if r.role in ("ordered", "chaotic")]
-    assert len(failed) == len(theory), "\n".join(r.line() for r in results)
-    if theory and not DRIVEN_THEORY:
-        pytest.xfail(
-            "theory_rate is not the driven rate yet: " + "; ".join(r.line() for r in theory)
-        )
-    assert not theory, "\n".join(r.line() for r in results)
+    assert all(r.passed for r in results), "\n".join(r.line() for r in results)
+    roles = {r.role for r in results}
+    assert roles == {"rnn", "lstm_remedy", "gru_remedy", "ordered", "chaotic"}
 
 
 @pytest.mark.slow
