@@ -17,7 +17,7 @@ from typing import Any
 
 import gradlab
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "demo_spec_path", "main", "run_demo"]
 
 DEFAULT_STORE = "runs"
 DEMO_SPEC = "vanishing-vs-lstm.toml"
@@ -259,9 +259,8 @@ def _serve_fn() -> Callable[..., None]:
     return serve
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from gradlab.sweep import run_sweep
-
+def demo_spec_path() -> Path:
+    """``experiments/vanishing-vs-lstm.toml`` of this checkout; CommandError where it is not."""
     spec_path = _experiments_dir() / DEMO_SPEC
     if not spec_path.is_file():
         raise CommandError(
@@ -269,13 +268,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "of the gradlab repository (experiments/ next to gradlab/); elsewhere run "
             "`gradlab sweep PATH/TO/vanishing-vs-lstm.toml` then `gradlab dash`"
         )
+    return spec_path
+
+
+def run_demo(store: str | Path, workers: int | None = None, progress: bool = True) -> Any:
+    """The demo sweep into ``store`` exactly as ``gradlab demo`` runs it (the default local
+    process pool, one worker per CPU unless ``workers``); returns the SweepResult."""
+    from gradlab.sweep import run_sweep
+
+    return run_sweep(demo_spec_path(), store, workers=workers, progress=progress)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    spec_path = demo_spec_path()
     serve = None if args.no_dash else _serve_fn()
-    result = run_sweep(spec_path, args.store, workers=args.workers, progress=not args.no_progress)
+    result = run_demo(args.store, workers=args.workers, progress=not args.no_progress)
     if result.interrupted:
         return result.exit_code
+    view = _demo_view(spec_path, args.store) if result.ok else None
+    if view is not None:
+        print(f"the demo's story, first view: http://{args.host}:{args.port}{view}")
     if serve is not None:
         serve(args.store, host=args.host, port=args.port)
     return result.exit_code
+
+
+def _demo_view(spec_path: Path, store: str) -> str | None:
+    """The dashboard path of the demo's first compare view (gradlab.story.compare_path), or
+    None where the store does not hold every demo run complete."""
+    from gradlab.store import open_store
+    from gradlab.story import compare_path, measure
+    from gradlab.sweep import load_spec
+
+    try:
+        return compare_path(measure(load_spec(spec_path), open_store(store, fsync=False)))
+    except (KeyError, ValueError):
+        return None
 
 
 def _cmd_dash(args: argparse.Namespace) -> int:

@@ -245,10 +245,14 @@ def test_shipped_specs_load_at_both_scales(name):
     demo = load_spec(path)
     full = load_spec(path, scale="full")
     assert demo.name == full.name == name
-    # One sentence.
-    assert demo.description.endswith(".") and demo.description.count(". ") == 0
     assert 4 <= len(demo.configs) <= 24
     assert len(full.configs) >= len(demo.configs)
+    if name == "vanishing-vs-lstm":
+        # The demo's description quotes its measurements (checked in tests/test_story.py) and
+        # its size is set by benchmarks/demo_story.py (the whole sweep within 180 s on 2 cores).
+        return
+    # One sentence.
+    assert demo.description.endswith(".") and demo.description.count(". ") == 0
     # Demo sized for a laptop: small models, modest training.
     assert all(c.hidden_size <= 64 and c.steps <= 300 for c in demo.configs)
 
@@ -256,8 +260,11 @@ def test_shipped_specs_load_at_both_scales(name):
 def test_shipped_specs_cover_what_they_promise():
     vanishing = load_spec(EXPERIMENTS / "vanishing-vs-lstm.toml").configs
     assert {c.cell for c in vanishing} == {"rnn", "lstm", "gru"}
-    assert {c.task for c in vanishing} == {"adding", "copy"}
-    assert len({c.seq_len for c in vanishing}) >= 3
+    cells = [c for c in vanishing if c.init == "default"]
+    assert {c.task for c in cells} == {"identity"}  # recall x_0 after T = seq_len steps
+    assert {c.forget_bias for c in vanishing if c.cell == "lstm"} >= {None, 1.0}
+    assert {c.update_bias for c in vanishing if c.cell == "gru"} > {None}
+    assert {c.init for c in vanishing if c.cell == "rnn"} == {"default", "gaussian"}
     acts = load_spec(EXPERIMENTS / "activations.toml").configs
     assert {c.activation_name for c in acts} == {"tanh", "relu", "sigmoid", "linear"}
     chaos = load_spec(EXPERIMENTS / "edge-of-chaos.toml")
