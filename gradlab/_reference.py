@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.func import jacrev, vmap
 
 from gradlab.cells.activations import get_activation
+from gradlab.cells.models import RecurrentModel
 from gradlab.cells.registry import CellSpec, cell_of, get_cell
 
 __all__ = [
@@ -117,6 +118,8 @@ def model_spec(model: torch.nn.Module) -> ModelSpec:
         spec = cell_of(model)
     except ValueError:
         raise TypeError(f"not a recurrent model: {type(model).__name__}") from None
+    if not isinstance(model, RecurrentModel | torch.nn.RNNBase):  # e.g. torch.nn.LSTMCell
+        raise TypeError(f"not a recurrent model: {type(model).__name__}")
     cell = spec.name
     activation = None
     if spec.takes_activation:
@@ -318,11 +321,11 @@ def reference_record(
             "contributions": None,
         }
         if want_grad:
-            gs = torch.stack([grads[id(leaf)] for leaf in e["_eps"]])
-            out["grad_state"] = gs
-            out["grad_hidden"] = gs[..., :N]
+            grad_state = torch.stack([grads[id(leaf)] for leaf in e["_eps"]])
+            out["grad_state"] = grad_state
+            out["grad_hidden"] = grad_state[..., :N]
             if spec.has_cell_state:
-                gc = [gs[0, :, N:]] + [grads[id(leaf)] for leaf in e["_c_eps"][1:]]
+                gc = [grad_state[0, :, N:]] + [grads[id(leaf)] for leaf in e["_c_eps"][1:]]
                 out["grad_cell"] = torch.stack(gc)
             out["contributions"] = {
                 n: torch.stack([grads[id(c)] for c in cs]) for n, cs in e["_copies"].items()
@@ -481,7 +484,7 @@ def reference_trajectory_adjoint(
     x: Tensor,
     states: dict[tuple[int, bool], Tensor],
     grad_output: Tensor,
-) -> dict[tuple[int, bool], dict[str, Tensor | None]]:
+) -> dict[tuple[int, bool], dict[str, Tensor | dict[str, Tensor] | None]]:
     """The float64 adjoint of the linearisation at a GIVEN trajectory, by autograd.
 
     ``states[(layer, reverse)]``: the trajectory s_0..s_T (T+1, B, S) in processing order (for
@@ -546,7 +549,7 @@ def reference_trajectory_adjoint(
             id(leaf): torch.zeros_like(leaf) if g is None else g
             for leaf, g in zip(leaves, grads, strict=True)
         }
-    out: dict[tuple[int, bool], dict[str, Tensor | None]] = {}
+    out: dict[tuple[int, bool], dict[str, Tensor | dict[str, Tensor] | None]] = {}
     for key, e in per_dir.items():
         grad_state = torch.stack([grad_of[id(leaf)] for leaf in e["eps"]])
         grad_cell = None

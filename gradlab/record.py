@@ -205,10 +205,13 @@ class LayerRecording:
         delta, right = self._factors(name)
         # the cell's own recurrence may not be a (G·N, N) matrix (IndRNN: a vector): its trace
         # knows the norms; any bilinear form in (δ, r) survives the exact rescaling below
-        if right is not None and self._short_name(name) == "weight_hh":
-            product = self.trace.weight_hh_contribution_norms
-        else:
-            product = _product_norms
+        own_recurrence = right is not None and self._short_name(name) == "weight_hh"
+
+        def product(delta: Tensor, right: Tensor | None) -> Tensor:
+            if own_recurrence and right is not None:
+                return self.trace.weight_hh_contribution_norms(delta, right)
+            return _product_norms(delta, right)
+
         norms = product(delta, right)
         redo = _out_of_scale(delta)
         if right is not None:
@@ -600,7 +603,17 @@ def _adjoint_trace(model: RecurrentModel, lr: LayerRecording, dtype: torch.dtype
     trace = lr.trace
     if trace.hidden.dtype == dtype:
         return trace
-    weights = LayerWeights(*(None if w is None else w.detach().to(dtype) for w in trace.weights))
+
+    def cast(w: Tensor) -> Tensor:
+        return w.detach().to(dtype)
+
+    w = trace.weights
+    weights = LayerWeights(
+        cast(w.weight_ih),
+        cast(w.weight_hh),
+        None if w.bias_ih is None else cast(w.bias_ih),
+        None if w.bias_hh is None else cast(w.bias_hh),
+    )
     hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
     initial = tuple(part[0] for part in others)
     inputs = trace.inputs.to(dtype)
@@ -657,8 +670,10 @@ def record(
     L, D, N = model.num_layers, model.num_directions, model.hidden_size
     spec = get_cell(model.cell)
     if h0 is None:
-        h0 = spec.join_state([xs.new_zeros(L * D, B, N)] * len(spec.state_parts))
-    h0_parts = spec.split_state(h0)  # (L·D, B, N) each: h, then c for an LSTM
+        state = spec.join_state([xs.new_zeros(L * D, B, N)] * len(spec.state_parts))
+    else:
+        state = h0
+    h0_parts = spec.split_state(state)  # (L·D, B, N) each: h, then c for an LSTM
 
     # 1. Forward trace, layer by layer, through the fused kernel.
     layers: dict[tuple[int, bool], LayerRecording] = {}

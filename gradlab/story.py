@@ -120,11 +120,11 @@ class DemoMeasures:
         for cell, bias in (("lstm", "forget_bias"), ("gru", "update_bias")):
             runs = [r for r in self.runs if r.cell == cell and r.config["init"] == "default"]
             pick(cell, [r for r in runs if r.config[bias] is None], lambda r: r.seq_len)
-            pick(
-                f"{cell}_remedy",
-                [r for r in runs if r.config[bias] is not None],
-                lambda r, bias=bias: (r.config[bias], r.seq_len),
-            )
+
+            def by_bias(r: RunMeasure, bias: str = bias) -> tuple[Any, int]:
+                return r.config[bias], r.seq_len
+
+            pick(f"{cell}_remedy", [r for r in runs if r.config[bias] is not None], by_bias)
         lstm_one = [
             r
             for r in self.runs

@@ -38,7 +38,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -890,6 +890,24 @@ def weight_laws(
 # --------------------------------------------------------------------------------------------
 # Run configurations
 # --------------------------------------------------------------------------------------------
+class _Assumed(TypedDict):
+    """The run's side of a `RatePrediction` (its keyword arguments cell .. seq_len)."""
+
+    cell: str
+    activation: str | None
+    init: str
+    hidden_size: int
+    seq_len: int
+
+
+class _Sigmas(TypedDict):
+    """The σ's a `RatePrediction` assumes (its keyword arguments sigma_w, sigma_v, sigma_b)."""
+
+    sigma_w: float
+    sigma_v: float
+    sigma_b: float
+
+
 @dataclass(frozen=True)
 class RatePrediction:
     """The theory's per-step rate for a run at initialisation, with what it assumes.
@@ -987,9 +1005,15 @@ def predict_rate(config: Any) -> RatePrediction:
     spec = get_cell(cfg.cell)
     task = make(cfg.task, seq_len=cfg.seq_len)
     activation = cfg.activation_name
-    common = dict(cell=cfg.cell, activation=activation, init=cfg.init)
-    common.update(hidden_size=cfg.hidden_size, seq_len=task.seq_len)
-    nan = dict(sigma_w=math.nan, sigma_v=math.nan, sigma_b=math.nan)
+    # every task has a seq_len field (make passed it; the copy task's is validated to an int)
+    common = _Assumed(
+        cell=cfg.cell,
+        activation=activation,
+        init=cfg.init,
+        hidden_size=cfg.hidden_size,
+        seq_len=int(task.params["seq_len"]),
+    )
+    nan = _Sigmas(sigma_w=math.nan, sigma_v=math.nan, sigma_b=math.nan)
     if spec.rate_at_init is None:
         kind = " (a gated cell)" if spec.gate_names else ""
         reason = f"no mean-field theory for {cfg.cell.upper()}{kind}"
@@ -1000,7 +1024,7 @@ def predict_rate(config: Any) -> RatePrediction:
     result = spec.rate_at_init(cfg.to_dict())
     if isinstance(result, RatePrediction):
         return result
-    sigmas = dict(sigma_w=abs(cfg.gain), sigma_v=math.nan, sigma_b=cfg.bias_scale)
+    sigmas = _Sigmas(sigma_w=abs(cfg.gain), sigma_v=math.nan, sigma_b=cfg.bias_scale)
     if result is None:
         reason = f"no closed form for a {activation} {spec.display_name} with {cfg.init} init"
         return RatePrediction(None, "", reason, **common, **sigmas)
@@ -1050,16 +1074,23 @@ def vanilla_rnn_prediction(config: Any) -> RatePrediction:
     cfg = _run_config(config)
     task = make(cfg.task, seq_len=cfg.seq_len)
     activation = cfg.activation_name
-    common = dict(cell=cfg.cell, activation=activation, init=cfg.init)
-    common.update(hidden_size=cfg.hidden_size, seq_len=task.seq_len)
+    # every task has a seq_len field (make passed it; the copy task's is validated to an int)
+    common = _Assumed(
+        cell=cfg.cell,
+        activation=activation,
+        init=cfg.init,
+        hidden_size=cfg.hidden_size,
+        seq_len=int(task.params["seq_len"]),
+    )
     name = _check_activation(activation)
     laws = weight_laws(cfg.init, cfg.hidden_size, task.input_size, cfg.gain, cfg.bias_scale)
     drive = laws.input_variance * np.asarray(task.input_second_moment(), dtype=np.float64)
-    sigmas = dict(sigma_w=laws.sigma_w, sigma_v=math.sqrt(float(drive.mean())))
-    sigmas["sigma_b"] = laws.sigma_b
+    sigmas = _Sigmas(
+        sigma_w=laws.sigma_w, sigma_v=math.sqrt(float(drive.mean())), sigma_b=laws.sigma_b
+    )
     if laws.iid:
         mf = driven_mean_field(name, laws.sigma_w, laws.sigma_b, drive)
-        gap = finite_size_gap(cfg.hidden_size, task.seq_len)
+        gap = finite_size_gap(cfg.hidden_size, common["seq_len"])
         return RatePrediction(
             mf.rate, "driven mean field", "", **common, **sigmas, gap=gap, mean_field=mf
         )

@@ -43,6 +43,8 @@ def rnn_reference_step(
     c_perturb: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """h' = φ(W_ih x + b_ih + W_hh h + b_hh); x (..., I), s = h (..., N)."""
+    if phi is None:
+        raise ValueError("the RNN reference step needs the activation φ")
     a = _affine(x, p["weight_ih"], p.get("bias_ih")) + _affine(s, p["weight_hh"], p.get("bias_hh"))
     return phi(a), {}
 

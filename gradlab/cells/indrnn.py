@@ -47,6 +47,7 @@ class IndRNN(RecurrentModel, nn.Module):
 
     cell = "indrnn"
     gate_names = ()
+    activation: Activation
 
     def __init__(
         self,
@@ -69,7 +70,6 @@ class IndRNN(RecurrentModel, nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.activation = get_activation(activation)
-        factory = dict(device=device, dtype=dtype)
         bound = 1.0 / math.sqrt(hidden_size)
         for layer in range(num_layers):
             fan_in = input_size if layer == 0 else self.num_directions * hidden_size
@@ -78,7 +78,9 @@ class IndRNN(RecurrentModel, nn.Module):
                 if bias:
                     shapes.update(bias_ih=(hidden_size,), bias_hh=(hidden_size,))
                 for short, shape in shapes.items():
-                    p = nn.Parameter(torch.empty(shape, **factory).uniform_(-bound, bound))
+                    p = nn.Parameter(
+                        torch.empty(shape, device=device, dtype=dtype).uniform_(-bound, bound)
+                    )
                     self.register_parameter(self.param_name(short, layer, reverse), p)
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -97,14 +99,16 @@ class IndRNN(RecurrentModel, nn.Module):
         output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         return output, torch.cat(finals)
 
-    def layer_forward(self, inputs: Tensor, h0: Tensor, layer: int = 0) -> tuple[Tensor, Tensor]:
+    def layer_forward(  # type: ignore[override]  # this cell's state: a tensor
+        self, inputs: Tensor, h0: Tensor, layer: int = 0
+    ) -> tuple[Tensor, Tensor]:
         phi = self.activation.fn
         outputs, finals = [], []
         for d in range(self.num_directions):
             w = self.layer_weights(layer, reverse=d == 1)
             steps = inputs.flip(0) if d == 1 else inputs
             drive = steps @ w.weight_ih.T  # (T, B, N)
-            if w.bias_ih is not None:
+            if w.bias_ih is not None and w.bias_hh is not None:
                 drive = drive + (w.bias_ih + w.bias_hh)
             h, states = h0[d], []
             for t in range(steps.shape[0]):
@@ -138,7 +142,7 @@ class IndRNNTrace(Trace):
         super().__init__(weights, inputs, hidden)
         T, B, w = self.T, self.B, weights
         pre = inputs.reshape(T * B, -1) @ w.weight_ih.T
-        if w.bias_ih is not None:
+        if w.bias_ih is not None and w.bias_hh is not None:
             pre += w.bias_ih + w.bias_hh
         pre = pre.view(T, B, -1).addcmul_(hidden[:-1], w.weight_hh)
         out = activation.fn(pre) if twin else hidden[1:]
@@ -220,6 +224,8 @@ def indrnn_reference_step(
     c_perturb: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """h' = φ(W_ih x + b_ih + u ⊙ h + b_hh); x (..., I), s = h (..., N)."""
+    if phi is None:
+        raise ValueError("the IndRNN reference step needs the activation φ")
     a = x @ p["weight_ih"].T + p["weight_hh"] * s
     if "bias_ih" in p:
         a = a + p["bias_ih"] + p["bias_hh"]

@@ -90,7 +90,7 @@ def input_weights_and_biases(
     dtype = w.weight_ih.dtype
     input_std = 1.0 / math.sqrt(w.weight_ih.shape[1])
     w.weight_ih.copy_(gaussian(w.weight_ih.shape, input_std, generator, dtype))
-    if w.bias_ih is not None:
+    if w.bias_ih is not None and w.bias_hh is not None:
         w.bias_ih.copy_(gaussian(w.bias_ih.shape, bias_scale, generator, dtype))
         w.bias_hh.zero_()
 
@@ -134,6 +134,7 @@ def init_model(
         for layer in range(model.num_layers):
             for reverse in directions:
                 w = model.layer_weights(layer, reverse)
+                assert w.bias_ih is not None and w.bias_hh is not None  # model.bias checked above
                 w.bias_ih[rows] = value
                 w.bias_hh[rows] = 0.0
     return model

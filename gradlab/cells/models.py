@@ -93,7 +93,7 @@ class RecurrentModel(nn.Module):
         return flat
 
     def layer_forward(
-        self, inputs: Tensor, h0: Tensor | tuple[Tensor, Tensor], layer: int = 0
+        self, inputs: Tensor, h0: Tensor | tuple[Tensor, ...], layer: int = 0
     ) -> tuple[Tensor, ...]:
         """Run one layer, both directions, time-major: inputs (T, B, I), h0 (D, B, N).
 

@@ -50,7 +50,7 @@ def build(
     label = run_label(data, rid)
     qc, qh = get_quantity("grad_cell"), get_quantity("grad_hidden")
     step_c, dc = data.series(rid, qc.probe, qc.name, step=step, layer=layer, direction=direction)
-    if dc.empty:
+    if step_c is None or dc.empty:  # no step: no rows either
         cell = CELLS.get(data.cell(rid))
         owners = " and ".join(f"{s.display_name}s" for s in cells() if s.has_cell_state)
         why = (
@@ -90,8 +90,9 @@ def build(
             )
         )
         if marks.any:
-            where = {"x_col": "t", "x_name": "k", "step": step_c, "label": q.text}
-            fig.add_traces(range_markers(st, t, v, marks, **where))
+            fig.add_traces(
+                range_markers(st, t, v, marks, x_col="t", x_name="k", step=step_c, label=q.text)
+            )
             below, above = (describe_positions(m, t, "k") for m in (marks.below, marks.above))
             notes.append(range_note(q.text, marks, below, above, q.probe))
     add_notes(fig, notes)

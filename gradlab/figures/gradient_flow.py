@@ -112,7 +112,9 @@ def _mark_out_of_range(fig, k, steps, raw, q, data, rid) -> None:
                 meta=trace_meta(rid, x="t", y="step", z=f"{word}_range"),
             )
         )
-    below, above = (describe_positions(m.any(0), k, "k") for m in (marks.below, marks.above))
+    below, above = (
+        describe_positions(np.asarray(m.any(0)), k, "k") for m in (marks.below, marks.above)
+    )
     n = int((marks.below | marks.above).any(1).sum())
     detail = f"grey cells, at {n} of {len(rows)} recorded steps"
     add_notes(fig, [range_note(q.text, marks, below, above, q.probe, detail)])

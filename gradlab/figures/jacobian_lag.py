@@ -59,10 +59,11 @@ def build(
         return no_data(NAME, title, "no runs selected", opts)
     styles = run_styles(data, ids)
     fig = new_figure(title, "lag T−k (steps)", Y_LABEL, ylog=scale == "log")
-    drawn, missing, steps, notes, theory_notes = [], [], set(), [], []
+    drawn, missing, steps, notes = [], [], set(), []
+    theory_notes: list[str] = []
     for rid in ids:
         chosen, df = data.series(rid, q.probe, q.name, step=step, layer=layer, direction=direction)
-        if df.empty:
+        if chosen is None or df.empty:  # no step: no rows either
             missing.append(rid)
             continue
         st = styles[rid]
