@@ -524,7 +524,7 @@ def reference_trajectory_adjoint(
                 hs = [s[..., :N]]
                 for k in range(T):
                     p = {n: copies[n][k] for n in copies}
-                    cp = c_eps[k + 1] if spec.cell == "lstm" else None
+                    cp = c_eps[k + 1] if spec.has_cell_state else None
                     moved = cell_step(spec, p, seq[k], s, c_perturb=cp)[0]
                     fixed = cell_step(spec, base, seq[k].detach(), given[k])[0].detach()
                     s = given[k + 1] + eps[k + 1] + (moved - fixed)
@@ -553,7 +553,7 @@ def reference_trajectory_adjoint(
     for key, e in per_dir.items():
         grad_state = torch.stack([grad_of[id(leaf)] for leaf in e["eps"]])
         grad_cell = None
-        if spec.cell == "lstm":
+        if spec.has_cell_state:
             rest = [grad_of[id(leaf)] for leaf in e["c_eps"][1:]]
             grad_cell = torch.stack([grad_state[0, :, N:], *rest])
         out[key] = {

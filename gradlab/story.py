@@ -27,6 +27,7 @@ from typing import Any
 
 from numpy.typing import ArrayLike
 
+from gradlab.cells import get_cell
 from gradlab.fits import decay_fit
 from gradlab.probes import JacobianProbe
 from gradlab.store import Store
@@ -281,16 +282,22 @@ def _rates(run: RunMeasure) -> list[tuple[str, float]]:
 
 
 def _label(run: RunMeasure) -> str:
+    """"tanh RNN", "Gaussian tanh RNN (σ_w = 1.2, N = 256)", "LSTM (forget-gate bias 3)": the
+    cell's registry name, its activation, a non-default init and any gate-bias knob set."""
     c = run.config
-    if c["cell"] == "rnn":
-        if c["init"] == "gaussian":
-            return f"Gaussian tanh RNN (σ_w = {_plain(c['gain'])}, N = {c['hidden_size']})"
-        return "tanh RNN"
-    if c["cell"] == "lstm":
-        bias = c["forget_bias"]
-        return "LSTM" if bias is None else f"LSTM (forget-gate bias {_plain(bias)})"
-    bias = c["update_bias"]
-    return "GRU" if bias is None else f"GRU (update-gate bias {_plain(bias)})"
+    spec = get_cell(c["cell"])
+    name = spec.display_name.removeprefix("vanilla ")
+    activation = spec.activation_name(c.get("activation"))
+    if activation is not None:
+        name = f"{activation} {name}"
+    if c["init"] == "gaussian":
+        return f"Gaussian {name} (σ_w = {_plain(c['gain'])}, N = {c['hidden_size']})"
+    biases = [
+        f"{knob.removesuffix('_bias')}-gate bias {_plain(c[knob])}"
+        for knob in spec.gate_biases
+        if c.get(knob) is not None
+    ]
+    return f"{name} ({', '.join(biases)})" if biases else name
 
 
 # ------------------------------------------------------------------------------------ text
