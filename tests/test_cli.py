@@ -8,8 +8,10 @@ The store the read-only commands look at is filled once, in-process, with `gradl
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,7 @@ from gradlab import cli
 from gradlab.cli import RATE_LEGEND, main
 from gradlab.sweep import load_spec
 
+REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["sweep", "runs", "show", "demo", "dash", "export"]
 #: Modules the read-only commands must not import (start-up time; see benchmarks/cli.py).
 HEAVY = ("torch", "dash", "plotly", "duckdb")
@@ -103,6 +106,20 @@ def test_read_only_commands_import_neither_torch_nor_the_dashboard(filled):
         code, loaded, out = seen[name]
         assert code == 0 and loaded == ["pandas"], (name, loaded)
         assert rnn in out, name
+
+
+def test_readme_quotes_the_start_up_benchmarks_cli_measured():
+    """The README's start-up line is benchmarks/cli.py's output (``--write``), within target."""
+    spec = importlib.util.spec_from_file_location("bench_cli", REPO / "benchmarks" / "cli.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (block,) = (m.group(0) for m in bench.STARTUP.finditer(readme))
+    paragraph = readme[: readme.index(block) + len(block)].rsplit("\n\n", 1)[-1]
+    assert "`gradlab --help`, `--version`, `runs` and `show` import" in paragraph  # as tested above
+    quoted = re.search(r"^<!-- cli-startup -->Measured by .*?`gradlab --help` (\S+) s", block)
+    assert quoted and float(quoted.group(1)) <= bench.HELP_TARGET_S
 
 
 def test_exit_status_of_the_real_command(filled):
