@@ -110,10 +110,18 @@ def _store(root: str) -> Store:
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:)\]}*+…-])/[^\s'\"`,;:()\[\]{}<>|*?]+")
 
 
-def _code_bases() -> list[str]:
-    """Absolute sys.path folders (site-packages, the source tree, the stdlib), longest first."""
+@lru_cache(maxsize=1)
+def _code_bases() -> tuple[str, ...]:
+    """Folders code is imported from, longest first: sys.path (site-packages, the stdlib) and
+    the folder of every top-level package loaded (an editable install is on no sys.path)."""
     bases = {os.path.normpath(p) for p in (*sys.path, sys.prefix, sys.base_prefix) if p}
-    return sorted((b for b in bases if os.path.isabs(b) and b != os.sep), key=len, reverse=True)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if "." not in name and isinstance(file, str):
+            folder = os.path.dirname(os.path.abspath(file))
+            bases.add(os.path.dirname(folder) if file.endswith("__init__.py") else folder)
+    bases = {b for b in bases if os.path.isabs(b) and b != os.sep}
+    return tuple(sorted(bases, key=len, reverse=True))
 
 
 def public_text(text: Any, root: str | None = None) -> str:
