@@ -3,6 +3,9 @@
 ``gradlab sweep SPEC.toml``, ``gradlab runs``, ``gradlab show RUN_ID``, ``gradlab demo``,
 ``gradlab dash``, ``gradlab export``. Errors go to stderr; the exit code is 2 for a usage error
 or an invalid spec, 1 for a failure (a run failed, a run id is unknown), 130 after Ctrl-C.
+
+Each command imports what it needs when it runs: ``--help``, ``--version``, ``runs`` and
+``show`` import neither torch, the dashboard nor DuckDB (benchmarks/cli.py times them).
 """
 
 from __future__ import annotations
