@@ -1,12 +1,15 @@
 """The dashboard's shell: the Dash app, its navbar and page container. Pages live in ``pages/``.
 
 ``create_app(store_path)`` builds the app over one store (the folder is fixed here, in the Flask
-config; nothing in a URL can name another). ``serve(store_path)`` runs it on 127.0.0.1:8050.
+config; nothing in a URL can name another). ``serve(store_path)`` runs it on 127.0.0.1:8050, and
+says so on stderr when asked to listen on an address other machines can reach.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +20,7 @@ from dash.development.base_component import Component
 
 from dashboards import data
 
-__all__ = ["create_app", "page_module", "serve"]
+__all__ = ["create_app", "exposure_warning", "is_loopback", "page_module", "serve"]
 
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "pages"
@@ -90,13 +93,52 @@ def page_module(name: str) -> ModuleType:
     return sys.modules[f"{PAGE_PACKAGE}.{name}"]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) reaches only this machine: every address it
+    resolves to is a loopback address (127.0.0.0/8, ::1). A name that does not resolve: False."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]).split("%")[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """What serving on ``host`` exposes, or None for a loopback address (the default)."""
+    if is_loopback(host):
+        return None
+    try:
+        everywhere = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        everywhere = False
+    where = (
+        f"on every network interface of this machine (--host {host})"
+        if everywhere
+        else f"on {host}, which is not a loopback address"
+    )
+    return (
+        f"warning: serving the dashboard {where}: anyone who can reach port {port} of this "
+        "machine can browse every run in the store and download its data; the dashboard has no "
+        "login and no encryption. Use --host 127.0.0.1 (the default) to keep it to this machine."
+    )
+
+
 def serve(
     store_path: str | os.PathLike[str],
     host: str = "127.0.0.1",
     port: int = 8050,
     debug: bool = False,
 ) -> None:
-    """Serve the dashboard of ``store_path`` on http://host:port (127.0.0.1 unless told)."""
+    """Serve the dashboard of ``store_path`` on http://host:port (127.0.0.1 unless told; any
+    other address gets :func:`exposure_warning` on stderr first)."""
     app = create_app(store_path)
+    warning = exposure_warning(host, port)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     print(f"gradlab dashboard of {data.resolve_root(store_path)} on http://{host}:{port}/")
     app.run(host=host, port=port, debug=debug)

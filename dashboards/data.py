@@ -14,7 +14,10 @@ Cached frames and arrays are shared between callers: treat them as read-only (pa
 write, arrays are flagged read-only).
 
 Errors a user can cause (a malformed or unknown run id, a corrupt run) raise :class:`DataError`
-with a message fit for the page; nothing here unpickles or evaluates what it reads.
+with a message fit for the page; nothing here unpickles or evaluates what it reads. No text a
+page shows names an absolute filesystem path: :func:`public_text` makes store paths
+store-relative (the reasons of ``runs()`` and ``run_problem`` go through it here, error text in
+``pages/_common``'s messages and error figures).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -46,6 +51,7 @@ __all__ = [
     "grid_axes",
     "metrics",
     "parse_run_ids",
+    "public_text",
     "recorded_steps",
     "resolve_root",
     "run",
@@ -98,6 +104,63 @@ def _store(root: str) -> Store:
     return open_store(root, fsync=False)
 
 
+# ----------------------------------------------------------------------------- page text
+#: An absolute POSIX path in running text: a "/" that does not continue a word, a relative path,
+#: a URL or a formula, then characters up to a blank, a quote, a bracket or a separator.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:)\]}*+…-])/[^\s'\"`,;:()\[\]{}<>|*?]+")
+
+
+@lru_cache(maxsize=1)
+def _code_bases() -> tuple[str, ...]:
+    """Folders code is imported from, longest first: sys.path (site-packages, the stdlib) and
+    the folder of every top-level package loaded (an editable install is on no sys.path)."""
+    bases = {os.path.normpath(p) for p in (*sys.path, sys.prefix, sys.base_prefix) if p}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if "." not in name and isinstance(file, str):
+            folder = os.path.dirname(os.path.abspath(file))
+            bases.add(os.path.dirname(folder) if file.endswith("__init__.py") else folder)
+    bases = {b for b in bases if os.path.isabs(b) and b != os.sep}
+    return tuple(sorted(bases, key=len, reverse=True))
+
+
+def public_text(text: Any, root: str | None = None) -> str:
+    """``text`` fit for a page: no absolute filesystem path in it.
+
+    A path in the store folder ``root`` (by default the store of the app serving the request)
+    becomes store-relative (``runs/…/metrics.parquet``; the folder itself its name), a path of
+    installed code is shown from its sys.path folder (``torch/nn/modules/module.py``), any
+    other absolute path as ``…/`` and its last name. DuckDB, pyarrow and tracebacks name files
+    by absolute path; the pages show what went wrong without where the server keeps its files.
+    """
+    out = str(text)
+    if root is None:
+        import flask
+
+        root = current_root() if flask.has_app_context() else None
+    if root:
+        name = os.path.basename(os.path.normpath(root))
+
+        def in_store(match: re.Match[str]) -> str:  # "<root>/x" -> "x", "<root>" -> its name
+            return "" if match.group(1) else name
+
+        for folder in sorted({os.path.normpath(root), os.path.realpath(root)}, key=len)[::-1]:
+            if folder != os.sep:
+                pattern = rf"(?<![\w.~/-]){re.escape(folder)}(?:(/)|(?=[^\w.-]|$))"
+                out = re.sub(pattern, in_store, out)
+    bases = _code_bases()
+
+    def shown(match: re.Match[str]) -> str:
+        path = match.group(0)
+        for base in bases:
+            if path.startswith(base + os.sep):
+                return path[len(base) + 1 :]
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        return f"…/{last}" if last else "…"
+
+    return _ABSOLUTE_PATH.sub(shown, out)
+
+
 # ----------------------------------------------------------------------------- run ids
 def check_run_id(value: Any) -> str:
     """``value`` if it is a well-formed run id, else DataError (no path-like ids reach disk)."""
@@ -148,6 +211,7 @@ def _runs_signature_at(root: str, _tick: int) -> str:
 @lru_cache(maxsize=8)
 def _runs_cached(root: str, signature: str, live_bucket: int) -> pd.DataFrame:
     frame = _store(root).runs()
+    frame["reason"] = frame["reason"].map(lambda r: public_text(r, root), na_action="ignore")
     if "final_loss" in frame and "baseline_loss" in frame:
         final = pd.to_numeric(frame["final_loss"], errors="coerce")
         base = pd.to_numeric(frame["baseline_loss"], errors="coerce")
@@ -344,7 +408,7 @@ def run_problem(root: str, run_id: str) -> str | None:
     except DataError as exc:
         return str(exc)
     if info.status == "corrupt":
-        return f"Run {run_id!r} is corrupt: {info.reason}"
+        return f"Run {run_id!r} is corrupt: {public_text(info.reason, root)}"
     return None
 
 

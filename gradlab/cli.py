@@ -3,6 +3,9 @@
 ``gradlab sweep SPEC.toml``, ``gradlab runs``, ``gradlab show RUN_ID``, ``gradlab demo``,
 ``gradlab dash``, ``gradlab export``. Errors go to stderr; the exit code is 2 for a usage error
 or an invalid spec, 1 for a failure (a run failed, a run id is unknown), 130 after Ctrl-C.
+
+Each command imports what it needs when it runs: ``--help``, ``--version``, ``runs`` and
+``show`` import neither torch, the dashboard nor DuckDB (benchmarks/cli.py times them).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,30 +125,34 @@ def _dry_run(spec: Any, plan: list[Any], store: str) -> int:
 
 
 def _format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Plain aligned columns: text left, numbers right."""
-    rows = [list(r) for r in rows]
-    text = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
-    numeric = [
-        all(
-            (isinstance(r[i], int | float) and not isinstance(r[i], bool)) or r[i] is None
-            for r in rows
+    """Aligned columns through rich (text left, numbers right, None blank), one line per row
+    at whatever width the rows need, no trailing blanks."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text  # cells are plain text: "[x]" in a reason is not markup
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for i, name in enumerate(header):
+        numeric = all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+            for v in (r[i] for r in rows)
         )
-        for i in range(len(header))
-    ]
-    widths = [max(len(r[i]) for r in text) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.rjust(w) if num else cell.ljust(w)
-            for cell, w, num in zip(r, widths, numeric, strict=True)
-        ).rstrip()
-        for r in text
-    ]
-    return "\n".join(lines)
+        table.add_column(str(name), justify="right" if numeric else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    console.width = Measurement.get(console, console.options.update_width(1 << 20), table).maximum
+    with console.capture() as captured:
+        console.print(table)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
 
 
 # ------------------------------------------------------------------------------- runs / show
 TABLE_COLUMNS = ("run_id", "sweep", "status", "task", "cell", "activation", "seq_len")
 SUMMARY_COLUMNS = ("duration_s", "final_loss", "decay_rate", "decay_rate_init", "theory_rate")
+#: The runs table's activation of a run that left it to its cell.
+DEFAULT_ACTIVATION = "default"
 #: Printed under the runs table: what the rate columns measure and at which training step.
 RATE_LEGEND = (
     "decay_rate: slope of ln ‖∂s_T/∂s_k‖ per step of lag T−k at the last recording; "
@@ -170,30 +177,40 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     elif runs.empty:
         print("no runs match" if len(store.run_ids()) else f"no runs in {args.store}")
     else:
-        header, rows = _table(runs)
+        header, rows = _table(runs, _config_keys(store, runs["run_id"]))
         print(_format_table(header, rows))
         if any(c in header for c in ("decay_rate", "decay_rate_init", "theory_rate")):
             print(RATE_LEGEND)
     return EXIT_OK
 
 
-def _table(runs: Any) -> tuple[list[str], list[list[Any]]]:
-    """The columns worth a glance: identity, what varies between the rows, a few results."""
-    from gradlab.cells import shown_activation
-    from gradlab.config import RunConfig
+def _config_keys(store: Any, run_ids: Iterable[str]) -> list[str]:
+    """The config keys of these runs' run.json files, in order of first appearance."""
+    keys: dict[str, None] = {}
+    for run_id in run_ids:
+        try:
+            config = store.run(run_id).config
+        except (KeyError, ValueError):  # removed since it was listed
+            continue
+        keys.update(dict.fromkeys(config if isinstance(config, dict) else ()))
+    return list(keys)
 
-    config_keys = [k for k in RunConfig.__dataclass_fields__ if k in runs]
+
+def _table(runs: Any, config_keys: Iterable[str]) -> tuple[list[str], list[list[Any]]]:
+    """The columns worth a glance: identity, the config keys that vary between the rows, a
+    few results. An unset activation is shown as ``default`` (the cell's own; naming it would
+    need the cell registry, which imports torch)."""
     varying = [
         k
         for k in config_keys
-        if k not in TABLE_COLUMNS and runs[k].astype(str).nunique(dropna=False) > 1
+        if k in runs and k not in TABLE_COLUMNS and runs[k].astype(str).nunique(dropna=False) > 1
     ]
     columns = [c for c in (*TABLE_COLUMNS, *varying, *SUMMARY_COLUMNS) if c in runs]
     with_reason = bool(runs["reason"].notna().any())
     rows = []
     for record in runs.to_dict("records"):
-        if _missing(record.get("activation")):  # what the cell uses by default, if any
-            record["activation"] = shown_activation(record.get("cell"), None)
+        if "activation" in record and _missing(record["activation"]):
+            record["activation"] = DEFAULT_ACTIVATION
         row = [None if _missing(record[c]) else record[c] for c in columns]
         row = [float(f"{v:.4g}") if isinstance(v, float) else v for v in row]
         if with_reason:
@@ -232,7 +249,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"status     {info.status}" + (" (writer alive)" if info.alive else ""))
     for key in ("created", "finished", "duration_s"):
         if meta.get(key) is not None:
-            print(f"{key:<10}{meta[key]}")
+            print(f"{key:<10} {meta[key]}")
     print(f"path       {info.path}")
     print("config:")
     for key, value in info.config.items():
@@ -460,11 +477,27 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors of other modules a command may raise, (module, class name) -> exit code: a config or
+#: spec error is a usage error, a sweep that cannot go on a failure.
+ERROR_CODES: dict[tuple[str, str], int] = {
+    ("gradlab.config", "ConfigError"): EXIT_USAGE,
+    ("gradlab.sweep", "SweepError"): EXIT_FAILURE,
+}
+
+
+def _exit_code(exc: Exception) -> int | None:
+    """The exit code of an ERROR_CODES error, None for any other exception. Only modules
+    already loaded are looked at (an error of a module never imported cannot have been raised),
+    so ``--help`` and ``runs`` do not import torch to handle errors."""
+    for (module, name), code in ERROR_CODES.items():
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return code
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (console script ``gradlab``)."""
-    from gradlab.config import ConfigError
-    from gradlab.sweep import SweepError
-
     parser = build_parser(argv)
     try:
         args, extra = parser.parse_known_args(argv)
@@ -478,14 +511,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"gradlab {args.command}"
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (CommandError, SweepError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return getattr(exc, "code", EXIT_FAILURE)
+        return exc.code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `gradlab runs | head`
         return EXIT_OK
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return code

@@ -48,7 +48,12 @@ def graph_config(filename: str) -> dict[str, Any]:
 
 
 def message(text: Any, kind: str = "error", **kwargs: Any) -> html.Div:
-    """A boxed message (kind: error, warning, info)."""
+    """A boxed message (kind: error, warning, info). Its text, and the text items of a list,
+    go through ``data.public_text``: error text names no absolute filesystem path."""
+    if isinstance(text, str):
+        text = data.public_text(text)
+    elif isinstance(text, list):
+        text = [data.public_text(t) if isinstance(t, str) else t for t in text]
     return html.Div(text, className=f"message message-{kind}", role="alert", **kwargs)
 
 
@@ -94,8 +99,9 @@ def clean_options(spec: Any, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def error_figure(title: str, text: str) -> go.Figure:
-    """A figure with no traces and ``text`` in the middle (a builder failed, a run is missing)."""
-    return message_figure(title, text)
+    """A figure with no traces and ``text`` in the middle (a builder failed, a run is missing);
+    the text names no absolute filesystem path (``data.public_text``)."""
+    return message_figure(title, data.public_text(text))
 
 
 def figure_data(

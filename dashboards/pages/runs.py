@@ -210,7 +210,11 @@ def layout(**query: Any) -> html.Div:
     head = html.Div(
         [
             html.H2("Runs"),
-            html.Span(f"{len(frame)} runs in {root}", className="muted", id=f"{PREFIX}-count"),
+            html.Span(
+                f"{len(frame)} runs in {data.public_text(root, root)}/",  # the folder's name
+                className="muted",
+                id=f"{PREFIX}-count",
+            ),
         ],
         className="page-head",
     )

@@ -107,6 +107,9 @@ def test_runs_page_lists_runs(page, real_store):
     page.get_by_text(real_store.failed).wait_for()
     assert page.get_by_text("ValueError: boom at step 2").count() == 1
     assert page.locator("#runs-table tr:has(input[type=checkbox])").count() == 8
+    # the store by its folder's name: no absolute server path on the page
+    assert page.inner_text("#runs-count") == "8 runs in store/"
+    assert real_store.root not in page.inner_text("body")
 
 
 def test_run_page_draws_every_figure(page, real_store):
