@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import files
 from .errors import RunExistsError
@@ -71,10 +72,11 @@ def _existing_status(run_path: Path, run_id: str) -> tuple[str | None, str]:
     if state.status == CORRUPT and state.reason == MISSING_JSON:
         if all(e.name == files.LOCK_FILE for e in run_path.iterdir()):
             return None, ""
-    if state.status == COMPLETE and state.metrics_path is not None:
-        problem = files.parquet_readable(state.metrics_path)
-        if problem is not None:
-            return CORRUPT, problem
+    if state.status == COMPLETE:
+        for path in state.metrics_paths:
+            problem = files.parquet_readable(path)
+            if problem is not None:
+                return CORRUPT, problem
     return state.status, state.reason or ""
 
 
@@ -154,10 +156,17 @@ def _peek_status(run_path: Path) -> tuple[str, str]:
 class RunWriter:
     """Writes one run. Made by :meth:`Store.create_run`; holds the run's lock until finished.
 
-    Metrics are buffered by :meth:`log_metrics` and written by :meth:`flush` (the whole table so
-    far, rewritten atomically). Use as a context manager: leaving the block normally finishes the
-    run as ``complete``; an exception finishes it as ``failed`` with the traceback and re-raises.
+    Metrics are buffered by :meth:`log_metrics` and written by :meth:`flush`: each flush writes
+    only its own rows, to a new part file, so a run's write cost grows linearly with its
+    recordings. Every ``MERGE_FANIN`` parts of one size are merged into one (a bounded number of
+    files for readers of a live or killed run: at most ``MERGE_FANIN - 1`` per size, about 30
+    for 10^4 flushes); :meth:`finish` compacts them all into metrics.parquet. Use as a context
+    manager: leaving the block normally finishes the run as ``complete``; an exception finishes
+    it as ``failed`` with the traceback and re-raises.
     """
+
+    MERGE_FANIN = 8
+    """Parts of one size merged at a time: each row is rewritten about log_8(flushes) times."""
 
     def __init__(self, path: Path, record: dict[str, Any], lock: RunLock, fsync: bool) -> None:
         self.path = path
@@ -166,7 +175,8 @@ class RunWriter:
         self._lock = lock
         self._fsync = fsync
         self._t0 = time.monotonic()
-        self._written: pa.Table | None = None
+        self._parts: list[tuple[int, int]] = []  # (first, last) flush of each outermost part
+        self._flushes = 0
         self._pending: list[pa.Table] = []
         self._closed = False
 
@@ -213,22 +223,54 @@ class RunWriter:
         return path
 
     def flush(self) -> None:
-        """Write every metric row logged so far to metrics.parquet (atomic replace)."""
+        """Write the metric rows logged since the last flush to a new part file (atomic)."""
         self._check_open()
-        self._flush()
-
-    def _flush(self, force: bool = False) -> None:
-        if not self._pending and not force:
+        if not self._pending:
             return
-        parts = ([self._written] if self._written is not None else []) + self._pending
-        if parts:
-            table = sort_metrics(pa.concat_tables(parts).combine_chunks())
-        else:
-            table = METRICS_SCHEMA.empty_table()
-        files.write_parquet(self.path / files.METRICS_FILE, table, fsync=self._fsync)
-        files.bump_change_token(files.root_of(self.path))
-        self._written = table
+        table = sort_metrics(pa.concat_tables(self._pending).combine_chunks())
+        n = self._flushes
+        files.write_parquet(files.metrics_part_path(self.path, n, n), table, fsync=self._fsync)
+        self._flushes += 1
         self._pending = []
+        self._parts.append((n, n))
+        self._merge_tail()
+        files.bump_change_token(files.root_of(self.path))
+
+    def _merge_tail(self) -> None:
+        """Merge the last MERGE_FANIN parts while they have one size (a base-8 counter)."""
+        k = self.MERGE_FANIN
+        while len(self._parts) >= k:
+            tail = self._parts[-k:]
+            size = tail[0][1] - tail[0][0]
+            if any(last - first != size for first, last in tail):
+                return
+            first, last = tail[0][0], tail[-1][1]
+            inputs = [files.metrics_part_path(self.path, a, b) for a, b in tail]
+            table = self._read(inputs)
+            merged = files.metrics_part_path(self.path, first, last)
+            files.write_parquet(merged, table, fsync=self._fsync)
+            for path in inputs:  # lowest first: see files.metrics_files
+                path.unlink()
+            self._parts[-k:] = [(first, last)]
+
+    @staticmethod
+    def _read(paths: list[Path], extra: list[pa.Table] | None = None) -> pa.Table:
+        """The rows of ``paths`` (and ``extra``) as one sorted table."""
+        tables = [pq.read_table(p, schema=METRICS_SCHEMA) for p in paths] + (extra or [])
+        if not tables:
+            return METRICS_SCHEMA.empty_table()
+        return sort_metrics(pa.concat_tables(tables).combine_chunks())
+
+    def _compact(self) -> None:
+        """Write every row (parts and pending) to metrics.parquet, then delete the parts."""
+        inputs = [files.metrics_part_path(self.path, a, b) for a, b in self._parts]
+        table = self._read(inputs, self._pending)
+        files.write_parquet(self.path / files.METRICS_FILE, table, fsync=self._fsync)
+        self._pending = []
+        self._parts = []
+        for path in files.metrics_part_files(self.path):
+            path.unlink(missing_ok=True)
+        files.bump_change_token(files.root_of(self.path))
 
     def finish(
         self,
@@ -236,7 +278,8 @@ class RunWriter:
         summary: Mapping[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        """Flush, write the final run.json (status, timings, summary, error), release the lock.
+        """Compact the metrics into metrics.parquet, write the final run.json (status, timings,
+        summary, error), release the lock.
 
         ``status`` is ``complete``, ``failed`` or ``diverged``. run.json is written last, so a
         run is only ever ``complete`` once all its files are in place.
@@ -247,7 +290,7 @@ class RunWriter:
         summary = files.jsonable(dict(summary or {}))
         try:
             try:
-                self._flush(force=self._written is None)
+                self._compact()
             except Exception as exc:
                 status = "failed"
                 error = (error + "\n" if error else "") + f"writing metrics failed: {exc!r}"
