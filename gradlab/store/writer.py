@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import files
 from .errors import RunExistsError
@@ -145,6 +144,13 @@ def create_run(
     return RunWriter(run_path, record, lock, fsync=fsync)
 
 
+def _sorted(tables: list[pa.Table]) -> pa.Table:
+    """Metric tables as one table in file order (``sort_metrics``); empty for no tables."""
+    if not tables:
+        return METRICS_SCHEMA.empty_table()
+    return sort_metrics(pa.concat_tables(tables).combine_chunks())
+
+
 def _peek_status(run_path: Path) -> tuple[str, str]:
     try:
         meta = json.loads((run_path / files.RUN_JSON).read_text(encoding="utf-8"))
@@ -157,16 +163,17 @@ class RunWriter:
     """Writes one run. Made by :meth:`Store.create_run`; holds the run's lock until finished.
 
     Metrics are buffered by :meth:`log_metrics` and written by :meth:`flush`: each flush writes
-    only its own rows, to a new part file, so a run's write cost grows linearly with its
-    recordings. Every ``MERGE_FANIN`` parts of one size are merged into one (a bounded number of
-    files for readers of a live or killed run: at most ``MERGE_FANIN - 1`` per size, about 30
-    for 10^4 flushes); :meth:`finish` compacts them all into metrics.parquet. Use as a context
-    manager: leaving the block normally finishes the run as ``complete``; an exception finishes
-    it as ``failed`` with the traceback and re-raises.
+    only its own rows, to a new part file, never rewriting earlier ones. Every ``MERGE_FANIN``
+    parts of one size are merged into one, so readers of a live or killed run open few files
+    (at most 7 per size: 28 below 4,096 flushes) while each row is rewritten only about
+    log_8(flushes) times; :meth:`finish` compacts them all into metrics.parquet. The flushed
+    rows stay in memory until then (for the merges). Use as a context manager: leaving the block
+    normally finishes the run as ``complete``; an exception finishes it as ``failed`` with the
+    traceback and re-raises.
     """
 
     MERGE_FANIN = 8
-    """Parts of one size merged at a time: each row is rewritten about log_8(flushes) times."""
+    """How many parts of one size are merged into one."""
 
     def __init__(self, path: Path, record: dict[str, Any], lock: RunLock, fsync: bool) -> None:
         self.path = path
@@ -175,7 +182,8 @@ class RunWriter:
         self._lock = lock
         self._fsync = fsync
         self._t0 = time.monotonic()
-        self._parts: list[tuple[int, int]] = []  # (first, last) flush of each outermost part
+        # ((first, last) flush, rows) of each part on disk not merged into a wider one
+        self._parts: list[tuple[tuple[int, int], pa.Table]] = []
         self._flushes = 0
         self._pending: list[pa.Table] = []
         self._closed = False
@@ -227,12 +235,12 @@ class RunWriter:
         self._check_open()
         if not self._pending:
             return
-        table = sort_metrics(pa.concat_tables(self._pending).combine_chunks())
+        table = _sorted(self._pending)
         n = self._flushes
         files.write_parquet(files.metrics_part_path(self.path, n, n), table, fsync=self._fsync)
         self._flushes += 1
         self._pending = []
-        self._parts.append((n, n))
+        self._parts.append(((n, n), table))
         self._merge_tail()
         files.bump_change_token(files.root_of(self.path))
 
@@ -241,30 +249,19 @@ class RunWriter:
         k = self.MERGE_FANIN
         while len(self._parts) >= k:
             tail = self._parts[-k:]
-            size = tail[0][1] - tail[0][0]
-            if any(last - first != size for first, last in tail):
+            size = tail[0][0][1] - tail[0][0][0]
+            if any(last - first != size for (first, last), _ in tail):
                 return
-            first, last = tail[0][0], tail[-1][1]
-            inputs = [files.metrics_part_path(self.path, a, b) for a, b in tail]
-            table = self._read(inputs)
-            merged = files.metrics_part_path(self.path, first, last)
-            files.write_parquet(merged, table, fsync=self._fsync)
-            for path in inputs:  # lowest first: see files.metrics_files
-                path.unlink()
-            self._parts[-k:] = [(first, last)]
-
-    @staticmethod
-    def _read(paths: list[Path], extra: list[pa.Table] | None = None) -> pa.Table:
-        """The rows of ``paths`` (and ``extra``) as one sorted table."""
-        tables = [pq.read_table(p, schema=METRICS_SCHEMA) for p in paths] + (extra or [])
-        if not tables:
-            return METRICS_SCHEMA.empty_table()
-        return sort_metrics(pa.concat_tables(tables).combine_chunks())
+            first, last = tail[0][0][0], tail[-1][0][1]
+            table = _sorted([t for _, t in tail])
+            files.write_parquet(files.metrics_part_path(self.path, first, last), table, self._fsync)
+            for (a, b), _ in tail:  # lowest first: see files.metrics_files
+                files.metrics_part_path(self.path, a, b).unlink()
+            self._parts[-k:] = [((first, last), table)]
 
     def _compact(self) -> None:
         """Write every row (parts and pending) to metrics.parquet, then delete the parts."""
-        inputs = [files.metrics_part_path(self.path, a, b) for a, b in self._parts]
-        table = self._read(inputs, self._pending)
+        table = _sorted([t for _, t in self._parts] + self._pending)
         files.write_parquet(self.path / files.METRICS_FILE, table, fsync=self._fsync)
         self._pending = []
         self._parts = []
