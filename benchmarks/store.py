@@ -190,7 +190,6 @@ def write_cost(root: Path, recordings: int, T: int, fsync: bool) -> dict[str, fl
     t2 = time.perf_counter()
     writer.finish()
     t3, c3 = time.perf_counter(), time.process_time()
-    assert len(store.metrics(writer.run_id)) == recordings * (4 * T + 4)
     return {
         "create": t1 - t0,
         "flushes": t2 - t1,
@@ -198,6 +197,29 @@ def write_cost(root: Path, recordings: int, T: int, fsync: bool) -> dict[str, fl
         "per_recording": (t3 - t1) / recordings,
         "cpu_per_recording": (c3 - c1) / recordings,
     }
+
+
+def live_read_cost(root: Path, recordings: int, T: int) -> tuple[float, float]:
+    """Seconds of ``store.metrics(run)`` on a run flushed ``recordings`` times, before and after
+    ``finish`` (its part files, then the one compacted file); fresh store objects, no fsync."""
+    store = open_store(root, fsync=False)
+    writer = store.create_run(f"live-read-{recordings}-{uuid.uuid4().hex[:8]}", {"T": T})
+    rng = np.random.default_rng(recordings)
+    for i in range(recordings):
+        table = run_table(rng, 1, T, 1)
+        writer.log_metrics(table.set_column(0, "step", pa.array(np.full(4 * T + 4, i))))
+        writer.flush()
+    seconds = []
+    for finish in (False, True):
+        if finish:
+            writer.finish()
+        reader = open_store(root, fsync=False)
+        reader.metrics(writer.run_id)  # DuckDB start-up
+        t0 = time.perf_counter()
+        rows = reader.metrics(writer.run_id)
+        seconds.append(time.perf_counter() - t0)
+        assert len(rows) == recordings * (4 * T + 4)
+    return seconds[0], seconds[1]
 
 
 def report_write_cost(root: Path, counts: list[int], T: int, repeat: int, fsync: bool) -> None:
@@ -221,6 +243,11 @@ def report_write_cost(root: Path, counts: list[int], T: int, repeat: int, fsync:
             f"{n:10d} {med['create'] * 1e3:7.1f}ms {med['flushes']:8.3f}s {med['finish']:8.3f}s "
             f"{per[n] * 1e3:7.2f}ms {cpu[n] * 1e3:7.2f}ms"
         )
+    live, done = live_read_cost(root, max(counts), T)
+    print(
+        f"store.metrics(run) at {max(counts)} recordings: {live * 1e3:.1f} ms over its part "
+        f"files while running, {done * 1e3:.1f} ms over metrics.parquet once finished"
+    )
     lo, hi = min(counts), max(counts)
     ratio, cpu_ratio = per[hi] / per[lo], cpu[hi] / cpu[lo]
     verdict = "ok" if ratio <= 2 else "SLOW"
