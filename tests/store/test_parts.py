@@ -256,3 +256,57 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
         assert _spans(writer.path) == []
         writer.log_metrics({"step": [0], "probe": "train", "name": "loss", "value": [1.0]})
     assert store.metrics("victim")["value"].tolist() == [1.0]
+
+
+STREAMER = textwrap.dedent(
+    """
+    import importlib.util, sys, types
+
+    spec = importlib.util.find_spec("gradlab")
+    pkg = types.ModuleType("gradlab")
+    pkg.__path__ = list(spec.submodule_search_locations)
+    sys.modules["gradlab"] = pkg
+
+    from gradlab.store import open_store
+
+    root, flushes = sys.argv[1], int(sys.argv[2])
+    with open_store(root, fsync=False).create_run("streamed", {"seed": 1}) as w:
+        for step in range(flushes):
+            w.log_metrics({"step": step, "probe": "train", "name": "loss", "value": [1.0]})
+            w.flush()
+    """
+)
+
+
+def test_readers_racing_a_writer_see_a_growing_prefix_of_the_flushes(store, tmp_path):
+    """Merges and the compaction delete files readers may have just listed: every read still
+    gives flushes 0..k-1 exactly once, k never shrinks, and nothing raises."""
+    flushes = K**3 + K + 1
+    script = tmp_path / "streamer.py"
+    script.write_text(STREAMER)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store.root), str(flushes)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    seen = [0]
+    try:
+        ended = False
+        while not ended:
+            ended = proc.poll() is not None  # one more read after the writer is done
+            if "streamed" not in store:
+                continue
+            steps = store.metrics("streamed")["step"].tolist()
+            assert steps == list(range(len(steps)))
+            counted = store.query("SELECT count(*) AS n FROM metrics")["n"].tolist()
+            assert counted[0] >= len(steps)
+            assert len(steps) >= seen[-1]
+            seen.append(len(steps))
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert seen[-1] == flushes and store.run("streamed").status == "complete"
+    assert len(set(seen)) > 2  # read while it was being written, not only before and after
