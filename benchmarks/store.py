@@ -17,7 +17,14 @@ Then times (median of ``--repeat``) ``store.runs()``, ``store.metrics(run_ids=[o
 aggregate over all runs (mean contribution norm per t per cell type) via ``store.query`` and
 prints them against the targets 0.3 s, 50 ms and 1 s.
 
+First it prints the write cost of one run recorded ``--recordings`` times (10, 100, 1000): a
+RunWriter logs one recorded step's 404 rows and flushes, as ``train`` does, then finishes; the
+cost per recording (flushes + finish) at 1000 must be within 2x of that at 10 (each flush writes
+only its own rows; the old whole-file rewrite grew with the square of the recordings). Wall and
+CPU seconds, median of ``--write-repeat`` runs, with fsync as the store does by default.
+
     .venv/bin/python benchmarks/store.py [--dir PATH] [--runs 1000] [--steps 200] [--T 100]
+                                         [--recordings 10 100 1000] [--writes-only]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -165,6 +173,90 @@ def timed(fn, repeat: int) -> tuple[float, float, float, object]:
     return first, statistics.median(walls), statistics.median(cpus), result
 
 
+def write_cost(root: Path, recordings: int, T: int, fsync: bool) -> dict[str, float]:
+    """Seconds (wall, and this process's CPU) to write one run recorded ``recordings`` times."""
+    store = open_store(root, fsync=fsync)
+    rng = np.random.default_rng(recordings)
+    rows = [
+        run_table(rng, 1, T, 1).set_column(0, "step", pa.array(np.full(4 * T + 4, i, np.int64)))
+        for i in range(recordings)
+    ]
+    t0 = time.perf_counter()
+    writer = store.create_run(f"write-cost-{recordings}-{uuid.uuid4().hex[:8]}", {"T": T})
+    t1, c1 = time.perf_counter(), time.process_time()
+    for table in rows:
+        writer.log_metrics(table)
+        writer.flush()
+    t2 = time.perf_counter()
+    writer.finish()
+    t3, c3 = time.perf_counter(), time.process_time()
+    return {
+        "create": t1 - t0,
+        "flushes": t2 - t1,
+        "finish": t3 - t2,
+        "per_recording": (t3 - t1) / recordings,
+        "cpu_per_recording": (c3 - c1) / recordings,
+    }
+
+
+def live_read_cost(root: Path, recordings: int, T: int) -> tuple[float, float]:
+    """Seconds of ``store.metrics(run)`` on a run flushed ``recordings`` times, before and after
+    ``finish`` (its part files, then the one compacted file); fresh store objects, no fsync."""
+    store = open_store(root, fsync=False)
+    writer = store.create_run(f"live-read-{recordings}-{uuid.uuid4().hex[:8]}", {"T": T})
+    rng = np.random.default_rng(recordings)
+    for i in range(recordings):
+        table = run_table(rng, 1, T, 1)
+        writer.log_metrics(table.set_column(0, "step", pa.array(np.full(4 * T + 4, i))))
+        writer.flush()
+    seconds = []
+    for finish in (False, True):
+        if finish:
+            writer.finish()
+        reader = open_store(root, fsync=False)
+        reader.metrics(writer.run_id)  # DuckDB start-up
+        t0 = time.perf_counter()
+        rows = reader.metrics(writer.run_id)
+        seconds.append(time.perf_counter() - t0)
+        assert len(rows) == recordings * (4 * T + 4)
+    return seconds[0], seconds[1]
+
+
+def report_write_cost(root: Path, counts: list[int], T: int, repeat: int, fsync: bool) -> None:
+    """Print the write cost table (medians of ``repeat`` runs per count) and the 2x check."""
+    print(
+        f"write cost of one run, {4 * T + 4} rows per recording (T={T}), fsync "
+        f"{'on' if fsync else 'off'}, median of {repeat}, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'recordings':>10s} {'create':>9s} {'flushes':>9s} {'finish':>9s} "
+        f"{'per rec.':>9s} {'cpu/rec.':>9s}"
+    )
+    per: dict[int, float] = {}
+    cpu: dict[int, float] = {}
+    write_cost(root, 2, T, fsync)  # warm-up: imports, first Parquet writer
+    for n in counts:
+        runs = [write_cost(root, n, T, fsync) for _ in range(repeat)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        per[n], cpu[n] = med["per_recording"], med["cpu_per_recording"]
+        print(
+            f"{n:10d} {med['create'] * 1e3:7.1f}ms {med['flushes']:8.3f}s {med['finish']:8.3f}s "
+            f"{per[n] * 1e3:7.2f}ms {cpu[n] * 1e3:7.2f}ms"
+        )
+    live, done = live_read_cost(root, max(counts), T)
+    print(
+        f"store.metrics(run) at {max(counts)} recordings: {live * 1e3:.1f} ms over its part "
+        f"files while running, {done * 1e3:.1f} ms over metrics.parquet once finished"
+    )
+    lo, hi = min(counts), max(counts)
+    ratio, cpu_ratio = per[hi] / per[lo], cpu[hi] / cpu[lo]
+    verdict = "ok" if ratio <= 2 else "SLOW"
+    print(
+        f"per-recording cost at {hi} / at {lo}: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu "
+        f"(target <= 2x)  {verdict}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", type=Path, help="store folder (kept); default: a temp dir")
@@ -173,7 +265,18 @@ def main() -> None:
     parser.add_argument("--T", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: one per core)")
+    parser.add_argument("--recordings", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--write-repeat", type=int, default=3)
+    parser.add_argument("--no-fsync", action="store_true", help="write cost without fsync")
+    parser.add_argument("--writes-only", action="store_true", help="skip the reader benchmark")
     args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="gradlab-write-bench-") as scratch:
+        report_write_cost(
+            Path(scratch), args.recordings, args.T, args.write_repeat, not args.no_fsync
+        )
+    if args.writes_only:
+        return
 
     tmp = None
     root = args.dir

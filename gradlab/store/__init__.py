@@ -5,8 +5,9 @@ Layout (hive-style folder names, so ``run_id`` comes from the path)::
     <root>/runs/.changed                        change token, replaced by every write
     <root>/runs/run_id=<id>/run.json            config, seed, versions, git commit, status, timings
                            /metrics.parquet     long table, METRICS_SCHEMA, one for all runs
+                           /metrics-<a>-<b>.parquet   rows of flushes a..b, until finish compacts
                            /arrays/<name>/step=<step>.npy
-                           /.lock               flock-ed by the live writer
+                           /.lock               flock-ed (filelock) by the live writer
 
 Statuses: ``running`` → ``complete`` | ``failed`` | ``diverged``; readers add ``corrupt``
 (unreadable run.json or metrics.parquet) and an ``alive`` flag (a ``running`` run whose writer

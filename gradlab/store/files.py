@@ -4,12 +4,15 @@ Layout::
 
     <root>/runs/.changed                        change token: replaced on every write
     <root>/runs/run_id=<id>/run.json
-                           /metrics.parquet
+                           /metrics.parquet    all the run's rows, written by finish
+                           /metrics-<a>-<b>.parquet
+                                               rows of flushes a..b of a run not yet finished
                            /arrays/<name>/step=<step>.npy
                            /.lock              (flock-ed by the live writer)
 
 Every write goes to a hidden temp file in the same folder, is fsync-ed and then os.replace-d into
-place, so a reader sees either the old file or the new one, never half of one.
+place, so a reader sees either the old file or the new one, never half of one. Which files hold a
+run's metrics rows (each row in exactly one) is decided by :func:`metrics_files` alone.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ ARRAYS_DIR = "arrays"
 LOCK_FILE = ".lock"
 CHANGE_TOKEN = ".changed"
 STEP_FILE_RE = re.compile(r"^step=(\d+)\.npy$")
+METRICS_PART_RE = re.compile(r"^metrics-(\d{8})-(\d{8})\.parquet$")
+"""A part file: the rows of flushes ``first..last`` (numbered from 0) of a run not yet finished."""
+_LISTING_ATTEMPTS = 4
 PARQUET_MAGIC = b"PAR1"
 ROW_GROUP_ROWS = 256 * 1024
 
@@ -55,6 +61,70 @@ def root_of(run_path: Path) -> Path:
 def array_path(run_path: Path, name: str, step: int) -> Path:
     """Path of one array chunk: ``arrays/<name>/step=<step>.npy``."""
     return run_path / ARRAYS_DIR / name / f"step={step}.npy"
+
+
+def metrics_part_path(run_path: Path, first: int, last: int) -> Path:
+    """Path of the part file holding flushes ``first..last`` (inclusive)."""
+    return run_path / f"metrics-{first:08d}-{last:08d}.parquet"
+
+
+def _parts(names: list[str]) -> list[tuple[int, int, str]]:
+    """(first, last, name) of each part file among ``names``, by first flush."""
+    found = []
+    for name in names:
+        m = METRICS_PART_RE.match(name)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)), name))
+    return sorted(found, key=lambda p: (p[0], -p[1]))
+
+
+def _outermost(parts: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The parts not covered by another one (a merged part covers the parts it was made of)."""
+    kept: list[tuple[int, int, str]] = []
+    for part in parts:  # sorted by first, widest first
+        if kept and part[1] <= kept[-1][1]:
+            continue
+        kept.append(part)
+    return kept
+
+
+def metrics_files(run_path: Path) -> list[Path]:
+    """The files holding a run's metrics rows, each row in exactly one; [] before the first flush.
+
+    The compacted ``metrics.parquet`` when it exists (it holds every row: the writer's
+    ``finish`` publishes it before deleting the parts); else the part files not covered by a
+    wider merged part, in flush order. Safe against a writer that merges or compacts meanwhile:
+    a listing with a hole in the flush numbers, or naming a part that has gone, is made again
+    (the writer publishes a merged file before it deletes its inputs, lowest first). Every
+    reader of metrics (DuckDB views, ``Store.metrics``, run states, change signatures) goes
+    through this function.
+    """
+    compacted = run_path / METRICS_FILE
+    chosen: list[Path] = []
+    for _ in range(_LISTING_ATTEMPTS):
+        if compacted.exists():
+            return [compacted]
+        try:
+            names = os.listdir(run_path)
+        except FileNotFoundError:
+            return []
+        if METRICS_FILE in names or compacted.exists():
+            return [compacted]
+        parts = _outermost(_parts(names))
+        chosen = [run_path / name for _, _, name in parts]
+        whole = all(b[0] == a[1] + 1 for a, b in itertools.pairwise(parts))
+        if (not parts or parts[0][0] == 0) and whole and all(p.exists() for p in chosen):
+            return chosen
+    return chosen  # flush numbers missing for good (files deleted by hand): what is there
+
+
+def metrics_part_files(run_path: Path) -> list[Path]:
+    """Every part file in a run folder (covered ones too), by first flush."""
+    try:
+        names = os.listdir(run_path)
+    except FileNotFoundError:
+        return []
+    return [run_path / name for _, _, name in _parts(names)]
 
 
 def bump_change_token(root: Path) -> None:
@@ -184,20 +254,21 @@ def parquet_problem(path: Path | str, size: int) -> str | None:
     truncated and garbage files. Damaged pages or a wrong schema are caught when a query fails
     (see :func:`parquet_readable`).
     """
+    name = Path(path).name
     if size < 12:
-        return f"metrics.parquet is truncated ({size} bytes)"
+        return f"{name} is truncated ({size} bytes)"
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
             fh.seek(-8, os.SEEK_END)
             tail = fh.read(8)
     except OSError as exc:
-        return f"metrics.parquet unreadable: {exc}"
+        return f"{name} unreadable: {exc.strerror or type(exc).__name__}"
     if head != PARQUET_MAGIC or tail[4:] != PARQUET_MAGIC:
-        return "metrics.parquet is not a Parquet file (magic bytes missing: truncated or garbage)"
+        return f"{name} is not a Parquet file (magic bytes missing: truncated or garbage)"
     (footer_len,) = struct.unpack("<I", tail[:4])
     if footer_len + 12 > size:
-        return f"metrics.parquet footer length {footer_len} exceeds the file size {size}"
+        return f"{name} footer length {footer_len} exceeds the file size {size}"
     return None
 
 
@@ -205,13 +276,14 @@ def parquet_readable(path: Path | str) -> str | None:
     """Decode the whole file and check its schema; the problem if any (slow, rare path)."""
     from .schema import schema_mismatch
 
+    name = Path(path).name
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
-        return f"metrics.parquet unreadable: {exc}"
+        return f"{name} unreadable: {exc}"
     mismatch = schema_mismatch(table.schema)
     if mismatch:
-        return f"metrics.parquet has the wrong {mismatch}"
+        return f"{name} has the wrong {mismatch}"
     return None
 
 

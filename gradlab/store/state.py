@@ -28,7 +28,8 @@ class RunState:
     alive: bool
     reason: str | None
     meta: dict[str, Any] = field(default_factory=dict)
-    metrics_path: Path | None = None
+    metrics_paths: tuple[Path, ...] = ()
+    """The files holding the run's metrics rows (``files.metrics_files``); () when unreadable."""
     flat: Flat = NO_FLAT
     """Flattened (config, summary) of run.json, dotted keys for nested dicts."""
 
@@ -85,10 +86,10 @@ def classify(
     check_metrics: Callable[[str], tuple[bool, str | None]],
     is_alive: Callable[[Path], bool],
 ) -> RunState:
-    """The run's status from its run.json, its metrics file and its writer lock.
+    """The run's status from its run.json, its metrics files and its writer lock.
 
     corrupt: run.json missing/unreadable/not an object/without a valid status or config/naming
-    another run; metrics.parquet damaged; or a complete run without metrics.parquet.
+    another run; a metrics file damaged; or a complete run without metrics.parquet.
     running: ``alive`` says whether a writer holds the lock; a dead one gets a reason.
     """
     meta, problem, flat = loaded
@@ -105,7 +106,7 @@ def classify(
         return RunState(run_id, path, CORRUPT, False, "run.json has no config object", meta)
     if meta.get("run_id") != run_id:
         named = f"run.json names run {meta.get('run_id')!r}, not {run_id!r}"
-        return RunState(run_id, path, CORRUPT, False, named, meta, None, flat)
+        return RunState(run_id, path, CORRUPT, False, named, meta, (), flat)
     alive = status == RUNNING and is_alive(path)
     error = meta.get("error")
     reason = None if error is None else str(error)
@@ -115,13 +116,17 @@ def classify(
             f"writer (pid {writer.get('pid')} on {writer.get('hostname')}) is gone; "
             "redo with overwrite=True"
         )
-    base = str(path)
-    exists, bad = check_metrics(base + os.sep + files.METRICS_FILE)
-    if bad is not None:
-        reason = f"{bad} (run.json status: {status})"
-        return RunState(run_id, path, CORRUPT, False, reason, meta, None, flat)
-    if not exists and status == COMPLETE:
-        reason = "metrics.parquet is missing"
-        return RunState(run_id, path, CORRUPT, False, reason, meta, None, flat)
-    metrics_path = path / files.METRICS_FILE if exists else None
-    return RunState(run_id, path, status, alive, reason, meta, metrics_path, flat)
+    for _ in range(2):  # a file gone since it was listed was merged or compacted: list again
+        listed = files.metrics_files(path)
+        checks = [(p, *check_metrics(str(p))) for p in listed]
+        if all(exists for _, exists, _ in checks):
+            break
+    for _, _, bad in checks:
+        if bad is not None:
+            reason = f"{bad} (run.json status: {status})"
+            return RunState(run_id, path, CORRUPT, False, reason, meta, (), flat)
+    metrics_paths = [p for p, exists, _ in checks if exists]
+    if status == COMPLETE and metrics_paths != [path / files.METRICS_FILE]:
+        reason = f"{files.METRICS_FILE} is missing"
+        return RunState(run_id, path, CORRUPT, False, reason, meta, (), flat)
+    return RunState(run_id, path, status, alive, reason, meta, tuple(metrics_paths), flat)

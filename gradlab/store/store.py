@@ -171,9 +171,9 @@ class Store:
         """
         path = self._existing_dir(run_id)
         keys: list[Any] = []
-        for child in (path, path / files.RUN_JSON, path / files.METRICS_FILE):
+        for child in (path, path / files.RUN_JSON, *files.metrics_files(path)):
             try:
-                keys.append(stat_key(os.stat(child)))
+                keys.append((child.name, *stat_key(os.stat(child))))
             except FileNotFoundError:
                 keys.append(None)
         arrays = path / files.ARRAYS_DIR
@@ -350,7 +350,7 @@ class Store:
         )
         for _ in range(8):
             states = states_fn()
-            paths = [s.metrics_path for s in states if s.metrics_path is not None]
+            paths = [p for s in states for p in s.metrics_paths]
             cur = self._connection()
             try:
                 return run(cur, states, paths)
@@ -371,7 +371,8 @@ class Store:
             for path in group:
                 try:
                     key = stat_key(os.stat(path))
-                except FileNotFoundError:
+                except FileNotFoundError:  # merged or compacted since it was listed: list again
+                    found = True
                     continue
                 if self._verified.get(str(path)) == key:
                     continue

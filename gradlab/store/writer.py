@@ -71,10 +71,11 @@ def _existing_status(run_path: Path, run_id: str) -> tuple[str | None, str]:
     if state.status == CORRUPT and state.reason == MISSING_JSON:
         if all(e.name == files.LOCK_FILE for e in run_path.iterdir()):
             return None, ""
-    if state.status == COMPLETE and state.metrics_path is not None:
-        problem = files.parquet_readable(state.metrics_path)
-        if problem is not None:
-            return CORRUPT, problem
+    if state.status == COMPLETE:
+        for path in state.metrics_paths:
+            problem = files.parquet_readable(path)
+            if problem is not None:
+                return CORRUPT, problem
     return state.status, state.reason or ""
 
 
@@ -143,6 +144,13 @@ def create_run(
     return RunWriter(run_path, record, lock, fsync=fsync)
 
 
+def _sorted(tables: list[pa.Table]) -> pa.Table:
+    """Metric tables as one table in file order (``sort_metrics``); empty for no tables."""
+    if not tables:
+        return METRICS_SCHEMA.empty_table()
+    return sort_metrics(pa.concat_tables(tables).combine_chunks())
+
+
 def _peek_status(run_path: Path) -> tuple[str, str]:
     try:
         meta = json.loads((run_path / files.RUN_JSON).read_text(encoding="utf-8"))
@@ -154,10 +162,18 @@ def _peek_status(run_path: Path) -> tuple[str, str]:
 class RunWriter:
     """Writes one run. Made by :meth:`Store.create_run`; holds the run's lock until finished.
 
-    Metrics are buffered by :meth:`log_metrics` and written by :meth:`flush` (the whole table so
-    far, rewritten atomically). Use as a context manager: leaving the block normally finishes the
-    run as ``complete``; an exception finishes it as ``failed`` with the traceback and re-raises.
+    Metrics are buffered by :meth:`log_metrics` and written by :meth:`flush`: each flush writes
+    only its own rows, to a new part file, never rewriting earlier ones. Every ``MERGE_FANIN``
+    parts of one size are merged into one, so readers of a live or killed run open few files
+    (at most 7 per size: 28 below 4,096 flushes) while each row is rewritten only about
+    log_8(flushes) times; :meth:`finish` compacts them all into metrics.parquet. The flushed
+    rows stay in memory until then (for the merges). Use as a context manager: leaving the block
+    normally finishes the run as ``complete``; an exception finishes it as ``failed`` with the
+    traceback and re-raises.
     """
+
+    MERGE_FANIN = 8
+    """How many parts of one size are merged into one."""
 
     def __init__(self, path: Path, record: dict[str, Any], lock: RunLock, fsync: bool) -> None:
         self.path = path
@@ -166,7 +182,9 @@ class RunWriter:
         self._lock = lock
         self._fsync = fsync
         self._t0 = time.monotonic()
-        self._written: pa.Table | None = None
+        # ((first, last) flush, rows) of each part on disk not merged into a wider one
+        self._parts: list[tuple[tuple[int, int], pa.Table]] = []
+        self._flushes = 0
         self._pending: list[pa.Table] = []
         self._closed = False
 
@@ -213,22 +231,43 @@ class RunWriter:
         return path
 
     def flush(self) -> None:
-        """Write every metric row logged so far to metrics.parquet (atomic replace)."""
+        """Write the metric rows logged since the last flush to a new part file (atomic)."""
         self._check_open()
-        self._flush()
-
-    def _flush(self, force: bool = False) -> None:
-        if not self._pending and not force:
+        if not self._pending:
             return
-        parts = ([self._written] if self._written is not None else []) + self._pending
-        if parts:
-            table = sort_metrics(pa.concat_tables(parts).combine_chunks())
-        else:
-            table = METRICS_SCHEMA.empty_table()
-        files.write_parquet(self.path / files.METRICS_FILE, table, fsync=self._fsync)
-        files.bump_change_token(files.root_of(self.path))
-        self._written = table
+        table = _sorted(self._pending)
+        n = self._flushes
+        files.write_parquet(files.metrics_part_path(self.path, n, n), table, fsync=self._fsync)
+        self._flushes += 1
         self._pending = []
+        self._parts.append(((n, n), table))
+        self._merge_tail()
+        files.bump_change_token(files.root_of(self.path))
+
+    def _merge_tail(self) -> None:
+        """Merge the last MERGE_FANIN parts while they have one size (a base-8 counter)."""
+        k = self.MERGE_FANIN
+        while len(self._parts) >= k:
+            tail = self._parts[-k:]
+            size = tail[0][0][1] - tail[0][0][0]
+            if any(last - first != size for (first, last), _ in tail):
+                return
+            first, last = tail[0][0][0], tail[-1][0][1]
+            table = _sorted([t for _, t in tail])
+            files.write_parquet(files.metrics_part_path(self.path, first, last), table, self._fsync)
+            for (a, b), _ in tail:  # lowest first: see files.metrics_files
+                files.metrics_part_path(self.path, a, b).unlink()
+            self._parts[-k:] = [((first, last), table)]
+
+    def _compact(self) -> None:
+        """Write every row (parts and pending) to metrics.parquet, then delete the parts."""
+        table = _sorted([t for _, t in self._parts] + self._pending)
+        files.write_parquet(self.path / files.METRICS_FILE, table, fsync=self._fsync)
+        self._pending = []
+        self._parts = []
+        for path in files.metrics_part_files(self.path):
+            path.unlink(missing_ok=True)
+        files.bump_change_token(files.root_of(self.path))
 
     def finish(
         self,
@@ -236,7 +275,8 @@ class RunWriter:
         summary: Mapping[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        """Flush, write the final run.json (status, timings, summary, error), release the lock.
+        """Compact the metrics into metrics.parquet, write the final run.json (status, timings,
+        summary, error), release the lock.
 
         ``status`` is ``complete``, ``failed`` or ``diverged``. run.json is written last, so a
         run is only ever ``complete`` once all its files are in place.
@@ -247,7 +287,7 @@ class RunWriter:
         summary = files.jsonable(dict(summary or {}))
         try:
             try:
-                self._flush(force=self._written is None)
+                self._compact()
             except Exception as exc:
                 status = "failed"
                 error = (error + "\n" if error else "") + f"writing metrics failed: {exc!r}"
