@@ -128,9 +128,9 @@ def public_text(text: Any, root: str | None = None) -> str:
     """``text`` fit for a page: no absolute filesystem path in it.
 
     A path in the store folder ``root`` (by default the store of the app serving the request)
-    becomes store-relative (``runs/…/metrics.parquet``; the folder itself its name), a path of
-    installed code is shown from its sys.path folder (``torch/nn/modules/module.py``), any
-    other absolute path as ``…/`` and its last name. DuckDB, pyarrow and tracebacks name files
+    becomes store-relative (a run's file as ``<store>/…/<file>``; the folder itself its name),
+    a path of installed code is shown from its sys.path folder (``torch/nn/modules/module.py``),
+    any other absolute path as ``…/`` and its last name. DuckDB, pyarrow and tracebacks name files
     by absolute path; the pages show what went wrong without where the server keeps its files.
     """
     out = str(text)

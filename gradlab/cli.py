@@ -185,7 +185,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _config_keys(store: Any, run_ids: Iterable[str]) -> list[str]:
-    """The config keys of these runs' run.json files, in order of first appearance."""
+    """The keys of these runs' stored configs, in order of first appearance."""
     keys: dict[str, None] = {}
     for run_id in run_ids:
         try:
