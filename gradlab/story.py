@@ -282,7 +282,7 @@ def _rates(run: RunMeasure) -> list[tuple[str, float]]:
 
 
 def _label(run: RunMeasure) -> str:
-    """"tanh RNN", "Gaussian tanh RNN (σ_w = 1.2, N = 256)", "LSTM (forget-gate bias 3)": the
+    """ "tanh RNN", "Gaussian tanh RNN (σ_w = 1.2, N = 256)", "LSTM (forget-gate bias 3)": the
     cell's registry name, its activation, a non-default init and any gate-bias knob set."""
     c = run.config
     spec = get_cell(c["cell"])
