@@ -24,7 +24,7 @@ Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read; SQL runs in 
 sandbox that can read the store's ``runs/`` folder and nothing else.
 """
 
-from .errors import RunExistsError
+from .errors import ReadOnlyQueryError, RunExistsError
 from .ids import run_id_for, validate_id
 from .info import RunInfo
 from .schema import METRICS_SCHEMA, STATUSES, empty_metrics_frame
@@ -34,6 +34,7 @@ from .writer import RunWriter
 __all__ = [
     "METRICS_SCHEMA",
     "STATUSES",
+    "ReadOnlyQueryError",
     "RunExistsError",
     "RunInfo",
     "RunWriter",

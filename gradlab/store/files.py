@@ -57,6 +57,16 @@ def array_path(run_path: Path, name: str, step: int) -> Path:
     return run_path / ARRAYS_DIR / name / f"step={step}.npy"
 
 
+def metrics_files(run_path: Path) -> list[Path]:
+    """The run's metrics files that exist now, in read order ([] before the first flush).
+
+    Every reader (run states, ``Store.metrics``, ``Store.query``) lists files through this one
+    function, so a change of the metrics layout is made here.
+    """
+    path = run_path / METRICS_FILE
+    return [path] if os.path.isfile(path) else []
+
+
 def bump_change_token(root: Path) -> None:
     """Replace ``runs/.changed`` with fresh random text (never fsync-ed: it only keys caches).
 

@@ -71,10 +71,11 @@ def _existing_status(run_path: Path, run_id: str) -> tuple[str | None, str]:
     if state.status == CORRUPT and state.reason == MISSING_JSON:
         if all(e.name == files.LOCK_FILE for e in run_path.iterdir()):
             return None, ""
-    if state.status == COMPLETE and state.metrics_path is not None:
-        problem = files.parquet_readable(state.metrics_path)
-        if problem is not None:
-            return CORRUPT, problem
+    if state.status == COMPLETE:
+        for path in state.metrics_files:
+            problem = files.parquet_readable(path)
+            if problem is not None:
+                return CORRUPT, problem
     return state.status, state.reason or ""
 
 
