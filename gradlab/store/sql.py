@@ -89,9 +89,15 @@ def check_read_only(sql: str) -> None:
         )
     kind = statements[0].type.name
     if kind not in READ_ONLY_KINDS:
+        hint = (
+            "; a PIVOT without a list of values is several statements: "
+            "write PIVOT ... ON <column> IN (...)"
+            if kind == "MULTI"
+            else ""
+        )
         raise ReadOnlyQueryError(
             f"store.query is read-only: {kind} statements are refused "
-            "(only SELECT, WITH ... SELECT, FROM, VALUES, DESCRIBE, SUMMARIZE and SHOW run)"
+            f"(only SELECT, WITH ... SELECT, FROM, VALUES, DESCRIBE, SUMMARIZE and SHOW run){hint}"
         )
 
 

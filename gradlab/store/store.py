@@ -48,11 +48,14 @@ def _arrow_column(values: pd.Series) -> pa.Array:
         )
 
 
-def _scalar(value: Any) -> Any:
-    """``value`` if it is a JSON string or number, else None (for typed columns of runs())."""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return value
-    return None
+def _text(value: Any) -> str | None:
+    """``value`` if it is a string, else None (run.json times of a corrupt run may be junk)."""
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` if it is a JSON number, else None."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _stat_id(st: os.stat_result) -> tuple[int, int]:
@@ -194,10 +197,10 @@ class Store:
         """
         path = self._existing_dir(run_id)
         keys: list[Any] = []
-        for child in (path, path / files.RUN_JSON, path / files.METRICS_FILE):
+        for child in (path, path / files.RUN_JSON, *files.metrics_files(path)):
             try:
                 keys.append(stat_key(os.stat(child)))
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 keys.append(None)
         arrays = path / files.ARRAYS_DIR
         try:
@@ -205,7 +208,7 @@ class Store:
             with os.scandir(arrays) as it:
                 names = sorted((e.name, *stat_key(e.stat())) for e in it if e.is_dir())
             keys.append(names)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             keys.append(None)
         return _digest(keys)
 
@@ -224,7 +227,7 @@ class Store:
         """load_run_json, cached by the file's inode/mtime/size."""
         try:
             key = stat_key(os.stat(path))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None, MISSING_JSON, NO_FLAT
         cached = self._json_cache.get(path)
         if cached is not None and cached[0] == key:
@@ -239,7 +242,7 @@ class Store:
         cached by inode/mtime/size. A file gone since it was listed is left to the scan."""
         try:
             st = os.stat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         key = stat_key(st)
         cached = self._pq_cache.get(path)
@@ -309,9 +312,9 @@ class Store:
             "status": [s.status for s in states],
             "alive": [s.alive for s in states],
             "reason": [s.reason for s in states],
-            "created": [_scalar(s.meta.get("created")) for s in states],
-            "finished": [_scalar(s.meta.get("finished")) for s in states],
-            "duration_s": [_scalar(s.meta.get("duration_s")) for s in states],
+            "created": [_text(s.meta.get("created")) for s in states],
+            "finished": [_text(s.meta.get("finished")) for s in states],
+            "duration_s": [_number(s.meta.get("duration_s")) for s in states],
         }
         extra: dict[str, list[Any]] = {}
         for which, prefix in ((0, "config."), (1, "summary.")):
