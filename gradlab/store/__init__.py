@@ -9,7 +9,8 @@ Layout (hive-style folder names, so ``run_id`` comes from the path)::
                            /.lock               flock-ed by the live writer
 
 Statuses: ``running`` → ``complete`` | ``failed`` | ``diverged``; readers add ``corrupt``
-(unreadable run.json or metrics.parquet) and an ``alive`` flag (a ``running`` run whose writer
+(run.json unreadable or with a malformed field, metrics damaged or of another schema, a broken
+symbolic-link run folder) and an ``alive`` flag (a ``running`` run whose writer
 died has ``alive`` False). run.json is written last, so a run is never ``complete`` before all
 its files are in place; every file is written to a temp name and os.replace-d.
 
@@ -20,8 +21,9 @@ Writer: ``store.create_run(run_id, config)`` → :class:`RunWriter` (``log_metri
 ``array_steps``, ``array``). For caches: ``store.signature()`` changes whenever anything in the
 store may have changed, ``store.run_signature(id)`` whenever that run's files did.
 Ids: :func:`run_id_for` (content hash of the config).
-Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read; SQL runs in a DuckDB
-sandbox that can read the store's ``runs/`` folder and nothing else.
+Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read. ``store.query`` is
+read-only: one SELECT statement (else ReadOnlyQueryError), on a DuckDB connection that can open
+the runs' metrics files and nothing else.
 """
 
 from .errors import ReadOnlyQueryError, RunExistsError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -184,3 +185,48 @@ def test_store_paths_travel_as_parameters(tmp_path, folder):
     assert store.query("SELECT count(*) AS n FROM metrics")["n"].item() == len(logged)
     assert store.metrics(probes="it's", names=["x'); DROP TABLE metrics; --"]).empty
     assert len(store.metrics(probes=["train"], steps=[0, 1])) == 4
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+EXAMPLES = {
+    "COPY": "COPY (SELECT 1) TO '<runs>/x.csv'",
+    "ATTACH": "ATTACH '<runs>/x.duckdb'",
+    "EXPORT": "EXPORT DATABASE '<runs>/exported'",
+    "INSTALL": "INSTALL httpfs",
+    "LOAD": "LOAD httpfs",
+    "CREATE": "CREATE TEMP TABLE t AS SELECT 1",
+    "INSERT": "INSERT INTO runs VALUES ('x')",
+    "PRAGMA": "PRAGMA threads = 1",
+    "SET": "SET threads = 1",
+    "CALL": "CALL pragma_version()",
+    "EXPLAIN": "EXPLAIN SELECT 1",
+    "WITH": "WITH x AS (SELECT 1 AS a) SELECT a FROM x",
+    "FROM": "FROM runs",
+    "VALUES": "VALUES (1)",
+    "DESCRIBE": "DESCRIBE runs",
+    "SUMMARIZE": "SUMMARIZE runs",
+    "SHOW": "SHOW TABLES",
+    "PIVOT": "PIVOT (SELECT status FROM runs) ON status IN ('complete')",
+}
+
+
+def _readme_kinds(pattern: str) -> list[str]:
+    text = " ".join(README.read_text("utf-8").split())
+    match = re.search(pattern, text)
+    assert match, pattern
+    return re.findall(r"\b[A-Z]{3,}\b", match.group(1))
+
+
+def test_readme_states_the_sandbox_truthfully(filled):
+    """Every statement the README says is refused is refused; every form it says runs runs."""
+    refused = _readme_kinds(r"so (COPY.*?) raise `ReadOnlyQueryError`")
+    allowed = _readme_kinds(r"\((WITH, FROM.*?) are SELECTs\)")
+    assert len(refused) >= 10 and len(allowed) >= 6
+    runs = str(filled.root / "runs")
+    before = snapshot(filled.root)
+    for kind in refused:
+        with pytest.raises(ReadOnlyQueryError, match="read-only"):
+            filled.query(EXAMPLES[kind].replace("<runs>", runs))
+    for kind in allowed:
+        assert len(filled.query(EXAMPLES[kind])) >= 1, kind
+    assert snapshot(filled.root) == before
