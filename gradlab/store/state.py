@@ -61,9 +61,11 @@ def load_run_json(path: str) -> JsonResult:
     try:
         with open(path, "rb") as fh:
             meta = json.loads(fh.read())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None, MISSING_JSON, NO_FLAT
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return None, f"run.json is unreadable: {exc}", NO_FLAT
+    except ValueError as exc:
         return None, f"run.json is not valid JSON: {exc}", NO_FLAT
     if not isinstance(meta, dict):
         return None, "run.json is not a JSON object", NO_FLAT

@@ -220,3 +220,11 @@ def test_reasons_of_damaged_files_name_the_run_not_the_path(store, three, how):
             data[i] = (data[i] * 7 + 13) % 256
     path.write_bytes(bytes(data))
     assert_others_unaffected(store, three, "b")
+
+
+def test_run_json_that_is_a_folder_is_corrupt(store, three):
+    path = store.root / "runs/run_id=b/run.json"
+    path.unlink()
+    path.mkdir()
+    assert_others_unaffected(store, three, "b")
+    assert "run.json is unreadable" in store.run("b").reason
