@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from store_testlib import write_run
 
-from gradlab.store import ReadOnlyQueryError, Store
+from gradlab.store import ReadOnlyQueryError, Store, sql
 
 RUN_IDS = ("a", "b", "c")
 SUMMARY_SQL = "SELECT run_id, count(*) AS n, sum(value) AS total FROM metrics GROUP BY 1 ORDER BY 1"
@@ -157,14 +157,20 @@ def test_only_the_metrics_files_are_readable(filled, target):
     assert filled.query(SUMMARY_SQL)["run_id"].tolist() == list(RUN_IDS)
 
 
-def test_the_connection_cannot_unlock_itself(filled):
-    """Below the statement check: the connection's settings are locked (defence in depth)."""
-    filled.query("SELECT 1")
-    cur = filled._con.cursor()
-    with pytest.raises(duckdb.Error, match="lock"):
-        cur.execute("SET enable_external_access = true")
-    with pytest.raises(duckdb.Error, match="lock"):
-        cur.execute("SET allowed_directories = ['/']")
+def test_the_connection_reads_its_files_only_and_cannot_unlock_itself(filled):
+    """Below the statement check (defence in depth): ``sql.connect`` opens the files it is
+    given and nothing else, loads no extension and keeps its settings locked."""
+    allowed = filled.root / "runs/run_id=a/metrics.parquet"
+    con = sql.connect([str(allowed)])
+    assert con.execute("SELECT count(*) FROM read_parquet($f)", {"f": str(allowed)}).fetchone()
+    for other in ("run_id=b/metrics.parquet", "run_id=a/run.json"):
+        with pytest.raises(duckdb.PermissionException):
+            con.execute("SELECT * FROM read_blob($f)", {"f": str(filled.root / "runs" / other)})
+    for setting in ("enable_external_access = true", "allowed_directories = ['/']"):
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute(f"SET {setting}")
+    with pytest.raises(duckdb.Error):
+        con.execute("LOAD httpfs")
 
 
 def test_named_parameters_still_bind(filled):
