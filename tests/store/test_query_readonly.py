@@ -236,3 +236,31 @@ def test_readme_states_the_sandbox_truthfully(filled):
     for kind in allowed:
         assert len(filled.query(EXAMPLES[kind])) >= 1, kind
     assert snapshot(filled.root) == before
+
+
+@pytest.mark.parametrize(
+    ("filters", "error"),
+    [
+        pytest.param({"steps": ["1"]}, "step filter values must be ints", id="step-text"),
+        pytest.param({"steps": [True]}, "step filter values must be ints", id="step-bool"),
+        pytest.param({"t": 1.5}, "t filter values must be ints", id="t-float"),
+        pytest.param({"probes": [1]}, "probe filter values must be strings", id="probe-int"),
+        pytest.param({"names": [None]}, "name filter values must be strings", id="name-none"),
+    ],
+)
+def test_filter_values_are_checked_before_duckdb(filled, filters, error):
+    with pytest.raises(TypeError, match=error):
+        filled.metrics(**filters)
+
+
+@pytest.mark.parametrize(
+    ("filters", "rows"),
+    [
+        pytest.param({"steps": []}, 0, id="empty-list"),
+        pytest.param({"steps": [2**70]}, 0, id="beyond-int64"),
+        pytest.param({"steps": range(1, 3), "probes": "train"}, 2 * 2 * 3, id="range-and-scalar"),
+        pytest.param({"t": [0], "names": ("norm",)}, 3 * 3, id="t-zero"),
+    ],
+)
+def test_filter_values_bind_as_parameters(filled, filters, rows):
+    assert len(filled.metrics(**filters)) == rows
