@@ -112,11 +112,11 @@ def classify(
     or a complete run without metrics. A linked run folder is read through the link.
     running: ``alive`` says whether a writer holds the lock; a dead one gets a reason.
     """
-    broken_link = link_problem(path)
-    if broken_link is not None:
-        return RunState(run_id, path, CORRUPT, False, broken_link)
     meta, problem, flat = loaded
-    if meta is None:
+    if meta is None:  # a broken link has no run.json either: say which it is
+        broken_link = link_problem(path)
+        if broken_link is not None:
+            return RunState(run_id, path, CORRUPT, False, broken_link)
         if problem == MISSING_JSON and is_alive(path):
             return RunState(run_id, path, RUNNING, True, "starting (run.json not yet written)")
         return RunState(run_id, path, CORRUPT, False, problem)
