@@ -10,7 +10,8 @@ Layout (hive-style folder names, so ``run_id`` comes from the path)::
                            /.lock               flock-ed (filelock) by the live writer
 
 Statuses: ``running`` → ``complete`` | ``failed`` | ``diverged``; readers add ``corrupt``
-(unreadable run.json or metrics.parquet) and an ``alive`` flag (a ``running`` run whose writer
+(run.json unreadable or with a malformed field, metrics damaged or of another schema, a broken
+symbolic-link run folder) and an ``alive`` flag (a ``running`` run whose writer
 died has ``alive`` False). run.json is written last, so a run is never ``complete`` before all
 its files are in place; every file is written to a temp name and os.replace-d.
 
@@ -21,11 +22,12 @@ Writer: ``store.create_run(run_id, config)`` → :class:`RunWriter` (``log_metri
 ``array_steps``, ``array``). For caches: ``store.signature()`` changes whenever anything in the
 store may have changed, ``store.run_signature(id)`` whenever that run's files did.
 Ids: :func:`run_id_for` (content hash of the config).
-Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read; SQL runs in a DuckDB
-sandbox that can read the store's ``runs/`` folder and nothing else.
+Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read. ``store.query`` is
+read-only: one SELECT statement (else ReadOnlyQueryError), on a DuckDB connection that can open
+the runs' metrics files and nothing else.
 """
 
-from .errors import RunExistsError
+from .errors import ReadOnlyQueryError, RunExistsError
 from .ids import run_id_for, validate_id
 from .info import RunInfo
 from .schema import METRICS_SCHEMA, STATUSES, empty_metrics_frame
@@ -35,6 +37,7 @@ from .writer import RunWriter
 __all__ = [
     "METRICS_SCHEMA",
     "STATUSES",
+    "ReadOnlyQueryError",
     "RunExistsError",
     "RunInfo",
     "RunWriter",

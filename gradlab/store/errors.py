@@ -14,3 +14,7 @@ class RunExistsError(FileExistsError):
         self.status = status
         message = f"run {run_id!r} already exists with status {status!r}"
         super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class ReadOnlyQueryError(PermissionError):
+    """SQL given to ``Store.query`` that is not one read-only (SELECT) statement."""

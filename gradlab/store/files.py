@@ -106,7 +106,7 @@ def metrics_files(run_path: Path) -> list[Path]:
             return [compacted]
         try:
             names = os.listdir(run_path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         if METRICS_FILE in names or compacted.exists():
             return [compacted]
@@ -122,7 +122,7 @@ def metrics_part_files(run_path: Path) -> list[Path]:
     """Every part file in a run folder (covered ones too), by first flush."""
     try:
         names = os.listdir(run_path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return [run_path / name for _, _, name in _parts(names)]
 

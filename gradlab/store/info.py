@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class RunInfo:
-    """One run. ``meta`` is the whole run.json dict ({} if unreadable)."""
+    """One run. ``meta`` is the whole run.json dict ({} if unreadable; as found, bad fields
+    included, when ``status`` is ``corrupt``)."""
 
     def __init__(self, store: Store, state: RunState) -> None:
         self._store = store
@@ -29,13 +30,15 @@ class RunInfo:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The config the run was created with."""
-        return self.meta.get("config") or {}
+        """The config the run was created with ({} if run.json has none or a malformed one)."""
+        config = self.meta.get("config")
+        return config if isinstance(config, dict) else {}
 
     @property
     def summary(self) -> dict[str, Any]:
-        """The summary passed to ``finish`` ({} before that)."""
-        return self.meta.get("summary") or {}
+        """The summary passed to ``finish`` ({} before that, or if run.json's is malformed)."""
+        summary = self.meta.get("summary")
+        return summary if isinstance(summary, dict) else {}
 
     @property
     def seed(self) -> Any:

@@ -1,14 +1,21 @@
-"""The one metrics schema shared by every run, and conversion of rows into it."""
+"""The schemas of a run's files: the metrics table every run shares (and conversion of rows
+into it) and the fields of run.json (validated one by one, so a malformed field names itself).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 METRICS_SCHEMA: pa.Schema = pa.schema(
     [
@@ -140,3 +147,93 @@ def schema_mismatch(schema: pa.Schema) -> str | None:
     if got == want:
         return None
     return f"schema {[f'{n}:{t}' for n, t in got]} is not {[f'{n}:{t}' for n, t in want]}"
+
+
+def parquet_schema_problem(path: Path | str) -> str | None:
+    """Why the Parquet file at ``path`` does not hold METRICS_SCHEMA (None when it does).
+
+    Reads the footer only (a fraction of a millisecond): a valid Parquet file with other
+    columns or types is refused before any query scans it.
+    """
+    name = Path(path).name
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for damaged footers
+        return f"{name} unreadable: {exc}"
+    mismatch = schema_mismatch(schema)
+    return f"{name} has the wrong {mismatch}" if mismatch else None
+
+
+# ------------------------------------------------------------------------------- run.json
+def _iso_datetime(text: str) -> str:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"must be an ISO-8601 date and time, got {text[:40]!r}") from None
+    return text
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a finite number >= 0, got {value!r}")
+    return value
+
+
+IsoDatetime = Annotated[str, AfterValidator(_iso_datetime)]
+Seconds = Annotated[float, AfterValidator(_finite)]
+
+
+class WriterRecord(BaseModel):
+    """run.json ``writer``: the process that claimed the run."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    pid: int = Field(ge=0)
+    hostname: str
+
+
+class RunRecord(BaseModel):
+    """The fields of run.json (``meta`` keys a writer adds are allowed and not checked).
+
+    Strict: JSON types must match exactly (``"1"`` is not an int, a string is not an object).
+    Required: ``run_id``, ``status``, ``config``; the others may be missing or null where the
+    writer writes null.
+    """
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    format: int | None = Field(default=None, ge=1)
+    run_id: str
+    status: Literal["running", "complete", "failed", "diverged"]
+    config: dict[str, Any]
+    seed: Any = None
+    created: IsoDatetime | None = None
+    finished: IsoDatetime | None = None
+    duration_s: Seconds | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    git_commit: str | None = None
+    writer: WriterRecord | None = None
+
+
+def run_record_problem(meta: Any) -> str | None:
+    """Why ``meta`` (parsed run.json) is not a valid run record, naming each bad field.
+
+    None when every field is valid. Values are quoted short (at most 40 characters).
+    """
+    if not isinstance(meta, dict):
+        return "run.json is not a JSON object"
+    try:
+        RunRecord.model_validate(meta)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            field = ".".join(str(part) for part in error["loc"]) or "<root>"
+            text = f"field {field!r}: {error['msg'].removeprefix('Value error, ')}"
+            if error["type"] not in ("missing", "value_error"):
+                got = repr(error.get("input"))
+                text += f" (got {got[:40]}{'...' if len(got) > 40 else ''})"
+            problems.append(text)
+        return "run.json is malformed: " + "; ".join(problems)
+    return None

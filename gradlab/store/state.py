@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .schema import COMPLETE, CORRUPT, RUNNING, STATUSES
+from .schema import COMPLETE, CORRUPT, RUNNING, parquet_schema_problem, run_record_problem
 
 Flat = tuple[dict[str, Any], dict[str, Any]]
 JsonResult = tuple[Any, str | None, Flat]
@@ -28,8 +28,8 @@ class RunState:
     alive: bool
     reason: str | None
     meta: dict[str, Any] = field(default_factory=dict)
-    metrics_paths: tuple[Path, ...] = ()
-    """The files holding the run's metrics rows (``files.metrics_files``); () when unreadable."""
+    metrics_files: tuple[Path, ...] = ()
+    """The files holding the run's metrics rows (``files.metrics_files``); () for corrupt runs."""
     flat: Flat = NO_FLAT
     """Flattened (config, summary) of run.json, dotted keys for nested dicts."""
 
@@ -52,31 +52,53 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def load_run_json(path: str) -> JsonResult:
-    """(parsed run.json or None, problem, flattened (config, summary))."""
+    """(parsed run.json or None, problem, flattened (config, summary)).
+
+    The problem is the first of: missing, not JSON, or a field that is not what
+    :class:`~gradlab.store.schema.RunRecord` says (each bad field is named). A parsed object
+    is returned even when a field is bad, so its readable parts can still be shown.
+    """
     try:
         with open(path, "rb") as fh:
             meta = json.loads(fh.read())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None, MISSING_JSON, NO_FLAT
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return None, f"run.json is unreadable: {exc}", NO_FLAT
+    except ValueError as exc:
         return None, f"run.json is not valid JSON: {exc}", NO_FLAT
-    flat = NO_FLAT
-    if isinstance(meta, dict):
-        config, summary = meta.get("config"), meta.get("summary")
-        flat = (
-            flatten(config) if isinstance(config, dict) else {},
-            flatten(summary) if isinstance(summary, dict) else {},
-        )
-    return meta, None, flat
+    if not isinstance(meta, dict):
+        return None, "run.json is not a JSON object", NO_FLAT
+    config, summary = meta.get("config"), meta.get("summary")
+    flat = (
+        flatten(config) if isinstance(config, dict) else {},
+        flatten(summary) if isinstance(summary, dict) else {},
+    )
+    return meta, run_record_problem(meta), flat
 
 
 def metrics_check(path: str) -> tuple[bool, str | None]:
-    """(exists, problem) of a metrics file from the cheap look of files.parquet_problem."""
+    """(exists, why it is unreadable or None) for a metrics file, from its size, magic bytes
+    and footer schema."""
     try:
         size = os.stat(path).st_size
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False, None
-    return True, files.parquet_problem(path, size)
+    problem = files.parquet_problem(path, size) or parquet_schema_problem(path)
+    if problem is not None and not os.path.exists(path):
+        return False, None  # merged or compacted away while it was read: list again
+    return True, problem
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a run folder that is a symbolic link cannot be read (None: not a link, or fine)."""
+    if not path.is_symlink():
+        return None
+    if not os.path.exists(path):
+        return "the run folder is a symbolic link to a folder that does not exist"
+    if not path.is_dir():
+        return "the run folder is a symbolic link to something that is not a folder"
+    return None
 
 
 def classify(
@@ -88,24 +110,26 @@ def classify(
 ) -> RunState:
     """The run's status from its run.json, its metrics files and its writer lock.
 
-    corrupt: run.json missing/unreadable/not an object/without a valid status or config/naming
-    another run; a metrics file damaged; or a complete run without metrics.parquet.
+    corrupt: the folder is a broken symbolic link; run.json missing, unreadable, not an object,
+    with a malformed field (see :class:`~gradlab.store.schema.RunRecord`) or naming another
+    run; a metrics file damaged or of the wrong schema (``check_metrics`` gives whether it
+    exists and its problem); or a complete run without metrics.parquet. A linked run folder is
+    read through the link.
     running: ``alive`` says whether a writer holds the lock; a dead one gets a reason.
     """
     meta, problem, flat = loaded
-    if meta is None:
+    if meta is None:  # a broken link has no run.json either: say which it is
+        broken_link = link_problem(path)
+        if broken_link is not None:
+            return RunState(run_id, path, CORRUPT, False, broken_link)
         if problem == MISSING_JSON and is_alive(path):
             return RunState(run_id, path, RUNNING, True, "starting (run.json not yet written)")
         return RunState(run_id, path, CORRUPT, False, problem)
-    if not isinstance(meta, dict):
-        return RunState(run_id, path, CORRUPT, False, "run.json is not a JSON object")
-    status = meta.get("status")
-    if status not in STATUSES or status == CORRUPT:
-        return RunState(run_id, path, CORRUPT, False, f"run.json has no valid status: {status!r}")
-    if not isinstance(meta.get("config"), dict):
-        return RunState(run_id, path, CORRUPT, False, "run.json has no config object", meta)
-    if meta.get("run_id") != run_id:
-        named = f"run.json names run {meta.get('run_id')!r}, not {run_id!r}"
+    if problem is not None:
+        return RunState(run_id, path, CORRUPT, False, problem, meta, (), flat)
+    status = meta["status"]
+    if meta["run_id"] != run_id:
+        named = f"run.json names run {meta['run_id']!r}, not {run_id!r}"
         return RunState(run_id, path, CORRUPT, False, named, meta, (), flat)
     alive = status == RUNNING and is_alive(path)
     error = meta.get("error")
@@ -125,8 +149,8 @@ def classify(
         if bad is not None:
             reason = f"{bad} (run.json status: {status})"
             return RunState(run_id, path, CORRUPT, False, reason, meta, (), flat)
-    metrics_paths = [p for p, exists, _ in checks if exists]
-    if status == COMPLETE and metrics_paths != [path / files.METRICS_FILE]:
+    metrics = [p for p, exists, _ in checks if exists]
+    if status == COMPLETE and metrics != [path / files.METRICS_FILE]:
         reason = f"{files.METRICS_FILE} is missing"
         return RunState(run_id, path, CORRUPT, False, reason, meta, (), flat)
-    return RunState(run_id, path, status, alive, reason, meta, tuple(metrics_paths), flat)
+    return RunState(run_id, path, status, alive, reason, meta, tuple(metrics), flat)

@@ -1,12 +1,18 @@
 """The store: one folder of runs; the reader side (runs table, metrics, SQL) and the entry points.
 
-Readers never trust what is on disk: a run.json that is not JSON, a metrics.parquet that is
-truncated or garbage, or a writer that died is reported (``status`` ``corrupt`` or ``running``
-with ``alive`` False) and skipped, never raised from a query over other runs.
+Readers never trust what is on disk: a run.json that is not JSON or has a malformed field, a
+metrics file that is truncated, garbage or of another schema, a run folder that is a broken
+symbolic link, or a writer that died is reported (``status`` ``corrupt`` or ``running`` with
+``alive`` False) and skipped, never raised from a query over other runs. Reasons name the run,
+not absolute paths.
+
+SQL runs on a DuckDB connection that can read exactly the metrics files it is given and nothing
+else; user SQL must be one SELECT statement (checked by DuckDB's parser before it runs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +30,7 @@ from .errors import RunExistsError
 from .ids import validate_id
 from .info import RunInfo
 from .lock import RunLock, lock_held
-from .schema import RUNNING, empty_metrics_frame
+from .schema import RUNNING, empty_metrics_frame, parquet_schema_problem
 from .state import MISSING_JSON, NO_FLAT, JsonResult, RunState, classify, load_run_json, stat_key
 from .writer import RunWriter, create_run
 
@@ -42,6 +48,16 @@ def _arrow_column(values: pd.Series) -> pa.Array:
         )
 
 
+def _text(value: Any) -> str | None:
+    """``value`` if it is a string, else None (run.json times of a corrupt run may be junk)."""
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` if it is a JSON number, else None."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _stat_id(st: os.stat_result) -> tuple[int, int]:
     return (st.st_ino, st.st_mtime_ns)
 
@@ -49,6 +65,10 @@ def _stat_id(st: os.stat_result) -> tuple[int, int]:
 def _digest(*parts: Any) -> str:
     """A short hex digest of ``repr(parts)`` (stable across processes, unlike ``hash``)."""
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+#: How often a metrics scan is tried before giving up (see `Store._duckdb`).
+_SCAN_ATTEMPTS = 32
 
 
 def _may_be_a_file(exc: Exception, paths: list[Path]) -> bool:
@@ -81,6 +101,7 @@ class Store:
         self._verified: dict[str, tuple[int, int, int]] = {}  # fully decoded fine
         self._cache_lock = threading.Lock()
         self._con: Any = None
+        self._con_allowed: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -104,8 +125,15 @@ class Store:
         return create_run(self.root, run_id, config, meta, overwrite=overwrite, fsync=self.fsync)
 
     def delete(self, run_id: str) -> None:
-        """Remove a run folder (any status but a live writer's: that raises RunExistsError)."""
+        """Remove a run folder (any status but a live writer's: that raises RunExistsError).
+
+        A run folder that is a symbolic link loses the link only; what it points to is kept.
+        """
         path = self._existing_dir(run_id)
+        if path.is_symlink():
+            path.unlink()
+            files.bump_change_token(self.root)
+            return
         lock = RunLock.try_acquire(path)
         if lock is None:
             raise RunExistsError(run_id, RUNNING, "its writer is alive; cannot delete it")
@@ -119,17 +147,19 @@ class Store:
     def _existing_dir(self, run_id: str) -> Path:
         validate_id(run_id)
         path = files.run_dir(self.root, run_id)
-        if not path.is_dir():
+        if not (path.is_dir() or path.is_symlink()):
             raise KeyError(f"no run {run_id!r} in store {str(self.root)!r}")
         return path
 
     def run_ids(self) -> list[str]:
-        """Ids of every run folder, sorted."""
+        """Ids of every run folder (symbolic links to folders included, broken ones too), sorted."""
         ids = []
         n = len(files.RUN_PREFIX)
         with os.scandir(self.root / files.RUNS_DIR) as it:
             for entry in it:
-                if entry.name.startswith(files.RUN_PREFIX) and entry.is_dir():
+                if entry.name.startswith(files.RUN_PREFIX) and (
+                    entry.is_dir() or entry.is_symlink()
+                ):
                     run_id = entry.name[n:]
                     try:
                         ids.append(validate_id(run_id))
@@ -174,7 +204,7 @@ class Store:
         for child in (path, path / files.RUN_JSON, *files.metrics_files(path)):
             try:
                 keys.append((child.name, *stat_key(os.stat(child))))
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 keys.append(None)
         arrays = path / files.ARRAYS_DIR
         try:
@@ -182,18 +212,26 @@ class Store:
             with os.scandir(arrays) as it:
                 names = sorted((e.name, *stat_key(e.stat())) for e in it if e.is_dir())
             keys.append(names)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             keys.append(None)
         return _digest(keys)
 
     def __contains__(self, run_id: object) -> bool:
-        return isinstance(run_id, str) and files.run_dir(self.root, validate_id(run_id)).is_dir()
+        if not isinstance(run_id, str):
+            return False
+        path = files.run_dir(self.root, validate_id(run_id))
+        return path.is_dir() or path.is_symlink()
+
+    def _relative(self, text: str) -> str:
+        """``text`` with the store's absolute paths replaced by run names (``run <id>/...``)."""
+        runs = str(self.root / files.RUNS_DIR) + os.sep
+        return text.replace(runs + files.RUN_PREFIX, "run ").replace(str(self.root), "<store>")
 
     def _read_json(self, path: str) -> JsonResult:
         """load_run_json, cached by the file's inode/mtime/size."""
         try:
             key = stat_key(os.stat(path))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None, MISSING_JSON, NO_FLAT
         cached = self._json_cache.get(path)
         if cached is not None and cached[0] == key:
@@ -204,16 +242,21 @@ class Store:
         return result
 
     def _check_metrics(self, path: str) -> tuple[bool, str | None]:
-        """(exists, problem) for a metrics file, cached by inode/mtime/size."""
+        """(exists, why it cannot be read or None) for a metrics file (size, magic bytes,
+        footer schema), cached by inode/mtime/size."""
         try:
             st = os.stat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return False, None
         key = stat_key(st)
         cached = self._pq_cache.get(path)
         if cached is not None and cached[0] == key:
             return True, cached[1]
-        problem = files.parquet_problem(path, st.st_size)
+        problem = files.parquet_problem(path, st.st_size) or parquet_schema_problem(path)
+        if problem is not None and not os.path.exists(path):
+            return False, None  # merged or compacted away while it was read: list again
+        if problem is not None:
+            problem = self._relative(problem)
         with self._cache_lock:
             self._pq_cache[path] = (key, problem)
         return True, problem
@@ -224,7 +267,7 @@ class Store:
         except FileNotFoundError:
             return
         with self._cache_lock:
-            self._pq_cache[str(path)] = (key, problem)
+            self._pq_cache[str(path)] = (key, self._relative(problem))
 
     def _prune(self, run_dirs: set[str]) -> None:
         """Forget cached files of run folders that are gone."""
@@ -236,7 +279,10 @@ class Store:
     def _state(self, run_id: str, path: Path | None = None) -> RunState:
         path = path or self._existing_dir(run_id)
         loaded = self._read_json(str(path) + _RUN_JSON)
-        return classify(run_id, path, loaded, self._check_metrics, lock_held)
+        state = classify(run_id, path, loaded, self._check_metrics, lock_held)
+        if state.reason is not None and str(self.root) in state.reason:
+            state = dataclasses.replace(state, reason=self._relative(state.reason))
+        return state
 
     def _states(self, run_ids: Any = None) -> list[RunState]:
         if run_ids is None:
@@ -272,9 +318,9 @@ class Store:
             "status": [s.status for s in states],
             "alive": [s.alive for s in states],
             "reason": [s.reason for s in states],
-            "created": [s.meta.get("created") for s in states],
-            "finished": [s.meta.get("finished") for s in states],
-            "duration_s": [s.meta.get("duration_s") for s in states],
+            "created": [_text(s.meta.get("created")) for s in states],
+            "finished": [_text(s.meta.get("finished")) for s in states],
+            "duration_s": [_number(s.meta.get("duration_s")) for s in states],
         }
         extra: dict[str, list[Any]] = {}
         for which, prefix in ((0, "config."), (1, "summary.")):
@@ -297,32 +343,21 @@ class Store:
             df[column] = df[column].astype("str")
         return df
 
-    def _connection(self) -> Any:
-        if self._con is None:
-            import duckdb
+    def _cursor(self, paths: list[Path]) -> Any:
+        """A cursor of a DuckDB connection allowed to read ``paths`` (see ``sql.connect``).
 
-            with self._cache_lock:
-                if self._con is None:
-                    con = duckdb.connect(":memory:")
-                    settings = [
-                        "SET parquet_metadata_cache = true",
-                        "SET autoinstall_known_extensions = false",
-                        "SET autoload_known_extensions = false",
-                    ]
-                    if self.threads is not None:
-                        settings.append(f"SET threads = {int(self.threads)}")
-                    # sandbox: SQL can read this store's runs/ folder and nothing else, write
-                    # nothing, and not undo these settings
-                    runs_dir = _sql.quote(str(self.root / files.RUNS_DIR) + os.sep)
-                    settings += [
-                        f"SET allowed_directories = [{runs_dir}]",
-                        "SET enable_external_access = false",
-                        "SET lock_configuration = true",
-                    ]
-                    for statement in settings:
-                        con.execute(statement)
-                    self._con = con
-        return self._con.cursor()
+        One connection is kept (its Parquet metadata cache makes repeated queries fast) and
+        replaced by one that also allows the new paths when a query needs a file it may not
+        read; files of the old one that still exist stay allowed, so readers of different runs
+        share it.
+        """
+        wanted = _sql.as_strings(paths)
+        with self._cache_lock:
+            if self._con is None or not self._con_allowed.issuperset(wanted):
+                allowed = set(wanted) | {p for p in self._con_allowed if os.path.exists(p)}
+                self._con = _sql.connect(sorted(allowed), self.threads)
+                self._con_allowed = frozenset(allowed)
+            return self._con.cursor()
 
     def _duckdb(
         self,
@@ -348,20 +383,36 @@ class Store:
             duckdb.OutOfMemoryException,
             duckdb.PermissionException,
         )
-        for _ in range(8):
+        # each try lists the files again: a writer streaming flushes may merge a listed part
+        # away before the scan opens it, so a reader racing it can need several
+        for _ in range(_SCAN_ATTEMPTS):
             states = states_fn()
-            paths = [p for s in states for p in s.metrics_paths]
-            cur = self._connection()
+            paths = [p for s in states for p in s.metrics_files]
+            cur = self._cursor(paths)
             try:
                 return run(cur, states, paths)
-            except own_fault:
-                raise
+            except own_fault as exc:
+                # a listed part merged or compacted away meanwhile reads as a (disabled) glob
+                gone = not all(os.path.exists(p) for p in paths)
+                if isinstance(exc, duckdb.PermissionException) and gone:
+                    continue  # list again
+                raise self._without_paths(exc) from None
             except duckdb.Error as exc:
                 if not _may_be_a_file(exc, paths) or not self._quarantine(str(exc), paths):
-                    raise
+                    raise self._without_paths(exc) from None
             finally:
                 cur.close()
         raise RuntimeError("metrics query kept failing on damaged files")  # pragma: no cover
+
+    def _without_paths(self, exc: Exception) -> Exception:
+        """``exc`` itself, or one of its type whose text names runs instead of absolute paths."""
+        message = str(exc)
+        if str(self.root) not in message:
+            return exc
+        try:
+            return type(exc)(self._relative(message))
+        except Exception:  # an exception type that takes other arguments
+            return exc
 
     def _quarantine(self, message: str, paths: list[Path]) -> bool:
         """Decode the files behind a failed scan; mark the damaged ones; whether any was."""
@@ -400,7 +451,7 @@ class Store:
         not yet flushed) add no rows; an unknown run id raises KeyError. Rows are ordered by
         run_id, probe, name, layer, direction, step, t.
         """
-        where = [
+        filters = [
             f
             for f in (
                 _sql.in_filter("probe", probes, str),
@@ -408,15 +459,16 @@ class Store:
                 _sql.in_filter("step", steps, int),
                 _sql.in_filter("t", t, int),
             )
-            if f
+            if f is not None
         ]
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        query = _sql.metrics_select([clause for clause, _ in filters])
+        params = {k: v for _, values in filters for k, v in values.items()}
 
         def run(cur: Any, states: list[RunState], paths: list[Path]) -> pd.DataFrame:
             if not paths:
                 return empty_metrics_frame()
-            query = f"SELECT * FROM ({_sql.metrics_source(paths)}){clause} ORDER BY {_sql.ORDER}"
-            return _sql.to_frame(cur.sql(query).to_arrow_table())
+            params[_sql.FILES_PARAM] = _sql.as_strings(paths)
+            return _sql.to_frame(cur.sql(query, params=params).to_arrow_table())
 
         return self._duckdb(lambda: self._states(run_ids), run)
 
@@ -424,7 +476,12 @@ class Store:
         """Run DuckDB SQL with views ``metrics`` (every readable run, with run_id) and ``runs``.
 
         Named parameters are DuckDB's ``$name``: ``store.query("... WHERE t = $t", t=5)``.
+        Read-only: ``sql`` must be one SELECT statement (WITH, FROM, VALUES, DESCRIBE, SUMMARIZE
+        and SHOW are SELECTs); anything else (COPY, ATTACH, EXPORT, INSTALL, LOAD, CREATE,
+        INSERT, PRAGMA, SET, ...) raises ReadOnlyQueryError before it runs. The connection can
+        read the runs' metrics files and nothing else.
         """
+        _sql.check_read_only(sql)
 
         def run(cur: Any, states: list[RunState], paths: list[Path]) -> pd.DataFrame:
             frame = self._runs_frame(states)
@@ -432,7 +489,7 @@ class Store:
                 [_arrow_column(frame[c]) for c in frame.columns], names=list(frame.columns)
             )
             cur.register("runs", arrow)
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW metrics AS {_sql.metrics_source(paths)}")
+            _sql.create_metrics_view(cur, paths)
             result = cur.execute(sql, params) if params else cur.execute(sql)
             return result.df()
 

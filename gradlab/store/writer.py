@@ -72,7 +72,7 @@ def _existing_status(run_path: Path, run_id: str) -> tuple[str | None, str]:
         if all(e.name == files.LOCK_FILE for e in run_path.iterdir()):
             return None, ""
     if state.status == COMPLETE:
-        for path in state.metrics_paths:
+        for path in state.metrics_files:
             problem = files.parquet_readable(path)
             if problem is not None:
                 return CORRUPT, problem

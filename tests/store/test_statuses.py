@@ -124,7 +124,7 @@ def test_corrupt_metrics_do_not_break_other_runs(store, how):
         pytest.param(b"", "not valid JSON", id="empty"),
         pytest.param(b"[1, 2]", "not a JSON object", id="not-object"),
         pytest.param(b'{"status": "complete"}', "config", id="missing-fields"),
-        pytest.param(b'{"status": "weird", "config": {}}', "no valid status", id="bad-status"),
+        pytest.param(b'{"status": "weird", "config": {}}', "field 'status'", id="bad-status"),
         pytest.param(None, "run.json is missing", id="missing"),
     ],
 )
