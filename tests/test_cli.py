@@ -22,9 +22,13 @@ from gradlab.sweep import load_spec, run_sweep
 
 COMMANDS = ["sweep", "runs", "show", "demo", "dash", "export"]
 
-SPEC = """
+# The run that fails uses the activation of tests/failing_activation.py, which raises.
+FAILING_PLUGIN = Path(__file__).resolve().parent / "failing_activation.py"
+FAILING_MESSAGE = "the failing activation raised on purpose"
+SPEC = f"""
 name = "cli"
 description = "Two tiny runs and one that fails."
+plugins = ['{FAILING_PLUGIN}']
 [base]
 hidden_size = 4
 seq_len = 5
@@ -34,7 +38,7 @@ probe_batch = 4
 [grid]
 cell = ["rnn", "gru"]
 [[include]]
-device = "no-such-device"
+activation = "failing"
 """
 
 
@@ -111,9 +115,9 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "sweep cli (demo): 3 runs — Two tiny runs and one that fails."
-    assert lines[1].split() == ["run_id", "action", "cell", "device"]
+    assert lines[1].split() == ["run_id", "action", "cell", "activation"]
     for config, line in zip(load_spec(spec).configs, lines[2:5], strict=True):
-        assert line.split() == [config.run_id, "run", config.cell, config.device]
+        assert line.split() == [config.run_id, "run", config.cell, config.activation_name or "-"]
     assert "dry run: 3 to run, 0 to skip" in lines[5]
     assert not store.exists()
 
@@ -157,7 +161,7 @@ def test_runs_and_show_on_a_filled_store(filled):
     assert {row["run_id"]: row["status"] for row in rows} == {
         r: records[r]["status"] for r in records
     }
-    assert "no-such-device" in next(row["reason"] for row in rows if row["run_id"] == broken)
+    assert FAILING_MESSAGE in next(row["reason"] for row in rows if row["run_id"] == broken)
 
     assert f"run        {rnn}" in show.stdout and "status     complete" in show.stdout
     assert "cell = 'rnn'" in show.stdout and "final_loss = " in show.stdout
@@ -174,7 +178,7 @@ def test_runs_filters_table_and_show_json_in_process(filled, capsys):
     assert len(lines) == 5  # header, three runs, the rate columns' legend
     assert lines[-1] == RATE_LEGEND and "step 0" in lines[-1] and "decay_rate_init" in lines[0]
     row = next(line for line in lines if line.startswith(broken))
-    assert "failed" in row and "no-such-device" in row
+    assert "failed" in row and "raised on purpose" in row
 
     assert main(["runs", "--store", str(store), "--status", "failed", "--format", "json"]) == 0
     assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [broken]
@@ -184,7 +188,7 @@ def test_runs_filters_table_and_show_json_in_process(filled, capsys):
     assert main(["show", broken, "--store", str(store), "--format", "json"]) == 0
     detail = json.loads(capsys.readouterr().out)
     assert detail["status"] == "failed" and "Traceback" in detail["reason"]
-    assert detail["run_json"]["config"]["device"] == "no-such-device"
+    assert detail["run_json"]["config"]["activation"] == "failing"
 
     nowhere = store.parent / "nowhere"
     assert main(["runs", "--store", str(nowhere)]) == 1
@@ -199,7 +203,7 @@ def test_sweep_again_skips_complete_runs_and_exits_1_on_a_failure(filled, capsys
     assert main(["sweep", str(spec), "--store", str(store), "--workers", "1"]) == 1
     out = capsys.readouterr().out
     assert "sweep cli: 3 runs, 1 to run (2 already done, 1 to redo)" in out
-    assert f"{broken} failed" in out and "no-such-device" in out
+    assert f"{broken} failed" in out and FAILING_MESSAGE in out
     assert "sweep cli done: 3 runs: 0 complete, 0 diverged, 1 failed, 2 skipped in" in out
 
 
