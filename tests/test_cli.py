@@ -115,10 +115,11 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "sweep cli (demo): 3 runs — Two tiny runs and one that fails."
-    assert lines[1].split() == ["run_id", "action", "cell", "activation"]
+    assert lines[1].split() == ["run_id", "action", "cell", "activation", "memory"]
     for config, line in zip(load_spec(spec).configs, lines[2:5], strict=True):
-        assert line.split() == [config.run_id, "run", config.cell, config.activation_name or "-"]
-    assert "dry run: 3 to run, 0 to skip" in lines[5]
+        fields = [config.run_id, "run", config.cell, config.activation_name or "-"]
+        assert line.split()[:4] == fields and line.split()[-1].endswith("iB")
+    assert "dry run: 3 to run, 0 to skip" in lines[6]
     assert not store.exists()
 
 
