@@ -168,3 +168,18 @@ def test_type_and_range_messages(values, expected):
     with pytest.raises(ConfigError) as info:
         RunConfig.from_dict(values)
     assert expected in str(info.value)
+
+
+def test_readme_lists_every_limit_and_how_to_raise_it():
+    from pathlib import Path
+
+    from gradlab.sweep import DEFAULT_MAX_RUNS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    limits = readme.split("**Limits.**", 1)[1].split("\n\n", 1)[0]
+    text = " ".join(limits.split())
+    assert f"more than {DEFAULT_MAX_RUNS:,} runs" in text and "--max-runs N" in text
+    for key, value in LIMITS.items():
+        assert f"`{key}`" in text and f"`{limit_env(key)}`" in text, key
+        assert f"{value:,}" in text, key
+    assert "GRADLAB_DEVICE_CHECK=0" in text
