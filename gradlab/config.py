@@ -34,6 +34,7 @@ __all__ = [
     "available_devices",
     "limit",
     "limit_env",
+    "unknown_key_message",
 ]
 
 OPTIMIZERS = ("sgd", "adam")
@@ -381,7 +382,7 @@ def _messages(exc: ValidationError, values: dict[str, Any]) -> list[str]:
         errors = by_key[key]
         value = values.get(key)
         if key not in hints:
-            out.append(_unknown(key, list(hints)))
+            out.append(unknown_key_message(key, list(hints)))
         elif any(e["type"] == "value_error" for e in errors):
             error = next(e for e in errors if e["type"] == "value_error")
             out.append(str(error["ctx"]["error"]))
@@ -397,7 +398,9 @@ def _messages(exc: ValidationError, values: dict[str, Any]) -> list[str]:
     return out + general
 
 
-def _unknown(key: str, known: list[str]) -> str:
+def unknown_key_message(key: str, known: Iterable[str]) -> str:
+    """``unknown key 'stpes' (did you mean 'steps'?); allowed keys: ...`` (sorted)."""
+    known = list(known)
     close = difflib.get_close_matches(key, known, n=1)
     guess = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown key {key!r}{guess}; allowed keys: {', '.join(sorted(known))}"

@@ -32,6 +32,7 @@ at once, with its count.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import os
@@ -43,7 +44,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from gradlab.config import ConfigError, RunConfig
+from gradlab.config import ConfigError, RunConfig, unknown_key_message
 
 from .bounds import DEFAULT_MAX_RUNS
 from .plugins import PluginError, load_plugins, resolve_plugins
@@ -149,10 +150,15 @@ def parse_spec(
         raise SpecError(f"{source}: max_runs must be None or a whole number >= 1, got {max_runs!r}")
     if scale not in SCALES:
         raise SpecError(f"{source}: scale must be one of {list(SCALES)}, got {scale!r}")
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            allowed = ", ".join(TOP_LEVEL_KEYS)
-            raise SpecError(f"{source}: unknown top-level key {key!r}; allowed keys: {allowed}")
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        problems = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown top-level key {key!r}{guess}")
+        allowed = ", ".join(TOP_LEVEL_KEYS)
+        raise SpecError(f"{source}: {'; '.join(problems)}; allowed keys: {allowed}")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         got = "missing" if name is None else f"got {_kind(name)}"
@@ -282,14 +288,14 @@ def _table(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
 
 
 def _check_keys(table: Mapping[str, Any], where: str) -> None:
-    for key in table:
-        if key == "sweep":
-            raise SpecError(
-                f"{where}: key 'sweep' is set from the spec's 'name'; remove it "
-                f"(allowed keys: {', '.join(RUN_KEYS)})"
-            )
-        if key not in RUN_KEYS:
-            raise SpecError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(RUN_KEYS)}")
+    if "sweep" in table:
+        raise SpecError(
+            f"{where}: key 'sweep' is set from the spec's 'name'; remove it "
+            f"(allowed keys: {', '.join(RUN_KEYS)})"
+        )
+    unknown = [key for key in table if key not in RUN_KEYS]
+    if unknown:
+        raise SpecError(f"{where}: " + "; ".join(unknown_key_message(k, RUN_KEYS) for k in unknown))
 
 
 def _check_axis(key: str, values: Any, where: str) -> None:
