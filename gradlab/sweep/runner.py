@@ -281,8 +281,10 @@ def _settle_lost(
     handle.close(wait=True)  # the pool has stopped its workers: their exit codes are known
     exits = handle.exit_codes()
     store = open_store(store_path)
-    started = [p for p in lost if p.run_id in store]
-    unstarted = [p for p in lost if p.run_id not in store]
+    # A run this pool started names one of its workers as its writer (a run being redone may
+    # still hold an earlier sweep's failed or abandoned record: that one never started here).
+    started = [p for p in lost if _writer_pid(store, p.run_id) in exits]
+    unstarted = [p for p in lost if p not in started]
     if not started:
         started, unstarted = lost, []
     for p in started:

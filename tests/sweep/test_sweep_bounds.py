@@ -132,6 +132,10 @@ def test_memory_estimate_of_a_small_rnn_by_hand():
 def test_a_worker_that_dies_leaves_its_run_failed_with_the_reason(make_spec, tmp_path):
     spec = load_spec(make_spec("dies", "seed = [0, 1, 2]"))
     store = tmp_path / "store"
+    # Seed 2 failed in an earlier sweep: it is to be redone, and its old record must not be
+    # mistaken for a run the broken pool had started.
+    old = open_store(store).create_run(spec.configs[2].run_id, spec.configs[2].to_dict())
+    old.finish("failed", error="an earlier failure")
     result = run_sweep(
         spec, store, workers=1, progress=False, train_fn="sweep_helpers:train_or_die"
     )
