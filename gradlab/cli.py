@@ -121,8 +121,9 @@ def _dry_run(spec: Any, plan: list[Any], store: str) -> int:
     if plan:
         largest = max(range(len(plan)), key=memory.__getitem__)
         print(
-            f"memory: estimated peak of each run's largest tensors (gradlab.sweep.memory); "
-            f"largest {format_bytes(memory[largest])} ({plan[largest].run_id})"
+            f"memory: a lower bound, each run's largest tensors (gradlab.sweep.memory; the "
+            f"process peaks higher); largest {format_bytes(memory[largest])} "
+            f"({plan[largest].run_id})"
         )
     todo = sum(p.submit for p in plan)
     print(f"dry run: {todo} to run, {len(plan) - todo} to skip in {store}; nothing written")

@@ -102,7 +102,7 @@ def test_cli_dry_run_refuses_a_million_runs_and_max_runs_lets_a_grid_through(
     for config, line in zip(load_spec(three).configs, out[2:5], strict=True):
         size = format_bytes(run_memory_bytes(config))
         assert line.split() == [config.run_id, "run", str(config.seed), *size.split()]
-    assert out[5].startswith("memory: estimated peak") and not store.exists()
+    assert out[5].startswith("memory: a lower bound") and not store.exists()
 
 
 @pytest.mark.parametrize(
