@@ -93,7 +93,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     # A .py plugin on the command line is relative to the current folder (in a spec, to the spec).
     plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin or ())
-    spec = load_spec(args.spec, scale=args.scale, plugins=plugins)
+    spec = load_spec(args.spec, scale=args.scale, plugins=plugins, max_runs=args.max_runs)
     if args.dry_run:
         return _dry_run(spec, plan_sweep(spec, args.store), args.store)
     if args.dask and args.workers:
@@ -109,16 +109,25 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _dry_run(spec: Any, plan: list[Any], store: str) -> int:
+    from gradlab.sweep.memory import format_bytes, run_memory_bytes
+
     keys = spec.varying_keys
     print(f"sweep {spec.name} ({spec.scale}): {len(plan)} runs — {spec.description}")
     rows = []
-    for p in plan:
+    memory = [run_memory_bytes(p.config) for p in plan]
+    for p, size in zip(plan, memory, strict=True):
         values = p.config.to_dict()
         values["activation"] = p.config.activation_name or "-"  # None means tanh for an RNN
-        rows.append(
-            [p.run_id, p.action, *("none" if values[k] is None else values[k] for k in keys)]
+        shown = ("none" if values[k] is None else values[k] for k in keys)
+        rows.append([p.run_id, p.action, *shown, format_bytes(size)])
+    print(_format_table(["run_id", "action", *keys, "memory"], rows))
+    if plan:
+        largest = max(range(len(plan)), key=memory.__getitem__)
+        print(
+            f"memory: a lower bound, each run's largest tensors (gradlab.sweep.memory; the "
+            f"process peaks higher); largest {format_bytes(memory[largest])} "
+            f"({plan[largest].run_id})"
         )
-    print(_format_table(["run_id", "action", *keys], rows))
     todo = sum(p.submit for p in plan)
     print(f"dry run: {todo} to run, {len(plan) - todo} to skip in {store}; nothing written")
     return EXIT_OK
@@ -411,7 +420,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "every worker before a run is built (repeatable; adds to the spec's plugins list)",
     )
     p.add_argument(
-        "--dry-run", action="store_true", help="list the runs (id, grid values) and write nothing"
+        "--dry-run",
+        action="store_true",
+        help="list the runs (id, grid values, memory estimate) and write nothing",
+    )
+    from gradlab.sweep.bounds import DEFAULT_MAX_RUNS
+
+    p.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help="refuse a spec of more than N runs before building any "
+        f"(default {DEFAULT_MAX_RUNS:,})",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="one line per run instead of a progress bar"

@@ -28,9 +28,13 @@ COMMANDS = ["sweep", "runs", "show", "demo", "dash", "export"]
 #: Modules the read-only commands must not import (start-up time; see benchmarks/cli.py).
 HEAVY = ("torch", "dash", "plotly", "duckdb")
 
-SPEC = """
+# The run that fails uses the activation of tests/failing_activation.py, which raises.
+FAILING_PLUGIN = Path(__file__).resolve().parent / "failing_activation.py"
+FAILING_MESSAGE = "the failing activation raised on purpose"
+SPEC = f"""
 name = "cli"
 description = "Two tiny runs and one that fails."
+plugins = ['{FAILING_PLUGIN}']
 [base]
 hidden_size = 4
 seq_len = 5
@@ -40,7 +44,7 @@ probe_batch = 4
 [grid]
 cell = ["rnn", "gru"]
 [[include]]
-device = "no-such-device"
+activation = "failing"
 """
 
 
@@ -66,7 +70,7 @@ def filled(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     store = root / "store"
     rnn, gru, broken = load_spec(spec_path).configs
     assert train(rnn, store) == rnn.run_id and train(gru, store) == gru.run_id
-    with pytest.raises(RuntimeError, match="no-such-device"):
+    with pytest.raises(RuntimeError, match=FAILING_MESSAGE):
         train(broken, store)
     return spec_path, store, [rnn.run_id, gru.run_id, broken.run_id]
 
@@ -182,10 +186,11 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path, capsys):
     assert main(["sweep", str(spec), "--store", str(store), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "sweep cli (demo): 3 runs — Two tiny runs and one that fails."
-    assert lines[1].split() == ["run_id", "action", "cell", "device"]
+    assert lines[1].split() == ["run_id", "action", "cell", "activation", "memory"]
     for config, line in zip(load_spec(spec).configs, lines[2:5], strict=True):
-        assert line.split() == [config.run_id, "run", config.cell, config.device]
-    assert "dry run: 3 to run, 0 to skip" in lines[5]
+        fields = [config.run_id, "run", config.cell, config.activation_name or "-"]
+        assert line.split()[:4] == fields and line.split()[-1].endswith("iB")
+    assert "dry run: 3 to run, 0 to skip" in lines[6]
     assert not store.exists()
 
 
@@ -218,7 +223,7 @@ def test_runs_as_json_and_csv_and_show(filled, capsys):
     assert {row["run_id"]: row["status"] for row in rows} == {
         r: records[r]["status"] for r in records
     }
-    assert "no-such-device" in next(row["reason"] for row in rows if row["run_id"] == broken)
+    assert FAILING_MESSAGE in next(row["reason"] for row in rows if row["run_id"] == broken)
 
     assert main(["show", rnn, "--store", str(store)]) == 0
     out = capsys.readouterr().out
@@ -233,11 +238,11 @@ def test_runs_table_filters_and_show_json(filled, capsys):
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()
     assert header[:3] == ["run_id", "sweep", "status"] and header[-1] == "reason"
-    assert "device" in header and "hidden_size" not in header  # what varies, not what is equal
+    assert "activation" in header and "hidden_size" not in header  # what varies, not what is equal
     assert len(lines) == 5  # header, three runs, the rate columns' legend
     assert lines[-1] == RATE_LEGEND and "step 0" in lines[-1] and "decay_rate_init" in lines[0]
     row = next(line for line in lines if line.startswith(broken))
-    assert "failed" in row and "no-such-device" in row
+    assert "failed" in row and "raised on purpose" in row
     by_id = {line.split()[0]: line.split() for line in lines[1:4]}
     assert by_id[rnn][header.index("activation")] == cli.DEFAULT_ACTIVATION
     assert by_id[gru][header.index("cell")] == "gru"
@@ -252,7 +257,7 @@ def test_runs_table_filters_and_show_json(filled, capsys):
     assert main(["show", broken, "--store", str(store), "--format", "json"]) == 0
     detail = json.loads(capsys.readouterr().out)
     assert detail["status"] == "failed" and "Traceback" in detail["reason"]
-    assert detail["run_json"]["config"]["device"] == "no-such-device"
+    assert detail["run_json"]["config"]["activation"] == "failing"
 
     nowhere = store.parent / "nowhere"
     assert main(["runs", "--store", str(nowhere)]) == 1
@@ -290,7 +295,7 @@ def test_sweep_again_skips_complete_runs_and_exits_1_on_a_failure(filled, capsys
     assert main(["sweep", str(spec), "--store", str(store), "--workers", "1"]) == 1
     out = capsys.readouterr().out
     assert "sweep cli: 3 runs, 1 to run (2 already done, 1 to redo)" in out
-    assert f"{broken} failed" in out and "no-such-device" in out
+    assert f"{broken} failed" in out and FAILING_MESSAGE in out
     assert "sweep cli done: 3 runs: 0 complete, 0 diverged, 1 failed, 2 skipped in" in out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .worker import init_worker
@@ -67,6 +67,19 @@ class ExecutorHandle:
     description: str
     threads: int | None = None
     client: Any = None
+
+    processes: dict[int, Any] = field(default_factory=dict)  # pid -> worker Process, ever seen
+
+    def remember_processes(self) -> None:
+        """Note the pool's worker processes now (so their exit codes can be read once the
+        pool has broken and forgotten them)."""
+        if isinstance(self.executor, ProcessPoolExecutor):
+            self.processes.update(getattr(self.executor, "_processes", None) or {})
+
+    def exit_codes(self) -> dict[int, int | None]:
+        """pid -> exit code (negative: killed by that signal; None: still running) of every
+        worker process seen by :meth:`remember_processes`."""
+        return {pid: process.exitcode for pid, process in self.processes.items()}
 
     def terminate(self) -> None:
         """Stop runs in flight now (owned process pools only); their runs are redone later."""

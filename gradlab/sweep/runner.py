@@ -19,19 +19,21 @@ written, so two sweeps never write the same run twice.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from gradlab.config import RunConfig
 
+from .bounds import DEFAULT_MAX_RUNS
 from .executors import ExecutorHandle, make_executor
 from .spec import SweepSpec, load_spec
-from .worker import DEFAULT_TRAIN, run_one
+from .worker import DEFAULT_TRAIN, record_failure, run_one
 
 __all__ = ["PlannedRun", "SweepResult", "plan_sweep", "run_sweep"]
 
@@ -149,11 +151,13 @@ def run_sweep(
     train_fn: Callable[..., str] | str = DEFAULT_TRAIN,
     *,
     scale: str = "demo",
+    max_runs: int | None = DEFAULT_MAX_RUNS,
     out: TextIO | None = None,
 ) -> SweepResult:
     """Run every run of ``spec`` that the store does not already hold; resume-safe.
 
-    ``spec``: a SweepSpec or a path to a spec file (loaded at ``scale``). ``executor``: None or
+    ``spec``: a SweepSpec or a path to a spec file (loaded at ``scale``, refused past
+    ``max_runs`` runs). ``executor``: None or
     ``"process"`` (a process pool of ``workers``, default one per CPU), ``"dask"`` with
     ``dask_address``, or any ``concurrent.futures.Executor`` (used as is, left running).
     ``progress``: a rich progress bar when ``out`` is a terminal; otherwise (or with False) one
@@ -165,7 +169,7 @@ def run_sweep(
     the next sweep) and returns with ``interrupted`` set. See :class:`SweepResult`.
     """
     if not isinstance(spec, SweepSpec):
-        spec = load_spec(spec, scale=scale)
+        spec = load_spec(spec, scale=scale, max_runs=max_runs)
     out = out or sys.stdout
     start = time.perf_counter()
     store_path = str(Path(store_path).absolute())
@@ -187,10 +191,12 @@ def run_sweep(
     handle: ExecutorHandle | None = None
     pending: dict[Future[Any], PlannedRun] = {}
     try:
-        if todo:
+        queue = todo
+        while queue:
             handle = make_executor(executor, workers, dask_address)
-            reporter.note(f"running {len(todo)} run(s) on {handle.description}")
-            for p in todo:
+            if queue is todo:
+                reporter.note(f"running {len(todo)} run(s) on {handle.description}")
+            for p in queue:
                 args = (
                     p.config.to_dict(),
                     store_path,
@@ -200,7 +206,15 @@ def run_sweep(
                     spec.plugins,
                 )
                 pending[handle.executor.submit(run_one, *args)] = p
-            _collect(pending, result, reporter)
+            lost = _collect(pending, result, reporter, handle)
+            # A worker died and broke the pool: the runs it had started end failed with the
+            # reason; those that never started go to a fresh pool.
+            queue = _settle_lost(lost, handle, store_path, result, reporter) if lost else []
+            if queue:
+                handle.close(wait=True)
+                reporter.note(
+                    f"a worker died: {len(queue)} run(s) not yet started go to a new pool"
+                )
     except KeyboardInterrupt:
         result.interrupted = True
         _interrupt(pending, result, reporter, handle)
@@ -219,13 +233,25 @@ def run_sweep(
 
 
 def _collect(
-    pending: dict[Future[Any], PlannedRun], result: SweepResult, reporter: _Reporter
-) -> None:
-    """Wait for the futures in ``pending``, recording each as it finishes."""
+    pending: dict[Future[Any], PlannedRun],
+    result: SweepResult,
+    reporter: _Reporter,
+    handle: ExecutorHandle | None = None,
+) -> list[PlannedRun]:
+    """Wait for the futures in ``pending``, recording each as it finishes; returns the runs
+    lost to a broken process pool (a worker died), for :func:`_settle_lost`."""
+    lost: list[PlannedRun] = []
     while pending:
+        if handle is not None:
+            handle.remember_processes()
         done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         for future in done:
-            _record(future, pending.pop(future), result, reporter)
+            p = pending.pop(future)
+            if not future.cancelled() and isinstance(future.exception(), BrokenExecutor):
+                lost.append(p)
+            else:
+                _record(future, p, result, reporter)
+    return lost
 
 
 def _record(future: Future[Any], p: PlannedRun, result: SweepResult, reporter: _Reporter) -> None:
@@ -234,8 +260,76 @@ def _record(future: Future[Any], p: PlannedRun, result: SweepResult, reporter: _
         return
     try:
         outcome = future.result()
-    except Exception as exc:  # the worker itself died (out of memory, killed, unpicklable)
+    except Exception as exc:  # the worker itself died (dask's KilledWorker, unpicklable, ...)
         outcome = {"run_id": p.run_id, "status": "failed", "seconds": 0.0, "error": repr(exc)}
+    _tally(p, outcome, result, reporter)
+
+
+def _settle_lost(
+    lost: list[PlannedRun],
+    handle: ExecutorHandle,
+    store_path: str,
+    result: SweepResult,
+    reporter: _Reporter,
+) -> list[PlannedRun]:
+    """Runs whose future a broken pool failed: a run the store holds as ``running`` (its
+    worker died with it) ends ``failed`` with how the worker died; a finished one is counted
+    as it finished; the runs never started are returned, to be run again. If none of them had
+    started (workers die before any run), they all end failed instead."""
+    from gradlab.store import open_store
+
+    handle.close(wait=True)  # the pool has stopped its workers: their exit codes are known
+    exits = handle.exit_codes()
+    store = open_store(store_path)
+    # A run this pool started names one of its workers as its writer (a run being redone may
+    # still hold an earlier sweep's failed or abandoned record: that one never started here).
+    started = [p for p in lost if _writer_pid(store, p.run_id) in exits]
+    unstarted = [p for p in lost if p not in started]
+    if not started:
+        started, unstarted = lost, []
+    for p in started:
+        status = store.run(p.run_id).status if p.run_id in store else None
+        if status in ("complete", "diverged", "failed"):
+            error = store.run(p.run_id).reason if status == "failed" else None
+            outcome = {"run_id": p.run_id, "status": status, "seconds": 0.0, "error": error}
+        else:
+            pid = _writer_pid(store, p.run_id)
+            reason = _death_reason(pid, exits)
+            status = record_failure(store, p.config, reason)
+            outcome = {"run_id": p.run_id, "status": status, "seconds": 0.0, "error": reason}
+        _tally(p, outcome, result, reporter)
+    return unstarted
+
+
+def _writer_pid(store: Any, run_id: str) -> int | None:
+    writer = store.run(run_id).meta.get("writer") if run_id in store else None
+    pid = writer.get("pid") if isinstance(writer, dict) else None
+    return pid if isinstance(pid, int) else None
+
+
+def _death_reason(pid: int | None, exits: dict[int, int | None]) -> str:
+    """Why a run in flight on a broken pool stopped, from its worker's exit code."""
+    dead = {q: c for q, c in exits.items() if c not in (0, -signal.SIGTERM)}
+    culprits = "; ".join(_exit_text(q, c) for q, c in dead.items()) or "a worker process died"
+    if pid is not None and exits.get(pid) == -signal.SIGTERM and pid not in dead:
+        return f"stopped when the process pool broke ({culprits}); redone by the next sweep"
+    mine = _exit_text(pid, exits.get(pid)) if pid is not None else culprits
+    return f"the worker process running it died: {mine}"
+
+
+def _exit_text(pid: int | None, code: int | None) -> str:
+    if code is None:
+        return f"worker pid {pid} died (exit status unknown)"
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (as the out-of-memory killer does)" if -code == signal.SIGKILL else ""
+        return f"worker pid {pid} was killed by {name}{hint}"
+    return f"worker pid {pid} exited with code {code}"
+
+
+def _tally(
+    p: PlannedRun, outcome: dict[str, Any], result: SweepResult, reporter: _Reporter
+) -> None:
     status = outcome["status"]
     result.run_s += float(outcome.get("seconds") or 0.0)
     if status == "complete":
@@ -268,7 +362,7 @@ def _interrupt(
             "(Ctrl-C again to stop them now; they will be redone on the next sweep)"
         )
     try:
-        _collect(pending, result, reporter)
+        result.cancelled += len(_collect(pending, result, reporter))  # lost to a broken pool
     except KeyboardInterrupt:
         if handle is not None:
             handle.terminate()

@@ -25,11 +25,16 @@ and in every worker before a run is built (see :mod:`gradlab.sweep.plugins`).
 
 Everything is checked before a run starts: :func:`load_spec` raises :class:`SpecError` (a
 :class:`~gradlab.config.ConfigError`) whose message names the file, the key and what is allowed.
+The number of runs is computed from the axis lengths before any run is built: a spec of more
+than ``max_runs`` (default :data:`DEFAULT_MAX_RUNS`; ``gradlab sweep --max-runs N``) is refused
+at once, with its count.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import math
 import os
 import re
 import tomllib
@@ -39,11 +44,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from gradlab.config import ConfigError, RunConfig
+from gradlab.config import ConfigError, RunConfig, unknown_key_message
 
+from .bounds import DEFAULT_MAX_RUNS
 from .plugins import PluginError, load_plugins, resolve_plugins
 
-__all__ = ["SCALES", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
+__all__ = ["DEFAULT_MAX_RUNS", "SCALES", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
 
 SCALES = ("demo", "full")
 TOP_LEVEL_KEYS = ("name", "description", "plugins", "base", "grid", "include", "full")
@@ -98,10 +104,14 @@ def _kind(value: Any) -> str:
 
 
 def load_spec(
-    path: str | os.PathLike[str], scale: str = "demo", plugins: tuple[str, ...] = ()
+    path: str | os.PathLike[str],
+    scale: str = "demo",
+    plugins: tuple[str, ...] = (),
+    max_runs: int | None = DEFAULT_MAX_RUNS,
 ) -> SweepSpec:
     """Read and validate the spec at ``path``; ``scale="full"`` applies its ``[full]`` table.
     ``plugins`` are added to the spec's own ``plugins`` list (``gradlab sweep --plugin``).
+    ``max_runs``: refuse (before building any run) a spec of more runs; None: no limit.
 
     Raises SpecError (file missing, TOML syntax, unknown key, wrong type, empty grid, a config
     RunConfig refuses) before anything runs. Duplicate configs are dropped (first one kept).
@@ -117,7 +127,9 @@ def load_spec(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_spec(data, source=str(path), scale=scale, path=path, plugins=plugins)
+    return parse_spec(
+        data, source=str(path), scale=scale, path=path, plugins=plugins, max_runs=max_runs
+    )
 
 
 def parse_spec(
@@ -126,14 +138,27 @@ def parse_spec(
     scale: str = "demo",
     path: Path | None = None,
     plugins: tuple[str, ...] = (),
+    max_runs: int | None = DEFAULT_MAX_RUNS,
+    *,
+    _values_only: bool = False,
 ) -> SweepSpec:
-    """Validate an already-parsed spec (a dict as ``tomllib`` returns); see :func:`load_spec`."""
+    """Validate an already-parsed spec (a dict as ``tomllib`` returns); see :func:`load_spec`.
+
+    ``_values_only`` (the check of ``[full]`` at demo scale): when the spec has more than
+    ``max_runs`` runs, check each value on its own over ``[base]`` instead of every run."""
+    if max_runs is not None and (isinstance(max_runs, bool) or max_runs < 1):
+        raise SpecError(f"{source}: max_runs must be None or a whole number >= 1, got {max_runs!r}")
     if scale not in SCALES:
         raise SpecError(f"{source}: scale must be one of {list(SCALES)}, got {scale!r}")
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            allowed = ", ".join(TOP_LEVEL_KEYS)
-            raise SpecError(f"{source}: unknown top-level key {key!r}; allowed keys: {allowed}")
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        problems = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown top-level key {key!r}{guess}")
+        allowed = ", ".join(TOP_LEVEL_KEYS)
+        raise SpecError(f"{source}: {'; '.join(problems)}; allowed keys: {allowed}")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         got = "missing" if name is None else f"got {_kind(name)}"
@@ -192,19 +217,38 @@ def parse_spec(
                 grid.pop(key, None)
                 base[key] = value
 
+    # At full scale an include run also takes [full]'s values, and is expanded over each list
+    # in [full] that it does not set itself.
+    full_axes = {k: v for k, v in full.items() if isinstance(v, list)} if scale == "full" else {}
+    include_axes = [{k: v for k, v in full_axes.items() if k not in t} for t in includes]
+    grid_runs = math.prod(len(v) for v in grid.values()) if grid or not includes else 0
+    count = grid_runs + sum(math.prod(len(v) for v in axes.values()) for axes in include_axes)
+    if max_runs is not None and count > max_runs:
+        if _values_only:
+            _check_values(base, grid, includes, name, source)
+            return SweepSpec(name, description.strip(), [], path, scale, dict(grid), plugins)
+        shape = " × ".join(f"{len(v)} {k}" for k, v in grid.items()) or "no grid"
+        extra = f" + {count - grid_runs} from [[include]]" if count > grid_runs else ""
+        raise SpecError(
+            f"{source}: {count} runs at scale {scale} ({shape}{extra}) is more than max_runs "
+            f"= {max_runs}; nothing was built. Pass --max-runs {count} (load_spec(..., "
+            f"max_runs={count})) to run it, or shrink the grid"
+        )
+
     configs: list[RunConfig] = []
     seen: set[str] = set()
 
     def add(values: dict[str, Any], where: str, parts: list[tuple[str, dict[str, Any]]]) -> None:
-        problem = _problem({**values, "sweep": name})
-        if problem is not None:
+        try:
+            config = RunConfig.from_dict({**values, "sweep": name})
+        except ConfigError:
+            problem = _problem({**values, "sweep": name})
             # Point at the smallest part of the spec that has the problem on its own.
             for part_where, part in parts:
                 if _problem({**part, "sweep": name}) == problem:
                     where = part_where
                     break
-            raise SpecError(f"{where}: {problem}")
-        config = RunConfig.from_dict({**values, "sweep": name})
+            raise SpecError(f"{where}: {problem}") from None
         if config.run_id not in seen:
             seen.add(config.run_id)
             configs.append(config)
@@ -218,17 +262,21 @@ def parse_spec(
             parts += [(f"{source} [grid] {k} = {v!r}", {**base, k: v}) for k, v in values.items()]
             where = f"{source} [grid] point " + ", ".join(f"{k}={v!r}" for k, v in values.items())
             add({**base, **values}, where, parts)
-    # At full scale an include run also takes [full]'s values, and is expanded over each list
-    # in [full] that it does not set itself.
-    full_axes = {k: v for k, v in full.items() if isinstance(v, list)} if scale == "full" else {}
-    for i, table in enumerate(includes, 1):
-        axes = {k: v for k, v in full_axes.items() if k not in table}
+    for i, (table, axes) in enumerate(zip(includes, include_axes, strict=True), 1):
         for point in itertools.product(*axes.values()):
             values = {**base, **dict(zip(axes, point, strict=True)), **table}
             add(values, f"{source} [[include]] #{i}", [base_part])
     if scale == "demo" and full:
         # A broken paper-sized version fails now, not after the demo has been run.
-        parse_spec(data, source=f"{source} (scale full)", scale="full", path=path, plugins=plugins)
+        parse_spec(
+            data,
+            source=f"{source} (scale full)",
+            scale="full",
+            path=path,
+            plugins=plugins,
+            max_runs=max_runs,
+            _values_only=True,
+        )
     return SweepSpec(name, description.strip(), configs, path, scale, dict(grid), plugins)
 
 
@@ -240,14 +288,14 @@ def _table(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
 
 
 def _check_keys(table: Mapping[str, Any], where: str) -> None:
-    for key in table:
-        if key == "sweep":
-            raise SpecError(
-                f"{where}: key 'sweep' is set from the spec's 'name'; remove it "
-                f"(allowed keys: {', '.join(RUN_KEYS)})"
-            )
-        if key not in RUN_KEYS:
-            raise SpecError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(RUN_KEYS)}")
+    if "sweep" in table:
+        raise SpecError(
+            f"{where}: key 'sweep' is set from the spec's 'name'; remove it "
+            f"(allowed keys: {', '.join(RUN_KEYS)})"
+        )
+    unknown = [key for key in table if key not in RUN_KEYS]
+    if unknown:
+        raise SpecError(f"{where}: " + "; ".join(unknown_key_message(k, RUN_KEYS) for k in unknown))
 
 
 def _check_axis(key: str, values: Any, where: str) -> None:
@@ -258,6 +306,26 @@ def _check_axis(key: str, values: Any, where: str) -> None:
         )
     if not values:
         raise SpecError(f"{where}: key {key!r} is an empty list; give at least one value")
+
+
+def _check_values(
+    base: dict[str, Any],
+    grid: dict[str, list[Any]],
+    includes: list[dict[str, Any]],
+    name: str,
+    source: str,
+) -> None:
+    """Check [base], each grid value over [base] and each include over [base] on its own
+    (for a spec too large to build every run of)."""
+    parts = [(f"{source} [base]", base)]
+    parts += [
+        (f"{source} [grid] {k} = {v!r}", {**base, k: v}) for k, vs in grid.items() for v in vs
+    ]
+    parts += [(f"{source} [[include]] #{i}", {**base, **t}) for i, t in enumerate(includes, 1)]
+    for where, values in parts:
+        problem = _problem({**values, "sweep": name})
+        if problem is not None:
+            raise SpecError(f"{where}: {problem}")
 
 
 def _problem(values: dict[str, Any]) -> str | None:

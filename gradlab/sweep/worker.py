@@ -10,6 +10,8 @@ import importlib
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -20,7 +22,14 @@ from gradlab.config import RunConfig
 
 from .plugins import load_plugins
 
-__all__ = ["DEFAULT_TRAIN", "init_worker", "resolve", "run_one"]
+__all__ = [
+    "DEFAULT_TRAIN",
+    "init_worker",
+    "record_failure",
+    "resolve",
+    "run_one",
+    "start_parent_guard",
+]
 
 DEFAULT_TRAIN = "gradlab.train:train"
 """The train function every sweep uses unless told otherwise (``module:function``)."""
@@ -49,7 +58,35 @@ def init_worker(threads: int | None = 1) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads:
         _set_threads(threads)
+    start_parent_guard()
     threading.Thread(target=_exit_with_parent, name="gradlab-parent-watch", daemon=True).start()
+
+
+# The guard: a separate small process (not a thread, which needs the GIL: a run stuck in one
+# long C call holds it) that SIGKILLs the worker once the sweep's process is gone, and dies with
+# the worker (PR_SET_PDEATHSIG: the kernel kills it when its parent, the worker, exits).
+_GUARD = """
+import ctypes, os, select, signal, sys
+worker, sentinel = int(sys.argv[1]), int(sys.argv[2])
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+if os.getppid() != worker:
+    sys.exit(0)  # the worker is already gone
+select.select([sentinel], [], [])  # readable (EOF) once every copy in the sweep is closed
+os.kill(worker, signal.SIGKILL)
+"""
+
+
+def start_parent_guard() -> subprocess.Popen[bytes] | None:
+    """Start the guard process of this pool worker (Linux; None elsewhere or outside a pool).
+
+    The guard waits on multiprocessing's parent sentinel, a pipe whose write end only the
+    sweep's process holds, so it sees the sweep die even under ``kill -9``."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return None
+    sentinel = parent.sentinel
+    command = [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid()), str(sentinel)]
+    return subprocess.Popen(command, pass_fds=(sentinel,), stdin=subprocess.DEVNULL)
 
 
 def _exit_with_parent() -> None:
@@ -119,7 +156,7 @@ def run_one(
     store = open_store(store_path)
     status = store.run(run_id).status if run_id in store else None
     if error is not None and status not in ("failed", "diverged", "complete"):
-        status = _record_failure(store, run_config, error)
+        status = record_failure(store, run_config, error)
     elif status is None:
         status, error = "failed", f"{train!r} returned without writing run {run_id!r}"
     if status == "failed" and error is None:
@@ -127,7 +164,7 @@ def run_one(
     return {"run_id": run_id, "status": status, "seconds": seconds, "error": _last_line(error)}
 
 
-def _record_failure(store: Any, config: RunConfig, error: str) -> str:
+def record_failure(store: Any, config: RunConfig, error: str) -> str:
     """Leave a ``failed`` run holding ``error`` (train raised before it created the run)."""
     from gradlab.store import RunExistsError
 

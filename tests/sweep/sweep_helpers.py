@@ -8,3 +8,37 @@ from pathlib import Path
 def run_dirs(store: Path) -> list[str]:
     """Run ids that have a folder in the store."""
     return sorted(p.name.removeprefix("run_id=") for p in (store / "runs").glob("run_id=*"))
+
+
+# A run that every config check accepts and that fails inside its worker: the activation
+# registered by tests/failing_activation.py raises when the run first applies it.
+FAILING_PLUGIN = str(Path(__file__).resolve().parents[1] / "failing_activation.py")
+FAILING_INCLUDE = '[[include]]\nactivation = "failing"\n'
+FAILING_MESSAGE = "the failing activation raised on purpose"
+
+
+def train_or_die(config, store_path, *, overwrite=False, progress=None):
+    """A train function whose seed-1 run starts, then kills its own worker with SIGKILL (as
+    the out-of-memory killer would); the other runs train normally."""
+    import os
+    import signal
+
+    from gradlab.store import open_store
+    from gradlab.train import train
+
+    if config.seed != 1:
+        return train(config, store_path, overwrite=overwrite, progress=progress)
+    open_store(store_path).create_run(config.run_id, config.to_dict(), overwrite=overwrite)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def hold_the_gil(config, store_path, *, overwrite=False, progress=None):
+    """A train function stuck in one long C call that never releases the GIL (so no Python
+    thread of its worker can run), after writing its pid to ``<store>/../pids/<pid>``."""
+    import os
+
+    pids = Path(store_path).parent / "pids"
+    pids.mkdir(exist_ok=True)
+    (pids / str(os.getpid())).write_text("", encoding="utf-8")
+    return sum(range(10**18))

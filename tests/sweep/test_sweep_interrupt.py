@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_helpers import run_dirs
+from sweep_helpers import FAILING_PLUGIN, run_dirs
 
 from gradlab.cli import main
 from gradlab.store import open_store
@@ -66,8 +66,8 @@ def test_killed_sweep_resumes_with_every_run_complete_once(make_spec, tmp_path, 
     spec_path = make_spec(
         "killed",
         "seed = [0, 1, 2, 3]",
-        base=SLOWER_BASE,
-        extra='[[include]]\nseed = 9\ndevice = "no-such-device"\n',
+        base=f"plugins = [{FAILING_PLUGIN!r}]\n{SLOWER_BASE}",
+        extra='[[include]]\nseed = 9\nactivation = "failing"\n',
     )
     spec = load_spec(spec_path)
     good = sorted(c.run_id for c in spec.configs[:4])

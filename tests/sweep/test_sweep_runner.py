@@ -11,17 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-from sweep_helpers import run_dirs
+from sweep_helpers import FAILING_INCLUDE, FAILING_MESSAGE, FAILING_PLUGIN, run_dirs
 
 from gradlab.store import open_store
 from gradlab.sweep import SweepError, load_spec, make_executor, plan_sweep, run_sweep
 
 FOUR = 'cell = ["rnn", "lstm"]\nseed = [0, 1]'
-# A config that RunConfig accepts and the real trainer fails on (an unknown torch device).
-FAILING = """
-[[include]]
-device = "no-such-device"
-"""
 
 
 def statuses(store: Path) -> dict[str, str]:
@@ -74,7 +69,9 @@ def test_bad_executor_settings_are_clear_errors():
 
 
 def test_a_failing_run_is_failed_and_the_others_complete(make_spec, tmp_path):
-    spec = load_spec(make_spec("failing", "seed = [0, 1]", extra=FAILING))
+    spec = load_spec(
+        make_spec("failing", "seed = [0, 1]", extra=FAILING_INCLUDE), plugins=(FAILING_PLUGIN,)
+    )
     store = tmp_path / "store"
     result = run_sweep(spec, store, workers=2, progress=False)
     assert (result.complete, result.failed, result.exit_code) == (2, 1, 1)
@@ -82,11 +79,11 @@ def test_a_failing_run_is_failed_and_the_others_complete(make_spec, tmp_path):
     good = [c.run_id for c in spec.configs[:2]]
     bad = spec.configs[2].run_id
     assert [r for r, _ in result.failures] == [bad]
-    assert "no-such-device" in result.failures[0][1]
+    assert FAILING_MESSAGE in result.failures[0][1]
     assert statuses(store) == {good[0]: "complete", good[1]: "complete", bad: "failed"}
     # The traceback is kept in run.json (the store's reason).
     reason = open_store(store).run(bad).reason
-    assert "Traceback" in reason and "no-such-device" in reason
+    assert "Traceback" in reason and FAILING_MESSAGE in reason
     # Resume: complete runs are skipped, the failed one redone (and fails again), no duplicate.
     plan = {p.run_id: p.action for p in plan_sweep(spec, store)}
     assert plan == {good[0]: "skip", good[1]: "skip", bad: "redo"}
@@ -164,7 +161,9 @@ class FakeTerminal(io.StringIO):
 
 
 def test_progress_bar_on_a_terminal(make_spec, tmp_path):
-    spec = load_spec(make_spec("bar", "seed = [0, 1]", extra='[[include]]\ndevice = "nope"\n'))
+    spec = load_spec(
+        make_spec("bar", "seed = [0, 1]", extra=FAILING_INCLUDE), plugins=(FAILING_PLUGIN,)
+    )
     out = FakeTerminal()
     result = run_sweep(spec, tmp_path / "store", workers=2, progress=True, out=out)
     text = out.getvalue()

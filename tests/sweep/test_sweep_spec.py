@@ -120,11 +120,14 @@ def test_full_scale_replaces_axes_and_values(tmp_path):
 INVALID = {
     "unknown top-level key": (
         'name = "x"\n[grid]\nseed = [0]\n[grdi]\nseed = 1\n',
-        ["unknown top-level key 'grdi'", "allowed keys: name, description, plugins, base, grid"],
+        [
+            "unknown top-level key 'grdi' (did you mean 'grid'?)",
+            "allowed keys: name, description, plugins, base, grid",
+        ],
     ),
     "unknown key in base": (
         'name = "x"\n[base]\nhidden = 4\n',
-        ["[base]", "unknown key 'hidden'", "hidden_size"],
+        ["[base]", "unknown key 'hidden' (did you mean 'hidden_size'?)"],
     ),
     "unknown key in grid": (
         'name = "x"\n[grid]\nlearning_rate = [0.1]\n',
@@ -132,7 +135,11 @@ INVALID = {
     ),
     "unknown key in include": (
         'name = "x"\n[[include]]\ncel = "lstm"\n',
-        ["[[include]] #1", "unknown key 'cel'", "cell"],
+        ["[[include]] #1", "unknown key 'cel' (did you mean 'cell'?)"],
+    ),
+    "every unknown key at once": (
+        'name = "x"\n[base]\nstpes = 4\nhiden_size = 9\n',
+        ["unknown key 'stpes' (did you mean 'steps'?)", "unknown key 'hiden_size' (did you"],
     ),
     "unknown key in full": (
         'name = "x"\n[grid]\nseed = [0]\n[full]\nhiden_size = 9\n',
