@@ -58,8 +58,10 @@ def damaged(tmp_path_factory) -> types.SimpleNamespace:
         kind: train({**BASE, "seed": seed}, root)
         for seed, kind in enumerate(("good", "truncated", "wrong_schema"))
     }
-    with pytest.raises(RuntimeError, match="no-such-device"):
-        train({**BASE, "seed": 3, "device": "no-such-device"}, root)
+    from failing_activation import MESSAGE  # registers the activation "failing", which raises
+
+    with pytest.raises(RuntimeError, match=MESSAGE):
+        train({**BASE, "seed": 3, "activation": "failing"}, root)
     store = open_store(root)
     ids["failed"] = next(r for r in store.run_ids() if r not in ids.values())
     for path in _parquet_files(store.run(ids["truncated"]).path):
@@ -104,7 +106,7 @@ def test_run_page_and_its_figures_name_no_absolute_path(kind, damaged, pages):
     blob = rendered(page.layout(run_id=run_id), *figures)
     assert_private(blob, damaged)
     if kind == "failed":  # the traceback is shown, its files named from the code's folder
-        assert "gradlab/train.py" in blob and "no-such-device" in blob
+        assert "gradlab/train.py" in blob and "raised on purpose" in blob
 
 
 def test_runs_compare_and_sweep_pages_name_no_absolute_path(damaged, pages):
