@@ -69,6 +69,7 @@ class LayerRecording:
         self._grad_hidden: Tensor | None = None  # (T+1, B, N)
         self._grad_cell: Tensor | None = None  # (T+1, B, N), LSTM only
         self._delta_hh: Tensor | None = None  # (T, B, G·N)
+        self._scale_checks: dict[str, Tensor] = {}  # factor -> (T,) out of scale, see below
         self._delta_ih: Tensor | None = None  # (T, B, G·N)
 
     def _set_adjoint(
@@ -81,6 +82,7 @@ class LayerRecording:
         """Keep the adjoint scan's results (`Trace.adjoint`): ∂L/∂h, ∂L/∂c and the δ's."""
         self._grad_hidden, self._grad_cell = grad_hidden, grad_cell
         self._delta_hh, self._delta_ih = delta_hh, delta_ih
+        self._scale_checks = {}
 
     def __repr__(self) -> str:
         return f"LayerRecording(layer={self._layer}, reverse={self._reverse})"
@@ -205,25 +207,42 @@ class LayerRecording:
         delta, right = self._factors(name)
         # the cell's own recurrence may not be a (G·N, N) matrix (IndRNN: a vector): its trace
         # knows the norms; any bilinear form in (δ, r) survives the exact rescaling below
-        own_recurrence = right is not None and self._short_name(name) == "weight_hh"
+        own_recurrence = self._short_name(name) == "weight_hh"
 
-        def product(delta: Tensor, right: Tensor | None) -> Tensor:
-            if own_recurrence and right is not None:
+        def product(delta: Tensor, right: Tensor) -> Tensor:
+            if own_recurrence:
                 return self.trace.weight_hh_contribution_norms(delta, right)
-            return _product_norms(delta, right)
+            return outer_product_norms(delta, right)
 
+        if right is None:  # a bias: step k's term is the vector Σ_b δ_k,b
+            terms = delta.sum(1)  # (T, G·N)
+            norms = terms.norm(dim=-1)
+            # out of scale exactly where its squares may have left the range (zero terms aside)
+            redo = _norm_out_of_scale(norms) & (_step_absmax(terms) > 0)
+            if bool(redo.any()):
+                steps = redo.nonzero().flatten()
+                scaled, scale = _rescaled(terms[steps])
+                norms[steps] = scaled.norm(dim=-1) * scale
+            return norms
         norms = product(delta, right)
-        redo = _out_of_scale(delta)
-        if right is not None:
-            redo |= _out_of_scale(right)
+        # two factors: each is screened once per recording (their squares meet in Gram matrices)
+        short = self._short_name(name)
+        redo = self._factor_out_of_scale(f"delta_{short[-2:]}", delta)
+        redo = redo | self._factor_out_of_scale(short, right)
         if bool(redo.any()):
             steps = redo.nonzero().flatten()
             delta, scale = _rescaled(delta[steps])
-            if right is not None:
-                right, right_scale = _rescaled(right[steps])
-                scale = scale * right_scale
-            norms[steps] = product(delta, right) * scale
+            right, right_scale = _rescaled(right[steps])
+            norms[steps] = product(delta, right) * (scale * right_scale)
         return norms
+
+    def _factor_out_of_scale(self, key: str, factor: Tensor) -> Tensor:
+        """`_out_of_scale(factor)`, (T,) bool, computed once per factor of this recording
+        (`key` names it: "delta_hh", "delta_ih", "weight_hh" for h_{k-1}, "weight_ih" for x_k)."""
+        checked = self._scale_checks.get(key)
+        if checked is None:
+            checked = self._scale_checks[key] = _out_of_scale(factor)
+        return checked
 
     # ----- Jacobians ----------------------------------------------------------------------
     def _samples(self, samples: Samples) -> Tensor | None:
@@ -350,11 +369,6 @@ class LayerRecording:
         return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}
 
 
-def _product_norms(delta: Tensor, right: Tensor | None) -> Tensor:
-    """‖δ_tᵀ r_t‖_F (‖Σ_b δ_t,b‖ for a bias, right None) for every step t, (T,)."""
-    return delta.sum(1).norm(dim=-1) if right is None else outer_product_norms(delta, right)
-
-
 def _step_absmax(x: Tensor) -> Tensor:
     """max|x_t| per step of x (T, ...), (T,); NaN where a step has a NaN. (Two plain reductions:
     on CPU an order of magnitude faster than abs().amax() or an inf-norm.)"""
@@ -370,6 +384,16 @@ def _out_of_scale(x: Tensor) -> Tensor:
     info = torch.finfo(x.dtype)
     low, high = math.sqrt(info.tiny) / info.eps, math.sqrt(info.max) * info.eps
     return torch.isfinite(amax) & (amax > 0) & ((amax < low) | (amax > high))
+
+
+def _norm_out_of_scale(norms: Tensor) -> Tensor:
+    """Steps whose norm ‖v_t‖ (T,) may have lost its squares: not finite, or outside
+    [√tiny/eps, √max·eps]. Above √tiny/eps the squares that underflowed (each below tiny) change
+    the norm by less than eps for vectors of up to 1/eps entries; one square that overflowed
+    makes the norm Inf."""
+    info = torch.finfo(norms.dtype)
+    low, high = math.sqrt(info.tiny) / info.eps, math.sqrt(info.max) * info.eps
+    return ~torch.isfinite(norms) | (norms < low) | (norms > high)
 
 
 def _rescaled(x: Tensor) -> tuple[Tensor, Tensor]:
