@@ -224,17 +224,17 @@ class LayerRecording:
                 scaled, scale = _rescaled(terms[steps])
                 norms[steps] = scaled.norm(dim=-1) * scale
             return norms
-        norms = product(delta, right)
         # two factors: each is screened once per recording (their squares meet in Gram matrices)
         short = self._short_name(name)
         redo = self._factor_out_of_scale(f"delta_{short[-2:]}", delta)
         redo = redo | self._factor_out_of_scale(short, right)
-        if bool(redo.any()):
-            steps = redo.nonzero().flatten()
-            delta, scale = _rescaled(delta[steps])
-            right, right_scale = _rescaled(right[steps])
-            norms[steps] = product(delta, right) * (scale * right_scale)
-        return norms
+        if not bool(redo.any()):
+            return product(delta, right)
+        # some steps would lose their squares: scale every step's factors by powers of two
+        # (exact) and take the one product on them; cheaper than redoing the steps apart
+        delta, scale = _rescaled(delta)
+        right, right_scale = _rescaled(right)
+        return product(delta, right) * (scale * right_scale)
 
     def _factor_out_of_scale(self, key: str, factor: Tensor) -> Tensor:
         """`_out_of_scale(factor)`, (T,) bool, computed once per factor of this recording
