@@ -116,9 +116,14 @@ class DemoMeasures:
             if runs:
                 out[name] = max(runs, key=key)
 
-        rnn = [r for r in self.runs if r.cell == "rnn" and r.config["activation"] in (None, "tanh")]
-        pick("rnn", [r for r in rnn if r.config["init"] == "default"], lambda r: r.seq_len)
-        for cell, bias in (("lstm", "forget_bias"), ("gru", "update_bias")):
+        rnn = [
+            r
+            for r in self.runs
+            if r.cell == VANILLA_CELL and r.config["activation"] in (None, "tanh")
+        ]
+        pick(VANILLA_CELL, [r for r in rnn if r.config["init"] == "default"], lambda r: r.seq_len)
+        for cell in GATED_CELLS:
+            (bias,) = get_cell(cell).gate_biases  # the gate-bias knob, from the registry
             runs = [r for r in self.runs if r.cell == cell and r.config["init"] == "default"]
             pick(cell, [r for r in runs if r.config[bias] is None], lambda r: r.seq_len)
 
@@ -126,19 +131,25 @@ class DemoMeasures:
                 return r.config[bias], r.seq_len
 
             pick(f"{cell}_remedy", [r for r in runs if r.config[bias] is not None], by_bias)
-        lstm_one = [
+        first = GATED_CELLS[0]  # the LSTM: Gers et al.'s bias of 1, beside the remedy
+        (knob,) = get_cell(first).gate_biases
+        bias_one = [
             r
             for r in self.runs
-            if r.cell == "lstm"
-            and r.config["forget_bias"] == 1.0
-            and r is not out.get("lstm_remedy")
+            if r.cell == first and r.config[knob] == 1.0 and r is not out.get(f"{first}_remedy")
         ]
-        pick("lstm_bias1", lstm_one, lambda r: r.seq_len)
+        pick(f"{first}_bias1", bias_one, lambda r: r.seq_len)
         gaussian = [r for r in rnn if r.config["init"] == "gaussian"]
         pick("ordered", gaussian, lambda r: -r.config["gain"])
         pick("chaotic", gaussian, lambda r: r.config["gain"])
         return out
 
+
+#: The demo's cast (data of this experiment, not a seam of the engine): the vanilla cell whose
+#: gradient vanishes and the gated cells whose gate-bias knob (`CellSpec.gate_biases`) is the
+#: remedy; the roles below are named after them.
+VANILLA_CELL = "rnn"
+GATED_CELLS = ("lstm", "gru")
 
 ROLE_TEXT = {
     "rnn": "a tanh RNN at torch's default init",
