@@ -89,6 +89,12 @@ def _experiments_dir() -> Path:
 
 # ------------------------------------------------------------------------------- sweep
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from gradlab.sweep.bounds import oversized
+
+    # refuse an oversized grid from its axis lengths before validation imports torch
+    refusal = oversized(args.spec, args.scale, args.max_runs)
+    if refusal is not None:
+        raise CommandError(refusal, EXIT_USAGE)
     from gradlab.sweep import load_spec, plan_sweep, run_sweep
 
     # A .py plugin on the command line is relative to the current folder (in a spec, to the spec).

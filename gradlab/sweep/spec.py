@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import math
 import os
 import re
 import tomllib
@@ -46,7 +45,7 @@ from typing import Any
 
 from gradlab.config import ConfigError, RunConfig, unknown_key_message
 
-from .bounds import DEFAULT_MAX_RUNS
+from .bounds import DEFAULT_MAX_RUNS, count_runs, too_many_runs
 from .plugins import PluginError, load_plugins, resolve_plugins
 
 __all__ = ["DEFAULT_MAX_RUNS", "SCALES", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
@@ -221,19 +220,12 @@ def parse_spec(
     # in [full] that it does not set itself.
     full_axes = {k: v for k, v in full.items() if isinstance(v, list)} if scale == "full" else {}
     include_axes = [{k: v for k, v in full_axes.items() if k not in t} for t in includes]
-    grid_runs = math.prod(len(v) for v in grid.values()) if grid or not includes else 0
-    count = grid_runs + sum(math.prod(len(v) for v in axes.values()) for axes in include_axes)
-    if max_runs is not None and count > max_runs:
+    counts = count_runs(grid, full, includes, scale)  # grid is merged already: idempotent
+    if max_runs is not None and counts[0] > max_runs:
         if _values_only:
             _check_values(base, grid, includes, name, source)
             return SweepSpec(name, description.strip(), [], path, scale, dict(grid), plugins)
-        shape = " × ".join(f"{len(v)} {k}" for k, v in grid.items()) or "no grid"
-        extra = f" + {count - grid_runs} from [[include]]" if count > grid_runs else ""
-        raise SpecError(
-            f"{source}: {count} runs at scale {scale} ({shape}{extra}) is more than max_runs "
-            f"= {max_runs}; nothing was built. Pass --max-runs {count} (load_spec(..., "
-            f"max_runs={count})) to run it, or shrink the grid"
-        )
+        raise SpecError(too_many_runs(source, scale, grid, counts, max_runs))
 
     configs: list[RunConfig] = []
     seen: set[str] = set()

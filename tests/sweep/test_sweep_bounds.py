@@ -85,6 +85,24 @@ def test_a_huge_full_scale_is_checked_value_by_value_at_demo_scale(make_spec, co
         load_spec(bad)
 
 
+def test_cli_refuses_a_million_runs_before_importing_torch(make_spec):
+    """The count comes from the raw TOML's axis lengths, so the refusal needs no torch (whose
+    import alone takes seconds): a fresh interpreter exits 2 with torch never imported."""
+    million = make_spec("million", MILLION)
+    code = (
+        "import sys\n"
+        "from gradlab.cli import main\n"
+        f"status = main(['sweep', {str(million)!r}, '--dry-run'])\n"
+        "assert status == 2, status\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1000000 runs" in result.stderr and "nothing was built" in result.stderr
+
+
 def test_cli_dry_run_refuses_a_million_runs_and_max_runs_lets_a_grid_through(
     make_spec, tmp_path, capsys
 ):
