@@ -85,19 +85,7 @@ class IndRNN(RecurrentModel, nn.Module):
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, h0)
-        if self.batch_first:
-            x = x.transpose(0, 1)
-        D = self.num_directions
-        if h0 is None:
-            h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
-        layer_input, finals = x, []
-        for layer in range(self.num_layers):
-            layer_input, h_n = self.layer_forward(
-                layer_input, h0[layer * D : (layer + 1) * D], layer
-            )
-            finals.append(h_n)
-        output = layer_input.transpose(0, 1) if self.batch_first else layer_input
-        return output, torch.cat(finals)
+        return self._loop_forward(x, h0)
 
     def layer_forward(  # type: ignore[override]  # this cell's state: a tensor
         self, inputs: Tensor, h0: Tensor, layer: int = 0

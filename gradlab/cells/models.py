@@ -102,6 +102,23 @@ class RecurrentModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} must define layer_forward")
 
+    def _loop_forward(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Layer by layer with `layer_forward`, for a cell whose state is one tensor and that has
+        no fused kernel (or an activation without one): x, h0 and the result as `forward`'s."""
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        D = self.num_directions
+        if h0 is None:
+            h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
+        layer_input, finals = x, []
+        for layer in range(self.num_layers):
+            layer_input, h_n = self.layer_forward(
+                layer_input, h0[layer * D : (layer + 1) * D], layer
+            )
+            finals.append(h_n)
+        output = layer_input.transpose(0, 1) if self.batch_first else layer_input
+        return output, torch.cat(finals)
+
     def check_input(self, x: Tensor, h0: Tensor | tuple[Tensor, Tensor] | None) -> None:
         """Raise a ValueError that says what was expected if `x` or `h0` has the wrong shape."""
         if not isinstance(x, Tensor):
@@ -182,22 +199,6 @@ class RNN(RecurrentModel, nn.RNN):
         if self.activation.torch_kernel is not None:
             return super().forward(x, h0)
         return self._loop_forward(x, h0)
-
-    def _loop_forward(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Layer by layer with `layer_forward`, for activations without a fused kernel."""
-        if self.batch_first:
-            x = x.transpose(0, 1)
-        D = self.num_directions
-        if h0 is None:
-            h0 = x.new_zeros(self.num_layers * D, x.shape[1], self.hidden_size)
-        layer_input, finals = x, []
-        for layer in range(self.num_layers):
-            layer_input, h_n = self.layer_forward(
-                layer_input, h0[layer * D : (layer + 1) * D], layer
-            )
-            finals.append(h_n)
-        output = layer_input.transpose(0, 1) if self.batch_first else layer_input
-        return output, torch.cat(finals)
 
     def layer_forward(  # type: ignore[override]  # this cell's state: a tensor
         self, inputs: Tensor, h0: Tensor, layer: int = 0
