@@ -989,6 +989,23 @@ def _run_config(config: Any) -> Any:
     return RunConfig(**values)
 
 
+def _config_task_assumed(config: Any) -> tuple[Any, Any, _Assumed]:
+    """(the RunConfig, its task, the assumptions every prediction states) of `config`."""
+    from gradlab.tasks import make
+
+    cfg = _run_config(config)
+    task = make(cfg.task, seq_len=cfg.seq_len)
+    # every task has a seq_len field (make passed it; the copy task's is validated to an int)
+    common = _Assumed(
+        cell=cfg.cell,
+        activation=cfg.activation_name,
+        init=cfg.init,
+        hidden_size=cfg.hidden_size,
+        seq_len=int(task.params["seq_len"]),
+    )
+    return cfg, task, common
+
+
 def predict_rate(config: Any) -> RatePrediction:
     """The predicted per-step rate of ‖∂h_T/∂h_k‖ for a run at initialisation (layer 0), with
     its assumptions; `rate` None with a `reason` where no theory applies.
@@ -999,20 +1016,9 @@ def predict_rate(config: Any) -> RatePrediction:
     is its closed form. A cell without the hook (LSTM, GRU) or an activation without theory
     hooks has no theory (`reason` says which); an unknown cell raises ValueError.
     """
-    from gradlab.tasks import make
-
-    cfg = _run_config(config)
+    cfg, _task, common = _config_task_assumed(config)
     spec = get_cell(cfg.cell)
-    task = make(cfg.task, seq_len=cfg.seq_len)
     activation = cfg.activation_name
-    # every task has a seq_len field (make passed it; the copy task's is validated to an int)
-    common = _Assumed(
-        cell=cfg.cell,
-        activation=activation,
-        init=cfg.init,
-        hidden_size=cfg.hidden_size,
-        seq_len=int(task.params["seq_len"]),
-    )
     nan = _Sigmas(sigma_w=math.nan, sigma_v=math.nan, sigma_b=math.nan)
     if spec.rate_at_init is None:
         kind = " (a gated cell)" if spec.gate_names else ""
@@ -1069,19 +1075,8 @@ def vanilla_rnn_prediction(config: Any) -> RatePrediction:
     * "orthogonal" / "identity" with |φ'| = 1 (linear): ln gain, exact at every lag;
     * other orthogonal / identity RNNs: no theory.
     """
-    from gradlab.tasks import make
-
-    cfg = _run_config(config)
-    task = make(cfg.task, seq_len=cfg.seq_len)
+    cfg, task, common = _config_task_assumed(config)
     activation = cfg.activation_name
-    # every task has a seq_len field (make passed it; the copy task's is validated to an int)
-    common = _Assumed(
-        cell=cfg.cell,
-        activation=activation,
-        init=cfg.init,
-        hidden_size=cfg.hidden_size,
-        seq_len=int(task.params["seq_len"]),
-    )
     name = _check_activation(activation)
     laws = weight_laws(cfg.init, cfg.hidden_size, task.input_size, cfg.gain, cfg.bias_scale)
     drive = laws.input_variance * np.asarray(task.input_second_moment(), dtype=np.float64)
