@@ -89,18 +89,26 @@ def _varying(data: FigureData, run_ids: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def run_label(data: FigureData, run_id: str, run_ids: Sequence[str] | None = None) -> str:
+def run_label(
+    data: FigureData,
+    run_id: str,
+    run_ids: Sequence[str] | None = None,
+    lead: str | None = None,
+) -> str:
     """Legend name "lstm · seq 50 · seed 0" (rnn with a non-tanh activation: "rnn (relu)"),
     with any config key that differs between `run_ids` added ("rnn · σ_w 1.5 · ..."); the
-    start of the run id is appended when two runs would otherwise share a name."""
-    label = run_label_base(data, run_id, run_ids)
+    start of the run id is appended when two runs would otherwise share a name. `lead`: a
+    config key whose value comes first ("σ_w 1.5 · rnn · ..."; the `color_by` key)."""
+    label = run_label_base(data, run_id, run_ids, lead)
     others = [r for r in (run_ids or []) if r != run_id]
-    if any(run_label_base(data, o, run_ids) == label for o in others):
+    if any(run_label_base(data, o, run_ids, lead) == label for o in others):
         label += f" · {run_id[:6]}"
     return label
 
 
-def run_label_base(data: FigureData, run_id: str, run_ids: Sequence[str] | None) -> str:
+def run_label_base(
+    data: FigureData, run_id: str, run_ids: Sequence[str] | None, lead: str | None = None
+) -> str:
     """run_label without the duplicate-breaking id suffix (used to detect duplicates)."""
     row = data.run(run_id)
     if not row:
@@ -108,22 +116,44 @@ def run_label_base(data: FigureData, run_id: str, run_ids: Sequence[str] | None)
     cell = str(row.get("cell") or "?")
     act, default = row.get("activation"), shown_activation(cell, None)
     head = f"{cell} ({act})" if default is not None and act and act != default else cell
-    parts = [head]
+    parts = [("cell", head)]
     for key, sym in _varying(data, list(run_ids or [run_id])):
         value = row.get(key)
         if key == "adjoint_dtype" and value is None:  # the adjoint ran in the run's dtype
             value = row.get("dtype")
-        parts.append(f"{sym} {num(value)}".strip() if sym else str(value))
+        parts.append((key, f"{sym} {num(value)}".strip() if sym else str(value)))
     if row.get("seq_len") is not None:
-        parts.append(f"seq {num(row['seq_len'])}")
+        parts.append(("seq_len", f"seq {num(row['seq_len'])}"))
     if row.get("seed") is not None:
-        parts.append(f"seed {num(row['seed'])}")
-    return " · ".join(parts)
+        parts.append(("seed", f"seed {num(row['seed'])}"))
+    if lead is not None:
+        first = [p for p in parts if p[0] == lead] or [(lead, value_text(lead, row.get(lead)))]
+        parts = first + [p for p in parts if p[0] != lead]
+    return " · ".join(text for _, text in parts)
+
+
+def key_symbol(key: str) -> str:
+    """How a legend names a config key: "σ<sub>w</sub>" for gain, the key itself otherwise."""
+    return dict(_LABEL_KEYS).get(key) or key
+
+
+def value_text(key: str, value: Any) -> str:
+    """A config value for a legend: "σ<sub>w</sub> 1.5", "lstm", "task copy"."""
+    if key == "cell":
+        return str(value or "?")
+    return f"{key_symbol(key)} {num(value)}"
+
+
+#: Help text of the `color_by` option of the figures that colour runs.
+COLOR_BY_HELP = (
+    "config key whose values colour the runs, with them first in the legend (e.g. cell: each "
+    "cell type its fixed colour; gain); default: one colour per run"
+)
 
 
 @dataclass(frozen=True)
 class RunStyle:
-    """How one run is drawn: cell colour, dash and marker by its rank among runs of its cell."""
+    """How one run is drawn: its colour, dash and marker (see `run_styles`)."""
 
     run_id: str
     label: str
@@ -133,24 +163,61 @@ class RunStyle:
     symbol: str
 
 
-def run_styles(data: FigureData, run_ids: Sequence[str]) -> dict[str, RunStyle]:
-    """RunStyle per run: colour from `style.cell_color`, the k-th run of a cell gets the k-th
-    dash / marker."""
-    counts: dict[str, int] = {}
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order, then text, then missing values."""
+    if value is None:
+        return (2, 0.0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def run_styles(
+    data: FigureData, run_ids: Sequence[str], color_by: str | None = None
+) -> dict[str, RunStyle]:
+    """RunStyle per run. Default: the k-th run of `run_ids` gets `style.run_style(k)` (its own
+    colour; the same run list draws the same colours in every figure). ``color_by=key``: the
+    runs' values of that config key in sorted order get the run colours in turn ("cell": each
+    cell type its `CellSpec.color`); the j-th run of one value gets the j-th dash and marker,
+    and the value leads its legend name."""
+    ids = [str(r) for r in run_ids]
+    lead = color_by or None
     out = {}
-    for rid in run_ids:
-        cell = data.cell(rid)
-        k = counts.get(cell, 0)
-        counts[cell] = k + 1
+    if not lead:
+        for k, rid in enumerate(ids):
+            color, dash, symbol = style.run_style(k)
+            out[rid] = RunStyle(rid, run_label(data, rid, ids), data.cell(rid), color, dash, symbol)
+        return out
+    values = {rid: data.run(rid).get(lead) for rid in ids}
+    if lead == "cell":
+        values = {rid: data.cell(rid) or None for rid in ids}
+    order = sorted({repr(v): v for v in values.values()}.values(), key=_sort_key)
+    rank = {repr(v): i for i, v in enumerate(order)}
+    counts: dict[str, int] = {}
+    for rid in ids:
+        key = repr(values[rid])
+        j = counts.get(key, 0)
+        counts[key] = j + 1
+        if lead == "cell":
+            color = style.cell_color(values[rid])
+        else:
+            color = style.RUN_COLORS[rank[key] % len(style.RUN_COLORS)]
         out[rid] = RunStyle(
             rid,
-            run_label(data, rid, run_ids),
-            cell,
-            style.cell_color(cell),
-            style.RUN_DASHES[k % len(style.RUN_DASHES)],
-            style.RUN_SYMBOLS[k % len(style.RUN_SYMBOLS)],
+            run_label(data, rid, ids, lead),
+            data.cell(rid),
+            color,
+            style.RUN_DASHES[j % len(style.RUN_DASHES)],
+            style.RUN_SYMBOLS[j % len(style.RUN_SYMBOLS)],
         )
     return out
+
+
+def color_legend(fig: go.Figure, color_by: str | None) -> None:
+    """With ``color_by`` set, title the legend "colour: <key>" (its entries lead with the
+    values); no-op otherwise."""
+    if color_by:
+        fig.update_layout(legend=dict(title=dict(text=f"colour: {key_symbol(color_by)}")))
 
 
 def trace_meta(run_id: str | None = None, **columns: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from gradlab.cells import CELLS, cells
 from gradlab.figures._common import (
+    COLOR_BY_HELP,
     add_notes,
     describe_positions,
     finish,
@@ -38,11 +39,13 @@ def build(
     scale: str = "log",
     layer: int = 0,
     direction: int = 0,
+    color_by: str | None = None,
 ) -> go.Figure:
     """‖∂L/∂c_k‖ (dash-dot) and ‖∂L/∂h_k‖ (solid) of one LSTM run against timestep k at `step`
     (None: latest), log y; values outside the recording dtype's range are marked as in
     `timestep_profile`."""
     opts = dict(run_id=run_id, step=step, scale=scale, layer=layer, direction=direction)
+    opts.update(color_by=color_by)
     rid = pick_run(data, run_id)
     title = "Cell-state vs hidden-state gradient"
     if rid is None:
@@ -60,7 +63,7 @@ def build(
         )
         return no_data(NAME, f"{title} — {label}", why, opts, [rid])
     _, dh = data.series(rid, qh.probe, qh.name, step=step_c, layer=layer, direction=direction)
-    st = run_styles(data, [rid])[rid]
+    st = run_styles(data, [rid], color_by)[rid]
     fig = new_figure(
         f"{title} at training step {step_c} — {label}",
         "timestep k",
@@ -115,5 +118,6 @@ SPEC = FigureSpec(
         "run_id": "which run (default: the first)",
         "step": "training step (default: latest)",
         "scale": "log | linear y (default log)",
+        "color_by": COLOR_BY_HELP,
     },
 )

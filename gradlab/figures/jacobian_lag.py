@@ -10,7 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    COLOR_BY_HELP,
     add_notes,
+    color_legend,
     decay_overlays,
     describe_positions,
     finish,
@@ -44,6 +46,7 @@ def build(
     theory: bool = True,
     layer: int = 0,
     direction: int = 0,
+    color_by: str | None = None,
 ) -> go.Figure:
     """Spectral norm of the long-range state Jacobian ∂s_T/∂s_k (mean over the probe samples)
     against lag T−k at `step` (None: latest). Dotted: fitted decay (the state decay rate);
@@ -52,13 +55,14 @@ def build(
     the theory's assumptions or why a run has none."""
     q = get_quantity("jacobian:spectral")
     opts = dict(run_ids=run_ids, step=step, scale=scale, fit=fit, theory=theory)
-    opts.update(layer=layer, direction=direction)
+    opts.update(layer=layer, direction=direction, color_by=color_by)
     ids = [str(r) for r in run_ids] if run_ids is not None else data.run_ids
     title = f"Long-range Jacobian {Y_LABEL} against lag"
     if not ids:
         return no_data(NAME, title, "no runs selected", opts)
-    styles = run_styles(data, ids)
+    styles = run_styles(data, ids, color_by)
     fig = new_figure(title, "lag T−k (steps)", Y_LABEL, ylog=scale == "log")
+    color_legend(fig, color_by)
     drawn, missing, steps, notes = [], [], set(), []
     theory_notes: list[str] = []
     for rid in ids:
@@ -131,5 +135,6 @@ SPEC = FigureSpec(
         "scale": "log | linear y (default log)",
         "fit": "draw the fitted decay line (default true)",
         "theory": "draw the theory line where a theory rate exists (default true)",
+        "color_by": COLOR_BY_HELP,
     },
 )

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from gradlab.figures._common import finish, new_figure, no_data, run_styles, trace_meta
+from gradlab.figures._common import (
+    COLOR_BY_HELP,
+    color_legend,
+    finish,
+    new_figure,
+    no_data,
+    run_styles,
+    trace_meta,
+)
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import probes_of
 from gradlab.figures.spec import FigureSpec
@@ -25,17 +33,19 @@ def build(
     step: int | None = None,
     layer: int = 0,
     direction: int = 0,
+    color_by: str | None = None,
 ) -> go.Figure:
     """Saturated fraction (solid, named after the run) and dead fraction (dotted, one legend
     entry for all runs) of the hidden units against timestep k at `step` (None: each run's
-    latest), coloured by cell type; runs of the same cell differ by marker."""
-    opts = dict(run_ids=run_ids, step=step, layer=layer, direction=direction)
+    latest), each run in its own colour and marker (or coloured by `color_by`)."""
+    opts = dict(run_ids=run_ids, step=step, layer=layer, direction=direction, color_by=color_by)
     ids = [str(r) for r in run_ids] if run_ids is not None else data.run_ids
     title = "Saturated and dead hidden units per timestep"
     if not ids:
         return no_data(NAME, title, "no runs selected", opts)
-    styles = run_styles(data, ids)
+    styles = run_styles(data, ids, color_by)
     fig = new_figure(title, "timestep k", "fraction of hidden units (solid: saturated)")
+    color_legend(fig, color_by)
     drawn, steps = [], set()
     dead_legend = True
     for rid in ids:
@@ -90,5 +100,6 @@ SPEC = FigureSpec(
     options={
         "run_ids": "which runs (default: all given)",
         "step": "training step (default: each run's latest)",
+        "color_by": COLOR_BY_HELP,
     },
 )

@@ -8,7 +8,16 @@ import plotly.graph_objects as go
 
 from gradlab.arrays import STEP_JACOBIAN_SV
 from gradlab.figures import style
-from gradlab.figures._common import finish, new_figure, no_data, pick_run, run_label, trace_meta
+from gradlab.figures._common import (
+    COLOR_BY_HELP,
+    finish,
+    new_figure,
+    no_data,
+    pick_run,
+    run_label,
+    run_styles,
+    trace_meta,
+)
 from gradlab.figures.data import FigureData
 from gradlab.figures.spec import FigureSpec
 
@@ -22,11 +31,12 @@ def build(
     run_id: str | None = None,
     step: int | None = None,
     scale: str = "log",
+    color_by: str | None = None,
 ) -> go.Figure:
     """Singular values of the step Jacobians of one run at `step` (None: latest saved), from
     the array ``step_jacobian_sv`` (T, S): markers for every σ_i at each timestep k = 1..T,
     lines for σ_max and σ_min, a dotted reference at σ = 1."""
-    opts = dict(run_id=run_id, step=step, scale=scale)
+    opts = dict(run_id=run_id, step=step, scale=scale, color_by=color_by)
     rid = pick_run(data, run_id)
     title = "Singular values of the step Jacobians"
     if rid is None:
@@ -41,7 +51,7 @@ def build(
     sv = np.sort(np.asarray(sv, dtype=np.float64), axis=1)[:, ::-1]  # (T, S), descending
     T, S = sv.shape
     k = np.arange(1, T + 1)
-    color = style.cell_color(data.cell(rid))
+    color = run_styles(data, [rid], color_by)[rid].color
     fig = new_figure(
         f"{title} at training step {chosen} — {label}", "timestep k", Y_LABEL, ylog=scale == "log"
     )
@@ -94,5 +104,6 @@ SPEC = FigureSpec(
         "run_id": "which run (default: the first)",
         "step": "training step (default: latest saved)",
         "scale": "log | linear y (default log)",
+        "color_by": COLOR_BY_HELP,
     },
 )

@@ -10,7 +10,16 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures import style
-from gradlab.figures._common import finish, new_figure, no_data, pick_run, run_label, trace_meta
+from gradlab.figures._common import (
+    COLOR_BY_HELP,
+    finish,
+    new_figure,
+    no_data,
+    pick_run,
+    run_label,
+    run_styles,
+    trace_meta,
+)
 from gradlab.figures.data import FigureData
 from gradlab.figures.quantities import get_quantity, probes_of
 from gradlab.figures.spec import FigureSpec
@@ -37,15 +46,16 @@ def build(
     scale: str = "log",
     layer: int = 0,
     direction: int = 0,
+    color_by: str | None = None,
 ) -> go.Figure:
     """‖∂s_k/∂s_{k−1}‖ (``norm="spectral"`` or ``"fro"``, mean over the probe samples) against
     timestep k for one run, one line per training step (`steps`; default up to six recorded
-    steps, first and last included), shaded from light (early) to the cell colour (late)."""
+    steps, first and last included), shaded from light (early) to the run's colour (late)."""
     if norm not in ("spectral", "fro"):
         raise ValueError(f"norm must be 'spectral' or 'fro', got {norm!r}")
     q = get_quantity(f"step_jacobian:{norm}")
     opts = dict(run_id=run_id, norm=norm, steps=steps, scale=scale, layer=layer)
-    opts.update(direction=direction)
+    opts.update(direction=direction, color_by=color_by)
     rid = pick_run(data, run_id)
     title = f"Step Jacobian {q.label} per timestep over training"
     if rid is None:
@@ -54,7 +64,7 @@ def build(
     chosen = _pick_steps(data.steps(rid, q.probe, q.name), steps)
     if not chosen:
         return no_data(NAME, f"{title} — {label}", q.missing, opts, [rid])
-    color = style.cell_color(data.cell(rid))
+    color = run_styles(data, [rid], color_by)[rid].color
     fig = new_figure(f"Step Jacobian {q.label} — {label}", "timestep k", q.label)
     fig.update_yaxes(type="log" if scale == "log" else "linear")
     for i, s in enumerate(chosen):
@@ -93,5 +103,6 @@ SPEC = FigureSpec(
         "norm": "spectral | fro (default spectral)",
         "steps": "training steps to draw (default: up to 6 recorded steps)",
         "scale": "log | linear y (default log)",
+        "color_by": COLOR_BY_HELP,
     },
 )

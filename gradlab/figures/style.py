@@ -1,10 +1,16 @@
 """Colours, line styles and the dashboard template shared by every figure.
 
-Colours are the Okabe–Ito palette (colour-blind safe, Okabe & Ito 2008); each cell type has one
-fixed colour in every figure and every export (its `CellSpec.color`, see `cell_colors()`).
-Several runs of the same cell are told apart by dash and marker (`RUN_DASHES`, `RUN_SYMBOLS`);
-the dashes "dash" and "dot" are kept for theory and fitted lines. The paper template lives in
-`gradlab.export.template` and only changes sizes and fonts, never colours.
+Colours are the Okabe–Ito palette (colour-blind safe, Okabe & Ito 2008). Each run of a figure
+gets its own colour: the k-th run of the figure's run list (the order the caller gives: the
+compare URL's order, so a run page's run is first in the compares it links to) gets
+`RUN_COLORS[k % 7]` and the marker `RUN_SYMBOLS[k]`; from the 8th run on the colours repeat
+with the next dash of `RUN_DASHES` (see `run_style`). A figure's fit, theory and baseline lines
+take their run's colour. ``color_by=<config key>`` colours by that key's values instead: the
+values in sorted order get the run colours in turn, except ``color_by="cell"``, where each cell
+type has its fixed colour (its `CellSpec.color`, see `cell_colors()`); runs sharing a value are
+told apart by dash and marker. The dashes "dash" and "dot" are kept for theory and fitted lines.
+The paper template lives in `gradlab.export.template` and only changes sizes and fonts, never
+colours.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ __all__ = [
     "DIVERGING",
     "FIT_DASH",
     "GATE_COLORS",
+    "LEVEL_DASHES",
     "OKABE_ITO",
     "OTHER_COLOR",
     "PLOT_CONFIG",
+    "RUN_COLORS",
     "RUN_DASHES",
     "RUN_SYMBOLS",
     "SEQUENTIAL",
@@ -26,6 +34,7 @@ __all__ = [
     "THEORY_DASH",
     "cell_color",
     "cell_colors",
+    "run_style",
     "shade",
 ]
 
@@ -55,10 +64,26 @@ GATE_COLORS: dict[str, str] = {
     "n": OKABE_ITO["black"],
 }
 
-#: Dashes of the 1st, 2nd, ... run of one cell type ("dash"/"dot" are theory/fit).
+#: Run colours in the order runs get them: the Okabe–Ito colours but yellow (too pale on white).
+RUN_COLORS: tuple[str, ...] = tuple(
+    OKABE_ITO[name]
+    for name in (
+        "blue",
+        "vermillion",
+        "bluish_green",
+        "orange",
+        "reddish_purple",
+        "sky_blue",
+        "black",
+    )
+)
+#: Dashes of the 1st, 2nd, ... round of the run colours, and of the runs sharing a `color_by`
+#: value ("dash"/"dot" are theory/fit).
 RUN_DASHES: tuple[str, ...] = ("solid", "dashdot", "longdash", "longdashdot")
-#: Markers of the 1st, 2nd, ... run of one cell type.
+#: Markers of the 1st, 2nd, ... run (of a figure, or of one `color_by` value).
 RUN_SYMBOLS: tuple[str, ...] = ("circle", "square", "diamond", "triangle-up", "cross", "x")
+#: Dashes of a figure's level lines (baselines) of the 1st, 2nd, ... run that has one.
+LEVEL_DASHES: tuple[str, ...] = ("dash", "longdash", "dashdot", "longdashdot")
 THEORY_DASH = "dash"
 FIT_DASH = "dot"
 
@@ -120,6 +145,17 @@ def cell_colors() -> dict[str, str]:
 def cell_color(cell: str | None) -> str:
     """The fixed colour of a registered cell; black for anything else."""
     return cell_colors().get(str(cell or "").lower(), OTHER_COLOR)
+
+
+def run_style(rank: int) -> tuple[str, str, str]:
+    """(colour, dash, marker) of the run at position `rank` (0-based) of a figure's run list:
+    colours in `RUN_COLORS` order, then again with the next dash of `RUN_DASHES`."""
+    n = len(RUN_COLORS)
+    return (
+        RUN_COLORS[rank % n],
+        RUN_DASHES[(rank // n) % len(RUN_DASHES)],
+        RUN_SYMBOLS[rank % len(RUN_SYMBOLS)],
+    )
 
 
 def shade(color: str, weight: float) -> str:

@@ -10,7 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
+    COLOR_BY_HELP,
     add_notes,
+    color_legend,
     decay_overlays,
     describe_positions,
     finish,
@@ -52,9 +54,10 @@ def build(
     theory: bool = True,
     layer: int = 0,
     direction: int = 0,
+    color_by: str | None = None,
 ) -> go.Figure:
     """`quantity` (default ‖∂L/∂h_k‖) against timestep k at training step `step` (None: each
-    run's latest recorded step), one line per run coloured by cell type. For decaying
+    run's latest recorded step), one line per run in its own colour (or by `color_by`). For decaying
     quantities a dotted fit line ("fit: −0.21 /step ± 0.01") and, where the theory has a rate
     (`gradlab.theory.predict_rate(config)`), a dashed line exp(rate·lag) anchored at the last
     timestep (lag 0) of the step-0 recording, which is drawn too when another step is shown; a
@@ -65,13 +68,14 @@ def build(
     q = get_quantity(quantity)
     scale = scale or ("log" if q.log else "linear")
     opts = dict(run_ids=run_ids, step=step, quantity=q.key, scale=scale, fit=fit, theory=theory)
-    opts.update(layer=layer, direction=direction)
+    opts.update(layer=layer, direction=direction, color_by=color_by)
     ids = [str(r) for r in run_ids] if run_ids is not None else data.run_ids
     title = f"{q.label} per timestep"
     if not ids:
         return no_data(NAME, title, "no runs selected", opts)
-    styles = run_styles(data, ids)
+    styles = run_styles(data, ids, color_by)
     fig = new_figure(title, "timestep k", q.label, ylog=scale == "log")
+    color_legend(fig, color_by)
     drawn, missing, steps, notes = [], [], set(), []
     theory_notes: list[str] = []
     for rid in ids:
@@ -156,5 +160,6 @@ SPEC = FigureSpec(
         "scale": "log | linear y (default log for norms)",
         "fit": "draw the fitted decay line (default true)",
         "theory": "draw the theory line where a theory rate exists (default true)",
+        "color_by": COLOR_BY_HELP,
     },
 )

@@ -36,8 +36,9 @@ def test_indrnn_profile_exports(indrnn_store, tmp_path):
     assert doc["run_ids"] == [run_id] and doc["runs"][run_id]["config"]["cell"] == "indrnn"
     csv = pd.read_csv(files[1])
     assert len(csv) > 0
-    fig = FIGURES["timestep_profile"].builder(load_figure_data(root, "timestep_profile", [run_id]))
-    assert {t.line.color for t in fig.data if t.meta and t.meta.get("const", {}).get("run_id")} == {
-        get_cell("indrnn").color
-    }
+    data = load_figure_data(root, "timestep_profile", [run_id])
+    fig = FIGURES["timestep_profile"].builder(data)
     pd.testing.assert_frame_equal(csv, figure_table(fig), check_dtype=False, rtol=1e-12)
+    by_cell = FIGURES["timestep_profile"].builder(data, color_by="cell")
+    run_traces = [t for t in by_cell.data if t.meta and t.meta.get("const", {}).get("run_id")]
+    assert {t.line.color for t in run_traces} == {get_cell("indrnn").color}

@@ -44,9 +44,7 @@ def test_paper_template(profile):
         assert after["line"]["color"] == before.line.color
         assert after["line"]["width"] < (before.line.width or 2)
         assert "legendgroup" not in after
-    assert {t.line.color for t in profile.data} >= {
-        style.cell_color(c) for c in ("rnn", "lstm", "gru")
-    }
+    assert {t.line.color for t in profile.data} >= set(style.RUN_COLORS[:3])  # one per run
     # the source figure is untouched
     assert profile.layout.title.text and profile.layout.width is None
 
