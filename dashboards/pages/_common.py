@@ -307,6 +307,46 @@ def flow_quantities(series: set[tuple[str, str]]) -> list[str]:
     return have or ["grad_hidden"]
 
 
+#: The "colour by" control's default: each run its own colour (no ``color_by`` option).
+OWN_COLOUR = "run"
+#: Config keys the "colour by" control offers, when they differ between the page's runs
+#: ("cell" is always offered: the cell types' fixed colours).
+COLOR_KEYS = (
+    "task",
+    "seq_len",
+    "activation",
+    "init",
+    "gain",
+    "bias_scale",
+    "hidden_size",
+    "num_layers",
+    "optimizer",
+    "lr",
+    "clip",
+    "truncate",
+    "forget_bias",
+    "update_bias",
+    "seed",
+    "dtype",
+    "sweep",
+)
+
+
+def color_by_options(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Options of the "colour by" control: each run its own colour, the cell type, and every
+    key of COLOR_KEYS whose value differs between ``rows`` (the runs rows of the page)."""
+    out = [{"label": "each run", "value": OWN_COLOUR}, {"label": "cell type", "value": "cell"}]
+    for key in COLOR_KEYS:
+        if len({repr(row.get(key)) for row in rows}) > 1:
+            out.append({"label": key, "value": key})
+    return out
+
+
+def color_by(value: Any) -> str | None:
+    """The builders' ``color_by`` option from the control's value (None: each run its own)."""
+    return None if value in (None, "", OWN_COLOUR) else str(value)
+
+
 def choice(value: Any, allowed: Sequence[str], default: str | None) -> str | None:
     """A query parameter if it is one of ``allowed``, else ``default``."""
     text = one(value)

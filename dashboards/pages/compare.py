@@ -2,8 +2,11 @@
 
 The "LSTM's remedy" view: an RNN and its LSTM / GRU counterparts on one axis each — per-timestep
 gradient norms with their fitted decay, ‖∂s_T/∂s_k‖ against lag, saturation, training curves.
-``?runs=`` names the runs (ids that are malformed or unknown are listed, the rest drawn);
-``&step=&quantity=&scale=`` set the controls and are written back when they change.
+``?runs=`` names the runs (ids that are malformed or unknown are listed, the rest drawn), in the
+order that gives them their colours (`gradlab.figures.run_styles`: the k-th run the k-th colour,
+in every figure and in the run list's swatches; a run page's "Compare with" links put its run
+first, so it keeps the colour it had there); ``&step=&quantity=&scale=&color_by=`` set the
+controls and are written back when they change.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 
 from dashboards import data
 from dashboards.pages import _common as common
-from gradlab.figures import FLOW
+from gradlab.figures import FLOW, FigureData, run_styles
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.figures.style import cell_color
 
@@ -32,14 +35,15 @@ CONTROLS = {
     "step": f"{PREFIX}-step",
     "quantity": f"{PREFIX}-quantity",
     "scale": f"{PREFIX}-scale",
+    "color_by": f"{PREFIX}-color-by",
 }
-DEFAULTS = {"step": LATEST, "quantity": "grad_hidden", "scale": "log"}
+DEFAULTS = {"step": LATEST, "quantity": "grad_hidden", "scale": "log", "color_by": "run"}
 
 
 def uses(spec: Any) -> tuple[str, ...]:
     """The controls that change ``spec``'s figure."""
     accepted = common.accepts(spec)
-    used = [c for c in ("step", "scale") if c in accepted]
+    used = [c for c in ("step", "scale", "color_by") if c in accepted]
     if "quantity" in accepted and spec.group == FLOW:
         used.append("quantity")
     return tuple(c for c in CONTROLS if c in used)
@@ -51,6 +55,8 @@ def options(run_ids: list[str], values: dict[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if key == "step":
             out["step"] = None if value in (None, LATEST) else common.as_int(value)
+        elif key == "color_by":
+            out["color_by"] = common.color_by(value)
         elif value is not None:
             out[key] = value
     return out
@@ -84,12 +90,22 @@ def resolve(root: str, runs: Any) -> tuple[list[str], list[str]]:
 
 
 # ----------------------------------------------------------------------------- layout
-def run_list(root: str, run_ids: list[str]) -> html.Ul:
-    """The compared runs: cell colour, link to the run page, a link that drops the run."""
+def run_colours(root: str, run_ids: list[str], color_by: Any = None) -> dict[str, Any]:
+    """run id → its RunStyle in the figures (the same `run_styles` the builders use)."""
+    rows = data.runs(root)
+    rows = rows[rows["run_id"].isin(run_ids)]
+    return run_styles(FigureData(runs=rows), run_ids, common.color_by(color_by))
+
+
+def run_items(root: str, run_ids: list[str], color_by: Any = None) -> list[html.Li]:
+    """One item per compared run: a swatch of its colour in the figures, its cell tag, a link
+    to its run page, a link that drops it."""
+    styles = run_colours(root, run_ids, color_by)
     items = []
     for run_id in run_ids:
         row = data.run_row(root, run_id)
         cell = row.get("cell")
+        st = styles[run_id]
         rest = [r for r in run_ids if r != run_id]
         facts = " · ".join(
             f"{k} {row[k]}" for k in ("seq_len", "gain", "seed") if row.get(k) is not None
@@ -97,6 +113,12 @@ def run_list(root: str, run_ids: list[str]) -> html.Ul:
         items.append(
             html.Li(
                 [
+                    html.Span(
+                        className="run-swatch",
+                        style={"backgroundColor": st.color},
+                        title=f"{run_id} in the figures: {st.color}, {st.dash} line",
+                        **{"data-color": st.color},
+                    ),
                     html.Span(
                         str(cell or "?"),
                         className="cell-tag",
@@ -113,11 +135,30 @@ def run_list(root: str, run_ids: list[str]) -> html.Ul:
                 ]
             )
         )
-    return html.Ul(items, className="compare-runs", id=f"{PREFIX}-runs")
+    return items
+
+
+def run_list(root: str, run_ids: list[str], color_by: Any = None) -> html.Ul:
+    """The compared runs (`run_items`); redrawn when the "colour by" control changes."""
+    return html.Ul(
+        run_items(root, run_ids, color_by), className="compare-runs", id=f"{PREFIX}-runs"
+    )
+
+
+def colour_choice(
+    root: str, run_ids: list[str], query: dict[str, Any]
+) -> tuple[list[dict[str, str]], str | None]:
+    """(the "colour by" control's options for these runs, its value from the query)."""
+    colours = common.color_by_options([data.run_row(root, r) for r in run_ids])
+    value = common.choice(
+        query.get("color_by"), [o["value"] for o in colours], DEFAULTS["color_by"]
+    )
+    return colours, value
 
 
 def controls(root: str, run_ids: list[str], query: dict[str, Any]) -> html.Div:
-    """Step (latest, or a step every run recorded), quantity and scale, set from the query."""
+    """Step (latest, or a step every run recorded), quantity, scale and colour, set from the
+    query."""
     common_steps: set[int] | None = None
     have: set[tuple[str, str]] = set()
     for run_id in run_ids:
@@ -130,6 +171,7 @@ def controls(root: str, run_ids: list[str], query: dict[str, Any]) -> html.Div:
     flow = common.flow_quantities(have)
     quantity = common.choice(query.get("quantity"), flow, flow[0])
     scale = common.choice(query.get("scale"), common.SCALES, DEFAULTS["scale"])
+    colours, color_by = colour_choice(root, run_ids, query)
     step_options = [{"label": "latest (each run's)", "value": LATEST}] + [
         {"label": f"step {s}", "value": s} for s in step_values[1:]
     ]
@@ -158,6 +200,13 @@ def controls(root: str, run_ids: list[str], query: dict[str, Any]) -> html.Div:
                 [
                     html.Label("scale"),
                     dcc.RadioItems(common.SCALES, scale, id=CONTROLS["scale"], inline=True),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label("colour by"),
+                    dcc.Dropdown(colours, color_by, id=CONTROLS["color_by"], clearable=False),
                 ],
                 className="control",
             ),
@@ -194,7 +243,7 @@ def layout(runs: Any = None, **query: Any) -> html.Div:
         dcc.Location(id=f"{PREFIX}-url", refresh=False),
         dcc.Store(id=f"{PREFIX}-ids", data=run_ids),
         dcc.Download(id=f"{PREFIX}-download"),
-        run_list(root, run_ids),
+        run_list(root, run_ids, colour_choice(root, run_ids, query)[1]),
         controls(root, run_ids, query),
         html.Div(id=f"{PREFIX}-export-msg"),
         html.Div([common.figure_card(PREFIX, s) for s in SPECS], className="figures"),
@@ -244,11 +293,24 @@ def offer_selection(selected: list[str] | None) -> Any:
     *[Input(cid, "value") for cid in CONTROLS.values()],
     prevent_initial_call=True,
 )
-def url_search(run_ids: list[str], step: Any, quantity: Any, scale: Any) -> str:
+def url_search(
+    run_ids: list[str], step: Any, quantity: Any, scale: Any, color_by: Any = None
+) -> str:
     """``?runs=...`` and the controls that differ from their defaults."""
-    values = {"step": step, "quantity": quantity, "scale": scale}
+    values = {"step": step, "quantity": quantity, "scale": scale, "color_by": color_by}
     kept = {k: v for k, v in values.items() if v is not None and v != DEFAULTS[k]}
     return common.query(runs=list(run_ids or []), **kept)
+
+
+@callback(
+    Output(f"{PREFIX}-runs", "children"),
+    Input(CONTROLS["color_by"], "value"),
+    State(f"{PREFIX}-ids", "data"),
+    prevent_initial_call=True,
+)
+def recolour_runs(color_by: Any, run_ids: list[str]) -> list[html.Li]:
+    """The run list's swatches follow the "colour by" control."""
+    return run_items(data.current_root(), list(run_ids or []), color_by)
 
 
 @callback(

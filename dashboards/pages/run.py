@@ -1,9 +1,14 @@
 """Run page (``/run/<run_id>``): every figure of one run, and the controls that shape them.
 
-The URL holds the view: ``?step=&quantity=&norm=&scale=&layer=`` set the controls when the page
-loads, and changing a control writes them back (``dcc.Location(refresh=False)``), so a reload or
-a shared link shows the same thing. Each figure has its own callback on just the controls it
-uses; the figure itself comes from ``gradlab.figures`` fed by ``dashboards.data``.
+The URL holds the view: ``?step=&quantity=&norm=&scale=&layer=&color_by=`` set the controls when
+the page loads, and changing a control writes them back (``dcc.Location(refresh=False)``), so a
+reload or a shared link shows the same thing. Each figure has its own callback on just the
+controls it uses; the figure itself comes from ``gradlab.figures`` fed by ``dashboards.data``.
+
+The step slider runs over the INDEX of the recorded steps (0..n−1, marks labelled by step), so
+mouse and keyboard (arrow keys move by 1) can only land on a recorded step; callbacks map the
+index back to the step (`step_at`). A URL step that was not recorded snaps to the nearest
+recorded one, and the page says so.
 """
 
 from __future__ import annotations
@@ -34,7 +39,13 @@ dash.register_page(__name__, path_template="/run/<run_id>", title=_title, name="
 SPECS = common.specs(("run", "runs"))
 SCALES = common.SCALES
 NORMS = ("spectral", "fro")
-DEFAULTS = {"quantity": "grad_hidden", "norm": "spectral", "scale": "log", "layer": "0:0"}
+DEFAULTS = {
+    "quantity": "grad_hidden",
+    "norm": "spectral",
+    "scale": "log",
+    "layer": "0:0",
+    "color_by": common.OWN_COLOUR,
+}
 #: control → component id (the page's controls, in the order callbacks receive them).
 CONTROLS = {
     "step": f"{PREFIX}-step",
@@ -42,13 +53,14 @@ CONTROLS = {
     "norm": f"{PREFIX}-norm",
     "scale": f"{PREFIX}-scale",
     "layer": f"{PREFIX}-layer",
+    "color_by": f"{PREFIX}-color-by",
 }
 
 
 def uses(spec: Any) -> tuple[str, ...]:
     """The page controls that change ``spec``'s figure (a subset of CONTROLS)."""
     accepted = common.accepts(spec)
-    used = [c for c in ("step", "norm", "scale", "layer") if c in accepted]
+    used = [c for c in ("step", "norm", "scale", "layer", "color_by") if c in accepted]
     if "quantity" in accepted and spec.group == FLOW:
         used.append("quantity")
     return tuple(c for c in CONTROLS if c in used)
@@ -63,6 +75,8 @@ def options(run_id: str, values: dict[str, Any]) -> dict[str, Any]:
             out.update(layer=layer, direction=direction)
         elif key == "step":
             out["step"] = common.as_int(value)
+        elif key == "color_by":
+            out["color_by"] = common.color_by(value)
         elif value is not None:
             out[key] = value
     return out
@@ -76,8 +90,23 @@ def _layer(value: Any) -> tuple[int, int]:
     return layer, direction
 
 
+def step_at(steps: list[int], index: Any) -> int | None:
+    """The recorded step at slider position ``index`` (None if out of range or not a number)."""
+    i = common.as_int(index)
+    return int(steps[i]) if i is not None and 0 <= i < len(steps) else None
+
+
+def control_values(root: str, run_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Control values with the slider's index turned into the recorded step it stands for."""
+    out = dict(values)
+    if "step" in out:
+        out["step"] = step_at(data.recorded_steps(root, run_id), out["step"])
+    return out
+
+
 def figure(root: str, name: str, run_id: str, values: dict[str, Any]) -> go.Figure:
-    """Figure ``name`` of the run with control ``values`` (only those it uses are applied)."""
+    """Figure ``name`` of the run with control ``values`` (only those it uses are applied;
+    ``step`` is a training step, see `control_values`)."""
     spec = next((s for s in SPECS if s.name == name), None)
     if spec is None:
         return common.error_figure(name, f"There is no run figure {name!r}.")
@@ -243,20 +272,21 @@ def counterpart_links(root: str, run_id: str) -> html.Div:
     return html.Div(links, className="counterparts", id=f"{PREFIX}-counterparts")
 
 
-def step_slider(steps: list[int], value: int | None) -> dcc.Slider:
-    """Slider over the recorded steps (only those can be picked), a few labelled."""
+def step_slider(steps: list[int], index: int | None) -> dcc.Slider:
+    """Slider over the positions 0..n−1 of the recorded steps (mouse and arrow keys can only
+    land on a recorded step), a mark at each, a few labelled with their step."""
     if not steps:
         return dcc.Slider(0, 0, value=0, disabled=True, id=CONTROLS["step"], marks=None)
-    labelled = {steps[0], steps[-1]}
+    labelled = {0, len(steps) - 1}
     if len(steps) > 2:
         stride = max(1, (len(steps) - 1) // 6)
-        labelled.update(steps[::stride])
-    marks = {int(s): (str(s) if s in labelled else "") for s in steps}
+        labelled.update(range(0, len(steps), stride))
+    marks = {i: (str(s) if i in labelled else "") for i, s in enumerate(steps)}
     return dcc.Slider(
-        min=int(steps[0]),
-        max=int(steps[-1]),
-        step=None,
-        value=value,
+        min=0,
+        max=len(steps) - 1,
+        step=1,
+        value=index,
         marks=marks,
         id=CONTROLS["step"],
         updatemode="mouseup",
@@ -265,10 +295,25 @@ def step_slider(steps: list[int], value: int | None) -> dcc.Slider:
     )
 
 
+def snapped_notice(requested: int | None, shown: int | None) -> Any:
+    """ "step 52 was not recorded; showing 50" when the URL asked for a step that is not there
+    (None when it is, or none was asked for)."""
+    if requested is None or shown is None or requested == shown:
+        return None
+    return common.message(f"step {requested} was not recorded; showing {shown}", "info")
+
+
 def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any]) -> html.Div:
-    """The step slider and the quantity / norm / scale / layer pickers, set from the query."""
+    """The step slider (with the step it shows, and a notice when the URL's step was not
+    recorded) and the quantity / norm / scale / layer / colour pickers, set from the query."""
     steps = data.recorded_steps(root, run_id)
-    step = data.nearest(steps, common.as_int(query.get("step")))
+    requested = common.as_int(query.get("step"))
+    step = data.nearest(steps, requested)
+    index = steps.index(step) if step is not None else None
+    colours = common.color_by_options([row])
+    color_by = common.choice(
+        query.get("color_by"), [o["value"] for o in colours], DEFAULTS["color_by"]
+    )
     have = data.series(root, run_id)
     flow = common.flow_quantities(have)
     quantity = common.choice(query.get("quantity"), flow, flow[0])
@@ -284,9 +329,18 @@ def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any])
     def labelled(label: str, component: Any, **kw: Any) -> html.Div:
         return html.Div([html.Label(label), component], className="control", **kw)
 
+    slider = html.Div(
+        [
+            html.Label(["training step ", html.Span(_step_text(step), id=f"{PREFIX}-step-shown")]),
+            step_slider(steps, index),
+            html.Div(snapped_notice(requested, step), id=f"{PREFIX}-step-notice"),
+        ],
+        className="control",
+        style={"flex": "3 1 320px"},
+    )
     return html.Div(
         [
-            labelled("training step", step_slider(steps, step), style={"flex": "3 1 320px"}),
+            slider,
             labelled(
                 "quantity",
                 dcc.Dropdown(
@@ -317,9 +371,17 @@ def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any])
                 dcc.Dropdown(layers, layer, id=CONTROLS["layer"], clearable=False),
                 style={} if len(layers) > 1 else {"display": "none"},
             ),
+            labelled(
+                "colour by",
+                dcc.Dropdown(colours, color_by, id=CONTROLS["color_by"], clearable=False),
+            ),
         ],
         className="controls",
     )
+
+
+def _step_text(step: int | None) -> str:
+    return f"(step {step})" if step is not None else ""
 
 
 @common.safe_layout("Run")
@@ -356,7 +418,9 @@ def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
     names = uses(spec)
 
     def update(run_id: str, *values: Any) -> go.Figure:
-        return figure(data.current_root(), spec.name, run_id, dict(zip(names, values, strict=True)))
+        root = data.current_root()
+        current = control_values(root, run_id, dict(zip(names, values, strict=True)))
+        return figure(root, spec.name, run_id, current)
 
     update.__name__ = f"update_{spec.name}"
     update.__doc__ = f"Redraw {spec.name} when {', '.join(names) or 'the run'} changes."
@@ -374,13 +438,36 @@ FIGURE_CALLBACKS = {spec.name: _figure_callback(spec) for spec in SPECS}
 @callback(
     Output(f"{PREFIX}-url", "search"),
     *[Input(cid, "value") for cid in CONTROLS.values()],
+    State(f"{PREFIX}-id", "data"),
     prevent_initial_call=True,
 )
-def url_search(step: Any, quantity: Any, norm: Any, scale: Any, layer: Any) -> str:
+def url_search(
+    index: Any, quantity: Any, norm: Any, scale: Any, layer: Any, color_by: Any, run_id: str
+) -> str:
     """The query string of the current controls (defaults left out, the step always in)."""
-    values = {"quantity": quantity, "norm": norm, "scale": scale, "layer": layer}
+    values = {
+        "quantity": quantity,
+        "norm": norm,
+        "scale": scale,
+        "layer": layer,
+        "color_by": color_by,
+    }
     kept = {k: v for k, v in values.items() if v is not None and v != DEFAULTS[k]}
-    return common.query(step=common.as_int(step), **kept)
+    step = step_at(data.recorded_steps(data.current_root(), run_id), index)
+    return common.query(step=step, **kept)
+
+
+@callback(
+    Output(f"{PREFIX}-step-shown", "children"),
+    Output(f"{PREFIX}-step-notice", "children"),
+    Input(CONTROLS["step"], "value"),
+    State(f"{PREFIX}-id", "data"),
+    prevent_initial_call=True,
+)
+def step_shown(index: Any, run_id: str) -> tuple[str, Any]:
+    """The step the slider stands on, beside its label; a moved slider clears the notice."""
+    step = step_at(data.recorded_steps(data.current_root(), run_id), index)
+    return _step_text(step), None
 
 
 @callback(
@@ -394,7 +481,7 @@ def url_search(step: Any, quantity: Any, norm: Any, scale: Any, layer: Any) -> s
 def export(clicks: list[Any], run_id: str, *values: Any) -> tuple[Any, Any]:
     """CSV / PNG / PDF of the figure whose button was clicked, as it is on screen."""
     root = data.current_root()
-    current = dict(zip(CONTROLS, values, strict=True))
+    current = control_values(root, run_id, dict(zip(CONTROLS, values, strict=True)))
     return common.export_callback(
         ctx.triggered_id,
         common.triggered_value(),

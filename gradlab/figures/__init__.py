@@ -4,7 +4,8 @@
 `gradlab.export` call the same builders, so what is on screen is what is exported.
 `FIGURES` maps each name to its `FigureSpec` (title, description, scope, the probes and arrays it
 reads, its options, its group and the probe it needs); pages, export and tests enumerate it, in
-its order. `figure_table(fig)` returns exactly the data a figure plots.
+its order. `figure_table(fig)` returns exactly the data a figure plots; `run_styles(data, ids)`
+the colour, dash and marker each run gets (pages use it to show a run's colour).
 
 Adding a figure: write one module with ``build`` and ``SPEC`` and add one line to `FIGURES`
 (where it goes in the list is where pages show it).
@@ -29,7 +30,7 @@ from gradlab.figures import (  # the registry's modules, one per figure
     timestep_profile,
     training,
 )
-from gradlab.figures._common import is_empty, message_figure
+from gradlab.figures._common import RunStyle, is_empty, message_figure, run_styles
 from gradlab.figures.data import FigureData
 from gradlab.figures.spec import FLOW, GROUPS, SCOPES, FigureSpec
 from gradlab.figures.table import figure_table
@@ -59,8 +60,10 @@ __all__ = [
     "SCOPES",
     "FigureData",
     "FigureSpec",
+    "RunStyle",
     "figure_table",
     "is_empty",
     "message_figure",
+    "run_styles",
     "style",
 ]

@@ -186,7 +186,9 @@ def test_run_layout_shows_the_figures_the_run_has(dash_app, real_store, request_
     shown = [c.id.removeprefix("run-fig-") for c in walk(lstm) if isinstance(c, dcc.Graph)]
     assert shown == [s.name for s in run_figures]
     slider = find(lstm, "run-step")
-    assert sorted(slider.marks) == [0, 3, 5] and slider.value == 5
+    # the slider runs over the positions of the recorded steps 0, 3, 5, marks labelled by step
+    assert slider.marks == {0: "0", 1: "3", 2: "5"} and slider.value == 2
+    assert (slider.min, slider.max, slider.step) == (0, 2, 1)
     # every figure card has CSV / PNG / PDF buttons and the toolbar exports SVG
     graph = find(lstm, "run-fig-gates")
     assert graph.config["toImageButtonOptions"]["format"] == "svg"
@@ -230,11 +232,12 @@ def test_run_figure_callbacks_draw_every_figure(dash_app, real_store, request_ct
     page = dash_app.pages.run
     rid = real_store.ids[("lstm", 0.9)]
     values = {
-        "step": 3,
+        "step": 1,  # the slider's position of step 3
         "quantity": "grad_hidden",
         "norm": "spectral",
         "scale": "log",
         "layer": "0:0",
+        "color_by": "run",
     }
     for name, cb in page.FIGURE_CALLBACKS.items():
         spec = next(s for s in page.SPECS if s.name == name)
@@ -267,24 +270,55 @@ def test_run_controls_change_the_figures(dash_app, real_store, request_ctx):
 def test_run_url_round_trip(dash_app, real_store, request_ctx):
     page = dash_app.pages.run
     rid = real_store.ids[("lstm", 0.9)]
-    search = page.url_search(3, "contribution:weight_ih", "fro", "linear", "0:0")
+    search = page.url_search(1, "contribution:weight_ih", "fro", "linear", "0:0", "cell", rid)
     params = query_of(search)
     assert params == {
         "step": "3",
         "quantity": "contribution:weight_ih",
         "norm": "fro",
         "scale": "linear",
+        "color_by": "cell",
     }
     layout = page.layout(run_id=rid, **params)
-    assert find(layout, "run-step").value == 3
+    assert find(layout, "run-step").value == 1  # position of step 3
+    assert text(find(layout, "run-step-shown")) == "(step 3)"
+    assert not text(find(layout, "run-step-notice"))
+    assert find(layout, "run-color-by").value == "cell"
     assert find(layout, "run-quantity").value == "contribution:weight_ih"
     assert find(layout, "run-norm").value == "fro"
     assert find(layout, "run-scale").value == "linear"
     # junk in the query falls back to defaults instead of failing
     layout = page.layout(run_id=rid, step="x", quantity="<script>", scale=["a", "b"])
-    assert find(layout, "run-step").value == 5
+    assert find(layout, "run-step").value == 2  # the latest step, 5
     assert find(layout, "run-quantity").value == "grad_hidden"
     assert find(layout, "run-scale").value == "log"
+
+
+def test_run_step_snaps_to_a_recorded_step(dash_app, real_store, request_ctx):
+    """Steps 0, 3, 5 are recorded: ?step=4 shows step 3 and says so; the slider's positions
+    map back to recorded steps in every callback that reads it."""
+    page = dash_app.pages.run
+    rid = real_store.ids[("rnn", 0.9)]
+    layout = page.layout(run_id=rid, step="4")
+    assert find(layout, "run-step").value == 1
+    assert text(find(layout, "run-step-notice")) == "step 4 was not recorded; showing 3"
+    assert page.step_shown(2, rid) == ("(step 5)", None)  # moving the slider clears the notice
+    assert query_of(page.url_search(2, "grad_hidden", "spectral", "log", "0:0", "run", rid)) == {
+        "step": "5"
+    }
+    assert [page.step_at([0, 3, 5], i) for i in (0, 1, 2, 3, -1, None)] == [
+        0,
+        3,
+        5,
+        None,
+        None,
+        None,
+    ]
+    at = page.control_values(dash_app.root, rid, {"step": 1, "scale": "log"})
+    assert at == {"step": 3, "scale": "log"}
+    fig = page.FIGURE_CALLBACKS["timestep_profile"](rid, 1, "grad_hidden", "log", "0:0", "run")
+    lines = [t.meta["const"] for t in fig.data if t.meta["const"].get("line") is None]
+    assert lines and {c["step"] for c in lines} == {3}
 
 
 def test_run_exports(dash_app, real_store, request_ctx, monkeypatch):
@@ -292,7 +326,7 @@ def test_run_exports(dash_app, real_store, request_ctx, monkeypatch):
 
     page = dash_app.pages.run
     rid = real_store.ids[("gru", 0.9)]
-    controls = (5, "grad_hidden", "spectral", "log", "0:0")
+    controls = (2, "grad_hidden", "spectral", "log", "0:0", "run")
     button = {"type": "run-export", "fig": "timestep_profile", "fmt": "csv"}
     download, msg = triggered(
         '{"fig":"timestep_profile","fmt":"csv","type":"run-export"}.n_clicks',
@@ -352,12 +386,49 @@ def test_compare_layout_and_figures(dash_app, real_store, request_ctx):
     assert find(layout, "compare-scale").value == "linear"
     for name, cb in page.FIGURE_CALLBACKS.items():
         spec = next(s for s in page.SPECS if s.name == name)
-        values = {"step": "3", "quantity": "grad_hidden", "scale": "log"}
+        values = {"step": "3", "quantity": "grad_hidden", "scale": "log", "color_by": "run"}
         fig = cb(ids, *[values[n] for n in page.uses(spec)])
         drawn = {(t.meta or {}).get("const", {}).get("run_id") for t in fig.data if t.meta}
         assert set(ids) <= drawn, name
     search = page.url_search(ids, "3", "grad_hidden", "linear")
     assert query_of(search) == {"runs": ",".join(ids), "step": "3", "scale": "linear"}
+
+
+def test_compare_colour_by(dash_app, real_store, request_ctx):
+    """Swatches in the run list show each run's colour in the figures; ``color_by`` (offered for
+    the cell type and the keys that differ, here gain) recolours both and is kept in the URL."""
+    from gradlab.figures import style
+
+    page = dash_app.pages.compare
+    ids = [real_store.ids[(c, g)] for c in ("rnn", "lstm") for g in (0.9, 1.5)]
+    layout = page.layout(runs=",".join(ids))
+    control = find(layout, "compare-color-by")
+    assert control.value == "run" and [o["value"] for o in control.options] == [
+        "run",
+        "cell",
+        "gain",
+    ]
+
+    def swatches(items):
+        return [
+            c.style["backgroundColor"]
+            for c in walk(items)
+            if getattr(c, "className", None) == "run-swatch"
+        ]
+
+    assert swatches(find(layout, "compare-runs")) == list(style.RUN_COLORS[:4])
+    fig = page.FIGURE_CALLBACKS["training"](ids, "log", "run")  # scale, colour by
+    consts = [(t.meta["const"], t.line.color) for t in fig.data]
+    own = {c["run_id"]: color for c, color in consts if c.get("name") == "loss"}
+    assert own == dict(zip(ids, style.RUN_COLORS[:4], strict=True))
+    by_cell = swatches(page.recolour_runs("cell", ids))
+    assert by_cell == [style.cell_color(c) for c in ("rnn", "rnn", "lstm", "lstm")]
+    layout = page.layout(runs=",".join(ids), color_by="gain")
+    assert find(layout, "compare-color-by").value == "gain"
+    assert query_of(page.url_search(ids, "latest", "grad_hidden", "log", "gain")) == {
+        "runs": ",".join(ids),
+        "color_by": "gain",
+    }
 
 
 def test_compare_problems_and_empty(dash_app, real_store, request_ctx):
