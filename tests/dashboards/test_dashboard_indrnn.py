@@ -86,7 +86,7 @@ def test_indrnn_run_page_draws_its_figures(page, reg_store, run):
 
 def test_compare_and_sweep_pages_with_indrnn(page, reg_store):
     ids = ",".join(reg_store[1][r] for r in ("indrnn-relu", "rnn-relu"))
-    page.goto(f"{page.base}/compare?runs={ids}")
+    page.goto(f"{page.base}/compare?runs={ids}&color_by=cell")  # the cells' own colours
     graphs_drawn(page, 2)
     colors = page.evaluate(
         "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
