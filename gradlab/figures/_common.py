@@ -179,7 +179,7 @@ def run_styles(
     colour; the same run list draws the same colours in every figure). ``color_by=key``: the
     runs' values of that config key in sorted order get the run colours in turn ("cell": each
     cell type its `CellSpec.color`); the j-th run of one value gets the j-th dash and marker,
-    and the value leads its legend name."""
+    and the value leads its legend name. Raises ValueError for a key the runs do not have."""
     ids = [str(r) for r in run_ids]
     lead = color_by or None
     out = {}
@@ -188,6 +188,9 @@ def run_styles(
             color, dash, symbol = style.run_style(k)
             out[rid] = RunStyle(rid, run_label(data, rid, ids), data.cell(rid), color, dash, symbol)
         return out
+    if lead != "cell" and lead not in data.runs.columns:
+        keys = ", ".join(sorted(str(c) for c in data.runs.columns if c != "run_id"))
+        raise ValueError(f"color_by must be a key of the runs ({keys}), got {lead!r}")
     values = {rid: data.run(rid).get(lead) for rid in ids}
     if lead == "cell":
         values = {rid: data.cell(rid) or None for rid in ids}

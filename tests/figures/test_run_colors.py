@@ -105,6 +105,8 @@ def test_color_by_a_config_key_colours_its_values(figure_data, grid_runs):
     assert by_gain == {0.8: {style.RUN_COLORS[0]}, 1.5: {style.RUN_COLORS[1]}}
     assert fig.layout.legend.title.text == "colour: σ<sub>w</sub>"
     assert len({(t.line.color, t.line.dash) for t in fig.data}) == 4
+    with pytest.raises(ValueError, match=r"color_by must be a key of the runs .*gain.*'gian'"):
+        FIGURES["timestep_profile"].builder(data, color_by="gian")
 
 
 def test_training_baselines_per_run_and_merged(figure_data, grid_runs):
