@@ -1,16 +1,18 @@
 """Colours, line styles and the dashboard template shared by every figure.
 
-Colours are the Okabe–Ito palette (colour-blind safe, Okabe & Ito 2008). Each run of a figure
-gets its own colour: the k-th run of the figure's run list (the order the caller gives: the
-compare URL's order, so a run page's run is first in the compares it links to) gets
-`RUN_COLORS[k % 7]` and the marker `RUN_SYMBOLS[k]`; from the 8th run on the colours repeat
-with the next dash of `RUN_DASHES` (see `run_style`). A figure's fit, theory and baseline lines
-take their run's colour. ``color_by=<config key>`` colours by that key's values instead: the
-values in sorted order get the run colours in turn, except ``color_by="cell"``, where each cell
-type has its fixed colour (its `CellSpec.color`, see `cell_colors()`); runs sharing a value are
-told apart by dash and marker. The dashes "dash" and "dot" are kept for theory and fitted lines.
-The paper template lives in `gradlab.export.template` and only changes sizes and fonts, never
-colours.
+Colours are the Okabe–Ito palette (colour-blind safe, Okabe & Ito 2008; yellow left out, too
+pale on white). Each run of a figure gets its own colour: the k-th run of the figure's run list
+(the order the caller gives: the compare URL's order, so a run page's run is first in the
+compares it links to) gets `RUN_COLORS[k % 7]` and the marker `RUN_SYMBOLS[k % 6]`; from the 8th
+run on the colours repeat with the next dash of `RUN_DASHES` (see `run_style`). A figure's fit,
+theory and baseline lines take their run's colour (a baseline value several runs share is one
+line, grey unless they share a colour). ``color_by=<config key>`` colours by that key's values
+instead: the values in sorted order get the run colours in turn (an 8th value repeats the first
+colour), except ``color_by="cell"``, where each cell type has its fixed colour (its
+`CellSpec.color`, see `cell_colors()`); runs sharing a value are told apart by dash and marker.
+The dashes "dash" and "dot" are kept for theory and fitted lines (and the baselines of the
+training figure, which has neither: `LEVEL_DASHES`). The paper template lives in
+`gradlab.export.template` and only changes sizes and fonts, never colours.
 """
 
 from __future__ import annotations
