@@ -24,7 +24,7 @@ __all__ = ["build_parser", "demo_spec_path", "main", "run_demo"]
 
 DEFAULT_STORE = "runs"
 DEMO_SPEC = "vanishing-vs-lstm.toml"
-STATUSES = ("running", "complete", "failed", "diverged", "corrupt")  # gradlab.store.STATUSES
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "corrupt")  # gradlab.store.STATUSES
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
