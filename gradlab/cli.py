@@ -24,7 +24,8 @@ __all__ = ["build_parser", "demo_spec_path", "main", "run_demo"]
 
 DEFAULT_STORE = "runs"
 DEMO_SPEC = "vanishing-vs-lstm.toml"
-STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "corrupt")  # gradlab.store.STATUSES
+#: gradlab.store.STATUSES (not imported: the CLI starts without the store)
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "corrupt")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

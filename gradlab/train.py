@@ -60,8 +60,8 @@ __all__ = [
     "bptt_forward",
     "build_model",
     "build_readout",
-    "record_steps",
     "final_loss",
+    "record_steps",
     "train",
     "write_recording",
 ]

@@ -2,8 +2,8 @@
 
 Readers never trust what is on disk: a run.json that is not JSON or has a malformed field, a
 metrics file that is truncated, garbage or of another schema, a run folder that is a broken
-symbolic link, or a writer that died is reported (``status`` ``corrupt`` or ``interrupted``) and skipped, never raised from a query over other runs. Reasons name the run,
-not absolute paths.
+symbolic link, or a writer that died is reported (``status`` ``corrupt`` or ``interrupted``) and
+skipped, never raised from a query over other runs. Reasons name the run, not absolute paths.
 
 SQL runs on a DuckDB connection that can read exactly the metrics files it is given and nothing
 else; user SQL must be one SELECT statement (checked by DuckDB's parser before it runs).
@@ -301,7 +301,8 @@ class Store:
 
         Columns: ``run_id``, ``status`` (running | complete | failed | diverged | interrupted |
         corrupt; ``interrupted``: run.json says running but its writer is gone), ``alive`` (a
-        writer holds the run's lock now), ``reason`` (error text, why it is corrupt, or whose writer is gone),
+        writer holds the run's lock now), ``reason`` (error text, why it is corrupt, or whose
+        writer is gone),
         ``created``, ``finished`` (UTC datetimes), ``duration_s``; then every config field
         (nested dicts flattened with dots: ``init.gain``) and every summary field
         (``final_loss``, ``baseline_loss``, ``steps_done``, ...). A config key that clashes
