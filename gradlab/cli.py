@@ -356,6 +356,12 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
         "export figures and data",
         "Export figures and data from the run store (PDF/SVG/PNG/CSV).",
     ),
+    "export-tb": (
+        "gradlab.tensorboard_export",
+        "write runs as TensorBoard event files",
+        "Write runs as TensorBoard event files, one folder per run under --logdir: training "
+        "metrics and summaries as scalars, per-timestep profiles as histograms over t.",
+    ),
 }
 
 

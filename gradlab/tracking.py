@@ -102,6 +102,7 @@ class Run:
         self._last_flush = time.monotonic()
         self._losses: list[float] = []  # the values of metric "loss", in logging order
         self._last_step: int | None = None  # the highest step logged or recorded
+        self._last_logged: int | None = None  # the highest step logged
         self._recorded: set[int] = set()
         self._summary: dict[str, float] = {}  # the latest recording's summary probe values
         self._initial_summary: dict[str, float] = {}  # the first recording's
@@ -121,9 +122,8 @@ class Run:
         """``running`` until finished, then the final status."""
         return self._writer.status
 
-    def _step(self, step: int | None) -> int:
-        if step is None:
-            return 0 if self._last_step is None else self._last_step + 1
+    @staticmethod
+    def _step(step: Any) -> int:
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
             raise ValueError(f"step must be an integer >= 0, got {step!r}")
         return int(step)
@@ -133,9 +133,11 @@ class Run:
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log scalar metrics (name → real number: float, int, numpy scalar, one-element tensor)
-        at `step` (default: one after the highest step so far, 0 first)."""
+        at `step` (default: one after the highest step logged so far, 0 first)."""
         if not isinstance(metrics, Mapping):
             raise TypeError(f"metrics must be a mapping of name to number, got {metrics!r:.60}")
+        if step is None:
+            step = 0 if self._last_logged is None else self._last_logged + 1
         step = self._step(step)
         names, values = [], []
         for key, value in metrics.items():
@@ -151,6 +153,7 @@ class Run:
         if "loss" in metrics:
             self._losses.append(values[names.index("loss")])
         self._seen(step)
+        self._last_logged = step if self._last_logged is None else max(self._last_logged, step)
         if time.monotonic() - self._last_flush >= self._flush_every_s:
             self.flush()
 
@@ -169,7 +172,7 @@ class Run:
         recordings compare. Writes to disk (flush)."""
         import gradlab
 
-        step = self._step((self._last_step or 0) if step is None else step)
+        step = self._step((self._last_logged or 0) if step is None else step)
         if step in self._recorded:
             raise ValueError(f"step {step} of run {self.run_id!r} is already recorded")
         self._writer._check_open()
