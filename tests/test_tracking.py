@@ -210,3 +210,20 @@ def test_runs_get_fresh_names_and_a_taken_name_is_refused(store):
     second.finish()
     with pytest.raises(ValueError, match="invalid run_id"):
         gradlab.init(store, name="has space")
+
+
+def test_the_digits_example_script_runs(store):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "train_digits.py"
+    spec = importlib.util.spec_from_file_location("train_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--store", str(store.root), "--name", "ex", "--steps", "12", "--record-every", "5"]
+    scores = module.main([*argv, "--hidden", "8", "--batch", "8"])
+    info = store.run("ex")
+    assert info.status == "complete" and info.config["task"] == "seq_digits"
+    assert info.summary["test_acc"] == pytest.approx(scores["test_acc"])
+    assert 0.0 <= scores["test_acc"] <= 1.0
+    assert info.array_steps("hidden_sample") == [0, 5, 10, 11]
