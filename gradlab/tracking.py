@@ -175,7 +175,8 @@ class Run:
         step = self._step((self._last_logged or 0) if step is None else step)
         if step in self._recorded:
             raise ValueError(f"step {step} of run {self.run_id!r} is already recorded")
-        self._writer._check_open()
+        if self._writer.closed:
+            raise RuntimeError(f"run {self.run_id!r} is finished ({self.status}); it is read-only")
         rec = gradlab.record(model, inputs, loss_fn, **kwargs)
         batch = rec.hidden.shape[1]
         context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, batch))))

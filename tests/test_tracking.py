@@ -227,3 +227,10 @@ def test_the_digits_example_script_runs(store):
     assert info.summary["test_acc"] == pytest.approx(scores["test_acc"])
     assert 0.0 <= scores["test_acc"] <= 1.0
     assert info.array_steps("hidden_sample") == [0, 5, 10, 11]
+
+
+def test_a_finished_run_refuses_a_recording(store):
+    run = gradlab.init(store, name="done")
+    run.finish()
+    with pytest.raises(RuntimeError, match="finished"):
+        run.record(gradlab.RNN(2, 3), torch.randn(4, 2, 2), step=0)
