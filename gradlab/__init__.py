@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from gradlab.config import RunConfig
     from gradlab.record import LayerRecording, NonFiniteWarning, Recording, record
     from gradlab.store import open_store
+    from gradlab.tracking import Run, init
     from gradlab.train import train
 
     __version__: str
@@ -36,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "record": "gradlab.record",
     "open_store": "gradlab.store",
     "train": "gradlab.train",
+    "Run": "gradlab.tracking",
+    "init": "gradlab.tracking",
 }
 
 __all__ = [
@@ -45,9 +48,11 @@ __all__ = [
     "LayerRecording",
     "NonFiniteWarning",
     "Recording",
+    "Run",
     "RunConfig",
     "__version__",
     "from_torch",
+    "init",
     "init_model",
     "open_store",
     "record",

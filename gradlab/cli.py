@@ -24,7 +24,8 @@ __all__ = ["build_parser", "demo_spec_path", "main", "run_demo"]
 
 DEFAULT_STORE = "runs"
 DEMO_SPEC = "vanishing-vs-lstm.toml"
-STATUSES = ("running", "complete", "failed", "diverged", "corrupt")  # gradlab.store.STATUSES
+#: gradlab.store.STATUSES (not imported: the CLI starts without the store)
+STATUSES = ("running", "complete", "failed", "diverged", "interrupted", "corrupt")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -354,6 +355,12 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
         "gradlab.export.command",
         "export figures and data",
         "Export figures and data from the run store (PDF/SVG/PNG/CSV).",
+    ),
+    "export-tb": (
+        "gradlab.tensorboard_export",
+        "write runs as TensorBoard event files",
+        "Write runs as TensorBoard event files, one folder per run under --logdir: training "
+        "metrics and summaries as scalars, per-timestep profiles as histograms over t.",
     ),
 }
 

@@ -350,6 +350,11 @@ def _between(c: _Schema) -> list[str]:
         problems.append(
             f"key 'seq_len' must be >= 21 for the copy task (delay + 20), got {c.seq_len}"
         )
+    elif c.task in TASKS:
+        try:  # the task's own check of seq_len (seq_digits: 64 pixels; zen_chars: the text)
+            TASKS[c.task](seq_len=c.seq_len)  # type: ignore[call-arg]
+        except ValueError as exc:
+            problems.append(f"key 'seq_len': {exc}")
     return problems
 
 

@@ -19,7 +19,13 @@ temporal_order     (B,) int64 classes     pred[-1], cross-entropy
 sine               (T, B, 1) float        all T steps, MSE
 generate           (T, B, 1) float        all T steps, MSE
 identity           (B, input_size) float  pred[-1], MSE
+seq_digits         (B,) int64 classes     pred[-1], cross-entropy
+perm_digits        (B,) int64 classes     pred[-1], cross-entropy
+zen_chars          (T, B) int64 classes   all T steps, cross-entropy
 =================  =====================  ==========================================
+
+The real-data tasks (`seq_digits`, `perm_digits`, `zen_chars`) read data that ships with an
+installed package (scikit-learn's 8×8 digits, Python's own Zen text): nothing is downloaded.
 
 Every task also states its input statistics, `input_second_moment()`: Σ_j E[x_{t,j}²] per step,
 shape (T,), derived in its class docstring (theory's input drive: `gradlab.theory.predict_rate`).
@@ -30,6 +36,10 @@ values are drawn in float64 and then cast to `dtype`, so the data do not depend 
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import functools
+import io
 import math
 import operator
 from dataclasses import asdict, dataclass, fields
@@ -47,9 +57,12 @@ __all__ = [
     "CopyTask",
     "GenerateTask",
     "IdentityTask",
+    "PermDigitsTask",
+    "SeqDigitsTask",
     "SineTask",
     "Task",
     "TemporalOrderTask",
+    "ZenCharsTask",
     "make",
 ]
 
@@ -628,9 +641,261 @@ class IdentityTask(Task):
 
 
 # ---------------------------------------------------------------------------------------------
+#: Fraction of the 1,797 digits held out as the test split, and the seed of the fixed shuffle
+#: that chooses them (the split never changes).
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+DIGITS_SPLITS = ("train", "test")
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits: (pixels (n, 64) float64 in [0, 1], labels (n,) int64,
+    test mask (n,) bool of the fixed split)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ModuleNotFoundError as exc:  # pragma: no cover - a runtime dependency
+        raise ModuleNotFoundError(
+            "the digits tasks need scikit-learn: pip install 'scikit-learn>=1.5,<2'"
+        ) from exc
+    digits = load_digits()
+    pixels = np.asarray(digits.data, dtype=np.float64) / 16.0  # intensities 0..16
+    labels = np.asarray(digits.target, dtype=np.int64)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
+    test = np.zeros(len(labels), dtype=bool)
+    test[order[: round(DIGITS_TEST_FRACTION * len(labels))]] = True
+    return pixels, labels, test
+
+
+@dataclass(frozen=True)
+class SeqDigitsTask(Task):
+    """Sequential digits: classify an 8×8 handwritten digit read one pixel per step (the
+    pixel-by-pixel protocol of Le, Jaitly & Hinton 2015, "A simple way to initialize recurrent
+    networks of rectified linear units", on scikit-learn's bundled `load_digits`, UCI's 1,797
+    8×8 digits; no download).
+
+    x `(64, B, 1)`: the pixels in row-major order, intensity / 16 in [0, 1]. y `(B,)` int64 in
+    0..9. Loss: cross-entropy of pred[-1] `(B, 10)`. Each sample is drawn uniformly (with
+    replacement) from the `split`: a fixed 80/20 train/test split (`DIGITS_SPLIT_SEED`);
+    `split_data()` gives a whole split for evaluation and `accuracy` scores predictions.
+    `seq_len` is 64 (given for the common interface; any other value raises).
+
+    Baseline: without memory of the pixels the best prediction is the split's class
+    frequencies p_c, whose expected cross-entropy is their entropy −Σ p_c ln p_c (≈ ln 10: the
+    classes are nearly balanced).
+
+    Input second moment: one channel, E[x_t²] = the split's mean squared intensity of pixel t
+    (exact for uniform sampling from the split).
+    """
+
+    name: ClassVar[str] = "seq_digits"
+    kind: ClassVar[str] = "many-to-one"
+
+    PIXELS: ClassVar[int] = 64
+    N_CLASSES: ClassVar[int] = 10
+
+    seq_len: int | None = None
+    split: str = "train"
+
+    def _validate(self) -> None:
+        if self.seq_len is not None:
+            seq_len = _int_param(self.name, "seq_len", self.seq_len, 1)
+            if seq_len != self.PIXELS:
+                raise ValueError(
+                    f"{self.name}: parameter 'seq_len' must be {self.PIXELS} (8×8 pixels, one "
+                    f"per step), got {seq_len}"
+                )
+        self._set("seq_len", self.PIXELS)
+        if self.split not in DIGITS_SPLITS:
+            raise ValueError(
+                f"{self.name}: parameter 'split' must be one of {DIGITS_SPLITS}, got {self.split!r}"
+            )
+
+    @property
+    def input_size(self) -> int:
+        return 1
+
+    @property
+    def output_size(self) -> int:
+        return self.N_CLASSES
+
+    def order(self) -> np.ndarray:
+        """The pixel shown at each step, (64,) int64: 0..63 in row-major order."""
+        return np.arange(self.PIXELS)
+
+    def _split_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels in step order (n, 64) float64, labels (n,) int64) of the split."""
+        pixels, labels, test = _digits()
+        rows = test if self.split == "test" else ~test
+        return pixels[rows][:, self.order()], labels[rows]
+
+    def split_data(
+        self, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> tuple[Tensor, Tensor]:
+        """The whole split in order: x `(64, n, 1)` of `dtype`, y `(n,)` int64."""
+        pixels, labels = self._split_arrays()
+        x = torch.from_numpy(pixels.T.copy()).unsqueeze(-1).to(device=device, dtype=dtype)
+        return x, torch.from_numpy(labels).to(device)
+
+    @property
+    def baseline_loss(self) -> float:
+        _, labels = self._split_arrays()
+        p = np.bincount(labels, minlength=self.N_CLASSES) / len(labels)
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+
+    def input_second_moment(self) -> np.ndarray:
+        pixels, _ = self._split_arrays()
+        return (pixels**2).mean(axis=0)
+
+    def _sample(
+        self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        pixels, labels = self._split_arrays()
+        rows = torch.randint(0, len(labels), (batch,), generator=gen, device=device).cpu().numpy()
+        x = torch.from_numpy(pixels[rows].T.copy()).unsqueeze(-1).to(device=device, dtype=dtype)
+        return x, torch.from_numpy(labels[rows]).to(device)
+
+    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        """Cross-entropy of pred[-1] `(B, 10)` against y `(B,)`."""
+        self._check_pred(pred, y.shape[0])
+        return F.cross_entropy(pred[-1], y)
+
+    def accuracy(self, pred: Tensor, y: Tensor) -> float:
+        """Fraction of rows whose arg-max of pred[-1] `(B, 10)` is y `(B,)`."""
+        self._check_pred(pred, y.shape[0])
+        return float((pred[-1].argmax(-1) == y).double().mean())
+
+
+@dataclass(frozen=True)
+class PermDigitsTask(SeqDigitsTask):
+    """Permuted sequential digits (Le, Jaitly & Hinton 2015's permuted protocol): as
+    `seq_digits`, but the pixels are shown in a fixed random order, the permutation
+    `np.random.default_rng(perm_seed).permutation(64)`, so neighbouring pixels are far apart in
+    time and the dependencies are long. Baseline and input second moment as `seq_digits` (the
+    second moment permuted with the pixels).
+    """
+
+    name: ClassVar[str] = "perm_digits"
+
+    perm_seed: int = 0
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._set("perm_seed", _int_param(self.name, "perm_seed", self.perm_seed, 0))
+
+    def order(self) -> np.ndarray:
+        """The pixel shown at each step, (64,) int64: the fixed permutation of `perm_seed`."""
+        return np.random.default_rng(self.perm_seed).permutation(self.PIXELS)
+
+
+# ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def zen_text() -> str:
+    """The Zen of Python (PEP 20) as the standard library's `this` module holds it (ROT13),
+    decoded; importing `this` prints it, so that print is swallowed."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import this
+    return codecs.decode(this.s, "rot13")
+
+
+@dataclass(frozen=True)
+class ZenCharsTask(Task):
+    """Character-level language model on the Zen of Python (PEP 20), the text the standard
+    library's `this` module ships (so every Python has it; no download): predict each next
+    character (the char-rnn setting of Karpathy 2015 / Graves 2013 "Generating sequences with
+    recurrent neural networks", on a tiny text).
+
+    The vocabulary is the text's distinct characters, sorted (V of them). A sample is a window
+    of seq_len + 1 characters c_s..c_{s+T} starting at s uniform in 0..L−T−1 (L: the text's
+    length). x `(T, B, V)`: one-hot c_s..c_{s+T−1}. y `(T, B)` int64: c_{s+1}..c_{s+T}, the next
+    character at every step. Loss: cross-entropy of pred `(T, B, V)` averaged over all T steps
+    and B.
+
+    Baseline: without memory the best prediction at step t is the distribution of the character
+    at position s + t + 1 over the window starts s, whose expected cross-entropy is its entropy
+    H_t; the baseline is the mean of H_t over t, the text's unigram entropy up to edge effects
+    (exact: computed from the text).
+
+    Input second moment: one-hot, so Σ_j x_{t,j}² = 1 at every t.
+    """
+
+    name: ClassVar[str] = "zen_chars"
+    kind: ClassVar[str] = "many-to-many"
+
+    seq_len: int = 50
+
+    def _validate(self) -> None:
+        longest = len(zen_text()) - 1
+        self._set("seq_len", _int_param(self.name, "seq_len", self.seq_len, 1))
+        if self.seq_len > longest:
+            raise ValueError(
+                f"{self.name}: parameter 'seq_len' must be <= {longest} (the text has "
+                f"{longest + 1} characters), got {self.seq_len}"
+            )
+
+    @property
+    def vocabulary(self) -> str:
+        """The text's distinct characters, sorted: class c is vocabulary[c]."""
+        return "".join(sorted(set(zen_text())))
+
+    def codes(self) -> np.ndarray:
+        """The text as class indices, (L,) int64."""
+        index = {ch: i for i, ch in enumerate(self.vocabulary)}
+        return np.array([index[ch] for ch in zen_text()], dtype=np.int64)
+
+    @property
+    def input_size(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def output_size(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def baseline_loss(self) -> float:
+        codes, t = self.codes(), self.seq_len
+        starts = len(codes) - t  # s = 0..L-T-1
+        total = 0.0
+        for step in range(t):
+            targets = codes[step + 1 : step + 1 + starts]
+            p = np.bincount(targets, minlength=self.output_size) / starts
+            p = p[p > 0]
+            total += float(-(p * np.log(p)).sum())
+        return total / t
+
+    def input_second_moment(self) -> np.ndarray:
+        return np.ones(self.seq_len)
+
+    def _sample(
+        self, batch: int, gen: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        codes = torch.from_numpy(self.codes()).to(device)
+        t = self.seq_len
+        starts = torch.randint(0, len(codes) - t, (batch,), generator=gen, device=device)
+        window = codes[starts[None, :] + torch.arange(t + 1, device=device)[:, None]]  # (T+1, B)
+        return _one_hot(window[:-1], self.input_size, dtype), window[1:]
+
+    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        """Cross-entropy of pred `(T, B, V)` against y `(T, B)`, averaged over steps and B."""
+        self._check_pred(pred, y.shape[1], y.shape[0])
+        return F.cross_entropy(pred.reshape(-1, self.output_size), y.reshape(-1))
+
+
+# ---------------------------------------------------------------------------------------------
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
-    for cls in (AddingTask, CopyTask, TemporalOrderTask, SineTask, GenerateTask, IdentityTask)
+    for cls in (
+        AddingTask,
+        CopyTask,
+        TemporalOrderTask,
+        SineTask,
+        GenerateTask,
+        IdentityTask,
+        SeqDigitsTask,
+        PermDigitsTask,
+        ZenCharsTask,
+    )
 }
 
 

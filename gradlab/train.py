@@ -60,8 +60,10 @@ __all__ = [
     "bptt_forward",
     "build_model",
     "build_readout",
+    "final_loss",
     "record_steps",
     "train",
+    "write_recording",
 ]
 
 #: How many recordings the "log" schedule aims at.
@@ -163,7 +165,7 @@ def _pascanu_bound(model: RecurrentModel) -> float:
     return pascanu_bound(model).bound
 
 
-def _final_loss(losses: list[float]) -> float:
+def final_loss(losses: list[float]) -> float:
     """Mean training loss over the last 10% of the steps done (at least one)."""
     if not losses:
         return math.nan
@@ -202,17 +204,35 @@ class _Recorder:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonFiniteWarning)  # NaN is data; train() decides
             rec = record(self.model, self.x, self._loss, adjoint_dtype=self.adjoint_dtype)
-        for probe, rows in run_probes(rec, self.context, self.probes):
-            self.writer.log_metrics({**rows, "step": step, "probe": probe.probe})
-            if probe.probe == SummaryProbe.probe:
-                values = np.asarray(rows["value"], dtype=np.float64).tolist()
-                self.summary = dict(zip(rows["name"], values, strict=True))
-                if step == 0:
-                    self.initial_summary = self.summary
-        n = min(self.config.hidden_samples, self.x.shape[1])
-        self.writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
-        self.writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
+        self.summary = write_recording(
+            self.writer, rec, step, self.context, self.probes, self.config.hidden_samples
+        )
+        if step == 0:
+            self.initial_summary = self.summary
         return rec
+
+
+def write_recording(
+    writer: RunWriter,
+    rec: Recording,
+    step: int,
+    context: ProbeContext,
+    probes: list[Probe],
+    hidden_samples: int,
+) -> dict[str, float]:
+    """Write what a run keeps of one recording made at `step`: every probe's rows (buffered in
+    `writer`) and the arrays `hidden_sample` (rows 0..hidden_samples-1 of h_0..h_T) and
+    `step_jacobian_sv`. Returns the summary probe's values by name ({} when it did not run)."""
+    summary: dict[str, float] = {}
+    for probe, rows in run_probes(rec, context, probes):
+        writer.log_metrics({**rows, "step": step, "probe": probe.probe})
+        if probe.probe == SummaryProbe.probe:
+            values = np.asarray(rows["value"], dtype=np.float64).tolist()
+            summary = dict(zip(rows["name"], values, strict=True))
+    n = min(hidden_samples, rec.hidden.shape[1])
+    writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
+    writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
+    return summary
 
 
 def _numpy(x: Tensor) -> np.ndarray:
@@ -317,7 +337,7 @@ def _train(
     log_train_rows()
     theory = recorder.context.theory_rate
     summary = {
-        "final_loss": _final_loss(losses),
+        "final_loss": final_loss(losses),
         "baseline_loss": task.baseline_loss,
         "steps_done": updates,
         "final_grad_norm": grad_norms[-1] if grad_norms else math.nan,

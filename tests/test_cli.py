@@ -24,7 +24,7 @@ from gradlab.cli import RATE_LEGEND, main
 from gradlab.sweep import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["sweep", "runs", "show", "demo", "dash", "export"]
+COMMANDS = ["sweep", "runs", "show", "demo", "dash", "export", "export-tb"]
 #: Modules the read-only commands must not import (start-up time; see benchmarks/cli.py).
 HEAVY = ("torch", "dash", "plotly", "duckdb")
 
@@ -148,6 +148,7 @@ def test_help_of_each_command(command, capsys):
         "runs": ("--sweep", "--status", "--format"),
         "demo": ("--host", "--port"),
         "dash": ("--host", "--port"),
+        "export-tb": ("--store", "--logdir"),
     }
     for option in options.get(command, ()):
         assert option in out, (command, option)

@@ -31,3 +31,21 @@ def test_every_extension_point_has_a_snippet():
 def test_snippet_runs(code, capsys):
     exec(compile(code, str(README), "exec"), {"__name__": "readme_snippet"})
     assert capsys.readouterr().out.strip() or "register_cell" in code
+
+
+OWN_LOOP = re.findall(
+    r"```python\n(.*?)```", _section(README.read_text("utf-8"), "Training runs and the store"), re.S
+)[-1]
+
+
+def test_own_training_loop_snippet_runs(tmp_path, monkeypatch, capsys):
+    """The "Your own training loop" snippet, in a fresh folder: a complete run the store reads."""
+    from gradlab.store import open_store
+
+    assert "gradlab.init(" in OWN_LOOP
+    monkeypatch.chdir(tmp_path)
+    exec(compile(OWN_LOOP, str(README), "exec"), {"__name__": "readme_snippet"})
+    assert "loss" in capsys.readouterr().out
+    store = open_store(tmp_path / "runs")
+    assert store.run("digits-lstm").status == "complete"
+    assert store.run("digits-lstm").array_steps("hidden_sample") == [0, 25, 50, 75]

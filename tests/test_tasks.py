@@ -31,6 +31,12 @@ CASES: dict[str, tuple[str, dict]] = {
     "generate-K3": ("generate", {"seq_len": 9, "num_classes": 3, "freq": 0.5}),
     "identity-default": ("identity", {}),
     "identity-T5-seeded": ("identity", {"seq_len": 5, "input_size": 3, "seed": 7}),
+    "seq_digits-default": ("seq_digits", {}),
+    "seq_digits-test": ("seq_digits", {"seq_len": 64, "split": "test"}),
+    "perm_digits-default": ("perm_digits", {}),
+    "perm_digits-seed5": ("perm_digits", {"perm_seed": 5}),
+    "zen_chars-default": ("zen_chars", {}),
+    "zen_chars-T7": ("zen_chars", {"seq_len": 7}),
 }
 case = pytest.mark.parametrize("name,params", list(CASES.values()), ids=list(CASES))
 
@@ -41,6 +47,9 @@ KIND = {
     "sine": "many-to-many",
     "generate": "one-to-many",
     "identity": "one-to-one",
+    "seq_digits": "many-to-one",
+    "perm_digits": "many-to-one",
+    "zen_chars": "many-to-many",
 }
 
 
@@ -51,9 +60,9 @@ def gen(seed: int = 0) -> torch.Generator:
 def perfect(task: Task, x: Tensor, y: Tensor) -> Tensor:
     """A readout output `(T, B, O)` built from the targets that scores the minimum loss."""
     t, b = x.shape[:2]
-    if task.name == "copy":
+    if task.name in ("copy", "zen_chars"):
         return BIG * F.one_hot(y, task.output_size).float()
-    if task.name == "temporal_order":
+    if task.name in ("temporal_order", "seq_digits", "perm_digits"):
         pred = torch.zeros(t, b, task.output_size)
         pred[-1] = BIG * F.one_hot(y, task.output_size).float()
         return pred
@@ -73,6 +82,19 @@ def memoryless(task: Task, t: int, b: int) -> Tensor:
         return pred
     if task.name == "temporal_order":
         return torch.zeros(t, b, 4)
+    if task.name in ("seq_digits", "perm_digits"):  # the split's class frequencies
+        assert isinstance(task, tasks.SeqDigitsTask)
+        _, labels = task.split_data()
+        prior = torch.bincount(labels, minlength=10).float() / len(labels)
+        return prior.log().expand(t, b, 10).clone()
+    if task.name == "zen_chars":  # the next character's distribution at each step
+        text, vocab = tasks.zen_text(), task.vocabulary
+        starts = len(text) - t
+        counts = torch.zeros(t, len(vocab))
+        for step in range(t):
+            for ch in text[step + 1 : step + 1 + starts]:
+                counts[step, vocab.index(ch)] += 1
+        return (counts / starts).log().unsqueeze(1).expand(t, b, len(vocab)).clone()
     if task.name == "generate":
         assert isinstance(task, tasks.GenerateTask)
         steps = torch.arange(1, t + 1, dtype=torch.float64)
@@ -99,6 +121,9 @@ def test_shapes_dtypes_kind(name: str, params: dict, dtype: torch.dtype) -> None
         "sine": ((t, 5, 1), dtype),
         "generate": ((t, 5, 1), dtype),
         "identity": ((5, task.input_size), dtype),
+        "seq_digits": ((5,), torch.int64),
+        "perm_digits": ((5,), torch.int64),
+        "zen_chars": ((t, 5), torch.int64),
     }[name]
     assert (tuple(y.shape), y.dtype) == expected_y
     pred = torch.zeros(t, 5, task.output_size, dtype=dtype, requires_grad=True)
@@ -152,7 +177,7 @@ def test_baseline_matches_sampling(name: str, params: dict) -> None:
     task = make(name, **params)
     g = gen(11)
     # The classification baselines cost the same on every sequence (zero variance): small batches.
-    size = 50 if name in ("copy", "temporal_order") else 250
+    size = 50 if name in ("copy", "temporal_order", "seq_digits", "perm_digits") else 250
     losses = []
     for _ in range(20):
         x, y = task.sample(size, g)
@@ -318,6 +343,71 @@ def test_identity_targets(seed: int | None) -> None:
     torch.testing.assert_close(y, expected)
 
 
+def test_digits_split_is_fixed_and_disjoint() -> None:
+    """scikit-learn's 1,797 digits split 80/20 into a partition (each image in exactly one
+    split, with its label, pixels row-major / 16), the same every time."""
+    from collections import Counter
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    everything = Counter(
+        (tuple(float(v) / 16 for v in r), int(c))
+        for r, c in zip(digits.data, digits.target, strict=True)
+    )
+    splits = [
+        make("seq_digits", split=s).split_data(dtype=torch.float64) for s in tasks.DIGITS_SPLITS
+    ]
+    assert splits[1][0].shape == (64, round(0.2 * len(digits.target)), 1)
+    seen: Counter = Counter()
+    for x, y in splits:
+        seen.update((tuple(r), int(c)) for r, c in zip(x[:, :, 0].T.tolist(), y, strict=True))
+    assert seen == everything
+    again_x, _ = make("seq_digits", split="test").split_data(dtype=torch.float64)
+    assert torch.equal(again_x, splits[1][0])
+
+
+def test_perm_digits_shows_the_same_pixels_in_a_fixed_order() -> None:
+    plain, permuted = make("seq_digits"), make("perm_digits", perm_seed=3)
+    order = permuted.order()
+    assert sorted(order.tolist()) == list(range(64)) and order.tolist() != list(range(64))
+    x, y = plain.sample(16, gen(5))
+    xp, yp = permuted.sample(16, gen(5))
+    assert torch.equal(y, yp) and torch.equal(xp, x[torch.as_tensor(order)])
+    assert make("perm_digits", perm_seed=4).order().tolist() != order.tolist()
+
+
+def test_digits_baseline_is_the_class_prior_entropy() -> None:
+    """Nearly balanced classes: just under ln 10."""
+    for split in ("train", "test"):
+        baseline = make("seq_digits", split=split).baseline_loss
+        assert math.log(10) - 0.01 < baseline <= math.log(10)
+
+
+def test_digits_accuracy() -> None:
+    task = make("seq_digits")
+    x, y = task.sample(32, gen(1))
+    assert task.accuracy(perfect(task, x, y), y) == 1.0
+    wrong = perfect(task, x, (y + 1) % 10)
+    assert task.accuracy(wrong, y) == 0.0
+
+
+def test_zen_text_and_its_baseline() -> None:
+    text = tasks.zen_text()
+    assert text.startswith("The Zen of Python, by Tim Peters") and "Namespaces" in text
+    task = make("zen_chars", seq_len=20)
+    assert task.vocabulary == "".join(sorted(set(text)))
+    counts = torch.tensor([text.count(ch) for ch in task.vocabulary], dtype=torch.float64)
+    p = counts / counts.sum()
+    unigram = float(-(p * p.log()).sum())
+    assert task.baseline_loss == pytest.approx(unigram, abs=0.02)
+    x, y = task.sample(4, gen())
+    decoded = ["".join(task.vocabulary[c] for c in x[:, b].argmax(-1).tolist()) for b in range(4)]
+    following = ["".join(task.vocabulary[c] for c in y[:, b].tolist()) for b in range(4)]
+    for inp, nxt in zip(decoded, following, strict=True):
+        assert (inp + nxt[-1]) in text and inp[1:] == nxt[:-1]
+
+
 # --- errors ------------------------------------------------------------------------------------
 def test_unknown_task_names_allowed() -> None:
     with pytest.raises(ValueError, match="unknown task 'nope'") as info:
@@ -343,6 +433,10 @@ BAD_PARAMS: dict[str, tuple[str, dict, str]] = {
     "identity-seq_len0": ("identity", {"seq_len": 0}, "'seq_len' must be >= 1"),
     "identity-input0": ("identity", {"input_size": 0}, "'input_size' must be >= 1"),
     "identity-seed-neg": ("identity", {"seed": -1}, "'seed' must be >= 0"),
+    "seq_digits-seq_len50": ("seq_digits", {"seq_len": 50}, "'seq_len' must be 64"),
+    "seq_digits-split": ("seq_digits", {"split": "val"}, "'split' must be one of"),
+    "perm_digits-seed-neg": ("perm_digits", {"perm_seed": -1}, "'perm_seed' must be >= 0"),
+    "zen_chars-too-long": ("zen_chars", {"seq_len": 10_000}, "'seq_len' must be <= "),
 }
 
 

@@ -9,11 +9,12 @@ Layout (hive-style folder names, so ``run_id`` comes from the path)::
                            /arrays/<name>/step=<step>.npy
                            /.lock               flock-ed (filelock) by the live writer
 
-Statuses: ``running`` → ``complete`` | ``failed`` | ``diverged``; readers add ``corrupt``
+Statuses: ``running`` → ``complete`` | ``failed`` | ``diverged``; readers add ``interrupted``
+(run.json says ``running`` but no live process holds the run's lock) and ``corrupt``
 (run.json unreadable or with a malformed field, metrics damaged or of another schema, a broken
-symbolic-link run folder) and an ``alive`` flag (a ``running`` run whose writer
-died has ``alive`` False). run.json is written last, so a run is never ``complete`` before all
-its files are in place; every file is written to a temp name and os.replace-d.
+symbolic-link run folder) and an ``alive`` flag (a writer holds the run's lock now). run.json is
+written last, so a run is never ``complete`` before all its files are in place; every file is
+written to a temp name and os.replace-d.
 
 Writer: ``store.create_run(run_id, config)`` → :class:`RunWriter` (``log_metrics``,
 ``save_array``, ``flush``, ``finish``; a context manager). Readers: ``store.runs()``,

@@ -40,8 +40,12 @@ COMPLETE = "complete"
 FAILED = "failed"
 DIVERGED = "diverged"
 CORRUPT = "corrupt"
+INTERRUPTED = "interrupted"
 FINAL_STATUSES = (COMPLETE, FAILED, DIVERGED)
-STATUSES = (RUNNING, *FINAL_STATUSES, CORRUPT)
+STATUSES = (RUNNING, *FINAL_STATUSES, INTERRUPTED, CORRUPT)
+"""Every status a reader reports. A writer writes ``running`` and then one of FINAL_STATUSES;
+readers add ``interrupted`` (run.json says ``running`` but no live process holds the run's lock:
+the writer was killed or exited without finishing) and ``corrupt``."""
 
 # pandas dtypes of the metrics columns as returned by the readers.
 PANDAS_DTYPES: dict[str, Any] = {

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .schema import COMPLETE, CORRUPT, RUNNING, parquet_schema_problem, run_record_problem
+from .schema import (
+    COMPLETE,
+    CORRUPT,
+    INTERRUPTED,
+    RUNNING,
+    parquet_schema_problem,
+    run_record_problem,
+)
 
 Flat = tuple[dict[str, Any], dict[str, Any]]
 JsonResult = tuple[Any, str | None, Flat]
@@ -115,7 +122,8 @@ def classify(
     run; a metrics file damaged or of the wrong schema (``check_metrics`` gives whether it
     exists and its problem); or a complete run without metrics.parquet. A linked run folder is
     read through the link.
-    running: ``alive`` says whether a writer holds the lock; a dead one gets a reason.
+    running: a writer holds the lock (``alive``); interrupted: run.json says running but no
+    process holds the lock (the writer was killed or exited without finishing), with a reason.
     """
     meta, problem, flat = loaded
     if meta is None:  # a broken link has no run.json either: say which it is
@@ -140,6 +148,7 @@ def classify(
             f"writer (pid {writer.get('pid')} on {writer.get('hostname')}) is gone; "
             "redo with overwrite=True"
         )
+        status = INTERRUPTED
     for _ in range(2):  # a file gone since it was listed was merged or compacted: list again
         listed = files.metrics_files(path)
         checks = [(p, *check_metrics(str(p))) for p in listed]
@@ -147,7 +156,7 @@ def classify(
             break
     for _, _, bad in checks:
         if bad is not None:
-            reason = f"{bad} (run.json status: {status})"
+            reason = f"{bad} (run.json status: {meta['status']})"
             return RunState(run_id, path, CORRUPT, False, reason, meta, (), flat)
     metrics = [p for p, exists, _ in checks if exists]
     if status == COMPLETE and metrics != [path / files.METRICS_FILE]:

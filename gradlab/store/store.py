@@ -2,9 +2,8 @@
 
 Readers never trust what is on disk: a run.json that is not JSON or has a malformed field, a
 metrics file that is truncated, garbage or of another schema, a run folder that is a broken
-symbolic link, or a writer that died is reported (``status`` ``corrupt`` or ``running`` with
-``alive`` False) and skipped, never raised from a query over other runs. Reasons name the run,
-not absolute paths.
+symbolic link, or a writer that died is reported (``status`` ``corrupt`` or ``interrupted``) and
+skipped, never raised from a query over other runs. Reasons name the run, not absolute paths.
 
 SQL runs on a DuckDB connection that can read exactly the metrics files it is given and nothing
 else; user SQL must be one SELECT statement (checked by DuckDB's parser before it runs).
@@ -118,7 +117,7 @@ class Store:
         """Claim ``run_id`` and return its writer (run.json written with status ``running``).
 
         Raises RunExistsError if the run is ``complete`` or has a live writer, or if it exists
-        in any other state (failed, diverged, corrupt, running with a dead writer) and
+        in any other state (failed, diverged, corrupt, interrupted) and
         ``overwrite`` is False; with ``overwrite=True`` those are wiped and redone. ``meta`` keys
         are added to run.json's top level.
         """
@@ -300,9 +299,10 @@ class Store:
     def runs(self) -> pd.DataFrame:
         """One row per run folder, sorted by run_id.
 
-        Columns: ``run_id``, ``status`` (running | complete | failed | diverged | corrupt),
-        ``alive`` (a writer holds the run's lock now; a ``running`` run with ``alive`` False was
-        abandoned), ``reason`` (error text, why it is corrupt, or whose writer is gone),
+        Columns: ``run_id``, ``status`` (running | complete | failed | diverged | interrupted |
+        corrupt; ``interrupted``: run.json says running but its writer is gone), ``alive`` (a
+        writer holds the run's lock now), ``reason`` (error text, why it is corrupt, or whose
+        writer is gone),
         ``created``, ``finished`` (UTC datetimes), ``duration_s``; then every config field
         (nested dicts flattened with dots: ``init.gain``) and every summary field
         (``final_loss``, ``baseline_loss``, ``steps_done``, ...). A config key that clashes

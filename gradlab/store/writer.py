@@ -23,6 +23,7 @@ from .schema import (
     COMPLETE,
     CORRUPT,
     FINAL_STATUSES,
+    INTERRUPTED,
     METRICS_SCHEMA,
     RUNNING,
     metrics_table,
@@ -113,7 +114,7 @@ def create_run(
             raise RunExistsError(run_id, status, "delete it first to redo it")
         if status is not None:
             if not overwrite:
-                detail = {RUNNING: "its writer is gone; ", CORRUPT: f"{why}; "}.get(status, "")
+                detail = {INTERRUPTED: "its writer is gone; ", CORRUPT: f"{why}; "}.get(status, "")
                 raise RunExistsError(run_id, status, f"{detail}pass overwrite=True to redo it")
             files.clear_dir(run_path)
         record = {

@@ -8,7 +8,7 @@ store status                  what the sweep does
 absent                        run it
 ``complete``, ``diverged``    skip it (a diverged run is a finished result, not an error)
 ``failed``, ``corrupt``       redo it from scratch (``overwrite=True``)
-``running``, writer dead      redo it from scratch (``overwrite=True``)
+``interrupted`` (writer dead) redo it from scratch (``overwrite=True``)
 ``running``, writer alive     skip it with a note: another sweep is on it
 ============================  ==============================================================
 
@@ -82,7 +82,7 @@ def plan_sweep(spec: SweepSpec, store_path: str | os.PathLike[str] | None) -> li
             why = "another process is writing it"
             plan.append(PlannedRun(config, run_id, BUSY, status, why))
         else:
-            why = "writer died" if status == "running" else status
+            why = "writer died" if status == "interrupted" else status
             plan.append(PlannedRun(config, run_id, REDO, status, f"redo ({why})"))
     return plan
 

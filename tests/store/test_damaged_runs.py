@@ -113,9 +113,9 @@ def test_every_run_the_writer_writes_validates(store):
     assert run_record_problem(meta) is None
 
 
-def test_statuses_on_disk_are_the_stores_statuses_but_corrupt():
+def test_statuses_on_disk_are_the_stores_statuses_but_the_readers_own():
     on_disk = typing.get_args(RunRecord.model_fields["status"].annotation)
-    assert set(on_disk) == set(STATUSES) - {"corrupt"}
+    assert set(on_disk) == set(STATUSES) - {"corrupt", "interrupted"}
 
 
 # ------------------------------------------------------------------------- symbolic links

@@ -244,7 +244,7 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     run = store.run("victim")
-    assert run.status == "running" and not run.alive
+    assert run.status == "interrupted" and not run.alive
     assert _spans(run.path) == _base8_spans(flushes)
     assert not (run.path / store_files.METRICS_FILE).exists()
     metrics = run.metrics()

@@ -83,7 +83,7 @@ def test_sigkill_mid_run_leaves_a_dead_running_run(store, tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     row = store.runs().iloc[0]
-    assert row["status"] == "running" and not row["alive"]
+    assert row["status"] == "interrupted" and not row["alive"]
     assert f"pid {proc.pid}" in row["reason"]
     # the store stays usable: the flushed rows are readable, arrays too
     assert store.metrics("victim")["step"].tolist() == [0, 1, 2]

@@ -61,13 +61,13 @@ def test_exception_in_context_marks_failed_and_reraises(store):
     assert df.loc[0, "status"] == "failed" and "ZeroDivisionError" in df.loc[0, "reason"]
 
 
-def test_abandoned_writer_leaves_a_dead_running_run(store):
+def test_abandoned_writer_leaves_an_interrupted_run(store):
     w = store.create_run("r", {})
     w.log_metrics(make_rows(0))
     w.flush()
     w._lock.release()  # what the kernel does when the writer process dies
     row = store.runs().iloc[0]
-    assert row["status"] == "running" and not row["alive"] and "is gone" in row["reason"]
+    assert row["status"] == "interrupted" and not row["alive"] and "is gone" in row["reason"]
     assert len(store.metrics("r")) == len(make_rows(0))
     with pytest.raises(RunExistsError, match=r"is gone.*overwrite=True"):
         store.create_run("r", {})

@@ -1,0 +1,273 @@
+"""`init`: log your own training loop into a gradlab store — metrics, recordings, status.
+
+    with gradlab.init(store="runs", name="digits-lstm", config={"lr": 1e-3}) as run:
+        for step in range(steps):
+            ...  # your forward, backward, optimiser step
+            run.log({"loss": loss.item(), "acc": acc}, step=step)
+            if step % 50 == 0:
+                run.record(model, x_probe, loss_fn, step=step)
+
+A run holds what `gradlab.train` writes, so `gradlab runs`, `Store.metrics` and the dashboard
+read it like any other: `log` writes one `train` probe row per metric name (`loss` feeds the
+loss curves), `record` records the model with `gradlab.record` and writes every probe's rows and
+the run arrays (`gradlab.train.write_recording`).
+
+Status: `running` while the loop runs; `complete` after `finish()` or at the end of the `with`
+block; `failed` with the traceback when the block raises; `interrupted` when the process died
+(killed, or it exited without `finish`): the store tells that from the run's lock, which the
+kernel frees when the process dies. Rows are written to disk at every `record` and at least every
+`flush_every_s` seconds of `log` calls, so a killed run keeps what was flushed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradlab.config import RunConfig
+from gradlab.probes import PROBES, ProbeContext, TrainProbe
+from gradlab.record import Recording
+from gradlab.store import RunWriter, Store, open_store
+from gradlab.train import final_loss, write_recording
+
+__all__ = ["Run", "init"]
+
+#: Hidden-state rows kept per recording and batch rows whose spectral Jacobian norms are
+#: computed: the defaults of a training run (RunConfig).
+HIDDEN_SAMPLES = RunConfig.hidden_samples
+JACOBIAN_SAMPLES = RunConfig.jacobian_samples
+
+
+def _check_json(value: Any, key: str) -> None:
+    """Raise a TypeError naming `key` (dotted for nested mappings) unless `value` is JSON."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float | np.floating | np.integer | np.bool_):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"config key {k!r} under {key!r} must be a string")
+            _check_json(v, f"{key}.{k}")
+        return
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_json(v, f"{key}[{i}]")
+        return
+    raise TypeError(
+        f"config[{key!r}] must be JSON (number, string, bool, None, list or dict), "
+        f"got {type(value).__name__}: {value!r:.60}"
+    )
+
+
+def _real(key: str, value: Any) -> float:
+    """A logged metric as a float; TypeError naming `key` unless it is one real number."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_complex():
+            raise TypeError(
+                f"metric {key!r} must be one real number, got a tensor of shape "
+                f"{tuple(value.shape)} and dtype {value.dtype}"
+            )
+        return float(value.detach().cpu().reshape(()))
+    if isinstance(value, bool | int | float | np.integer | np.floating | np.bool_):
+        return float(value)
+    raise TypeError(f"metric {key!r} must be a real number, got {type(value).__name__}")
+
+
+def _new_run_id() -> str:
+    """A fresh run id: UTC time and 6 random hex digits (``run-20261204-183614-1a2b3c``)."""
+    return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class Run:
+    """One run of a training loop you write. Made by :func:`init`; holds the run's writer lock
+    until :meth:`finish`. Use as a context manager (see the module docstring)."""
+
+    def __init__(self, store: Store, writer: RunWriter, flush_every_s: float) -> None:
+        self.store = store
+        self.run_id = writer.run_id
+        self._writer = writer
+        self._flush_every_s = flush_every_s
+        self._last_flush = time.monotonic()
+        self._losses: list[float] = []  # the values of metric "loss", in logging order
+        self._last_step: int | None = None  # the highest step logged or recorded
+        self._last_logged: int | None = None  # the highest step logged
+        self._recorded: set[int] = set()
+        self._summary: dict[str, float] = {}  # the latest recording's summary probe values
+        self._initial_summary: dict[str, float] = {}  # the first recording's
+
+    @property
+    def path(self) -> Path:
+        """The run's folder in the store."""
+        return self._writer.path
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config as stored."""
+        return self._writer.config
+
+    @property
+    def status(self) -> str:
+        """``running`` until finished, then the final status."""
+        return self._writer.status
+
+    @staticmethod
+    def _step(step: Any) -> int:
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        return int(step)
+
+    def _seen(self, step: int) -> None:
+        self._last_step = step if self._last_step is None else max(self._last_step, step)
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log scalar metrics (name → real number: float, int, numpy scalar, one-element tensor)
+        at `step` (default: one after the highest step logged so far, 0 first)."""
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics must be a mapping of name to number, got {metrics!r:.60}")
+        if step is None:
+            step = 0 if self._last_logged is None else self._last_logged + 1
+        step = self._step(step)
+        names, values = [], []
+        for key, value in metrics.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"metric names must be non-empty strings, got {key!r}")
+            names.append(key)
+            values.append(_real(key, value))
+        if not names:
+            return
+        self._writer.log_metrics(
+            {"step": step, "probe": TrainProbe.probe, "name": names, "value": values}
+        )
+        if "loss" in metrics:
+            self._losses.append(values[names.index("loss")])
+        self._seen(step)
+        self._last_logged = step if self._last_logged is None else max(self._last_logged, step)
+        if time.monotonic() - self._last_flush >= self._flush_every_s:
+            self.flush()
+
+    def record(
+        self,
+        model: Any,
+        inputs: Any,
+        loss_fn: Callable[..., torch.Tensor] | None = None,
+        *,
+        step: int | None = None,
+        **kwargs: Any,
+    ) -> Recording:
+        """Record `model` on `inputs` with ``gradlab.record(model, inputs, loss_fn, **kwargs)``
+        and write the probes' rows and arrays at `step` (default: the highest step logged, 0
+        if none); returns the Recording. Pass the same fixed `inputs` every time so that the
+        recordings compare. Writes to disk (flush)."""
+        import gradlab
+
+        step = self._step((self._last_logged or 0) if step is None else step)
+        if step in self._recorded:
+            raise ValueError(f"step {step} of run {self.run_id!r} is already recorded")
+        if self._writer.closed:
+            raise RuntimeError(f"run {self.run_id!r} is finished ({self.status}); it is read-only")
+        rec = gradlab.record(model, inputs, loss_fn, **kwargs)
+        batch = rec.hidden.shape[1]
+        context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, batch))))
+        probes = [cls() for cls in PROBES.values()]
+        summary = write_recording(self._writer, rec, step, context, probes, HIDDEN_SAMPLES)
+        if not self._recorded:
+            self._initial_summary = summary
+        self._summary = summary
+        self._recorded.add(step)
+        self._seen(step)
+        self.flush()
+        return rec
+
+    def flush(self) -> None:
+        """Write the rows logged so far to disk (readers see them; a killed run keeps them)."""
+        self._writer.flush()
+        self._last_flush = time.monotonic()
+
+    def summary(self) -> dict[str, float]:
+        """What :meth:`finish` stores as the run's summary before your own values: the mean
+        logged ``loss`` over the last 10% of its values (``final_loss``), ``steps_done`` (the
+        highest step + 1) and the decay rates of the first and latest recordings."""
+        return {
+            "final_loss": final_loss(self._losses),
+            "steps_done": 0 if self._last_step is None else self._last_step + 1,
+            "decay_rate": self._summary.get("decay_rate", math.nan),
+            "decay_rate_init": self._initial_summary.get("decay_rate", math.nan),
+            "adjoint_decay_rate": self._summary.get("adjoint_decay_rate", math.nan),
+        }
+
+    def finish(
+        self,
+        summary: Mapping[str, Any] | None = None,
+        *,
+        status: str = "complete",
+        error: str | None = None,
+    ) -> None:
+        """End the run: write every row, the summary (:meth:`summary` updated with yours) and
+        `status` (``complete``, ``failed`` or ``diverged``), and release the run. Calling it
+        again does nothing."""
+        if self._writer.closed:
+            return
+        values = {**self.summary(), **dict(summary or {})}
+        for key, value in values.items():
+            _check_json(value, f"summary.{key}")
+        self._writer.finish(status, summary=values, error=error)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._writer.closed:
+            return
+        if exc is None:
+            self.finish()
+        else:
+            self.finish(status="failed", error="".join(traceback.format_exception(exc)))
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r}, status={self.status!r}, path={str(self.path)!r})"
+
+
+def init(
+    store: Store | str | os.PathLike[str] = "runs",
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+    flush_every_s: float = 10.0,
+) -> Run:
+    """Start a run of your own training loop in `store` (a Store or a folder, made if needed).
+
+    `name`: the run id (1-128 of ``[A-Za-z0-9_-]``; default: UTC time and a random suffix).
+    `config`: the run's settings, any JSON mapping (nested dicts and lists too; a value that is
+    not JSON raises a TypeError naming its key). `overwrite`: redo a run of that name that is not
+    complete (failed, interrupted, ...). `flush_every_s`: how often `log` writes to disk.
+    """
+    config = {} if config is None else config
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping, got {type(config).__name__}")
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise TypeError(f"config keys must be strings, got {key!r}")
+        _check_json(value, key)
+    if not isinstance(store, Store):
+        store = open_store(Path(store))
+    run_id = _new_run_id() if name is None else name
+    writer = store.create_run(run_id, config, overwrite=overwrite)
+    return Run(store, writer, flush_every_s)

@@ -1,0 +1,236 @@
+"""gradlab.init / Run: your own training loop as a run every reader sees (runs table, metrics,
+CLI), its statuses (complete, failed with the traceback, interrupted when killed) and the
+errors a wrong config or metric gets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gradlab
+from gradlab.cli import main as cli_main
+from gradlab.store import RunExistsError, open_store
+from gradlab.tasks import make
+
+PROBE_ROWS = 8
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_store(tmp_path / "store", fsync=False)
+
+
+def digits_loop(run: gradlab.Run, steps: int, record_every: int) -> list[float]:
+    """Train an LSTM on sequential digits, logging every step and recording on a fixed batch;
+    returns the logged losses."""
+    task = make("seq_digits")
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model, head = gradlab.LSTM(1, 16), torch.nn.Linear(16, 10)
+    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-2)
+    x_probe, y_probe = task.sample(PROBE_ROWS, gen)
+
+    def probe_loss(out):
+        return task.loss(head(out), y_probe)
+
+    losses = []
+    for step in range(steps):
+        if step % record_every == 0 or step == steps - 1:
+            run.record(model, x_probe, probe_loss, step=step)
+        x, y = task.sample(16, gen)
+        pred = head(model(x)[0])
+        loss = task.loss(pred, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        run.log({"loss": loss, "acc": task.accuracy(pred, y)}, step=step)
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_a_digits_loop_is_a_run_every_reader_sees(store, capsys):
+    config = {"lr": 1e-2, "model": {"cell": "lstm", "hidden": 16}, "tags": ["digits", None]}
+    with gradlab.init(store, name="digits", config=config) as run:
+        assert store.runs().loc[0, "status"] == "running"
+        losses = digits_loop(run, steps=200, record_every=50)
+    info = store.run("digits")
+    assert info.status == "complete" and info.config == config
+    train = store.metrics("digits", probes="train")
+    loss = train[train["name"] == "loss"].sort_values("step")
+    assert loss["step"].tolist() == list(range(200))
+    np.testing.assert_allclose(loss["value"].to_numpy(), losses, rtol=1e-6)
+    assert set(train["name"]) == {"loss", "acc"}
+    assert info.summary["final_loss"] == pytest.approx(np.mean(losses[-20:]))
+    assert info.summary["steps_done"] == 200
+    recorded = [0, 50, 100, 150, 199]
+    for probe in ("hidden", "grad_hidden", "contribution", "summary"):
+        steps = store.metrics("digits", probes=probe)["step"].unique()
+        assert sorted(steps.tolist()) == recorded, probe
+    assert info.array_steps("hidden_sample") == recorded
+    assert info.array("hidden_sample", 0).shape == (65, 4, 16)  # h_0..h_64 of 4 rows
+    assert cli_main(["runs", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "complete" in out
+
+
+def test_an_exception_inside_with_fails_the_run_with_its_traceback(store):
+    with pytest.raises(ZeroDivisionError), gradlab.init(store, name="crash") as run:
+        run.log({"loss": 1.0}, step=0)
+        run.log({"loss": 0.5}, step=1)
+        1 / 0  # noqa: B018
+    info = store.run("crash")
+    assert info.status == "failed"
+    assert "ZeroDivisionError: division by zero" in info.meta["error"]
+    assert "Traceback" in info.meta["error"]
+    assert store.metrics("crash")["value"].tolist() == [1.0, 0.5]  # what was logged is kept
+
+
+KILLED = """
+import sys, time, torch, gradlab
+run = gradlab.init(sys.argv[1], name="killed", config={"lr": 0.1})
+model = gradlab.RNN(2, 4)
+x = torch.randn(6, 3, 2)
+run.record(model, x, lambda out: out.square().mean(), step=0)
+for step in range(5):
+    run.log({"loss": 1.0 / (step + 1)}, step=step)
+run.flush()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_loop_leaves_an_interrupted_run(store, capsys):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED), str(store.root)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        row = store.runs().iloc[0]
+        assert row["status"] == "running" and row["alive"]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    deadline = time.monotonic() + 30  # the kernel frees the lock as the process is reaped
+    while store.runs().iloc[0]["alive"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = store.runs().iloc[0]
+    assert row["status"] == "interrupted" and not row["alive"]
+    assert f"pid {proc.pid}" in row["reason"]
+    assert len(store.metrics("killed", probes="train")) == 5  # flushed rows stay readable
+    assert cli_main(["runs", "--store", str(store.root), "--status", "interrupted"]) == 0
+    assert "killed" in capsys.readouterr().out
+    with pytest.raises(RunExistsError, match="overwrite=True"):
+        gradlab.init(store, name="killed")
+    gradlab.init(store, name="killed", overwrite=True).finish()
+    assert store.run("killed").status == "complete"
+
+
+BAD_CONFIGS = {
+    "object": ({"model": object()}, r"config\['model'\]"),
+    "set-nested": ({"optim": {"betas": {0.9, 0.99}}}, r"config\['optim.betas'\]"),
+    "tensor-in-list": ({"sizes": [1, torch.tensor(2)]}, r"config\['sizes\[1\]'\]"),
+    "int-key": ({"a": {1: "x"}}, "config key 1 under 'a'"),
+}
+
+
+@pytest.mark.parametrize("config,message", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_a_config_that_is_not_json_is_refused_naming_the_key(store, config, message):
+    with pytest.raises(TypeError, match=message):
+        gradlab.init(store, name="bad", config=config)
+    assert "bad" not in store  # nothing written
+
+
+def test_json_config_values_are_stored_as_given(store):
+    config = {"a": 1, "b": 2.5, "c": "x", "d": None, "e": [1, [2, 3]], "f": {"g": {"h": True}}}
+    gradlab.init(store, name="cfg", config={**config, "n": np.float64(0.5)}).finish()
+    stored = json.loads((store.run("cfg").path / "run.json").read_text())["config"]
+    assert stored == {**config, "n": 0.5}
+
+
+BAD_METRICS = {
+    "string": ({"loss": "low"}, TypeError, "metric 'loss' must be a real number"),
+    "vector": ({"acc": torch.ones(3)}, TypeError, r"metric 'acc' must be one real number.*\(3,\)"),
+    "none": ({"loss": None}, TypeError, "metric 'loss'"),
+    "empty-name": ({"": 1.0}, TypeError, "non-empty strings"),
+}
+
+
+@pytest.mark.parametrize("metrics,error,message", BAD_METRICS.values(), ids=BAD_METRICS.keys())
+def test_a_metric_that_is_not_a_number_is_refused_naming_it(store, metrics, error, message):
+    with gradlab.init(store, name="m") as run, pytest.raises(error, match=message):
+        run.log(metrics, step=0)
+
+
+def test_log_steps_and_values(store):
+    with gradlab.init(store, name="steps") as run:
+        run.log({"loss": torch.tensor(2.0), "acc": np.float32(0.25)})  # step 0
+        run.log({"loss": 1})  # step 1
+        run.log({"loss": 0.5}, step=10)
+        run.log({"loss": 0.25})  # step 11
+        with pytest.raises(ValueError, match="step must be an integer >= 0"):
+            run.log({"loss": 1.0}, step=-1)
+    rows = store.metrics("steps", names="loss").sort_values("step")
+    assert rows["step"].tolist() == [0, 1, 10, 11]
+    assert rows["value"].tolist() == [2.0, 1.0, 0.5, 0.25]
+    assert store.run("steps").summary["steps_done"] == 12
+    with pytest.raises(RuntimeError, match="finished"):
+        run.log({"loss": 1.0})
+    run.finish()  # a second finish does nothing
+    assert store.run("steps").status == "complete"
+
+
+def test_recording_a_step_twice_is_refused(store):
+    model = gradlab.GRU(2, 3)
+    x = torch.randn(5, 2, 2)
+    with gradlab.init(store, name="twice") as run:
+        rec = run.record(model, x, lambda out: F.mse_loss(out, torch.zeros_like(out)), step=3)
+        assert isinstance(rec, gradlab.Recording) and rec.T == 5
+        with pytest.raises(ValueError, match=r"step 3 .* already recorded"):
+            run.record(model, x, step=3)
+
+
+def test_runs_get_fresh_names_and_a_taken_name_is_refused(store):
+    first, second = gradlab.init(store), gradlab.init(store)
+    assert first.run_id != second.run_id and first.run_id.startswith("run-")
+    with pytest.raises(RunExistsError):
+        gradlab.init(store, name=first.run_id)
+    first.finish()
+    second.finish()
+    with pytest.raises(ValueError, match="invalid run_id"):
+        gradlab.init(store, name="has space")
+
+
+def test_the_digits_example_script_runs(store):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "train_digits.py"
+    spec = importlib.util.spec_from_file_location("train_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--store", str(store.root), "--name", "ex", "--steps", "12", "--record-every", "5"]
+    scores = module.main([*argv, "--hidden", "8", "--batch", "8"])
+    info = store.run("ex")
+    assert info.status == "complete" and info.config["task"] == "seq_digits"
+    assert info.summary["test_acc"] == pytest.approx(scores["test_acc"])
+    assert 0.0 <= scores["test_acc"] <= 1.0
+    assert info.array_steps("hidden_sample") == [0, 5, 10, 11]
+
+
+def test_a_finished_run_refuses_a_recording(store):
+    run = gradlab.init(store, name="done")
+    run.finish()
+    with pytest.raises(RuntimeError, match="finished"):
+        run.record(gradlab.RNN(2, 3), torch.randn(4, 2, 2), step=0)
