@@ -214,7 +214,9 @@ def header(root: str, run_id: str, row: dict[str, Any]) -> list[Any]:
     )
     out: list[Any] = [title, html.Div([config, summary], className="run-facts")]
     reason = row.get("reason")
-    if status in ("failed", "diverged", "running") and reason:
+    if status == "interrupted" and not reason:
+        reason = "the process writing this run stopped before it finished (killed or crashed)"
+    if status in ("failed", "diverged", "running", "interrupted") and reason:
         kind = "info" if status == "running" else "warning"
         text = str(reason).strip().splitlines()
         out.append(

@@ -58,7 +58,7 @@ FLOATS = {
     "adjoint_decay_rate",
     "theory_rate",
 }
-BAD_STATUSES = ("failed", "diverged", "corrupt")
+BAD_STATUSES = ("failed", "diverged", "corrupt", "interrupted")
 PAGE_SIZE = 50
 EMPTY_HELP = [
     "This store has no runs yet. Make some with ",
@@ -228,7 +228,7 @@ def layout(**query: Any) -> html.Div:
     if bad:
         notes.append(
             html.Span(
-                f"{bad} failed / diverged / corrupt (shaded; the reason column says why)",
+                f"{bad} failed / diverged / corrupt / interrupted (shaded; the reason column says why)",
                 className="muted",
             )
         )

@@ -228,6 +228,48 @@ def test_failed_run_shows_its_reason(dash_app, real_store, request_ctx):
     assert "no recorded data" in text(layout)
 
 
+KILLED_LOOP = """
+import sys, time, gradlab
+run = gradlab.init(sys.argv[1], name="killed", config={"cell": "rnn"})
+run.log({"loss": 1.0}, step=0)
+run.flush()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_interrupted_run_is_shaded_and_explained(make_app, tmp_path):
+    """A training loop killed mid-run: the runs page counts it with the bad runs and its run
+    page says why (the store's reason names the dead writer)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gradlab.store import open_store
+
+    root = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_LOOP, str(root)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    store = open_store(root)
+    deadline = time.monotonic() + 30  # the kernel frees the writer's lock as it is reaped
+    while store.runs().iloc[0]["status"] != "interrupted" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    app = make_app(root)
+    with app.app.server.test_request_context("/"):
+        runs_page = text(app.pages.runs.layout())
+        run_page = text(app.pages.run.layout(run_id="killed"))
+    assert "1 failed / diverged / corrupt / interrupted" in runs_page
+    assert "interrupted: " in run_page and f"pid {proc.pid}" in run_page
+
+
 def test_run_figure_callbacks_draw_every_figure(dash_app, real_store, request_ctx):
     page = dash_app.pages.run
     rid = real_store.ids[("lstm", 0.9)]
