@@ -371,7 +371,8 @@ def _targets(spec: Any, ids: Sequence[str], groups: Sequence[RunGroup]) -> list[
             continue
         for value, rid in g.representatives.items():
             stem = f"{prefix}-{file_safe(g.label(value))}"
-            why = f"{g.label(value)} `{rid}` ({'; '.join(p for p in (g.describe(), seeds) if p)})"
+            notes = "; ".join(p for p in (g.describe(), g.seed_note(value)) if p)
+            why = f"{g.label(value)} `{rid}` ({notes})"
             out.append(_Target(stem, [rid], {"run_id": rid}, why, g))
     return out
 

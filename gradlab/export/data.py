@@ -179,13 +179,14 @@ class RunGroup:
         """The group's name as text: "task=adding, seq_len=50" ("every run" for none)."""
         return ", ".join(f"{k}={value_text(v)}" for k, v in self.name.items()) or "every run"
 
-    def seed_note(self) -> str:
-        """ "" when each value has one run, else which seed stands for them: "seed 0 shown
-        (seeds 0, 1)"."""
-        if all(len(s) <= 1 for s in self.seeds.values()):
+    def seed_note(self, value: str | None = None) -> str:
+        """Which seed stands for the replicates: "seed 0 shown (seeds 0, 1)" for the group (or
+        for one `value` of `compare`); "" when there is one run each."""
+        seeds = self.seeds if value is None else {value: self.seeds[value]}
+        if all(len(s) <= 1 for s in seeds.values()):
             return ""
-        shown = {_hashable(s[0]): s[0] for s in self.seeds.values()}
-        every = {_hashable(x): x for s in self.seeds.values() for x in s}
+        shown = {_hashable(s[0]): s[0] for s in seeds.values()}
+        every = {_hashable(x): x for s in seeds.values() for x in s}
 
         def text(values: dict[str, Any]) -> str:
             return ", ".join(value_text(v) for v in sorted(values.values(), key=_order))
