@@ -31,7 +31,6 @@ __all__ = [
     "get_spec",
     "load_figure_data",
     "open_existing",
-    "representatives",
     "resolve_run_ids",
     "value_text",
 ]
@@ -98,16 +97,6 @@ def resolve_run_ids(
         shown = chosen
     rows = sorted((row for _, row in shown.iterrows()), key=_sort_key)
     return [str(row["run_id"]) for row in rows]
-
-
-def representatives(store: Store, run_ids: Sequence[str]) -> dict[str, str]:
-    """cell type → its representative run among `run_ids`: the lowest seed, then run id."""
-    runs = store.runs().set_index("run_id", drop=False)
-    out: dict[str, str] = {}
-    rows = sorted((runs.loc[r] for r in run_ids if r in runs.index), key=_sort_key)
-    for row in rows:
-        out.setdefault(str(row.get("cell") or "?"), str(row["run_id"]))
-    return out
 
 
 #: Config keys that never split runs into groups: the seed (replicates: the lowest seed
