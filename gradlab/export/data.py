@@ -20,6 +20,7 @@ import pandas as pd
 
 from gradlab.cells import CELLS, cells
 from gradlab.figures import FIGURES, FigureData, FigureSpec
+from gradlab.figures.spec import ProbeNames
 from gradlab.store import Store, is_store, open_store
 
 __all__ = [
@@ -300,6 +301,29 @@ def check_steps_recorded(
         )
 
 
+def _recorded_steps(
+    spec: FigureSpec,
+    probes: ProbeNames,
+    run_id: str,
+    metrics: pd.DataFrame | None,
+    array_steps: Mapping[tuple[str, str], Sequence[int]],
+) -> list[int]:
+    """The steps at which a run recorded what `spec` draws: its arrays' steps, else those of
+    the first of `probes` (what it reads for these options) that the run has rows of: its main
+    series (per-step scalars read beside it, such as the training loss, may be logged at every
+    step)."""
+    if spec.arrays:
+        return sorted({int(s) for a in spec.arrays for s in array_steps[(run_id, a)]})
+    if metrics is None or metrics.empty:
+        return []
+    rows = metrics[metrics["run_id"].astype(str) == str(run_id)]
+    for probe in dict.fromkeys(p for p, _ in probes):
+        steps = rows.loc[rows["probe"] == probe, "step"].dropna()
+        if len(steps):
+            return sorted({int(s) for s in steps})
+    return []
+
+
 def load_figure_data(
     store: Store | str | os.PathLike[str],
     name: str,
@@ -311,7 +335,7 @@ def load_figure_data(
     only ``options["run_id"]`` or the first run), the metrics its probes need for `options`,
     and its arrays at ``options["step"]`` (default: each run's latest). A ``step`` / ``steps``
     a run did not record raises ValueError naming the steps it did (`check_steps_recorded`):
-    its arrays' steps, else the steps of the series the figure reads."""
+    its arrays' steps, else those of the first series the figure reads (`_recorded_steps`)."""
     store = open_existing(store)
     spec = get_spec(name)
     ids = resolve_run_ids(store, run_ids, sweep)
@@ -323,11 +347,8 @@ def load_figure_data(
         if ids
         else runs.iloc[:0]
     )
-    frames = [
-        store.metrics(ids, probes=probe, names=list(names))
-        for probe, names in spec.probes_for(**options)
-        if ids
-    ]
+    probes = spec.probes_for(**options)
+    frames = [store.metrics(ids, probes=probe, names=list(names)) for probe, names in probes if ids]
     frames = [f for f in frames if len(f)]
     metrics = pd.concat(frames, ignore_index=True) if frames else None
     asked = _requested_steps(options)
@@ -335,14 +356,8 @@ def load_figure_data(
         (rid, array): store.run(rid).array_steps(array) for array in spec.arrays for rid in ids
     }
     if asked:  # a step that was not recorded is an error, not an empty figure
-        by_run = metrics.groupby("run_id")["step"] if metrics is not None else None
         for rid in ids:
-            if spec.arrays:
-                recorded = [s for a in spec.arrays for s in array_steps[(rid, a)]]
-            elif by_run is not None and rid in by_run.groups:
-                recorded = by_run.get_group(rid).dropna().astype("int64").tolist()
-            else:
-                recorded = []
+            recorded = _recorded_steps(spec, probes, rid, metrics, array_steps)
             check_steps_recorded(name, rid, asked, recorded)
     arrays = {}
     step = asked[0] if options.get("step") is not None else None

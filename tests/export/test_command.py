@@ -120,6 +120,8 @@ def test_an_unknown_option_exits_2_with_the_valid_ones(
         pytest.param("timestep_profile", "step=4", id="metrics"),
         pytest.param("singular_values", "step=4", id="arrays"),
         pytest.param("step_jacobian", "steps=0,4", id="steps"),
+        # its training loss is logged at every step, its summaries (the colour) are not
+        pytest.param("phase_diagram", "step=4", id="summaries"),
     ],
 )
 def test_a_step_not_recorded_exits_1_naming_the_recorded_steps(
