@@ -11,9 +11,10 @@ compared key, ``cell`` by default), and one per figure skipped for having nothin
 
 Exit codes:
     0  done.
-    1  failure, nothing written: no store, unknown run or sweep, a ``step`` the run did not
-       record (the message names the recorded steps), a figure with no data (e.g. gates of a
-       vanilla RNN; `EmptyFigureError`). No browser: 1 too, but the CSV/JSON are written.
+    1  failure, nothing written: no store, unknown run or sweep, a ``--compare`` key no run
+       has, a ``step`` the run did not record (the message names the recorded steps), a
+       figure with no data (e.g. gates of a vanilla RNN; `EmptyFigureError`). No browser: 1
+       too, but the CSV/JSON are written.
     2  usage: bad arguments, unknown figure, an option the figure does not take (the message
        lists its options: "did you mean step?").
 """
@@ -128,6 +129,9 @@ def figure_list() -> str:
         if spec.options:
             opts = "; ".join(f"{k}: {v}" for k, v in spec.options.items())
             lines.append(f"    options: {opts}")
+        more = [n for n in spec.option_names() if n not in spec.options]
+        if more:
+            lines.append(f"    also: {', '.join(more)}")
         lines.append("")
     scopes = "scope: run = one run, runs = runs overlaid, sweep = all runs of a sweep"
     return "\n".join([scopes, "", *lines]).rstrip() + "\n"

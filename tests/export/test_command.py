@@ -25,6 +25,7 @@ def test_list_names_every_figure_with_scope_and_needs(capsys):
         assert f"{name}  [{spec.scope}]" in out
     assert "needs: grad_hidden/norm" in out
     assert "array step_jacobian_sv" in out
+    assert "    also: layer, direction" in out  # options the builder takes beyond the documented
 
 
 @browser
