@@ -6,10 +6,18 @@ width="single", font="serif", dpi=300, **options) -> list[Path]`` renders a figu
 which drives a system Chrome/Chromium (``BROWSER_PATH`` overrides the search). Batches
 (`export_many`, `export_sweep`, the ``gradlab export --all`` command) share one browser.
 `figure_bytes(fig, format, width, font)` is what the dashboard's Export button calls.
-Without a browser: `ExportError` with how to install one; the CSV/JSON are still written.
+Without a browser: `ExportError` with how to install one; the CSV/JSON are still written. A
+figure with nothing to draw raises `EmptyFigureError` (an ExportError) and writes nothing.
 """
 
-from gradlab.export.core import FORMATS, export, export_many, export_sweep, figure_bytes
+from gradlab.export.core import (
+    FORMATS,
+    EmptyFigureError,
+    export,
+    export_many,
+    export_sweep,
+    figure_bytes,
+)
 from gradlab.export.data import load_figure_data
 from gradlab.export.render import (
     ExportError,
@@ -25,6 +33,7 @@ __all__ = [
     "FONTS",
     "FORMATS",
     "WIDTHS",
+    "EmptyFigureError",
     "ExportError",
     "Renderer",
     "close_default_renderer",

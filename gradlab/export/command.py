@@ -3,10 +3,20 @@
     gradlab export --store DIR (--run ID | --runs ID,ID | --sweep NAME) --figure NAME
                    [--format pdf|svg|png] [--width single|double|INCHES] [--font serif|sans]
                    [--dpi N] [--height INCHES] [--option KEY=VALUE ...] [--out PATH]
-    gradlab export --store DIR --sweep NAME --all [--out DIR] [--format ...]
+    gradlab export --store DIR --sweep NAME --all [--compare KEY] [--out DIR] [--format ...]
     gradlab export --list
 
-Exit codes: 0 done, 1 failure (unknown run, no browser: the CSV/JSON are written anyway), 2 usage.
+``--all`` prints one line per file: which runs it draws and why (they differ only in the
+compared key, ``cell`` by default), and one per figure skipped for having nothing to show.
+
+Exit codes:
+    0  done.
+    1  failure, nothing written: no store, unknown run or sweep, a ``--compare`` key no run
+       has, a ``step`` the run did not record (the message names the recorded steps), a
+       figure with no data (e.g. gates of a vanilla RNN; `EmptyFigureError`). No browser: 1
+       too, but the CSV/JSON are written.
+    2  usage: bad arguments, unknown figure, an option the figure does not take (the message
+       lists its options: "did you mean step?").
 """
 
 from __future__ import annotations
@@ -74,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     what.add_argument("--list", action="store_true", help="list the figures and what they need")
     parser.add_argument(
+        "--compare",
+        default="cell",
+        metavar="KEY",
+        help="--all: overlay only runs that differ in this config key alone (default cell)",
+    )
+    parser.add_argument(
         "--format", choices=FORMATS, help="pdf, svg or png (default: from --out, else pdf)"
     )
     parser.add_argument(
@@ -113,6 +129,9 @@ def figure_list() -> str:
         if spec.options:
             opts = "; ".join(f"{k}: {v}" for k, v in spec.options.items())
             lines.append(f"    options: {opts}")
+        more = [n for n in spec.option_names() if n not in spec.options]
+        if more:
+            lines.append(f"    also: {', '.join(more)}")
         lines.append("")
     scopes = "scope: run = one run, runs = runs overlaid, sweep = all runs of a sweep"
     return "\n".join([scopes, "", *lines]).rstrip() + "\n"
@@ -147,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
                 width=args.width,
                 font=args.font,
                 dpi=args.dpi,
+                compare=args.compare,
+                log=print,
             )
             images = [f for f in files if f.suffix.lstrip(".") in FORMATS]
             print(f"wrote {len(images)} figures (+ .csv, .json each) and {out / 'figures.md'}")
@@ -159,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
             )
         if run_ids is None and not args.sweep:
             return _fail("give --run ID, --runs ID,ID or --sweep NAME", EXIT_USAGE)
+        try:
+            FIGURES[args.figure].check_options(options)
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_USAGE)
         fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "") or "pdf"
         out = Path(args.out or f"{args.figure}.{fmt}")
         files = export(

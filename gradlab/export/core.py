@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,15 +15,28 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from gradlab.export.data import get_spec, load_figure_data, open_existing, representatives
+from gradlab.export.data import (
+    RunGroup,
+    comparable_groups,
+    file_safe,
+    get_spec,
+    load_figure_data,
+    open_existing,
+    resolve_run_ids,
+)
 from gradlab.export.render import ExportError, Renderer, start_default_renderer
 from gradlab.export.template import PX_PER_INCH, paper_dict, width_inches
 from gradlab.figures import FIGURES, figure_table, is_empty
 from gradlab.store import Store
 
-__all__ = ["FORMATS", "export", "export_many", "export_sweep", "figure_bytes"]
+__all__ = ["FORMATS", "EmptyFigureError", "export", "export_many", "export_sweep", "figure_bytes"]
 
 FORMATS = ("pdf", "svg", "png")
+
+
+class EmptyFigureError(ExportError):
+    """The figure has nothing to draw (a "no data" figure: `gradlab.figures.is_empty`), so
+    nothing was written; the message says why (e.g. "this run has no gate values")."""
 
 
 def _version() -> str:
@@ -97,6 +110,7 @@ def _figure(
     if store is None:
         raise ValueError(f"exporting figure {fig_or_name!r} by name needs store=")
     spec = get_spec(fig_or_name)
+    spec.check_options(options)
     data = load_figure_data(store, fig_or_name, run_ids, sweep, **options)
     build_opts = dict(options)
     if spec.scope == "run" and "run_id" not in build_opts and data.run_ids:
@@ -219,6 +233,10 @@ def export(
     The .csv (the data plotted, `figure_table`) and .json (figure, options, run ids and their
     configs, gradlab version) are written first, so they exist even when rendering fails:
     without a browser this raises ExportError (with the install hint) after writing them.
+    Nothing at all is written when the figure cannot be made honestly: ValueError for an
+    option the figure does not take ("did you mean step?") or a ``step`` the run did not
+    record (naming the recorded ones), `EmptyFigureError` when it has no data (e.g. gates of
+    a vanilla RNN).
     """
     store_obj = open_existing(store) if store is not None else None
     _format(Path(path), format)  # a bad format is reported before a bad width
@@ -252,21 +270,32 @@ def export_many(
     **options: Any,
 ) -> list[Path]:
     """`export` for many ``(figure or name, path)`` pairs in one call: Chromium starts (or the
-    shared one is reused) while the figures are read and built, then every image renders in
-    the same browser. Returns [image, .csv, .json] for each pair, in order. `renderer`: a
-    `Renderer` of your own (or a Future of one being started); default the shared one."""
+    shared one is reused) once the first figure is built, while the others are read and built,
+    then every image renders in the same browser. Returns [image, .csv, .json] for each pair,
+    in order. `renderer`: a `Renderer` of your own (or a Future of one being started); default
+    the shared one. Nothing is written when any figure fails: an unknown option or a step not
+    recorded (ValueError), a figure with no data (`EmptyFigureError`)."""
     store_obj = open_existing(store) if store is not None else None
     width_inches(width)
     items = list(items)
     for fig_or_name, path in items:  # validate everything before doing any work
         _format(Path(path), format)
         if isinstance(fig_or_name, str):
-            get_spec(fig_or_name)
-    starting = renderer or start_default_renderer()
+            get_spec(fig_or_name).check_options(options)
+    starting: Renderer | Future[Renderer] | None = renderer
     jobs = []
     for fig_or_name, path in items:
         out, fmt = _format(Path(path), format)
-        jobs.append(_Job(_figure(fig_or_name, store_obj, run_ids, sweep, options), out, fmt))
+        fig = _figure(fig_or_name, store_obj, run_ids, sweep, options)
+        if is_empty(fig):
+            what = _meta(fig).get("figure") or "the figure"
+            raise EmptyFigureError(
+                f"nothing to export for {out.name} ({what}): "
+                f"{_meta(fig).get('message', 'no data')}; no file was written"
+            )
+        jobs.append(_Job(fig, out, fmt))
+        if starting is None:  # the first figure is fine: Chromium starts while the rest build
+            starting = start_default_renderer()
     return _run_jobs(
         jobs,
         store=store_obj,
@@ -304,6 +333,50 @@ def figure_bytes(
 
 
 # ---------------------------------------------------------------------- a whole sweep
+@dataclass
+class _Target:
+    """One file of a sweep export: its stem, the runs drawn, the builder's options and why
+    these runs (one line of the command's output and of figures.md)."""
+
+    stem: str
+    run_ids: list[str]
+    options: dict[str, Any]
+    why: str
+    group: RunGroup | None = None
+
+
+def _ids_text(ids: Sequence[str]) -> str:
+    return ", ".join(f"`{r}`" for r in ids)
+
+
+def _targets(spec: Any, ids: Sequence[str], groups: Sequence[RunGroup]) -> list[_Target]:
+    """The files a sweep export makes of figure `spec`: one over the whole sweep, one overlay
+    per group of comparable runs, or one per representative run."""
+    if spec.scope == "sweep":
+        return [_Target(spec.name, list(ids), {}, f"all {len(ids)} runs of the sweep")]
+    out = []
+    for g in groups:
+        prefix = "-".join(p for p in (spec.name, g.stem) if p)
+        seeds = g.seed_note()
+        if spec.scope == "runs":
+            reps = g.representatives
+            shown = ", ".join(f"{g.label(v)} `{r}`" for v, r in reps.items())
+            why = (
+                f"{shown}: differ only in {g.compare}"
+                if len(reps) > 1
+                else f"{shown}: no other {g.compare} shares its config"
+            )
+            why += f" ({'; '.join(p for p in (g.describe(), seeds) if p)})"
+            out.append(_Target(prefix, list(reps.values()), {}, why, g))
+            continue
+        for value, rid in g.representatives.items():
+            stem = f"{prefix}-{file_safe(g.label(value))}"
+            notes = "; ".join(p for p in (g.describe(), g.seed_note(value)) if p)
+            why = f"{g.label(value)} `{rid}` ({notes})"
+            out.append(_Target(stem, [rid], {"run_id": rid}, why, g))
+    return out
+
+
 def export_sweep(
     store: Store | str | os.PathLike[str],
     sweep: str,
@@ -314,50 +387,52 @@ def export_sweep(
     font: str = "serif",
     dpi: float = 300,
     renderer: Renderer | None = None,
+    compare: str = "cell",
+    log: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Every figure of a sweep into `out_dir`, in one browser session, with a figures.md.
 
-    Sweep-scope figures cover all the sweep's complete runs; "runs"-scope figures overlay one
-    representative run per cell type (lowest seed); run-scope figures are made for each
-    representative (``<figure>-<cell>.<format>``). Figures with nothing to show for a run
+    Sweep-scope figures cover all the sweep's complete runs. The runs are split into groups
+    that share every config key but `compare` (seed aside: `comparable_groups`); "runs"-scope
+    figures overlay one run per value of `compare` within a group (the lowest seed), one file
+    per group named by what tells the groups apart (``timestep_profile-task=adding-seq_len=50``;
+    no suffix when the sweep is one group); run-scope figures are made for each of those runs
+    (``gradient_flow-task=adding-seq_len=50-lstm``). Figures with nothing to show for a run
     (gates of a vanilla RNN, the cell state of a GRU) are skipped and listed as such.
+    `log(line)` is called for each file, with which runs it shows and why, and for each skip.
     Returns every file written (images, .csv, .json, figures.md).
     """
-    from gradlab.export.data import resolve_run_ids
-
     store_obj = open_existing(store)
     out = Path(out_dir)
     _, fmt = _format(Path(f"x.{format}"), format)
     ids = resolve_run_ids(store_obj, sweep=sweep)
+    groups = comparable_groups(store_obj, ids, compare)
     starting = renderer or start_default_renderer()
-    reps = representatives(store_obj, ids)
     jobs: list[_Job] = []
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
     skipped: list[str] = []
+    lines: list[str] = []
     for spec in FIGURES.values():
-        targets: list[tuple[str, list[str], dict[str, Any]]]
-        if spec.scope == "sweep":
-            targets = [(spec.name, list(ids), {})]
-        elif spec.scope == "runs":
-            targets = [(spec.name, list(reps.values()), {})]
-        else:
-            targets = [
-                (f"{spec.name}-{cell}", [rid], {"run_id": rid}) for cell, rid in reps.items()
-            ]
-        for stem, run_ids, opts in targets:
+        for target in _targets(spec, ids, groups):
+            opts = dict(target.options)
             if spec.defaults is not None:
-                everything = load_figure_data(store_obj, spec.name, run_ids=run_ids)
+                everything = load_figure_data(store_obj, spec.name, run_ids=target.run_ids)
                 opts = {**opts, **spec.default_options(everything)}
-            data = load_figure_data(store_obj, spec.name, run_ids=run_ids, **opts)
+            data = load_figure_data(store_obj, spec.name, run_ids=target.run_ids, **opts)
             fig = spec.builder(data, **opts)
             if is_empty(fig):
                 msg = _meta(fig).get("message", "no data")
-                skipped.append(f"`{stem}`: {msg}")
+                skipped.append(f"`{target.stem}`: {msg}")
+                lines.append(f"skipped {target.stem}: {msg}")
                 continue
-            path = out / f"{stem}.{fmt}"
-            shown = ", ".join(f"`{r}`" for r in _meta(fig).get("run_ids", run_ids))
-            jobs.append(_Job(fig, path, fmt, {"sweep_export": {"stem": stem}}))
-            rows.append((path.name, spec.name, shown, spec.description))
+            path = out / f"{target.stem}.{fmt}"
+            shown = _ids_text(_meta(fig).get("run_ids", target.run_ids))
+            info = {"stem": target.stem, "why": target.why}
+            if target.group is not None:
+                info.update(compare=compare, group=target.group.shared)
+            jobs.append(_Job(fig, path, fmt, {"sweep_export": info}))
+            rows.append((path.name, spec.name, shown, target.why, spec.description))
+            lines.append(f"{path}: {target.why.replace('`', '')}")
     files = _run_jobs(
         jobs,
         store=store_obj,
@@ -368,8 +443,11 @@ def export_sweep(
         height=None,
         renderer=starting,
     )
-    md = _figures_md(store_obj, sweep, ids, reps, rows, skipped, fmt, width, font)
+    md = _figures_md(store_obj, sweep, ids, groups, compare, rows, skipped, fmt, width, font)
     _write_text(out / "figures.md", md)
+    if log is not None:
+        for line in lines:
+            log(line)
     return [*files, out / "figures.md"]
 
 
@@ -377,13 +455,15 @@ def _figures_md(
     store: Store,
     sweep: str,
     ids: Sequence[str],
-    reps: Mapping[str, str],
-    rows: Sequence[tuple[str, str, str, str]],
+    groups: Sequence[RunGroup],
+    compare: str,
+    rows: Sequence[tuple[str, str, str, str, str]],
     skipped: Sequence[str],
     fmt: str,
     width: str | float,
     font: str,
 ) -> str:
+    differ = list(dict.fromkeys(k for g in groups for k in g.name))  # config order
     lines = [
         f"# Figures of sweep `{sweep}`",
         "",
@@ -391,19 +471,29 @@ def _figures_md(
         f"{datetime.now(UTC).isoformat(timespec='seconds')} by gradlab {_version()} "
         f"({fmt.upper()}, width {width}, {font} font).",
         "",
-        "Sweep figures use every run of the sweep; overlay figures use one representative run "
-        "per cell type (lowest seed); single-run figures are made for each representative: "
-        + ", ".join(f"{cell} `{rid}`" for cell, rid in reps.items())
-        + ".",
+        f"Sweep figures use every run of the sweep. Overlay figures draw only runs that share "
+        f"every config key but `{compare}` (one run per `{compare}`: the lowest seed), so the "
+        f"sweep's runs fall into {len(groups)} group(s)"
+        + (f", told apart by {', '.join(f'`{k}`' for k in differ)}" if differ else "")
+        + "; each group has its own overlay figures, named by the group, and single-run "
+        "figures for each of its runs:",
+        "",
+    ]
+    for g in groups:
+        reps = ", ".join(f"{g.label(v)} `{r}`" for v, r in g.representatives.items())
+        seeds = f"; {g.seed_note()}" if g.seed_note() else ""
+        lines.append(f"- `{g.stem or '(one group)'}` ({g.describe()}): {reps}{seeds}")
+    lines += [
+        "",
         "Each image has a `.csv` beside it with exactly the data plotted and a `.json` with "
         "the run ids, their configs and the figure options.",
         "",
-        "| file | figure | runs | what it shows |",
-        "|---|---|---|---|",
+        "| file | figure | runs | why these runs | what it shows |",
+        "|---|---|---|---|---|",
     ]
-    for file, name, shown, description in rows:
-        text = description.replace("|", "\\|")
-        lines.append(f"| `{file}` | {name} | {shown} | {text} |")
+    for file, name, shown, why, description in rows:
+        cells = [c.replace("|", "\\|") for c in (why, description)]
+        lines.append(f"| `{file}` | {name} | {shown} | {cells[0]} | {cells[1]} |")
     if skipped:
         lines += ["", "Skipped (nothing to show):", ""]
         lines += [f"- {s}" for s in skipped]

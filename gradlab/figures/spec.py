@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -76,6 +78,33 @@ class FigureSpec:
     def default_options(self, data: FigureData) -> dict[str, Any]:
         """Options chosen from ``data`` by `defaults` ({} when the figure has none)."""
         return dict(self.defaults(data)) if self.defaults is not None else {}
+
+    def option_names(self) -> list[str]:
+        """Every option the builder takes: the documented `options` first, then its other
+        keyword parameters (``layer``, ``direction``...), in signature order."""
+        params = inspect.signature(self.builder).parameters
+        keyword = [
+            n
+            for n, p in list(params.items())[1:]  # the first parameter is the FigureData
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        return [*self.options, *(n for n in keyword if n not in self.options)]
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """ValueError naming an option the builder does not take, the closest valid one
+        ("did you mean step?") and every valid option; nothing when all are known."""
+        params = inspect.signature(self.builder).parameters.values()
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            return
+        valid = self.option_names()
+        for key in options:
+            if key in valid:
+                continue
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(
+                f"figure {self.name!r} has no option {key!r}{hint}; its options: {', '.join(valid)}"
+            )
 
     def probes_for(self, **options: Any) -> ProbeNames:
         """The (probe, names) needed for these options (e.g. only the chosen ``quantity``);

@@ -17,6 +17,7 @@ from store_cases import figure_run_ids
 
 import gradlab
 from gradlab.export import (
+    EmptyFigureError,
     ExportError,
     default_renderer,
     export,
@@ -199,11 +200,18 @@ def test_export_sweep_writes_every_figure_and_an_index(fig_store, cell_runs, tmp
     files = export_sweep(fig_store, CELLS_SWEEP, out, format="svg")
     images = sorted(p.name for p in files if p.suffix == ".svg")
     md = (out / "figures.md").read_text(encoding="utf-8")
-    assert "phase_diagram.svg" in images and "timestep_profile.svg" in images
-    for cell in ("rnn", "lstm", "gru"):
-        assert f"gradient_flow-{cell}.svg" in images
-    assert "gates-lstm.svg" in images and "gates-rnn.svg" not in images
-    assert "`gates-rnn`: no data: this run has no gate values (vanilla RNN)" in md
+    # the rnn of the cells sweep has a Gaussian init at σ_w = 0.9, the gated cells torch's
+    # default: two groups, each with its own overlays, named by what tells them apart
+    rnn, gated = "init=gaussian-gain=0.9", "init=default-gain=1"
+    assert "phase_diagram.svg" in images
+    assert f"timestep_profile-{rnn}.svg" in images and f"timestep_profile-{gated}.svg" in images
+    for stem in (f"{rnn}-rnn", f"{gated}-lstm", f"{gated}-gru"):
+        assert f"gradient_flow-{stem}.svg" in images
+    assert f"gates-{gated}-lstm.svg" in images and f"gates-{rnn}-rnn.svg" not in images
+    assert f"`gates-{rnn}-rnn`: no data: this run has no gate values (vanilla RNN)" in md
+    overlay = json.loads((out / f"timestep_profile-{gated}.json").read_text(encoding="utf-8"))
+    assert [r["config"]["cell"] for r in overlay["runs"].values()] == ["lstm", "gru"]
+    assert overlay["sweep_export"]["group"]["init"] == "default"
     for image in images:
         assert f"`{image}`" in md
         assert (out / image).with_suffix(".csv").is_file()
@@ -251,3 +259,29 @@ def test_bad_arguments_are_clear_errors(figs, fig_store, tmp_path):
     with pytest.raises(KeyError, match="no run 'nope'"):
         export("training", tmp_path / "x.pdf", store=fig_store, run_ids=["nope"])
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------ honest failures
+def test_a_figure_that_cannot_be_made_honestly_writes_nothing(
+    fig_store, cell_runs, tmp_path, monkeypatch
+):
+    """Unknown option, step not recorded, no data: a clear error before any browser is needed
+    (BROWSER_PATH names none) and no file, not even the sidecars of the good figures."""
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chrome"))
+    out = tmp_path / "out"
+    kw = dict(store=fig_store, run_ids=[cell_runs["rnn"]])
+    with pytest.raises(ValueError, match=r"has no option 'stpe' \(did you mean step\?\)"):
+        export("timestep_profile", out / "a.pdf", stpe=3, **kw)
+    with pytest.raises(ValueError, match=r"recorded steps: 0, 3, 6 \(nearest: 3\)"):
+        export("timestep_profile", out / "a.pdf", step=4, **kw)
+    with pytest.raises(ValueError, match=r"a training step must be an integer, got 3\.5"):
+        export("timestep_profile", out / "a.pdf", step=3.5, **kw)
+    with pytest.raises(EmptyFigureError, match="this run has no gate values") as info:
+        export("gates", out / "g.pdf", **kw)
+    assert isinstance(info.value, ExportError) and info.value.written == []
+    built = FIGURES["gates"].builder(load_figure_data(fig_store, "gates", [cell_runs["rnn"]]))
+    with pytest.raises(EmptyFigureError, match=r"nothing to export for g\.svg"):
+        export(built, out / "g.svg")
+    with pytest.raises(EmptyFigureError):
+        export_many([("training", out / "t.pdf"), ("gates", out / "g.pdf")], **kw)
+    assert not out.exists()

@@ -3,6 +3,8 @@ default options; its validation and `has_data`, and the registry's use of them."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gradlab.figures import FIGURES, FLOW, GROUPS, FigureData, FigureSpec
@@ -69,3 +71,34 @@ def test_registry_groups_and_needs():
         if spec.needs_probe is not None:
             without = {(p, n) for p, names in spec.probes for n in names if p != spec.needs_probe}
             assert not spec.has_data(without, [])
+
+
+def _builder(data, *, run_id=None, step=None, layer=0):
+    return None
+
+
+def test_option_names_are_the_documented_ones_then_the_builders_other_keywords():
+    spec = _spec(builder=_builder, options={"step": "training step", "run_id": "which run"})
+    assert spec.option_names() == ["step", "run_id", "layer"]
+    spec.check_options({"step": 3, "layer": 1})  # known: no error
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        pytest.param("stpe", "has no option 'stpe' (did you mean step?); its options: step, ",
+                     id="typo"),
+        pytest.param("colour", "has no option 'colour'; its options: step, run_id, layer",
+                     id="nothing-close"),
+    ],
+)  # fmt: skip
+def test_an_unknown_option_is_refused_with_the_valid_ones(option, message):
+    spec = _spec(builder=_builder, options={"step": "training step", "run_id": "which run"})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        spec.check_options({option: 1})
+
+
+def test_every_registered_figure_takes_its_documented_options():
+    for spec in FIGURES.values():
+        spec.check_options(dict.fromkeys(spec.options))
+        assert list(spec.options) == spec.option_names()[: len(spec.options)]
