@@ -32,6 +32,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -437,13 +438,15 @@ class Recording:
         self,
         model: RecurrentModel,
         layers: Mapping[tuple[int, bool], LayerRecording],
-        output: Tensor,
+        output: Any,
         loss: float | None,
+        lengths: Tensor | None = None,
     ) -> None:
         self._model = model
         self._layers = MappingProxyType(dict(layers))
         self._output = output
         self._loss = loss
+        self._lengths = lengths
 
     @property
     def model(self) -> RecurrentModel:
@@ -456,9 +459,24 @@ class Recording:
         return self._layers
 
     @property
-    def output(self) -> Tensor:
-        """Exactly what ``model(x, h0)[0]`` returns."""
+    def output(self) -> Any:
+        """Exactly what ``model(x, h0)[0]`` returns (for a recorded submodule: what it returned
+        to the rest of the model, a tensor or a PackedSequence, detached)."""
         return self._output
+
+    @property
+    def lengths(self) -> Tensor:
+        """Each sequence's number of real steps, (B,) (all T unless the input was packed)."""
+        if self._lengths is None:
+            return torch.full((self.hidden.shape[1],), self.T, dtype=torch.long)
+        return self._lengths
+
+    @property
+    def step_mask(self) -> Tensor:
+        """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length), in
+        processing order for either direction; steps past a length contribute exactly 0."""
+        steps = torch.arange(1, self.T + 1).unsqueeze(1)
+        return steps <= self.lengths.cpu().unsqueeze(0)
 
     @property
     def loss(self) -> float | None:
@@ -657,29 +675,60 @@ def _check_adjoint_dtype(adjoint_dtype: torch.dtype | None, dtype: torch.dtype) 
     return adjoint_dtype
 
 
-@torch.no_grad()
 def record(
-    model: RecurrentModel,
-    x: Tensor,
-    loss_fn: Callable[[Tensor], Tensor] | None = None,
+    model: torch.nn.Module,
+    x: Any,
+    loss_fn: Callable[[Any], Tensor] | None = None,
     h0: Tensor | tuple[Tensor, Tensor] | None = None,
     *,
+    module: str | torch.nn.Module | None = None,
     adjoint_dtype: torch.dtype | None = None,
-) -> Recording:
+) -> Any:
     """Record one pass of `model` over `x` and, with `loss_fn`, the exact BPTT adjoint.
 
-    x: (T, B, I), or (B, T, I) when the model is batch_first. loss_fn maps exactly what
-    `model(x, h0)[0]` returns to a scalar (many-to-one, many-to-many, one-to-many and one-to-one
-    problems all use it). h0: (L·D, B, N), for an LSTM a tuple (h0, c0). adjoint_dtype: the
-    dtype of the adjoint scan and everything derived from it (None: the model's dtype;
-    torch.float64 for a float32 model keeps gradients below float32's range, see the module
-    docstring).
+    A gradlab model (and no `module`): x (T, B, I), or (B, T, I) when the model is batch_first;
+    loss_fn maps exactly what `model(x, h0)[0]` returns to a scalar (many-to-one, many-to-many,
+    one-to-many and one-to-one problems all use it); h0: (L·D, B, N), for an LSTM a tuple
+    (h0, c0). Returns a Recording.
+
+    Any other nn.Module, or `module` given: x is what the model takes (a tensor, a
+    PackedSequence, a tuple of positional arguments), loss_fn maps what `model(x)` returns to
+    a scalar, and `module` names the recurrent submodule to record (default: every nn.RNN /
+    LSTM / GRU inside); the whole model runs once and the record is of the real loss through
+    the real head (`gradlab.record_module.record_module`: one Recording, or name → Recording
+    when several submodules are recorded).
+
+    adjoint_dtype: the dtype of the adjoint scan and everything derived from it (None: the
+    model's dtype; torch.float64 for a float32 model keeps gradients below float32's range,
+    see the module docstring).
     """
-    if not isinstance(model, RecurrentModel):
-        raise TypeError(
-            f"record needs a gradlab recurrent model (gradlab.from_torch converts torch's), "
-            f"got {type(model).__name__}"
-        )
+    if module is not None or not isinstance(model, RecurrentModel):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(
+                f"record needs a gradlab recurrent model or an nn.Module with a recurrent "
+                f"submodule, got {type(model).__name__}"
+            )
+        if h0 is not None:
+            raise ValueError(
+                "h0 is for a gradlab model recorded alone; pass the initial state inside x "
+                "(the model's inputs)"
+            )
+        from gradlab.record_module import record_module
+
+        return record_module(model, x, loss_fn, module, adjoint_dtype=adjoint_dtype)
+    return _record_model(model, x, loss_fn, h0, adjoint_dtype=adjoint_dtype)
+
+
+@torch.no_grad()
+def _record_model(
+    model: RecurrentModel,
+    x: Tensor,
+    loss_fn: Callable[[Tensor], Tensor] | None,
+    h0: Tensor | tuple[Tensor, Tensor] | None,
+    *,
+    adjoint_dtype: torch.dtype | None,
+) -> Recording:
+    """`record` of a gradlab model alone (see `record`)."""
     model.check_input(x, h0)
     dtype = model.weight_hh_l0.dtype
     if x.dtype != dtype:
@@ -756,6 +805,6 @@ def record(
         warnings.warn(
             f"non-finite values in the record: {where or 'the loss'}; they are kept as they are",
             NonFiniteWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return rec

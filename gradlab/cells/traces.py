@@ -290,7 +290,11 @@ class LSTMTrace(Trace):
     def state(self) -> Tensor:
         return torch.cat((self.hidden, self.cell), dim=-1)
 
-    def adjoint(self, direct: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def adjoint(
+        self, direct: Tensor, direct_cell: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """`direct_cell`: a direct term into c_1..c_T (T, B, N) too (∂L/∂c_n of a head that
+        reads the final cell state), or None."""
         T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
         grad_h = direct.new_empty(T + 1, B, N)
         grad_c = direct.new_empty(T + 1, B, N)
@@ -299,6 +303,8 @@ class LSTMTrace(Trace):
         gc_next = torch.zeros_like(direct[0])
         for t in range(T, 0, -1):
             gh = grad_h[t]
+            if direct_cell is not None:
+                gc_next = gc_next + direct_cell[t - 1]
             gc = torch.addcmul(gc_next, gh, self.dh_c[t - 1], out=grad_c[t])
             torch.mul(gc.unsqueeze(1), self.dc[t - 1], out=delta[t - 1, :, :3])
             torch.mul(gh, self.dh_o[t - 1], out=delta[t - 1, :, 3])
