@@ -1,0 +1,245 @@
+"""`gradlab.record(model, inputs, loss_fn, module=...)` on a user's nn.Module, against autograd.
+
+The reference is the whole model's own `loss.backward()` (torch's fused kernels, torch's dropout)
+under the same seed: Σ_k of every contribution must equal `param.grad` of the recorded
+submodule's parameters. Ids read ``lstm-L2-bi-packed-drop`` and so on.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import gradlab
+from gradlab.record import Recording
+
+VOCAB, EMB, N, CLASSES = 13, 5, 6, 3
+TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# relative to the gradient's norm: float64 exact to rounding, float32 to its precision
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(single_thread):
+    """See conftest.single_thread: tiny tensors, loaded machine."""
+
+
+class Tagger(nn.Module):
+    """Embedding + recurrent module + Linear head; reads the outputs and the final state(s)."""
+
+    def __init__(self, cell: str, dtype: torch.dtype, head_on_state: bool = True, **kw) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, EMB, dtype=dtype)
+        self.rnn = TORCH[cell](EMB, N, dtype=dtype, **kw)
+        directions = 2 if kw.get("bidirectional") else 1
+        size = kw.get("proj_size") or N
+        self.head = nn.Linear(directions * size, CLASSES, dtype=dtype)
+        self.head_on_state = head_on_state
+        self.batch_first = kw.get("batch_first", False)
+
+    def forward(self, tokens, lengths=None, h0=None):
+        x = self.emb(tokens)  # (T, B, E), (B, T, E) batch_first, or (T, E) unbatched
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths, batch_first=self.batch_first, enforce_sorted=False)
+        out, state = self.rnn(x, h0)
+        if lengths is not None:
+            out = pad_packed_sequence(out, batch_first=self.batch_first)[0]
+        logits = self.head(out)
+        if not self.head_on_state:
+            return logits, None
+        parts = state if isinstance(state, tuple) else (state,)
+        return logits, sum(p.tanh().sum() for p in parts)  # the head reads h_n (and c_n)
+
+
+def loss_fn(result):
+    logits, from_state = result
+    loss = logits.square().mean() + logits.sum(-1).sin().mean()
+    return loss if from_state is None else loss + 0.1 * from_state
+
+
+def _tokens(T: int, B: int, batch_first: bool, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, VOCAB, (T, B), generator=gen)
+    return tokens.T.contiguous() if batch_first else tokens
+
+
+def _autograd(model, inputs, seed):
+    """Every parameter's .grad from the whole model's own backward (same seed: same masks)."""
+    model.zero_grad()
+    torch.manual_seed(seed)
+    loss_fn(model(*inputs)).backward()
+    return {name: p.grad.clone() for name, p in model.rnn.named_parameters()}
+
+
+def _check_sums(rec: Recording, grads: dict[str, torch.Tensor], dtype: torch.dtype) -> None:
+    for name, grad in grads.items():
+        total = rec.contributions(name).sum(0)
+        error = float((total - grad).abs().max()) / max(float(grad.norm()), 1e-30)
+        assert error <= TOLERANCE[dtype], f"{name}: relative error {error:.2e}"
+
+
+LENGTHS = list(range(3, 41, 3)) + [40]  # 3…40, B = 14, T = 40
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("proj", [0, 4], ids=["noproj", "proj4"])
+def test_packed_dropout_lstm_sums_to_autograd(dtype, proj):
+    """The issue's test: Embedding + 2-layer LSTM (dropout 0.2, train mode) + Linear on a
+    PackedSequence of lengths 3…40."""
+    torch.manual_seed(0)
+    model = Tagger("lstm", dtype, num_layers=2, dropout=0.2, proj_size=proj).train()
+    lengths = torch.tensor(LENGTHS)
+    inputs = (_tokens(max(LENGTHS), len(LENGTHS), False), lengths)
+    grads = _autograd(model, inputs, seed=7)
+    model.zero_grad()
+    torch.manual_seed(7)
+    rec = gradlab.record(model, inputs, loss_fn, module="rnn")
+    _check_sums(rec, grads, dtype)
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters()), ".grad touched"
+    assert rec.lengths.tolist() == LENGTHS
+    mask = rec.step_mask  # (T, B)
+    assert mask.shape == (max(LENGTHS), len(LENGTHS)) and int(mask.sum()) == sum(LENGTHS)
+    for (layer, reverse), lr in rec.layers.items():
+        # padded steps: exactly zero adjoint, so exactly zero contribution from them
+        assert not lr.grad_hidden[1:][~mask].any(), (layer, reverse)
+        assert not lr.grad_cell[1:][~mask].any(), (layer, reverse)
+
+
+def _cases():
+    for cell in ("rnn", "gru", "lstm"):
+        for kind in ("plain", "bi", "bf", "h0", "packed-bi", "drop", "unbatched"):
+            yield pytest.param(cell, kind, id=f"{cell}-{kind}")
+
+
+@pytest.mark.parametrize(("cell", "kind"), list(_cases()))
+def test_module_sums_to_autograd(cell, kind):
+    dtype, T, B, L = torch.float64, 7, 4, 2
+    kw = dict(num_layers=L, bidirectional="bi" in kind, batch_first=kind == "bf")
+    if kind == "drop":
+        kw["dropout"] = 0.3
+    torch.manual_seed(3)
+    model = Tagger(cell, dtype, **kw).train()
+    D = 2 if kw["bidirectional"] else 1
+    tokens = _tokens(T, B, kw["batch_first"])
+    lengths, h0 = None, None
+    if kind == "unbatched":
+        tokens = tokens[:, 0]  # (T,): the embedding gives (T, E)
+    if kind.startswith("packed"):
+        lengths = torch.tensor([7, 2, 5, 3])
+    if kind == "h0":
+        h = 0.5 * torch.randn(L * D, B, N, dtype=dtype)
+        h0 = (h, 0.3 * torch.randn(L * D, B, N, dtype=dtype)) if cell == "lstm" else h
+    inputs = (tokens, lengths, h0)
+    grads = _autograd(model, inputs, seed=5)
+    torch.manual_seed(5)
+    rec = gradlab.record(model, inputs, loss_fn, module="rnn")
+    _check_sums(rec, grads, dtype)
+    assert sorted(rec.layers) == [(layer, d) for layer in range(L) for d in (False, True)[:D]]
+    assert rec.T == T and rec.hidden.shape[1] == (1 if kind == "unbatched" else B)
+
+
+def test_module_by_identity_default_and_several():
+    """module= the submodule itself; default: every recurrent submodule (a dict when several)."""
+    torch.manual_seed(0)
+    model = Tagger("gru", torch.float64, num_layers=1)
+    inputs = (_tokens(5, 3, False),)
+    by_name = gradlab.record(model, inputs, loss_fn, module="rnn")
+    by_module = gradlab.record(model, inputs, loss_fn, module=model.rnn)
+    default = gradlab.record(model, inputs, loss_fn)
+    for rec in (by_module, default):
+        assert isinstance(rec, Recording)
+        torch.testing.assert_close(rec.contributions("weight_hh"), by_name.contributions("weight_hh"))
+
+    class Stacked(nn.Module):  # two recurrent modules in a row: ∂L/∂(first's output) flows
+        def __init__(self):  # through the second's autograd graph
+            super().__init__()
+            self.low = nn.LSTM(3, 4, dtype=torch.float64)
+            self.mix = nn.Linear(4, 4, dtype=torch.float64)
+            self.high = nn.GRU(4, 5, dtype=torch.float64)
+
+        def forward(self, x):
+            return self.high(self.mix(self.low(x)[0]).tanh())[0]
+
+    stacked = Stacked()
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    recs = gradlab.record(stacked, x, lambda y: y.square().sum())
+    assert isinstance(recs, dict) and list(recs) == ["low", "high"]
+    stacked.zero_grad()
+    stacked(x).square().sum().backward()
+    for name, rec in recs.items():
+        grads = {n: p.grad for n, p in getattr(stacked, name).named_parameters()}
+        _check_sums(rec, grads, torch.float64)
+
+
+def test_gradlab_model_inside_a_module():
+    """A gradlab model (sigmoid RNN: no torch kernel) inside a user's model."""
+    torch.manual_seed(0)
+    inner = gradlab.RNN(3, 4, activation="sigmoid", num_layers=2, dtype=torch.float64)
+    model = nn.Sequential(inner)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+
+    def loss(result):
+        return result[0].sin().sum() + result[1].square().sum()
+
+    rec = gradlab.record(model, x, loss)
+    model.zero_grad()
+    loss(model(x)).backward()
+    _check_sums(rec, {n: p.grad for n, p in inner.named_parameters()}, torch.float64)
+
+
+def test_old_api_unchanged_for_gradlab_models():
+    """record(gradlab_model, x, loss_fn, h0): loss_fn still maps the output alone."""
+    torch.manual_seed(0)
+    model = gradlab.LSTM(3, 4, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    rec = gradlab.record(model, x, lambda out: out.square().sum())
+    model.zero_grad()
+    model(x)[0].square().sum().backward()
+    _check_sums(rec, {n: p.grad for n, p in model.named_parameters()}, torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "lengths", "match"),
+    [
+        (torch.zeros(7, 0, dtype=torch.long), None, r"inputs.*size 0"),
+        (torch.zeros(0, 3, dtype=torch.long), None, r"inputs.*size 0"),
+    ],
+    ids=["B0", "T0"],
+)
+def test_empty_inputs_are_value_errors(tokens, lengths, match):
+    model = Tagger("lstm", torch.float64)
+    with pytest.raises(ValueError, match=match):
+        gradlab.record(model, (tokens, lengths), loss_fn, module="rnn")
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (torch.zeros(5, 2, 4), r"input.*input_size = 3.*\(5, 2, 4\)"),
+        (torch.zeros(5, 2, 3, 1), r"input.*input_size = 3"),
+        (torch.zeros(5, 0, 3), r"input.*B = 0"),
+        (torch.zeros(0, 2, 3), r"input.*T = 0"),
+    ],
+    ids=["features", "4d", "B0", "T0"],
+)
+def test_bad_submodule_input_is_a_value_error(x, match):
+    """The recurrent submodule's input is checked where it arrives (B = 0 made by the model)."""
+    model = nn.Sequential(nn.Identity(), nn.LSTM(3, 4))
+    with pytest.raises(ValueError, match=match):
+        gradlab.record(model, x.unsqueeze(0)[0], lambda r: r[0].sum(), module="1")
+    assert "forward" not in vars(model[1]), "the replaced forward must be restored"
+
+
+def test_bad_h0_and_module_names():
+    model = Tagger("lstm", torch.float64)
+    tokens = _tokens(5, 3, False)
+    with pytest.raises(ValueError, match=r"hx.*\(1, 3, 6\)"):
+        gradlab.record(model, (tokens, None, (torch.zeros(1, 2, N), torch.zeros(1, 2, N))), loss_fn)
+    with pytest.raises(ValueError, match=r"not a submodule.*\['rnn'\]"):
+        gradlab.record(model, (tokens,), loss_fn, module="lstm")
+    with pytest.raises(TypeError, match=r"'head' is a Linear"):
+        gradlab.record(model, (tokens,), loss_fn, module="head")
+    with pytest.raises(ValueError, match="no nn.RNN"):
+        gradlab.record(nn.Linear(2, 2), torch.zeros(1, 2), lambda y: y.sum())
