@@ -43,8 +43,8 @@ from gradlab.cells.traces import Trace, outer_product_norms
 
 __all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
 
-PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-_FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+_FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _SATURATION_TOLERANCE = 0.01  # a unit is saturated within 1% of its range from a bound
 
 
@@ -171,12 +171,19 @@ class LayerRecording:
             raise ValueError(f"unknown parameter {name!r}; expected one of {PARAM_NAMES}")
         if name.startswith("bias") and not self.model.bias:
             raise ValueError(f"the model has bias=False, so it has no {name!r}")
+        if name == "weight_hr" and self.trace.weights.weight_hr is None:
+            raise ValueError("only an LSTM with proj_size > 0 has 'weight_hr'")
         return name
 
     def _factors(self, name: str) -> tuple[Tensor, Tensor | None]:
-        """(δ (T, B, G·N), right factor (T, B, K) or None for a bias) of step k's term δ_kᵀ r_k."""
-        _, delta_hh, delta_ih = self._need_loss()
+        """(δ (T, B, G·N), right factor (T, B, K) or None for a bias) of step k's term δ_kᵀ r_k
+        (W_hr of a projected LSTM: δ = ∂L/∂h_k (T, B, P), r = o_k ⊙ tanh c_k (T, B, N))."""
+        grad_hidden, delta_hh, delta_ih = self._need_loss()
         name = self._short_name(name)
+        if name == "weight_hr":
+            projected = getattr(self.trace, "projected", None)
+            assert projected is not None
+            return grad_hidden[1:], projected.to(grad_hidden.dtype)
         delta = delta_hh if name.endswith("hh") else delta_ih
         if name == "weight_hh":
             return delta, self.hidden[:-1].to(delta.dtype)
@@ -352,7 +359,7 @@ class LayerRecording:
             get_cell(self.model.cell).hidden_bounds if activation is None else activation.bounds
         )
         zero = h.new_zeros(h.shape[0])
-        if bounds is None:
+        if bounds is None or self.trace.weights.weight_hr is not None:  # projected: unbounded
             saturation = zero
         else:
             lo, hi = bounds
@@ -649,14 +656,11 @@ def _adjoint_trace(model: RecurrentModel, lr: LayerRecording, dtype: torch.dtype
     def cast(w: Tensor) -> Tensor:
         return w.detach().to(dtype)
 
-    w = trace.weights
-    weights = LayerWeights(
-        cast(w.weight_ih),
-        cast(w.weight_hh),
-        None if w.bias_ih is None else cast(w.bias_ih),
-        None if w.bias_hh is None else cast(w.bias_hh),
-    )
-    hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
+    weights = LayerWeights(*(None if w is None else cast(w) for w in trace.weights))
+    if trace.cell_state is None:
+        hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
+    else:  # h and c may differ in size (a projected LSTM)
+        hidden, others = trace.hidden.to(dtype), [trace.cell_state.to(dtype)]
     initial = tuple(part[0] for part in others)
     inputs = trace.inputs.to(dtype)
     return _make_trace(model, lr.layer, lr.reverse, inputs, hidden, initial, weights, tuple(others))
@@ -740,10 +744,10 @@ def _record_model(
     T, B = xs.shape[0], xs.shape[1]
     if T < 1:
         raise ValueError("x must have at least one timestep")
-    L, D, N = model.num_layers, model.num_directions, model.hidden_size
+    L, D, N = model.num_layers, model.num_directions, model.output_size
     spec = get_cell(model.cell)
     if h0 is None:
-        state = spec.join_state([xs.new_zeros(L * D, B, N)] * len(spec.state_parts))
+        state = spec.join_state([xs.new_zeros(L * D, B, size) for size in model.state_sizes()])
     else:
         state = h0
     h0_parts = spec.split_state(state)  # (L·D, B, N) each: h, then c for an LSTM

@@ -91,8 +91,6 @@ def _view(module: nn.Module) -> RecurrentModel:
     model passes through; torch's is built on the meta device and given the module's tensors."""
     if isinstance(module, RecurrentModel):
         return module
-    if getattr(module, "proj_size", 0):
-        raise TypeError("an LSTM with proj_size > 0 is not supported yet")
     spec = cell_of(module)
     weight = module.weight_hh_l0
     activation = getattr(module, "nonlinearity", None) if spec.takes_activation else None
@@ -106,6 +104,7 @@ def _view(module: nn.Module) -> RecurrentModel:
         bidirectional=module.bidirectional,
         device="meta",
         dtype=weight.dtype,
+        **({"proj_size": module.proj_size} if getattr(module, "proj_size", 0) else {}),
     )
     for name in module._flat_weights_names:  # type: ignore[union-attr]
         setattr(view, name, getattr(module, name))
@@ -177,16 +176,16 @@ class _Pass:
     def _initial(self, hx: Any, B: int, like: Tensor) -> tuple[Tensor, ...]:
         """The initial state parts, (L·D, B, N) each, original batch order."""
         view, parts = self.view, self.spec.state_parts
-        shape = (view.num_layers * view.num_directions, B, view.hidden_size)
+        shapes = [(view.num_layers * view.num_directions, B, n) for n in view.state_sizes()]
         if hx is None:
-            return tuple(like.new_zeros(shape) for _ in parts)
+            return tuple(like.new_zeros(shape) for shape in shapes)
         states = hx if isinstance(hx, tuple) else (hx,)
         if len(states) != len(parts) or not all(isinstance(s, Tensor) for s in states):
             names = ", ".join(f"{p}0" for p in parts)
-            raise self._error(f"hx must be ({names}), each a tensor of shape {shape}")
+            raise self._error(f"hx must be ({names}) of shapes {', '.join(map(str, shapes))}")
         if self.unbatched:
             states = tuple(s.unsqueeze(1) if s.dim() == 2 else s for s in states)
-        for s in states:
+        for s, shape in zip(states, shapes, strict=True):
             if tuple(s.shape) != shape:
                 raise self._error(
                     f"hx must have shape (num_layers·num_directions, B, N) = {shape}, "
@@ -203,7 +202,7 @@ class _Pass:
                 "record records one call"
             )
         view, spec = self.view, self.spec
-        L, D, N = view.num_layers, view.num_directions, view.hidden_size
+        L, D = view.num_layers, view.num_directions
         p = float(getattr(self.module, "dropout", 0.0) or 0.0)
         drop = p > 0 and self.module.training and L > 1
         if isinstance(input, PackedSequence):
@@ -296,7 +295,7 @@ def _record_pass(
 ) -> Recording:
     """The Recording of one captured pass: traces, then (with grads) the adjoint scans."""
     view, spec = tap.view, tap.spec
-    L, D, N = view.num_layers, view.num_directions, view.hidden_size
+    L, D, N = view.num_layers, view.num_directions, view.output_size
     lengths = tap.lengths
     assert lengths is not None
     T, B = tap.layers[0][0].shape[:2]
@@ -331,7 +330,7 @@ def _record_pass(
                     direct[last] += grad_final[0][layer * D + d].to(dtype)  # ∂L/∂h_n at l_b
                     extra = []
                     for part in grad_final[1:]:  # ∂L/∂c_n at l_b
-                        term = direct.new_zeros(direct.shape)
+                        term = direct.new_zeros(direct.shape[:2] + part.shape[-1:])
                         term[last] = part[layer * D + d].to(dtype)
                         extra.append(term)
                     trace = _adjoint_trace(view, lr, dtype)

@@ -243,3 +243,43 @@ def test_bad_h0_and_module_names():
         gradlab.record(model, (tokens,), loss_fn, module="head")
     with pytest.raises(ValueError, match="no nn.RNN"):
         gradlab.record(nn.Linear(2, 2), torch.zeros(1, 2), lambda y: y.sum())
+
+
+def _projected_step(p, x, h, c):
+    """torch's projected LSTM step written out: (h', c'), h' = W_hr (o ⊙ tanh c')."""
+    i, f, g, o = (x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]).chunk(4, -1)
+    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return (o.sigmoid() * c.tanh()) @ p["weight_hr"].T, c
+
+
+def test_projected_lstm_jacobians_and_contributions():
+    """A projected gradlab LSTM alone (the record(model, x, loss_fn, h0) API): step Jacobians
+    of s = (h, c), size P + N, equal autograd's of the written-out step; Σ_k = autograd."""
+    torch.manual_seed(0)
+    P, T, B = 3, 5, 2
+    model = gradlab.LSTM(4, N, proj_size=P, dtype=torch.float64)
+    x = torch.randn(T, B, 4, dtype=torch.float64)
+    rec = gradlab.record(model, x, lambda out: out.sin().sum())
+    model.zero_grad()
+    model(x)[0].sin().sum().backward()
+    _check_sums(rec, {n: p.grad for n, p in model.named_parameters()}, torch.float64)
+    assert rec.state_size == P + N and rec.hidden.shape == (T + 1, B, P)
+    assert rec.cell.shape == (T + 1, B, N)
+    params = {n[:-3]: p.detach() for n, p in model.named_parameters()}
+    for t in range(1, T + 1):
+        for b in range(B):
+
+            def step(s, t=t, b=b):
+                h, c = _projected_step(params, x[t - 1, b], s[:P], s[P:])
+                return torch.cat((h, c))
+
+            s = torch.cat((rec.hidden[t - 1, b], rec.cell[t - 1, b]))
+            want = torch.autograd.functional.jacobian(step, s)
+            torch.testing.assert_close(rec.step_jacobian(t)[b], want, rtol=1e-10, atol=1e-12)
+    fro = torch.stack([torch.linalg.matrix_norm(rec.step_jacobian(t)) for t in range(1, T + 1)])
+    torch.testing.assert_close(rec.step_jacobian_norms("fro"), fro)
+    product = rec.step_jacobian(3) @ rec.step_jacobian(2)
+    torch.testing.assert_close(rec.jacobian(3, 1), product)
+    torch.testing.assert_close(rec.jacobian_norms(3)[1], torch.linalg.matrix_norm(product, ord=2))
+    norms = rec.contribution_norms("weight_hr")
+    torch.testing.assert_close(norms, rec.contributions("weight_hr").flatten(1).norm(dim=1))

@@ -21,16 +21,19 @@ __all__ = ["GRU", "LSTM", "RNN", "LayerWeights", "RecurrentModel", "from_torch"]
 
 
 class LayerWeights(NamedTuple):
-    """The four parameters of one layer and direction (biases are None when bias=False).
+    """The parameters of one layer and direction (biases are None when bias=False), in the
+    order torch's kernels take them.
 
-    Shapes: weight_ih (G·N, I), weight_hh (G·N, N), bias_ih / bias_hh (G·N,), G gates (a cell
-    with another recurrence says so: IndRNN's weight_hh is the diagonal u, (N,)).
+    Shapes: weight_ih (G·N, I), weight_hh (G·N, P), bias_ih / bias_hh (G·N,), G gates, P = N
+    (a cell with another recurrence says so: IndRNN's weight_hh is the diagonal u, (N,)); an
+    LSTM with proj_size P > 0 also has weight_hr (P, N), h_t = W_hr (o_t ⊙ tanh c_t).
     """
 
     weight_ih: Tensor
     weight_hh: Tensor
     bias_ih: Tensor | None
     bias_hh: Tensor | None
+    weight_hr: Tensor | None = None
 
 
 class RecurrentModel(nn.Module):
@@ -59,9 +62,21 @@ class RecurrentModel(nn.Module):
         return 2 if self.bidirectional else 1
 
     @property
+    def output_size(self) -> int:
+        """Size of h_t (and of each direction's output): proj_size P for a projected LSTM, else
+        hidden_size N."""
+        return getattr(self, "proj_size", 0) or self.hidden_size
+
+    def state_sizes(self) -> tuple[int, ...]:
+        """Size of each part of the state (`spec.state_parts`): h is `output_size`, others N."""
+        parts = self.spec.state_parts
+        return (self.output_size,) + (self.hidden_size,) * (len(parts) - 1)
+
+    @property
     def state_size(self) -> int:
-        """Size S of the recurrent state s_t of one layer: N (RNN, GRU) or 2N (LSTM: h, c)."""
-        return len(self.spec.state_parts) * self.hidden_size
+        """Size S of the recurrent state s_t of one layer: N (RNN, GRU), 2N (LSTM: h, c), P + N
+        (LSTM with proj_size P)."""
+        return sum(self.state_sizes())
 
     def param_name(self, short: str, layer: int, reverse: bool) -> str:
         """Torch's name of a parameter, e.g. ("weight_hh", 1, True) -> "weight_hh_l1_reverse"."""
@@ -82,7 +97,11 @@ class RecurrentModel(nn.Module):
             return value
 
         return LayerWeights(
-            weight("weight_ih"), weight("weight_hh"), get("bias_ih"), get("bias_hh")
+            weight("weight_ih"),
+            weight("weight_hh"),
+            get("bias_ih"),
+            get("bias_hh"),
+            get("weight_hr"),
         )
 
     def flat_weights(self, layer: int) -> list[Tensor]:
@@ -147,7 +166,8 @@ class RecurrentModel(nn.Module):
             )
         if len(parts) == 1 and isinstance(h0, tuple):
             raise ValueError(f"h0 must be a tensor of shape {expected}, got a tuple")
-        for state in states:
+        for state, size in zip(states, self.state_sizes(), strict=True):
+            expected = expected[:2] + (size,)
             if tuple(state.shape) != expected:
                 raise ValueError(
                     f"h0 must have shape (num_layers·num_directions, B, N) = {expected}, "
@@ -230,7 +250,9 @@ class RNN(RecurrentModel, nn.RNN):
 
 
 class LSTM(RecurrentModel, nn.LSTM):
-    """LSTM with torch's equations and gate order (i, f, g, o); state s_t = (h_t, c_t)."""
+    """LSTM with torch's equations and gate order (i, f, g, o); state s_t = (h_t, c_t).
+
+    proj_size P > 0: h_t = W_hr (o_t ⊙ tanh c_t) has P units (torch's projected LSTM)."""
 
     cell = "lstm"
     gate_names = ("i", "f", "g", "o")
@@ -244,6 +266,7 @@ class LSTM(RecurrentModel, nn.LSTM):
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
+        proj_size: int = 0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -254,6 +277,7 @@ class LSTM(RecurrentModel, nn.LSTM):
             bias=bias,
             batch_first=batch_first,
             bidirectional=bidirectional,
+            proj_size=proj_size,
             device=device,
             dtype=dtype,
         )
@@ -314,15 +338,24 @@ class GRU(RecurrentModel, nn.GRU):
 
 
 def from_torch(module: nn.Module) -> RecurrentModel:
-    """The gradlab model with the same architecture and weights as a torch nn.RNN/LSTM/GRU.
+    """The gradlab model with the same architecture and weights as a torch nn.RNN/LSTM/GRU
+    (an LSTM's proj_size included).
 
-    Dropout between layers is not carried over (gradlab records deterministic passes).
+    A module with dropout between layers (dropout > 0, num_layers > 1) is refused: gradlab's
+    models have none, and dropping it silently would change a train-mode pass. Record such a
+    module where it is, with `gradlab.record(model, inputs, loss_fn, module=...)`, which uses
+    the masks torch draws in that pass.
     """
-    supported = "torch.nn.RNN, torch.nn.LSTM (proj_size=0) or torch.nn.GRU"
+    supported = "torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU"
     if not isinstance(module, nn.RNN | nn.LSTM | nn.GRU):
         raise TypeError(f"from_torch supports {supported}; got {type(module).__name__}")
-    if getattr(module, "proj_size", 0):
-        raise TypeError(f"from_torch supports {supported}; got an LSTM with proj_size > 0")
+    if module.dropout > 0 and module.num_layers > 1:
+        raise ValueError(
+            f"from_torch would drop this {type(module).__name__}'s dropout={module.dropout} "
+            "between layers (gradlab models have none); record it inside its model with "
+            "gradlab.record(model, inputs, loss_fn, module=...), which keeps the masks torch "
+            "draws, or set dropout=0"
+        )
     weight = module.weight_hh_l0
     common: dict[str, Any] = dict(
         num_layers=module.num_layers,
@@ -332,6 +365,8 @@ def from_torch(module: nn.Module) -> RecurrentModel:
         device=weight.device,
         dtype=weight.dtype,
     )
+    if getattr(module, "proj_size", 0):
+        common["proj_size"] = module.proj_size
     spec = cell_of(module)
     activation = getattr(module, "activation", None) or getattr(module, "nonlinearity", None)
     model = spec.build(
