@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
 
 from gradlab.cells.models import LayerWeights, RecurrentModel
 from gradlab.cells.registry import get_cell
@@ -690,10 +691,10 @@ def record(
 ) -> Any:
     """Record one pass of `model` over `x` and, with `loss_fn`, the exact BPTT adjoint.
 
-    A gradlab model (and no `module`): x (T, B, I), or (B, T, I) when the model is batch_first;
-    loss_fn maps exactly what `model(x, h0)[0]` returns to a scalar (many-to-one, many-to-many,
-    one-to-many and one-to-one problems all use it); h0: (L·D, B, N), for an LSTM a tuple
-    (h0, c0). Returns a Recording.
+    A gradlab model (and no `module`): x (T, B, I), or (B, T, I) when the model is batch_first
+    (also unbatched (T, I), or a PackedSequence); loss_fn maps exactly what `model(x, h0)[0]`
+    returns to a scalar (many-to-one, many-to-many, one-to-many and one-to-one problems all use
+    it); h0: (L·D, B, N), for an LSTM a tuple (h0, c0). Returns a Recording.
 
     Any other nn.Module, or `module` given: x is what the model takes (a tensor, a
     PackedSequence, a tuple of positional arguments), loss_fn maps what `model(x)` returns to
@@ -720,6 +721,12 @@ def record(
         from gradlab.record_module import record_module
 
         return record_module(model, x, loss_fn, module, adjoint_dtype=adjoint_dtype)
+    if isinstance(x, PackedSequence) or (isinstance(x, Tensor) and x.dim() == 2):
+        # a PackedSequence or one unbatched sequence: the model recorded as its own submodule
+        from gradlab.record_module import record_module
+
+        on_output = None if loss_fn is None else (lambda result: loss_fn(result[0]))
+        return record_module(model, (x, h0), on_output, model, adjoint_dtype=adjoint_dtype)
     return _record_model(model, x, loss_fn, h0, adjoint_dtype=adjoint_dtype)
 
 
@@ -744,6 +751,8 @@ def _record_model(
     T, B = xs.shape[0], xs.shape[1]
     if T < 1:
         raise ValueError("x must have at least one timestep")
+    if B < 1:
+        raise ValueError(f"x has batch size B = 0 (shape {tuple(x.shape)}); expected B >= 1")
     L, D, N = model.num_layers, model.num_directions, model.output_size
     spec = get_cell(model.cell)
     if h0 is None:

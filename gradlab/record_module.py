@@ -49,7 +49,9 @@ __all__ = ["RECURRENT_MODULES", "record_module", "recurrent_submodules"]
 RECURRENT_MODULES: tuple[type[nn.Module], ...] = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
 
 
-def recurrent_submodules(model: nn.Module, module: str | nn.Module | None = None) -> dict[str, nn.Module]:
+def recurrent_submodules(
+    model: nn.Module, module: str | nn.Module | None = None
+) -> dict[str, nn.Module]:
     """name → recurrent submodule to record: `module` by dotted name (as in `named_modules`,
     "" for `model` itself) or by identity, or every nn.RNN/LSTM/GRU/gradlab model inside (an
     outermost one only: a gradlab model's own submodules are not searched)."""
@@ -236,7 +238,9 @@ class _Pass:
                     view.flat_weights(layer), view.bias, 1, 0.0, False, view.bidirectional,
                 )  # fmt: skip
                 final = [f.index_select(1, unsorted_idx) for f in final]
-                sequence = PackedSequence(out_data, self.packed.batch_sizes, sorted_idx, unsorted_idx)
+                sequence = PackedSequence(
+                    out_data, self.packed.batch_sizes, sorted_idx, unsorted_idx
+                )
                 out_padded = pad_packed_sequence(sequence, total_length=T)[0]
             else:
                 out_data, *final = view.layer_forward(layer_data, spec.join_state(init), layer)
@@ -251,7 +255,9 @@ class _Pass:
                 noise = torch.empty_like(out_data).bernoulli_(1 - p).div_(1 - p)
                 out_data = out_data * noise
                 if self.packed is not None:
-                    sequence = PackedSequence(noise, self.packed.batch_sizes, sorted_idx, unsorted_idx)
+                    sequence = PackedSequence(
+                        noise, self.packed.batch_sizes, sorted_idx, unsorted_idx
+                    )
                     noise = pad_packed_sequence(sequence, total_length=T)[0]
                 layer_padded = (out_padded * noise).detach()
             else:
@@ -273,7 +279,9 @@ class _Pass:
 
     def grads_padded(self, grads: list[Tensor | None]) -> tuple[Tensor, list[Tensor]]:
         """∂L/∂output as (T, B, D·N) padded time-major and ∂L/∂h_n parts as (L·D, B, N)."""
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, self.tapped, strict=True)]
+        grads = [
+            torch.zeros_like(t) if g is None else g for g, t in zip(grads, self.tapped, strict=True)
+        ]
         grad_top, *grad_final = grads
         T = self.layers[0][0].shape[0]
         if self.packed is not None:
@@ -291,10 +299,13 @@ class _Pass:
 
 
 def _record_pass(
-    tap: _Pass, grads: list[Tensor | None] | None, loss: float | None, adjoint_dtype: torch.dtype | None
+    tap: _Pass,
+    grads: list[Tensor | None] | None,
+    loss: float | None,
+    adjoint_dtype: torch.dtype | None,
 ) -> Recording:
     """The Recording of one captured pass: traces, then (with grads) the adjoint scans."""
-    view, spec = tap.view, tap.spec
+    view = tap.view
     L, D, N = view.num_layers, view.num_directions, view.output_size
     lengths = tap.lengths
     assert lengths is not None
@@ -444,7 +455,7 @@ def record_module(
         where = _first_nonfinite(rec)
         if where is not None or (loss_value is not None and not math.isfinite(loss_value)):
             warnings.warn(
-                f"non-finite values in the record: {where or 'the loss'}; they are kept as they are",
+                f"non-finite values in the record: {where or 'the loss'}; kept as they are",
                 NonFiniteWarning,
                 stacklevel=3,
             )

@@ -80,7 +80,7 @@ def _check_sums(rec: Recording, grads: dict[str, torch.Tensor], dtype: torch.dty
         assert error <= TOLERANCE[dtype], f"{name}: relative error {error:.2e}"
 
 
-LENGTHS = list(range(3, 41, 3)) + [40]  # 3…40, B = 14, T = 40
+LENGTHS = [*range(3, 41, 3), 40]  # 3…40, B = 14, T = 40
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
@@ -150,7 +150,9 @@ def test_module_by_identity_default_and_several():
     default = gradlab.record(model, inputs, loss_fn)
     for rec in (by_module, default):
         assert isinstance(rec, Recording)
-        torch.testing.assert_close(rec.contributions("weight_hh"), by_name.contributions("weight_hh"))
+        torch.testing.assert_close(
+            rec.contributions("weight_hh"), by_name.contributions("weight_hh")
+        )
 
     class Stacked(nn.Module):  # two recurrent modules in a row: ∂L/∂(first's output) flows
         def __init__(self):  # through the second's autograd graph
@@ -241,13 +243,15 @@ def test_bad_h0_and_module_names():
         gradlab.record(model, (tokens,), loss_fn, module="lstm")
     with pytest.raises(TypeError, match=r"'head' is a Linear"):
         gradlab.record(model, (tokens,), loss_fn, module="head")
-    with pytest.raises(ValueError, match="no nn.RNN"):
+    with pytest.raises(ValueError, match=r"no nn\.RNN"):
         gradlab.record(nn.Linear(2, 2), torch.zeros(1, 2), lambda y: y.sum())
 
 
 def _projected_step(p, x, h, c):
     """torch's projected LSTM step written out: (h', c'), h' = W_hr (o ⊙ tanh c')."""
-    i, f, g, o = (x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]).chunk(4, -1)
+    i, f, g, o = (x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]).chunk(
+        4, -1
+    )
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     return (o.sigmoid() * c.tanh()) @ p["weight_hr"].T, c
 
@@ -283,3 +287,54 @@ def test_projected_lstm_jacobians_and_contributions():
     torch.testing.assert_close(rec.jacobian_norms(3)[1], torch.linalg.matrix_norm(product, ord=2))
     norms = rec.contribution_norms("weight_hr")
     torch.testing.assert_close(norms, rec.contributions("weight_hr").flatten(1).norm(dim=1))
+
+
+@pytest.mark.parametrize("kind", ["packed", "unbatched"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_gradlab_model_takes_packed_and_unbatched(cell, kind):
+    """gradlab models take what torch's take; record(model, x, loss_fn) still maps the output."""
+    torch.manual_seed(0)
+    model = {"rnn": gradlab.RNN, "lstm": gradlab.LSTM, "gru": gradlab.GRU}[cell](
+        3, 4, num_layers=2, bidirectional=True, dtype=torch.float64
+    )
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    if kind == "packed":
+        x = pack_padded_sequence(x, torch.tensor([2, 6, 4]), enforce_sorted=False)
+
+        def loss(out):
+            return pad_packed_sequence(out)[0].sin().sum()
+    else:
+        x = x[:, 0]
+
+        def loss(out):
+            return out.sin().sum()
+
+    reference = TORCH[cell](3, 4, num_layers=2, bidirectional=True, dtype=torch.float64)
+    reference.load_state_dict(model.state_dict())
+    leaves = torch.utils._pytree.tree_leaves  # a PackedSequence's and the state's tensors
+    for got, want in zip(leaves(model(x)), leaves(reference(x)), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    rec = gradlab.record(model, x, loss)
+    model.zero_grad()
+    loss(model(x)[0]).backward()
+    _check_sums(rec, {n: p.grad for n, p in model.named_parameters()}, torch.float64)
+
+
+def test_gradlab_model_errors():
+    model = gradlab.LSTM(3, 4)
+    with pytest.raises(ValueError, match=r"x has batch size B = 0"):
+        gradlab.record(model, torch.zeros(5, 0, 3), lambda out: out.sum())
+    with pytest.raises(ValueError, match=r"x \(a PackedSequence\).*input_size = 3"):
+        model(pack_padded_sequence(torch.zeros(5, 2, 2), torch.tensor([5, 3])))
+    looped = gradlab.RNN(3, 4, activation="sigmoid")
+    with pytest.raises(TypeError, match=r"PackedSequence needs a cell with a torch kernel"):
+        looped(pack_padded_sequence(torch.zeros(5, 2, 3), torch.tensor([5, 3])))
+    assert looped(torch.zeros(5, 3))[0].shape == (5, 4)  # unbatched through the plain loop
+
+
+def test_entry_points_are_exported():
+    import gradlab.record_module as submodule  # the package keeps the function (PEP 562)
+
+    assert callable(gradlab.record_module) and callable(submodule)
+    assert gradlab.record_module.__module__ == "gradlab.record_module"
+    assert gradlab.recurrent_submodules(Tagger("gru", torch.float64)).keys() == {"rnn"}

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import _VF, Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from gradlab.cells.activations import Activation, get_activation
 from gradlab.cells.registry import CellSpec, cell_of, get_cell
@@ -121,9 +122,21 @@ class RecurrentModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} must define layer_forward")
 
-    def _loop_forward(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _loop_forward(self, x: Any, h0: Tensor | None) -> tuple[Tensor, Tensor]:
         """Layer by layer with `layer_forward`, for a cell whose state is one tensor and that has
-        no fused kernel (or an activation without one): x, h0 and the result as `forward`'s."""
+        no fused kernel (or an activation without one): x, h0 and the result as `forward`'s
+        (unbatched (T, I) too; a PackedSequence needs a kernel)."""
+        if isinstance(x, PackedSequence):
+            name = getattr(self.activation, "name", None)
+            raise TypeError(
+                f"a PackedSequence needs a cell with a torch kernel; this {self.cell!r} "
+                f"{'(' + name + ') ' if name else ''}model runs a plain loop: pass a padded tensor"
+            )
+        if x.dim() == 2:  # unbatched: one sequence
+            output, h_n = self._loop_forward(
+                x.unsqueeze(1), None if h0 is None else h0.unsqueeze(1)
+            )
+            return output.squeeze(1), h_n.squeeze(1)
         if self.batch_first:
             x = x.transpose(0, 1)
         D = self.num_directions
@@ -138,15 +151,32 @@ class RecurrentModel(nn.Module):
         output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         return output, torch.cat(finals)
 
-    def check_input(self, x: Tensor, h0: Tensor | tuple[Tensor, Tensor] | None) -> None:
-        """Raise a ValueError that says what was expected if `x` or `h0` has the wrong shape."""
+    def check_input(self, x: Any, h0: Tensor | tuple[Tensor, Tensor] | None) -> None:
+        """Raise a ValueError that says what was expected if `x` or `h0` has the wrong shape.
+
+        x: (T, B, I) ((B, T, I) when batch_first), unbatched (T, I), or a PackedSequence (its
+        h0 is checked by torch)."""
+        if isinstance(x, PackedSequence):
+            if x.data.shape[-1] != self.input_size:
+                raise ValueError(
+                    f"x (a PackedSequence) must have I = input_size = {self.input_size} "
+                    f"features, got {x.data.shape[-1]}"
+                )
+            return
         if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+            raise TypeError(f"x must be a torch.Tensor or PackedSequence, got {type(x).__name__}")
         layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if x.dim() == 2:  # unbatched (T, I), as torch takes it
+            if x.shape[-1] != self.input_size:
+                raise ValueError(
+                    f"x must be {layout} or unbatched (T, I) with I = input_size = "
+                    f"{self.input_size}, got shape {tuple(x.shape)}"
+                )
+            return
         if x.dim() != 3:
             raise ValueError(
-                f"x must be 3-D {layout} with I = input_size = {self.input_size}, "
-                f"got shape {tuple(x.shape)}"
+                f"x must be 3-D {layout} (or unbatched 2-D (T, I)) with I = input_size = "
+                f"{self.input_size}, got shape {tuple(x.shape)}"
             )
         if x.shape[-1] != self.input_size:
             raise ValueError(
@@ -167,7 +197,7 @@ class RecurrentModel(nn.Module):
         if len(parts) == 1 and isinstance(h0, tuple):
             raise ValueError(f"h0 must be a tensor of shape {expected}, got a tuple")
         for state, size in zip(states, self.state_sizes(), strict=True):
-            expected = expected[:2] + (size,)
+            expected = (*expected[:2], size)
             if tuple(state.shape) != expected:
                 raise ValueError(
                     f"h0 must have shape (num_layers·num_directions, B, N) = {expected}, "
@@ -211,10 +241,10 @@ class RNN(RecurrentModel, nn.RNN):
         )
         self.activation = act
 
-    # gradlab models take padded tensors only (no PackedSequence overload as torch's)
     def forward(  # type: ignore[override]
-        self, x: Tensor, h0: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self, x: Tensor | PackedSequence, h0: Tensor | None = None
+    ) -> tuple[Any, Tensor]:
+        """x as torch's (a PackedSequence or unbatched (T, I) too, where torch has a kernel)."""
         self.check_input(x, h0)
         if self.activation.torch_kernel is not None:
             return super().forward(x, h0)
@@ -282,9 +312,9 @@ class LSTM(RecurrentModel, nn.LSTM):
             dtype=dtype,
         )
 
-    def forward(  # type: ignore[override]  # padded tensors only, as RNN.forward
-        self, x: Tensor, h0: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(  # type: ignore[override]  # x as torch's, checked first
+        self, x: Tensor | PackedSequence, h0: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Any, tuple[Tensor, Tensor]]:
         self.check_input(x, h0)
         return super().forward(x, h0)
 
@@ -324,9 +354,9 @@ class GRU(RecurrentModel, nn.GRU):
             dtype=dtype,
         )
 
-    def forward(  # type: ignore[override]  # padded tensors only, as RNN.forward
-        self, x: Tensor, h0: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(  # type: ignore[override]  # x as torch's, checked first
+        self, x: Tensor | PackedSequence, h0: Tensor | None = None
+    ) -> tuple[Any, Tensor]:
         self.check_input(x, h0)
         return super().forward(x, h0)
 

@@ -210,7 +210,9 @@ def test_from_torch_keeps_proj_size(bi):
     g = gradlab.from_torch(m)
     assert g.proj_size == 2 and g.output_size == 2 and g.state_size == 2 + N
     x = torch.randn(T, B, IN, dtype=torch.float64)
-    for got, want in zip(torch.utils._pytree.tree_leaves(g(x)), torch.utils._pytree.tree_leaves(m(x))):
+    for got, want in zip(
+        torch.utils._pytree.tree_leaves(g(x)), torch.utils._pytree.tree_leaves(m(x)), strict=True
+    ):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
