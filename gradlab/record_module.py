@@ -355,7 +355,12 @@ def _record_pass(
                     noise = tap.noise[layer - 1]
                     grad_layer = grad_input if noise is None else grad_input * noise.to(dtype)
     output = tap.output
-    output = output if isinstance(output, PackedSequence) else output.detach()
+    if isinstance(output, PackedSequence):
+        output = PackedSequence(
+            output.data.detach(), output.batch_sizes, output.sorted_indices, output.unsorted_indices
+        )
+    else:
+        output = output.detach()
     return Recording(view, layers, output, loss, lengths=lengths)
 
 

@@ -107,37 +107,44 @@ def test_packed_dropout_lstm_sums_to_autograd(dtype, proj):
         assert not lr.grad_cell[1:][~mask].any(), (layer, reverse)
 
 
+KINDS = (
+    "plain", "bi", "bf", "h0", "packed-bi", "packed-bf-h0", "drop", "packed-bi-drop",
+    "unbatched", "unbatched-h0",
+)  # fmt: skip
+
+
 def _cases():
     for cell in ("rnn", "gru", "lstm"):
-        for kind in ("plain", "bi", "bf", "h0", "packed-bi", "drop", "unbatched"):
+        for kind in KINDS:
             yield pytest.param(cell, kind, id=f"{cell}-{kind}")
 
 
 @pytest.mark.parametrize(("cell", "kind"), list(_cases()))
 def test_module_sums_to_autograd(cell, kind):
     dtype, T, B, L = torch.float64, 7, 4, 2
-    kw = dict(num_layers=L, bidirectional="bi" in kind, batch_first=kind == "bf")
-    if kind == "drop":
+    kw = dict(num_layers=L, bidirectional="bi" in kind, batch_first="bf" in kind)
+    if "drop" in kind:
         kw["dropout"] = 0.3
     torch.manual_seed(3)
     model = Tagger(cell, dtype, **kw).train()
     D = 2 if kw["bidirectional"] else 1
     tokens = _tokens(T, B, kw["batch_first"])
     lengths, h0 = None, None
-    if kind == "unbatched":
-        tokens = tokens[:, 0]  # (T,): the embedding gives (T, E)
-    if kind.startswith("packed"):
+    batch = (L * D, B, N)
+    if "unbatched" in kind:
+        tokens, batch = tokens[:, 0], (L * D, N)  # (T,): the embedding gives (T, E)
+    if "packed" in kind:
         lengths = torch.tensor([7, 2, 5, 3])
-    if kind == "h0":
-        h = 0.5 * torch.randn(L * D, B, N, dtype=dtype)
-        h0 = (h, 0.3 * torch.randn(L * D, B, N, dtype=dtype)) if cell == "lstm" else h
+    if "h0" in kind:
+        h = 0.5 * torch.randn(batch, dtype=dtype)
+        h0 = (h, 0.3 * torch.randn(batch, dtype=dtype)) if cell == "lstm" else h
     inputs = (tokens, lengths, h0)
     grads = _autograd(model, inputs, seed=5)
     torch.manual_seed(5)
     rec = gradlab.record(model, inputs, loss_fn, module="rnn")
     _check_sums(rec, grads, dtype)
     assert sorted(rec.layers) == [(layer, d) for layer in range(L) for d in (False, True)[:D]]
-    assert rec.T == T and rec.hidden.shape[1] == (1 if kind == "unbatched" else B)
+    assert rec.T == T and rec.hidden.shape[1] == (1 if "unbatched" in kind else B)
 
 
 def test_module_by_identity_default_and_several():
@@ -338,3 +345,21 @@ def test_entry_points_are_exported():
     assert callable(gradlab.record_module) and callable(submodule)
     assert gradlab.record_module.__module__ == "gradlab.record_module"
     assert gradlab.recurrent_submodules(Tagger("gru", torch.float64)).keys() == {"rnn"}
+
+
+@pytest.mark.parametrize("adjoint_dtype", [None, torch.float64], ids=["adj-model", "adj-f64"])
+def test_projected_bidirectional_packed_with_h0(adjoint_dtype):
+    """proj_size with both directions, variable lengths, a given (h0, c0) of sizes P and N."""
+    torch.manual_seed(4)
+    P, L, D, B, T = 2, 2, 2, 3, 6
+    model = Tagger("lstm", torch.float64, num_layers=L, bidirectional=True, proj_size=P)
+    h0 = (
+        torch.randn(L * D, B, P, dtype=torch.float64),
+        torch.randn(L * D, B, N, dtype=torch.float64),
+    )
+    inputs = (_tokens(T, B, False), torch.tensor([6, 1, 4]), h0)
+    grads = _autograd(model, inputs, seed=0)
+    rec = gradlab.record(model, inputs, loss_fn, module="rnn", adjoint_dtype=adjoint_dtype)
+    _check_sums(rec, grads, torch.float64)
+    assert rec.layer(1, reverse=True).hidden.shape == (T + 1, B, P)
+    assert not rec.layer(1, reverse=True).grad_hidden[1:][~rec.step_mask].any()
