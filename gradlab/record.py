@@ -63,11 +63,20 @@ class LayerRecording:
     read-only from outside.
     """
 
-    def __init__(self, model: RecurrentModel, layer: int, reverse: bool, trace: Trace) -> None:
+    def __init__(
+        self,
+        model: RecurrentModel,
+        layer: int,
+        reverse: bool,
+        trace: Trace,
+        lengths: Tensor | None = None,
+    ) -> None:
+        """`lengths`: each sequence's number of real steps, (B,) (None: all T)."""
         self._model = model
         self._layer = layer
         self._reverse = reverse
         self._trace = trace
+        self._lengths = lengths
         self._grad_hidden: Tensor | None = None  # (T+1, B, N)
         self._grad_cell: Tensor | None = None  # (T+1, B, N), LSTM only
         self._delta_hh: Tensor | None = None  # (T, B, G·N)
@@ -141,6 +150,20 @@ class LayerRecording:
     def state_size(self) -> int:
         """S: N, or 2N for an LSTM (state (h, c))."""
         return self.trace.state_size
+
+    @property
+    def lengths(self) -> Tensor:
+        """Each sequence's number of real steps, (B,) (all T unless the input was packed)."""
+        if self._lengths is None:
+            return torch.full((self.trace.B,), self.T, dtype=torch.long)
+        return self._lengths
+
+    @property
+    def step_mask(self) -> Tensor:
+        """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length), in
+        processing order for either direction; steps past a length contribute exactly 0."""
+        steps = torch.arange(1, self.T + 1).unsqueeze(1)
+        return steps <= self.lengths.cpu().unsqueeze(0)
 
     # ----- backward quantities ------------------------------------------------------------
     def _need_loss(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -448,13 +471,11 @@ class Recording:
         layers: Mapping[tuple[int, bool], LayerRecording],
         output: Any,
         loss: float | None,
-        lengths: Tensor | None = None,
     ) -> None:
         self._model = model
         self._layers = MappingProxyType(dict(layers))
         self._output = output
         self._loss = loss
-        self._lengths = lengths
 
     @property
     def model(self) -> RecurrentModel:
@@ -475,16 +496,12 @@ class Recording:
     @property
     def lengths(self) -> Tensor:
         """Each sequence's number of real steps, (B,) (all T unless the input was packed)."""
-        if self._lengths is None:
-            return torch.full((self.hidden.shape[1],), self.T, dtype=torch.long)
-        return self._lengths
+        return self._first.lengths
 
     @property
     def step_mask(self) -> Tensor:
-        """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length), in
-        processing order for either direction; steps past a length contribute exactly 0."""
-        steps = torch.arange(1, self.T + 1).unsqueeze(1)
-        return steps <= self.lengths.cpu().unsqueeze(0)
+        """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length)."""
+        return self._first.step_mask
 
     @property
     def loss(self) -> float | None:

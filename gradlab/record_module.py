@@ -327,7 +327,7 @@ def _record_pass(
                 hidden = torch.cat((initial[0][d].unsqueeze(0), hidden))
                 rest = tuple(part[d] for part in initial[1:])
                 trace = _make_trace(view, layer, reverse, x.contiguous(), hidden, rest)
-                layers[(layer, reverse)] = LayerRecording(view, layer, reverse, trace)
+                layers[(layer, reverse)] = LayerRecording(view, layer, reverse, trace, lengths)
         if grads is not None:
             dtype = _check_adjoint_dtype(adjoint_dtype, view.weight_hh_l0.dtype)
             grad_layer, grad_final = tap.grads_padded(grads)
@@ -361,7 +361,7 @@ def _record_pass(
         )
     else:
         output = output.detach()
-    return Recording(view, layers, output, loss, lengths=lengths)
+    return Recording(view, layers, output, loss)
 
 
 def _call(model: nn.Module, inputs: Any) -> Any:

@@ -363,3 +363,15 @@ def test_projected_bidirectional_packed_with_h0(adjoint_dtype):
     _check_sums(rec, grads, torch.float64)
     assert rec.layer(1, reverse=True).hidden.shape == (T + 1, B, P)
     assert not rec.layer(1, reverse=True).grad_hidden[1:][~rec.step_mask].any()
+
+
+def test_readme_example_runs(capsys):
+    """README's "Your own model" snippet runs as it stands."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Your own model\n", 1)[1].split("\n#", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_snippet"})
+    assert "tensor([40,  3, 17, 25])" in capsys.readouterr().out
