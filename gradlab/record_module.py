@@ -127,6 +127,11 @@ def _packed_kernel(view: RecurrentModel) -> Callable[..., Any]:
     return kernel
 
 
+def _permute(state: Tensor, index: Tensor | None) -> Tensor:
+    """A state (L·D, B, N) with its batch rows taken in `index` order (None: as it is)."""
+    return state if index is None else state.index_select(1, index)
+
+
 def _reorder(x: Tensor, index: Tensor) -> Tensor:
     """x (T, B, ...) read at time index[s, b] for step s of sequence b."""
     shape = index.shape + (1,) * (x.dim() - 2)
@@ -144,7 +149,7 @@ class _Pass:
         # output (T, B, D·N)), all padded, time-major, original batch order, detached
         self.layers: list[tuple[Tensor, tuple[Tensor, ...], Tensor]] = []
         self.noise: list[Tensor | None] = []  # dropout factor applied to layer l's output
-        self.lengths: Tensor | None = None  # (B,)
+        self.lengths = torch.empty(0, dtype=torch.long)  # (B,), set by forward
         self.output: Any = None
         self.tapped: list[Tensor] = []  # output, then h_n parts: what the model received
         self.unbatched = False
@@ -232,12 +237,12 @@ class _Pass:
         for layer in range(L):
             init = tuple(part[layer * D : (layer + 1) * D] for part in initial)
             if self.packed is not None:
-                kernel_init = tuple(part.index_select(1, sorted_idx) for part in init)
+                kernel_init = tuple(_permute(part, sorted_idx) for part in init)
                 out_data, *final = kernel(
                     layer_data, self.packed.batch_sizes, spec.join_state(kernel_init),
                     view.flat_weights(layer), view.bias, 1, 0.0, False, view.bidirectional,
                 )  # fmt: skip
-                final = [f.index_select(1, unsorted_idx) for f in final]
+                final = [_permute(f, unsorted_idx) for f in final]
                 sequence = PackedSequence(
                     out_data, self.packed.batch_sizes, sorted_idx, unsorted_idx
                 )
@@ -252,7 +257,11 @@ class _Pass:
             )
             noise = None
             if drop and layer < L - 1:  # as torch's CPU kernel: bernoulli_(1-p)/(1-p), in order
-                noise = torch.empty_like(out_data).bernoulli_(1 - p).div_(1 - p)
+                noise = (
+                    torch.empty_like(out_data).bernoulli_(1 - p).div_(1 - p)
+                    if p < 1
+                    else torch.zeros_like(out_data)  # torch's p = 1: everything dropped
+                )
                 out_data = out_data * noise
                 if self.packed is not None:
                     sequence = PackedSequence(
@@ -307,9 +316,8 @@ def _record_pass(
     """The Recording of one captured pass: traces, then (with grads) the adjoint scans."""
     view = tap.view
     L, D, N = view.num_layers, view.num_directions, view.output_size
-    lengths = tap.lengths
-    assert lengths is not None
     T, B = tap.layers[0][0].shape[:2]
+    lengths = tap.lengths
     device = tap.layers[0][0].device
     steps = torch.arange(T, device=device).unsqueeze(1)  # (T, 1)
     ends = lengths.to(device).unsqueeze(0)  # (1, B)
@@ -377,17 +385,16 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 
 def _check_inputs(inputs: Any) -> None:
     """A ValueError naming `inputs` for an empty tensor (B = 0 or T = 0)."""
-    tensors = (
-        [inputs.data]
-        if isinstance(inputs, PackedSequence)
-        else [inputs]
-        if isinstance(inputs, Tensor)
-        else list(inputs.values())
-        if isinstance(inputs, Mapping)
-        else list(inputs)
-        if isinstance(inputs, tuple)
-        else []
-    )
+    if isinstance(inputs, PackedSequence):
+        tensors: list[Any] = [inputs.data]
+    elif isinstance(inputs, Tensor):
+        tensors = [inputs]
+    elif isinstance(inputs, Mapping):
+        tensors = list(inputs.values())
+    elif isinstance(inputs, tuple):
+        tensors = list(inputs)
+    else:
+        tensors = []
     for i, t in enumerate(tensors):
         if isinstance(t, Tensor) and t.dim() > 0 and t.numel() == 0:
             where = "inputs" if len(tensors) == 1 else f"inputs[{i}]"

@@ -108,7 +108,7 @@ def test_packed_dropout_lstm_sums_to_autograd(dtype, proj):
 
 
 KINDS = (
-    "plain", "bi", "bf", "h0", "packed-bi", "packed-bf-h0", "drop", "packed-bi-drop",
+    "plain", "bi", "bf", "h0", "packed-bi", "packed-bf-h0", "drop", "bf-drop", "packed-bi-drop",
     "unbatched", "unbatched-h0",
 )  # fmt: skip
 
@@ -375,3 +375,23 @@ def test_readme_example_runs(capsys):
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme_snippet"})
     assert "tensor([40,  3, 17, 25])" in capsys.readouterr().out
+
+
+def test_packed_sorted_and_dropout_of_one():
+    """enforce_sorted=True (no permutation indices) and dropout p = 1 (torch zeroes the input)."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, num_layers=2, dropout=1.0, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([6, 4, 1]))  # sorted: no indices
+    assert packed.sorted_indices is None
+
+    def loss(result):
+        out, (_, c) = result
+        return out.data.sin().sum() + c.square().sum()
+
+    lstm.zero_grad()
+    loss(lstm(packed)).backward()
+    grads = {n: p.grad.clone() for n, p in lstm.named_parameters()}
+    rec = gradlab.record(nn.Sequential(lstm), packed, loss)
+    _check_sums(rec, grads, torch.float64)
+    assert not rec.layer(1).inputs.any()  # everything between the layers was dropped
