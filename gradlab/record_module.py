@@ -141,9 +141,13 @@ def _reorder(x: Tensor, index: Tensor) -> Tensor:
 class _Pass:
     """What the replaced forward of one recurrent submodule captured in the model's pass."""
 
-    def __init__(self, name: str, module: nn.Module) -> None:
+    def __init__(self, name: str, module: nn.Module, keep_graph: bool) -> None:
+        """`keep_graph`: run the layers with autograd, so a gradient can flow through this
+        submodule to another recorded one below it; otherwise they run without a graph and the
+        model receives leaves (only ∂L/∂(what it receives) is needed)."""
         self.name, self.module, self.view = name, module, _view(module)
         self.spec = get_cell(self.view.cell)
+        self.keep_graph = keep_graph
         self.calls = 0
         # filled by forward: per layer (input (T, B, I), initial parts ((D, B, N) each),
         # output (T, B, D·N)), all padded, time-major, original batch order, detached
@@ -208,6 +212,29 @@ class _Pass:
                 f"recurrent submodule {self.name!r} was called more than once in one forward; "
                 "record records one call"
             )
+        if self.keep_graph:
+            top, h_n = self._layers_forward(input, hx)
+        else:
+            with torch.no_grad():
+                top, h_n = self._layers_forward(input, hx)
+            top = top.detach().requires_grad_(True)
+            h_n = [h.detach().requires_grad_(True) for h in h_n]
+        self.tapped = [top, *h_n]
+        # the model gets copies: what it does to them in place leaves the tapped tensors as
+        # they were, and the gradients are taken with respect to those
+        top, h_n = top.clone(), [h.clone() for h in h_n]
+        if self.packed is not None:
+            pk = self.packed
+            self.output = PackedSequence(
+                top, pk.batch_sizes, pk.sorted_indices, pk.unsorted_indices
+            )
+        else:
+            self.output = top
+        return self.output, self.spec.join_state(h_n)
+
+    def _layers_forward(self, input: Any, hx: Any) -> tuple[Tensor, list[Tensor]]:
+        """The layers' pass: the top layer's output as the module returns it (a packed
+        sequence's data), and h_n's parts as it returns them; fills the captured record."""
         view, spec = self.view, self.spec
         L, D = view.num_layers, view.num_directions
         p = float(getattr(self.module, "dropout", 0.0) or 0.0)
@@ -275,16 +302,10 @@ class _Pass:
             layer_data = out_data
         h_n = [torch.cat(parts) for parts in finals]  # (L·D, B, N) each
         if self.packed is not None:
-            top = layer_data
-            output: Any = PackedSequence(top, self.packed.batch_sizes, sorted_idx, unsorted_idx)
-        elif self.unbatched:
-            top = output = layer_data.squeeze(1)
-            h_n = [h.squeeze(1) for h in h_n]
-        else:
-            top = output = layer_data.transpose(0, 1) if view.batch_first else layer_data
-        self.tapped = [top, *h_n]
-        self.output = output
-        return output, spec.join_state(h_n)
+            return layer_data, h_n
+        if self.unbatched:
+            return layer_data.squeeze(1), [h.squeeze(1) for h in h_n]
+        return (layer_data.transpose(0, 1) if view.batch_first else layer_data), h_n
 
     def grads_padded(self, grads: list[Tensor | None]) -> tuple[Tensor, list[Tensor]]:
         """∂L/∂output as (T, B, D·N) padded time-major and ∂L/∂h_n parts as (L·D, B, N)."""
@@ -426,7 +447,9 @@ def record_module(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     _check_inputs(inputs)
-    taps = [_Pass(name, sub) for name, sub in recurrent_submodules(model, module).items()]
+    found = recurrent_submodules(model, module)
+    # several: a gradient may flow from one through another, so their layers keep a graph
+    taps = [_Pass(name, sub, keep_graph=len(found) > 1) for name, sub in found.items()]
     for tap in taps:
         tap.module.forward = tap.forward  # type: ignore[method-assign]
     try:

@@ -395,3 +395,31 @@ def test_packed_sorted_and_dropout_of_one():
     rec = gradlab.record(nn.Sequential(lstm), packed, loss)
     _check_sums(rec, grads, torch.float64)
     assert not rec.layer(1).inputs.any()  # everything between the layers was dropped
+
+
+@pytest.mark.parametrize("several", [False, True], ids=["one", "two-recorded"])
+def test_in_place_ops_on_the_output(several):
+    """A head that works in place on what the recurrent module returned (relu_, mul_) is
+    recorded as autograd sees it."""
+
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4, dtype=torch.float64)
+            self.other = nn.RNN(3, 2, dtype=torch.float64)
+
+        def forward(self, x):
+            out, h = self.rnn(x)
+            out.relu_()
+            h.mul_(2.0)
+            extra = self.other(x)[0].sum() if several else 0.0
+            return out.square().sum() + h.sin().sum() + extra
+
+    torch.manual_seed(0)
+    model = InPlace()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    model.zero_grad()
+    model(x).backward()
+    rec = gradlab.record(model, x, lambda loss: loss, module=None if several else "rnn")
+    rec = rec["rnn"] if several else rec
+    _check_sums(rec, {n: p.grad for n, p in model.rnn.named_parameters()}, torch.float64)
