@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cell_cases import CELL_ACTS  # every registered cell x built-in activation
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -182,15 +183,20 @@ def test_module_by_identity_default_and_several():
         _check_sums(rec, grads, torch.float64)
 
 
-def test_gradlab_model_inside_a_module():
-    """A gradlab model (sigmoid RNN: no torch kernel) inside a user's model."""
-    torch.manual_seed(0)
-    inner = gradlab.RNN(3, 4, activation="sigmoid", num_layers=2, dtype=torch.float64)
+@pytest.mark.parametrize(
+    ("cell", "act"), CELL_ACTS, ids=[f"{c}-{a}" if a else c for c, a in CELL_ACTS]
+)
+def test_gradlab_model_inside_a_module(helpers, cell, act):
+    """Every registered cell's gradlab model (also those without a torch kernel) inside a
+    user's model, bidirectional, batch_first, its final state read by the loss."""
+    inner = helpers.build("gradlab", cell, act, num_layers=2, bidirectional=True,
+                          batch_first=True, seed=3)  # fmt: skip
     model = nn.Sequential(inner)
-    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    x = helpers.make_input(5, 2, 3, batch_first=True)
 
     def loss(result):
-        return result[0].sin().sum() + result[1].square().sum()
+        parts = result[1] if isinstance(result[1], tuple) else (result[1],)
+        return result[0].sin().sum() + sum(p.square().sum() for p in parts)
 
     rec = gradlab.record(model, x, loss)
     model.zero_grad()
