@@ -6,11 +6,13 @@ per layer one call of torch's fused kernel for a single layer (the packed overlo
 PackedSequence), with the module's own parameters (no copy), and dropout between layers
 drawn exactly as torch's CPU kernel draws it (`bernoulli_(1 - p) / (1 - p)` on the layer's
 output, in the same order), so a train-mode pass under the same seed is the pass torch makes,
-and the masks drawn are kept. That forward captures each layer's input, initial state and
-output; autograd through the rest of the model (the real head, the real loss) gives ∂L/∂output
-and ∂L/∂(h_n, c_n) of the submodule, and gradlab's adjoint scan runs from there as the direct
-term. So Σ_k of the contributions is autograd's gradient of the whole model's loss for the
-submodule's parameters, and `param.grad` is left untouched.
+and the masks drawn are kept (on a GPU cuDNN draws its masks otherwise: the recording is
+still exact for the pass it made, which is then not the one a plain call makes under that
+seed). That forward captures each layer's input, initial state and output; autograd through
+the rest of the model (the real head, the real loss) gives ∂L/∂output and ∂L/∂(h_n, c_n) of
+the submodule, and gradlab's adjoint scan runs from there as the direct term. So Σ_k of the
+contributions is autograd's gradient of the whole model's loss for the submodule's
+parameters, and `param.grad` is left untouched.
 
 Variable lengths (PackedSequence): sequence b's steps past its length l_b are not part of the
 pass. Every layer's record is padded to T = max l_b with zeros past l_b (inputs and states, as
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import _VF, Tensor, nn
+from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from gradlab.cells.models import RecurrentModel
@@ -111,20 +113,6 @@ def _view(module: nn.Module) -> RecurrentModel:
     for name in module._flat_weights_names:  # type: ignore[union-attr]
         setattr(view, name, getattr(module, name))
     return view
-
-
-def _packed_kernel(view: RecurrentModel) -> Callable[..., Any]:
-    """torch's fused kernel (packed overload) of the view's cell."""
-    kernels = {"lstm": _VF.lstm, "gru": _VF.gru}
-    kernel = kernels.get(view.cell)
-    if kernel is None and view.cell == "rnn" and view.activation is not None:
-        kernel = {"tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}.get(view.activation.torch_kernel)
-    if kernel is None:
-        raise TypeError(
-            f"a PackedSequence needs a cell with a torch kernel (RNN tanh/relu, LSTM, GRU); "
-            f"got {view.cell!r} {getattr(view.activation, 'name', '')}".rstrip()
-        )
-    return kernel
 
 
 def _permute(state: Tensor, index: Tensor | None) -> Tensor:
@@ -247,7 +235,6 @@ class _Pass:
                     f"input must have I = input_size = {view.input_size} features, got "
                     f"{padded.shape[-1]}"
                 )
-            kernel = _packed_kernel(view)
             sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
             layer_data: Tensor = input.data
         else:
@@ -265,10 +252,9 @@ class _Pass:
             init = tuple(part[layer * D : (layer + 1) * D] for part in initial)
             if self.packed is not None:
                 kernel_init = tuple(_permute(part, sorted_idx) for part in init)
-                out_data, *final = kernel(
-                    layer_data, self.packed.batch_sizes, spec.join_state(kernel_init),
-                    view.flat_weights(layer), view.bias, 1, 0.0, False, view.bidirectional,
-                )  # fmt: skip
+                out_data, *final = view.packed_layer_forward(
+                    layer_data, self.packed.batch_sizes, spec.join_state(kernel_init), layer
+                )
                 final = [_permute(f, unsorted_idx) for f in final]
                 sequence = PackedSequence(
                     out_data, self.packed.batch_sizes, sorted_idx, unsorted_idx

@@ -122,16 +122,28 @@ class RecurrentModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} must define layer_forward")
 
+    def packed_layer_forward(
+        self, data: Tensor, batch_sizes: Tensor, h0: Tensor | tuple[Tensor, ...], layer: int = 0
+    ) -> tuple[Tensor, ...]:
+        """Run one layer, both directions, on a PackedSequence's `data` (sum of lengths, I) and
+        `batch_sizes`, h0 (D, B, N) in the packed (sorted) batch order. Returns (output data
+        (sum of lengths, D·N), h_n (D, B, N)) and, for an LSTM, c_n. Only cells with a torch
+        kernel have it."""
+        raise self._no_packed_kernel()
+
+    def _no_packed_kernel(self) -> TypeError:
+        name = getattr(self.activation, "name", None)
+        return TypeError(
+            f"a PackedSequence needs a cell with a torch kernel; this {self.cell!r} "
+            f"{'(' + name + ') ' if name else ''}model runs a plain loop: pass a padded tensor"
+        )
+
     def _loop_forward(self, x: Any, h0: Tensor | None) -> tuple[Tensor, Tensor]:
         """Layer by layer with `layer_forward`, for a cell whose state is one tensor and that has
         no fused kernel (or an activation without one): x, h0 and the result as `forward`'s
         (unbatched (T, I) too; a PackedSequence needs a kernel)."""
         if isinstance(x, PackedSequence):
-            name = getattr(self.activation, "name", None)
-            raise TypeError(
-                f"a PackedSequence needs a cell with a torch kernel; this {self.cell!r} "
-                f"{'(' + name + ') ' if name else ''}model runs a plain loop: pass a padded tensor"
-            )
+            raise self._no_packed_kernel()
         if x.dim() == 2:  # unbatched: one sequence
             output, h_n = self._loop_forward(
                 x.unsqueeze(1), None if h0 is None else h0.unsqueeze(1)
@@ -275,6 +287,16 @@ class RNN(RecurrentModel, nn.RNN):
             finals.append(h)
         return torch.cat(outputs, dim=-1), torch.stack(finals)
 
+    def packed_layer_forward(  # type: ignore[override]  # this cell's state: a tensor
+        self, data: Tensor, batch_sizes: Tensor, h0: Tensor, layer: int = 0
+    ) -> tuple[Tensor, Tensor]:
+        kernel = self.activation.torch_kernel
+        if kernel is None:
+            raise self._no_packed_kernel()
+        fused = _VF.rnn_tanh if kernel == "tanh" else _VF.rnn_relu
+        args = (self.bias, 1, 0.0, False, self.bidirectional)
+        return fused(data, batch_sizes, h0, self.flat_weights(layer), *args)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + f", activation={self.activation.name!r}"
 
@@ -324,6 +346,12 @@ class LSTM(RecurrentModel, nn.LSTM):
         args = (self.bias, 1, 0.0, False, self.bidirectional, False)
         return _VF.lstm(inputs, h0, self.flat_weights(layer), *args)
 
+    def packed_layer_forward(  # type: ignore[override]  # this cell's state: (h, c)
+        self, data: Tensor, batch_sizes: Tensor, h0: tuple[Tensor, Tensor], layer: int = 0
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        args = (self.bias, 1, 0.0, False, self.bidirectional)
+        return _VF.lstm(data, batch_sizes, h0, self.flat_weights(layer), *args)
+
 
 class GRU(RecurrentModel, nn.GRU):
     """GRU with torch's equations and gate order (r, z, n): h' = (1 - z) n + z h."""
@@ -365,6 +393,12 @@ class GRU(RecurrentModel, nn.GRU):
     ) -> tuple[Tensor, Tensor]:
         args = (self.bias, 1, 0.0, False, self.bidirectional, False)
         return _VF.gru(inputs, h0, self.flat_weights(layer), *args)
+
+    def packed_layer_forward(  # type: ignore[override]  # this cell's state: a tensor
+        self, data: Tensor, batch_sizes: Tensor, h0: Tensor, layer: int = 0
+    ) -> tuple[Tensor, Tensor]:
+        args = (self.bias, 1, 0.0, False, self.bidirectional)
+        return _VF.gru(data, batch_sizes, h0, self.flat_weights(layer), *args)
 
 
 def from_torch(module: nn.Module) -> RecurrentModel:
