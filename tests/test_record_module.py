@@ -429,3 +429,34 @@ def test_in_place_ops_on_the_output(several):
     rec = gradlab.record(model, x, lambda loss: loss, module=None if several else "rnn")
     rec = rec["rnn"] if several else rec
     _check_sums(rec, {n: p.grad for n, p in model.rnn.named_parameters()}, torch.float64)
+
+
+def test_contribution_probe_has_weight_hr_of_a_projected_lstm():
+    from gradlab.probes import ContributionProbe, ProbeContext, run_probes
+
+    torch.manual_seed(0)
+    model = Tagger("lstm", torch.float64, proj_size=2)
+    rec = gradlab.record(model, (_tokens(5, 3, False),), loss_fn)
+    ((_, rows),) = run_probes(rec, ProbeContext(), [ContributionProbe()])
+    values = [v for n, v in zip(rows["name"], rows["value"], strict=True) if n == "weight_hr"]
+    torch.testing.assert_close(
+        torch.tensor(values, dtype=torch.float64), rec.contribution_norms("weight_hr")
+    )
+
+
+def test_projected_lstm_alone_two_layers_bidirectional_with_h0():
+    """The gradlab-model API with proj_size: (h0, c0) of sizes P and N, every layer/direction."""
+    torch.manual_seed(1)
+    P, L, D, B = 2, 2, 2, 3
+    model = gradlab.LSTM(3, N, num_layers=L, bidirectional=True, proj_size=P, dtype=torch.float64)
+    x = torch.randn(6, B, 3, dtype=torch.float64)
+    h0 = (
+        torch.randn(L * D, B, P, dtype=torch.float64),
+        torch.randn(L * D, B, N, dtype=torch.float64),
+    )
+    rec = gradlab.record(model, x, lambda out: out.sin().sum(), h0)
+    model.zero_grad()
+    model(x, h0)[0].sin().sum().backward()
+    _check_sums(rec, {n: p.grad for n, p in model.named_parameters()}, torch.float64)
+    with pytest.raises(ValueError, match=r"h0 must have shape .*\(4, 3, 2\)"):
+        gradlab.record(model, x, None, (h0[1], h0[1]))
