@@ -674,7 +674,17 @@ def _adjoint_trace(model: RecurrentModel, lr: LayerRecording, dtype: torch.dtype
     def cast(w: Tensor) -> Tensor:
         return w.detach().to(dtype)
 
-    weights = LayerWeights(*(None if w is None else cast(w) for w in trace.weights))
+    def cast_optional(w: Tensor | None) -> Tensor | None:
+        return None if w is None else cast(w)
+
+    w = trace.weights
+    weights = LayerWeights(
+        cast(w.weight_ih),
+        cast(w.weight_hh),
+        cast_optional(w.bias_ih),
+        cast_optional(w.bias_hh),
+        cast_optional(w.weight_hr),
+    )
     if trace.cell_state is None:
         hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
     else:  # h and c may differ in size (a projected LSTM)

@@ -96,22 +96,22 @@ def _view(module: nn.Module) -> RecurrentModel:
     if isinstance(module, RecurrentModel):
         return module
     spec = cell_of(module)
-    weight = module.weight_hh_l0
-    activation = getattr(module, "nonlinearity", None) if spec.takes_activation else None
+    rnn: Any = module  # an nn.RNN / LSTM / GRU (RECURRENT_MODULES)
+    activation = getattr(rnn, "nonlinearity", None) if spec.takes_activation else None
     view = spec.build(
-        module.input_size,
-        module.hidden_size,
+        rnn.input_size,
+        rnn.hidden_size,
         activation,
-        num_layers=module.num_layers,
-        bias=module.bias,
-        batch_first=module.batch_first,
-        bidirectional=module.bidirectional,
+        num_layers=rnn.num_layers,
+        bias=rnn.bias,
+        batch_first=rnn.batch_first,
+        bidirectional=rnn.bidirectional,
         device="meta",
-        dtype=weight.dtype,
-        **({"proj_size": module.proj_size} if getattr(module, "proj_size", 0) else {}),
+        dtype=rnn.weight_hh_l0.dtype,
+        **({"proj_size": rnn.proj_size} if getattr(rnn, "proj_size", 0) else {}),
     )
-    for name in module._flat_weights_names:  # type: ignore[union-attr]
-        setattr(view, name, getattr(module, name))
+    for name in rnn._flat_weights_names:
+        setattr(view, name, getattr(rnn, name))
     return view
 
 
@@ -295,10 +295,10 @@ class _Pass:
 
     def grads_padded(self, grads: list[Tensor | None]) -> tuple[Tensor, list[Tensor]]:
         """∂L/∂output as (T, B, D·N) padded time-major and ∂L/∂h_n parts as (L·D, B, N)."""
-        grads = [
+        full = [
             torch.zeros_like(t) if g is None else g for g, t in zip(grads, self.tapped, strict=True)
         ]
-        grad_top, *grad_final = grads
+        grad_top, *grad_final = full
         T = self.layers[0][0].shape[0]
         if self.packed is not None:
             pk = self.packed
@@ -459,12 +459,13 @@ def record_module(
         loss_value = float(loss.detach())
         tapped = [t for tap in taps for t in tap.tapped]
         wanted = [t for t in tapped if t.requires_grad]
-        found = iter(
-            torch.autograd.grad(loss.reshape(()), wanted, allow_unused=True)
+        got: list[Tensor | None] = (
+            list(torch.autograd.grad(loss.reshape(()), wanted, allow_unused=True))
             if wanted and loss.requires_grad
             else [None] * len(wanted)
         )
-        all_grads = [next(found) if t.requires_grad else None for t in tapped]
+        answers = iter(got)
+        all_grads = [next(answers) if t.requires_grad else None for t in tapped]
     offset = 0
     for tap in taps:
         grads = None
