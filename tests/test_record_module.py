@@ -460,3 +460,31 @@ def test_projected_lstm_alone_two_layers_bidirectional_with_h0():
     _check_sums(rec, {n: p.grad for n, p in model.named_parameters()}, torch.float64)
     with pytest.raises(ValueError, match=r"h0 must have shape .*\(4, 3, 2\)"):
         gradlab.record(model, x, None, (h0[1], h0[1]))
+
+
+def test_keyword_inputs_no_loss_and_calls_other_than_one():
+    torch.manual_seed(0)
+    model = Tagger("gru", torch.float64)
+    tokens = _tokens(5, 3, False)
+    by_keywords = gradlab.record(model, {"tokens": tokens}, loss_fn)
+    by_position = gradlab.record(model, (tokens,), loss_fn)
+    torch.testing.assert_close(by_keywords.grad_hidden, by_position.grad_hidden, rtol=0, atol=0)
+    forward_only = gradlab.record(model, (tokens,))
+    assert forward_only.loss is None
+    torch.testing.assert_close(forward_only.hidden, by_position.hidden, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="needs a loss"):
+        forward_only.contributions("weight_hh")
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(3, 4)
+
+        def forward(self, x, calls):
+            return [self.rnn(x)[0] for _ in range(calls)]
+
+    x = torch.randn(4, 2, 3)
+    with pytest.raises(RuntimeError, match=r"'rnn' was called more than once"):
+        gradlab.record(Twice(), (x, 2), lambda outs: sum(o.sum() for o in outs))
+    with pytest.raises(RuntimeError, match=r"did not call recurrent submodule\(s\) \['rnn'\]"):
+        gradlab.record(Twice(), (x, 0), lambda outs: torch.zeros(()))
