@@ -376,8 +376,10 @@ class LayerRecording:
     def hidden_stats(self) -> dict[str, Tensor]:
         """Per step t = 0..T, (T+1,) each: "mean_abs" mean |h|; "saturation" fraction of units
         within 1% of the range from a bound of a bounded activation (tanh bounds for LSTM/GRU);
-        "dead" fraction of exact zeros of a relu."""
+        "dead" fraction of exact zeros of a relu. Means over the sequences still running at t
+        (all of them unless the input was packed)."""
         h = self.hidden
+        mean = self._step_mean
         activation = self.model.activation
         bounds = (
             get_cell(self.model.cell).hidden_bounds if activation is None else activation.bounds
@@ -389,16 +391,27 @@ class LayerRecording:
             lo, hi = bounds
             margin = _SATURATION_TOLERANCE * (hi - lo)
             saturated = (h > hi - margin) | (h < lo + margin)
-            saturation = saturated.to(h.dtype).mean((1, 2))
+            saturation = mean(saturated.to(h.dtype), first=0)
         dead = zero
         if activation is not None and activation.dead_at_zero:
-            dead = (h == 0).to(h.dtype).mean((1, 2))
-        return {"mean_abs": h.abs().mean((1, 2)), "saturation": saturation, "dead": dead}
+            dead = mean((h == 0).to(h.dtype), first=0)
+        return {"mean_abs": mean(h.abs(), first=0), "saturation": saturation, "dead": dead}
 
     @torch.no_grad()
     def gate_means(self) -> dict[str, Tensor]:
-        """Batch-and-unit mean of each gate per step t = 1..T, name → (T,)."""
-        return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}
+        """Batch-and-unit mean of each gate per step t = 1..T, name → (T,) (over the sequences
+        still running at t when the input was packed)."""
+        return {name: self._step_mean(gate, first=1) for name, gate in self.gates.items()}
+
+    def _step_mean(self, x: Tensor, first: int) -> Tensor:
+        """Mean over batch and units of x (steps first.., B, N) per step, counting only the
+        sequences whose length reaches that step."""
+        if self._lengths is None:
+            return x.mean((1, 2))
+        steps = torch.arange(first, first + x.shape[0], device=x.device).unsqueeze(1)
+        real = (steps <= self._lengths.to(x.device).unsqueeze(0)).to(x.dtype)  # (steps, B)
+        total = (x.sum(2) * real).sum(1)
+        return total / (real.sum(1) * x.shape[2]).clamp_min(1)
 
 
 def _step_absmax(x: Tensor) -> Tensor:

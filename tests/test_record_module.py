@@ -488,3 +488,23 @@ def test_keyword_inputs_no_loss_and_calls_other_than_one():
         gradlab.record(Twice(), (x, 2), lambda outs: sum(o.sum() for o in outs))
     with pytest.raises(RuntimeError, match=r"did not call recurrent submodule\(s\) \['rnn'\]"):
         gradlab.record(Twice(), (x, 0), lambda outs: torch.zeros(()))
+
+
+def test_statistics_count_only_running_sequences():
+    """hidden_stats / gate_means of a packed batch: each step averages the sequences whose length
+    reaches it, so they equal the stats of the sequences recorded one by one where all run."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([5, 2]), enforce_sorted=False)
+    rec = gradlab.record(nn.Sequential(lstm), packed)
+    alone = gradlab.record(nn.Sequential(lstm), x[:, :1])  # the long sequence alone
+    both = gradlab.record(nn.Sequential(lstm), x[:2, :])  # the two sequences' common steps
+    stats, long_only, common = rec.hidden_stats(), alone.hidden_stats(), both.hidden_stats()
+    for name in ("mean_abs", "saturation"):
+        torch.testing.assert_close(stats[name][:3], common[name])
+        torch.testing.assert_close(stats[name][3:], long_only[name][3:])
+    gates, gates_alone = rec.gate_means(), alone.gate_means()
+    for name in gates:
+        torch.testing.assert_close(gates[name][:2], both.gate_means()[name])
+        torch.testing.assert_close(gates[name][2:], gates_alone[name][2:])
