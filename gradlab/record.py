@@ -161,9 +161,9 @@ class LayerRecording:
     @property
     def step_mask(self) -> Tensor:
         """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length), in
-        processing order for either direction; steps past a length contribute exactly 0."""
-        steps = torch.arange(1, self.T + 1).unsqueeze(1)
-        return steps <= self.lengths.cpu().unsqueeze(0)
+        processing order for either direction. Past its length a sequence contributes exactly
+        0 and holds its state: its step Jacobians there are the identity."""
+        return self._running(torch.device("cpu"))
 
     # ----- backward quantities ------------------------------------------------------------
     def _need_loss(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -291,6 +291,23 @@ class LayerRecording:
             raise ValueError(f"{name} must be an integer in {low}..{self.T}, got {t!r}")
         return int(t)
 
+    def _running(self, device: torch.device) -> Tensor:
+        """(T, B) bool: step t = 1..T of sequence b happened (t <= its length)."""
+        steps = torch.arange(1, self.T + 1, device=device).unsqueeze(1)
+        return steps <= self.lengths.to(device).unsqueeze(0)
+
+    def _jvp(
+        self, t: int, V: Tensor, index: Tensor | None = None, transposed: bool = False
+    ) -> Tensor:
+        """J_t V (J_tᵀ V when `transposed`) for V (B', S, m); a sequence that has finished by
+        step t holds its state, so its J_t is the identity."""
+        out = self.trace.vjp(t, V, index) if transposed else self.trace.jvp(t, V, index)
+        if self._lengths is None:
+            return out
+        running = self._running(V.device)[t - 1]
+        running = running if index is None else running[index]
+        return torch.where(running.view(-1, 1, 1), out, V)
+
     def _identity(self, index: Tensor | None) -> Tensor:
         B = self.hidden.shape[1] if index is None else index.numel()
         S, h = self.state_size, self.hidden
@@ -301,7 +318,7 @@ class LayerRecording:
         """J_t = ∂s_t/∂s_{t-1}, (B, S, S), t = 1..T."""
         t = self._check_step(t)
         index = self._samples(samples)
-        return self.trace.jvp(t, self._identity(index), index)
+        return self._jvp(t, self._identity(index), index)
 
     @torch.no_grad()
     def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
@@ -309,10 +326,13 @@ class LayerRecording:
         index = self._samples(samples)
         if ord == "fro":
             norms = self.trace.step_jacobian_fro()
+            if self._lengths is not None:  # a finished sequence's J_t = I: ‖I‖_F = √S
+                held = torch.full_like(norms, math.sqrt(self.state_size))
+                norms = torch.where(self._running(norms.device), norms, held)
             return norms if index is None else norms[:, index]
         _check_ord(ord)
         eye = self._identity(index)
-        jacobians = (self.trace.jvp(t, eye, index) for t in range(1, self.T + 1))
+        jacobians = (self._jvp(t, eye, index) for t in range(1, self.T + 1))
         return _batched_norms(jacobians, ord, eye.numel())
 
     @torch.no_grad()
@@ -325,7 +345,7 @@ class LayerRecording:
         index = self._samples(samples)
         product = self._identity(index)
         for step in range(k + 1, t + 1):
-            product = self.trace.jvp(step, product, index)
+            product = self._jvp(step, product, index)
         return product
 
     @torch.no_grad()
@@ -341,7 +361,7 @@ class LayerRecording:
         def transposed_products() -> Iterator[Tensor]:  # (∂s_t/∂s_k)ᵀ for k = t-1 down to 0
             product = eye
             for k in range(t - 1, -1, -1):
-                product = self.trace.vjp(k + 1, product, index)
+                product = self._jvp(k + 1, product, index, transposed=True)
                 yield product
 
         return _batched_norms(transposed_products(), ord, eye.numel()).flip(0)
@@ -366,7 +386,7 @@ class LayerRecording:
         q = self._identity(None)[:, :, :n]
         total = torch.zeros(q.shape[0], n, dtype=q.dtype, device=q.device)
         for t in range(1, self.T + 1):
-            q, r = torch.linalg.qr(self.trace.jvp(t, q))
+            q, r = torch.linalg.qr(self._jvp(t, q))
             if t > burn_in:
                 total += torch.diagonal(r, dim1=1, dim2=2).abs().log()
         return (total / (self.T - burn_in)).mean(0)

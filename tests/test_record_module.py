@@ -508,3 +508,26 @@ def test_statistics_count_only_running_sequences():
     for name in gates:
         torch.testing.assert_close(gates[name][:2], both.gate_means()[name])
         torch.testing.assert_close(gates[name][2:], gates_alone[name][2:])
+
+
+def test_a_finished_sequence_holds_its_state():
+    """Past its length a sequence's step Jacobian is the identity, so ∂s_T/∂s_k = ∂s_l/∂s_k:
+    the same as the sequence recorded alone, cut at its length."""
+    torch.manual_seed(0)
+    gru = nn.GRU(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([6, 4]), enforce_sorted=False)
+    rec = gradlab.record(nn.Sequential(gru), packed)
+    short = gradlab.record(nn.Sequential(gru), x[:4, 1:])  # sequence 1 alone, its 4 steps
+    eye = torch.eye(4, dtype=torch.float64)
+    for key, lr in rec.layers.items():
+        alone = short.layer(*key)
+        torch.testing.assert_close(lr.step_jacobian(6)[1], eye)
+        torch.testing.assert_close(lr.jacobian(6, 1)[1], alone.jacobian(4, 1)[0])
+        torch.testing.assert_close(lr.jacobian_norms(6)[:4, 1], alone.jacobian_norms(4)[:, 0])
+        fro = lr.step_jacobian_norms("fro")[:, 1]
+        torch.testing.assert_close(fro[:4], alone.step_jacobian_norms("fro")[:, 0])
+        torch.testing.assert_close(fro[4:], torch.full((2,), 2.0, dtype=torch.float64))
+        torch.testing.assert_close(
+            lr.step_jacobian_norms(2)[4:, 1], torch.ones(2, dtype=torch.float64)
+        )
