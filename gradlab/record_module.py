@@ -437,7 +437,7 @@ def record_module(
     # several: a gradient may flow from one through another, so their layers keep a graph
     taps = [_Pass(name, sub, keep_graph=len(found) > 1) for name, sub in found.items()]
     for tap in taps:
-        tap.module.forward = tap.forward  # type: ignore[method-assign]
+        tap.module.forward = tap.forward
     try:
         with torch.enable_grad():
             result = _call(model, inputs)

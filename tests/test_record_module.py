@@ -531,3 +531,8 @@ def test_a_finished_sequence_holds_its_state():
         torch.testing.assert_close(
             lr.step_jacobian_norms(2)[4:, 1], torch.ones(2, dtype=torch.float64)
         )
+
+
+def test_init_model_refuses_a_projected_lstm():
+    with pytest.raises(ValueError, match=r"proj_size=2.*torch's initialisation"):
+        gradlab.init_model(gradlab.LSTM(3, 4, proj_size=2), "orthogonal")
