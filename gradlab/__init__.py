@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from gradlab.cells import GRU, LSTM, RNN, from_torch, init_model
     from gradlab.config import RunConfig
     from gradlab.record import LayerRecording, NonFiniteWarning, Recording, record
+    from gradlab.record_module import record_module, recurrent_submodules
     from gradlab.store import open_store
     from gradlab.tracking import Run, init
     from gradlab.train import train
@@ -35,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "NonFiniteWarning": "gradlab.record",
     "Recording": "gradlab.record",
     "record": "gradlab.record",
+    "record_module": "gradlab.record_module",
+    "recurrent_submodules": "gradlab.record_module",
     "open_store": "gradlab.store",
     "train": "gradlab.train",
     "Run": "gradlab.tracking",
@@ -56,6 +59,8 @@ __all__ = [
     "init_model",
     "open_store",
     "record",
+    "record_module",
+    "recurrent_submodules",
     "train",
 ]
 

@@ -32,9 +32,11 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
 
 from gradlab.cells.models import LayerWeights, RecurrentModel
 from gradlab.cells.registry import get_cell
@@ -42,8 +44,8 @@ from gradlab.cells.traces import Trace, outer_product_norms
 
 __all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
 
-PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-_FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+_FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _SATURATION_TOLERANCE = 0.01  # a unit is saturated within 1% of its range from a bound
 
 
@@ -61,11 +63,20 @@ class LayerRecording:
     read-only from outside.
     """
 
-    def __init__(self, model: RecurrentModel, layer: int, reverse: bool, trace: Trace) -> None:
+    def __init__(
+        self,
+        model: RecurrentModel,
+        layer: int,
+        reverse: bool,
+        trace: Trace,
+        lengths: Tensor | None = None,
+    ) -> None:
+        """`lengths`: each sequence's number of real steps, (B,) (None: all T)."""
         self._model = model
         self._layer = layer
         self._reverse = reverse
         self._trace = trace
+        self._lengths = lengths
         self._grad_hidden: Tensor | None = None  # (T+1, B, N)
         self._grad_cell: Tensor | None = None  # (T+1, B, N), LSTM only
         self._delta_hh: Tensor | None = None  # (T, B, G·N)
@@ -140,6 +151,20 @@ class LayerRecording:
         """S: N, or 2N for an LSTM (state (h, c))."""
         return self.trace.state_size
 
+    @property
+    def lengths(self) -> Tensor:
+        """Each sequence's number of real steps, (B,) (all T unless the input was packed)."""
+        if self._lengths is None:
+            return torch.full((self.trace.B,), self.T, dtype=torch.long)
+        return self._lengths
+
+    @property
+    def step_mask(self) -> Tensor:
+        """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length), in
+        processing order for either direction. Past its length a sequence contributes exactly
+        0 and holds its state: its step Jacobians there are the identity."""
+        return self._running(torch.device("cpu"))
+
     # ----- backward quantities ------------------------------------------------------------
     def _need_loss(self) -> tuple[Tensor, Tensor, Tensor]:
         """(∂L/∂h, δ_hh, δ_ih), or RuntimeError when the record has no loss."""
@@ -170,12 +195,19 @@ class LayerRecording:
             raise ValueError(f"unknown parameter {name!r}; expected one of {PARAM_NAMES}")
         if name.startswith("bias") and not self.model.bias:
             raise ValueError(f"the model has bias=False, so it has no {name!r}")
+        if name == "weight_hr" and self.trace.weights.weight_hr is None:
+            raise ValueError("only an LSTM with proj_size > 0 has 'weight_hr'")
         return name
 
     def _factors(self, name: str) -> tuple[Tensor, Tensor | None]:
-        """(δ (T, B, G·N), right factor (T, B, K) or None for a bias) of step k's term δ_kᵀ r_k."""
-        _, delta_hh, delta_ih = self._need_loss()
+        """(δ (T, B, G·N), right factor (T, B, K) or None for a bias) of step k's term δ_kᵀ r_k
+        (W_hr of a projected LSTM: δ = ∂L/∂h_k (T, B, P), r = o_k ⊙ tanh c_k (T, B, N))."""
+        grad_hidden, delta_hh, delta_ih = self._need_loss()
         name = self._short_name(name)
+        if name == "weight_hr":
+            projected = getattr(self.trace, "projected", None)
+            assert projected is not None
+            return grad_hidden[1:], projected.to(grad_hidden.dtype)
         delta = delta_hh if name.endswith("hh") else delta_ih
         if name == "weight_hh":
             return delta, self.hidden[:-1].to(delta.dtype)
@@ -259,6 +291,23 @@ class LayerRecording:
             raise ValueError(f"{name} must be an integer in {low}..{self.T}, got {t!r}")
         return int(t)
 
+    def _running(self, device: torch.device) -> Tensor:
+        """(T, B) bool: step t = 1..T of sequence b happened (t <= its length)."""
+        steps = torch.arange(1, self.T + 1, device=device).unsqueeze(1)
+        return steps <= self.lengths.to(device).unsqueeze(0)
+
+    def _jvp(
+        self, t: int, V: Tensor, index: Tensor | None = None, transposed: bool = False
+    ) -> Tensor:
+        """J_t V (J_tᵀ V when `transposed`) for V (B', S, m); a sequence that has finished by
+        step t holds its state, so its J_t is the identity."""
+        out = self.trace.vjp(t, V, index) if transposed else self.trace.jvp(t, V, index)
+        if self._lengths is None:
+            return out
+        running = self._running(V.device)[t - 1]
+        running = running if index is None else running[index]
+        return torch.where(running.view(-1, 1, 1), out, V)
+
     def _identity(self, index: Tensor | None) -> Tensor:
         B = self.hidden.shape[1] if index is None else index.numel()
         S, h = self.state_size, self.hidden
@@ -269,7 +318,7 @@ class LayerRecording:
         """J_t = ∂s_t/∂s_{t-1}, (B, S, S), t = 1..T."""
         t = self._check_step(t)
         index = self._samples(samples)
-        return self.trace.jvp(t, self._identity(index), index)
+        return self._jvp(t, self._identity(index), index)
 
     @torch.no_grad()
     def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
@@ -277,10 +326,13 @@ class LayerRecording:
         index = self._samples(samples)
         if ord == "fro":
             norms = self.trace.step_jacobian_fro()
+            if self._lengths is not None:  # a finished sequence's J_t = I: ‖I‖_F = √S
+                held = torch.full_like(norms, math.sqrt(self.state_size))
+                norms = torch.where(self._running(norms.device), norms, held)
             return norms if index is None else norms[:, index]
         _check_ord(ord)
         eye = self._identity(index)
-        jacobians = (self.trace.jvp(t, eye, index) for t in range(1, self.T + 1))
+        jacobians = (self._jvp(t, eye, index) for t in range(1, self.T + 1))
         return _batched_norms(jacobians, ord, eye.numel())
 
     @torch.no_grad()
@@ -293,7 +345,7 @@ class LayerRecording:
         index = self._samples(samples)
         product = self._identity(index)
         for step in range(k + 1, t + 1):
-            product = self.trace.jvp(step, product, index)
+            product = self._jvp(step, product, index)
         return product
 
     @torch.no_grad()
@@ -309,7 +361,7 @@ class LayerRecording:
         def transposed_products() -> Iterator[Tensor]:  # (∂s_t/∂s_k)ᵀ for k = t-1 down to 0
             product = eye
             for k in range(t - 1, -1, -1):
-                product = self.trace.vjp(k + 1, product, index)
+                product = self._jvp(k + 1, product, index, transposed=True)
                 yield product
 
         return _batched_norms(transposed_products(), ord, eye.numel()).flip(0)
@@ -334,7 +386,7 @@ class LayerRecording:
         q = self._identity(None)[:, :, :n]
         total = torch.zeros(q.shape[0], n, dtype=q.dtype, device=q.device)
         for t in range(1, self.T + 1):
-            q, r = torch.linalg.qr(self.trace.jvp(t, q))
+            q, r = torch.linalg.qr(self._jvp(t, q))
             if t > burn_in:
                 total += torch.diagonal(r, dim1=1, dim2=2).abs().log()
         return (total / (self.T - burn_in)).mean(0)
@@ -344,29 +396,42 @@ class LayerRecording:
     def hidden_stats(self) -> dict[str, Tensor]:
         """Per step t = 0..T, (T+1,) each: "mean_abs" mean |h|; "saturation" fraction of units
         within 1% of the range from a bound of a bounded activation (tanh bounds for LSTM/GRU);
-        "dead" fraction of exact zeros of a relu."""
+        "dead" fraction of exact zeros of a relu. Means over the sequences still running at t
+        (all of them unless the input was packed)."""
         h = self.hidden
+        mean = self._step_mean
         activation = self.model.activation
         bounds = (
             get_cell(self.model.cell).hidden_bounds if activation is None else activation.bounds
         )
         zero = h.new_zeros(h.shape[0])
-        if bounds is None:
+        if bounds is None or self.trace.weights.weight_hr is not None:  # projected: unbounded
             saturation = zero
         else:
             lo, hi = bounds
             margin = _SATURATION_TOLERANCE * (hi - lo)
             saturated = (h > hi - margin) | (h < lo + margin)
-            saturation = saturated.to(h.dtype).mean((1, 2))
+            saturation = mean(saturated.to(h.dtype), first=0)
         dead = zero
         if activation is not None and activation.dead_at_zero:
-            dead = (h == 0).to(h.dtype).mean((1, 2))
-        return {"mean_abs": h.abs().mean((1, 2)), "saturation": saturation, "dead": dead}
+            dead = mean((h == 0).to(h.dtype), first=0)
+        return {"mean_abs": mean(h.abs(), first=0), "saturation": saturation, "dead": dead}
 
     @torch.no_grad()
     def gate_means(self) -> dict[str, Tensor]:
-        """Batch-and-unit mean of each gate per step t = 1..T, name → (T,)."""
-        return {name: gate.mean((1, 2)) for name, gate in self.gates.items()}
+        """Batch-and-unit mean of each gate per step t = 1..T, name → (T,) (over the sequences
+        still running at t when the input was packed)."""
+        return {name: self._step_mean(gate, first=1) for name, gate in self.gates.items()}
+
+    def _step_mean(self, x: Tensor, first: int) -> Tensor:
+        """Mean over batch and units of x (steps first.., B, N) per step, counting only the
+        sequences whose length reaches that step."""
+        if self._lengths is None:
+            return x.mean((1, 2))
+        steps = torch.arange(first, first + x.shape[0], device=x.device).unsqueeze(1)
+        real = (steps <= self._lengths.to(x.device).unsqueeze(0)).to(x.dtype)  # (steps, B)
+        total = (x.sum(2) * real).sum(1)
+        return total / (real.sum(1) * x.shape[2]).clamp_min(1)
 
 
 def _step_absmax(x: Tensor) -> Tensor:
@@ -437,7 +502,7 @@ class Recording:
         self,
         model: RecurrentModel,
         layers: Mapping[tuple[int, bool], LayerRecording],
-        output: Tensor,
+        output: Any,
         loss: float | None,
     ) -> None:
         self._model = model
@@ -456,9 +521,20 @@ class Recording:
         return self._layers
 
     @property
-    def output(self) -> Tensor:
-        """Exactly what ``model(x, h0)[0]`` returns."""
+    def output(self) -> Any:
+        """Exactly what ``model(x, h0)[0]`` returns (for a recorded submodule: what it returned
+        to the rest of the model, a tensor or a PackedSequence, detached)."""
         return self._output
+
+    @property
+    def lengths(self) -> Tensor:
+        """Each sequence's number of real steps, (B,) (all T unless the input was packed)."""
+        return self._first.lengths
+
+    @property
+    def step_mask(self) -> Tensor:
+        """(T, B) bool, True where step k = 1..T of sequence b is real (k <= its length)."""
+        return self._first.step_mask
 
     @property
     def loss(self) -> float | None:
@@ -631,14 +707,21 @@ def _adjoint_trace(model: RecurrentModel, lr: LayerRecording, dtype: torch.dtype
     def cast(w: Tensor) -> Tensor:
         return w.detach().to(dtype)
 
+    def cast_optional(w: Tensor | None) -> Tensor | None:
+        return None if w is None else cast(w)
+
     w = trace.weights
     weights = LayerWeights(
         cast(w.weight_ih),
         cast(w.weight_hh),
-        None if w.bias_ih is None else cast(w.bias_ih),
-        None if w.bias_hh is None else cast(w.bias_hh),
+        cast_optional(w.bias_ih),
+        cast_optional(w.bias_hh),
+        cast_optional(w.weight_hr),
     )
-    hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
+    if trace.cell_state is None:
+        hidden, *others = trace.state().to(dtype).split(trace.N, dim=-1)
+    else:  # h and c may differ in size (a projected LSTM)
+        hidden, others = trace.hidden.to(dtype), [trace.cell_state.to(dtype)]
     initial = tuple(part[0] for part in others)
     inputs = trace.inputs.to(dtype)
     return _make_trace(model, lr.layer, lr.reverse, inputs, hidden, initial, weights, tuple(others))
@@ -657,29 +740,66 @@ def _check_adjoint_dtype(adjoint_dtype: torch.dtype | None, dtype: torch.dtype) 
     return adjoint_dtype
 
 
-@torch.no_grad()
 def record(
-    model: RecurrentModel,
-    x: Tensor,
-    loss_fn: Callable[[Tensor], Tensor] | None = None,
+    model: torch.nn.Module,
+    x: Any,
+    loss_fn: Callable[[Any], Tensor] | None = None,
     h0: Tensor | tuple[Tensor, Tensor] | None = None,
     *,
+    module: str | torch.nn.Module | None = None,
     adjoint_dtype: torch.dtype | None = None,
-) -> Recording:
+) -> Any:
     """Record one pass of `model` over `x` and, with `loss_fn`, the exact BPTT adjoint.
 
-    x: (T, B, I), or (B, T, I) when the model is batch_first. loss_fn maps exactly what
-    `model(x, h0)[0]` returns to a scalar (many-to-one, many-to-many, one-to-many and one-to-one
-    problems all use it). h0: (L·D, B, N), for an LSTM a tuple (h0, c0). adjoint_dtype: the
-    dtype of the adjoint scan and everything derived from it (None: the model's dtype;
-    torch.float64 for a float32 model keeps gradients below float32's range, see the module
-    docstring).
+    A gradlab model (and no `module`): x (T, B, I), or (B, T, I) when the model is batch_first
+    (also unbatched (T, I), or a PackedSequence); loss_fn maps exactly what `model(x, h0)[0]`
+    returns to a scalar (many-to-one, many-to-many, one-to-many and one-to-one problems all use
+    it); h0: (L·D, B, N), for an LSTM a tuple (h0, c0). Returns a Recording.
+
+    Any other nn.Module, or `module` given: x is what the model takes (a tensor, a
+    PackedSequence, a tuple of positional arguments), loss_fn maps what `model(x)` returns to
+    a scalar, and `module` names the recurrent submodule to record (default: every nn.RNN /
+    LSTM / GRU inside); the whole model runs once and the record is of the real loss through
+    the real head (`gradlab.record_module.record_module`: one Recording, or name → Recording
+    when several submodules are recorded).
+
+    adjoint_dtype: the dtype of the adjoint scan and everything derived from it (None: the
+    model's dtype; torch.float64 for a float32 model keeps gradients below float32's range,
+    see the module docstring).
     """
-    if not isinstance(model, RecurrentModel):
-        raise TypeError(
-            f"record needs a gradlab recurrent model (gradlab.from_torch converts torch's), "
-            f"got {type(model).__name__}"
-        )
+    if module is not None or not isinstance(model, RecurrentModel):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(
+                f"record needs a gradlab recurrent model or an nn.Module with a recurrent "
+                f"submodule, got {type(model).__name__}"
+            )
+        if h0 is not None:
+            raise ValueError(
+                "h0 is for a gradlab model recorded alone; pass the initial state inside x "
+                "(the model's inputs)"
+            )
+        from gradlab.record_module import record_module
+
+        return record_module(model, x, loss_fn, module, adjoint_dtype=adjoint_dtype)
+    if isinstance(x, PackedSequence) or (isinstance(x, Tensor) and x.dim() == 2):
+        # a PackedSequence or one unbatched sequence: the model recorded as its own submodule
+        from gradlab.record_module import record_module
+
+        on_output = None if loss_fn is None else (lambda result: loss_fn(result[0]))
+        return record_module(model, (x, h0), on_output, model, adjoint_dtype=adjoint_dtype)
+    return _record_model(model, x, loss_fn, h0, adjoint_dtype=adjoint_dtype)
+
+
+@torch.no_grad()
+def _record_model(
+    model: RecurrentModel,
+    x: Tensor,
+    loss_fn: Callable[[Tensor], Tensor] | None,
+    h0: Tensor | tuple[Tensor, Tensor] | None,
+    *,
+    adjoint_dtype: torch.dtype | None,
+) -> Recording:
+    """`record` of a gradlab model alone (see `record`)."""
     model.check_input(x, h0)
     dtype = model.weight_hh_l0.dtype
     if x.dtype != dtype:
@@ -691,10 +811,12 @@ def record(
     T, B = xs.shape[0], xs.shape[1]
     if T < 1:
         raise ValueError("x must have at least one timestep")
-    L, D, N = model.num_layers, model.num_directions, model.hidden_size
+    if B < 1:
+        raise ValueError(f"x has batch size B = 0 (shape {tuple(x.shape)}); expected B >= 1")
+    L, D, N = model.num_layers, model.num_directions, model.output_size
     spec = get_cell(model.cell)
     if h0 is None:
-        state = spec.join_state([xs.new_zeros(L * D, B, N)] * len(spec.state_parts))
+        state = spec.join_state([xs.new_zeros(L * D, B, size) for size in model.state_sizes()])
     else:
         state = h0
     h0_parts = spec.split_state(state)  # (L·D, B, N) each: h, then c for an LSTM
@@ -756,6 +878,6 @@ def record(
         warnings.warn(
             f"non-finite values in the record: {where or 'the loss'}; they are kept as they are",
             NonFiniteWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return rec

@@ -110,6 +110,12 @@ def init_model(
         raise ValueError(f"unknown init {init!r}; expected one of: {', '.join(INITS)}")
     if not math.isfinite(gain) or gain < 0:
         raise ValueError(f"gain must be a finite number >= 0, got {gain}")
+    proj_size = getattr(model, "proj_size", 0)
+    if proj_size:
+        raise ValueError(
+            "init_model's schemes fill square N×N gate blocks of W_hh; a projected LSTM "
+            f"(proj_size={proj_size}) has (N, P) blocks: keep torch's initialisation"
+        )
     spec = get_cell(model.cell)
     knobs = {"forget_bias": forget_bias, "update_bias": update_bias}
     for knob, value in knobs.items():

@@ -230,6 +230,10 @@ class LSTMTrace(Trace):
       ∂h_t = dh_c ∂c_t + dh_o ∂a_o,
     with dc_i = g·i(1-i), dc_f = c_{t-1}·f(1-f), dc_g = i(1-g²), dh_o = tanh(c_t)·o(1-o),
     dh_c = o(1-tanh²(c_t)).
+
+    With a projection (torch's proj_size P): h_t = W_hr m_t, m_t = o tanh(c_t) (T, B, N), so
+    h has P units, W_hh is (4N, P) and ∂h_t = W_hr (dh_c ∂c_t + dh_o ∂a_o); the state is
+    (h_t, c_t) of size P + N. `N` is h's size (P), `H` the cell's (N).
     """
 
     gate_names = ("i", "f", "g", "o")
@@ -247,14 +251,15 @@ class LSTMTrace(Trace):
         (not the recorded c_t) feeds h_t = o tanh(·). Without it c is computed from c0."""
         super().__init__(weights, inputs, hidden)
         pre = _preactivations(weights, inputs, hidden)
-        N = self.N
-        pre[..., 2 * N : 3 * N].tanh_()
-        pre[..., : 2 * N].sigmoid_()
-        pre[..., 3 * N :].sigmoid_()
+        H = self.H = weights.weight_hh.shape[0] // 4
+        self.projection = weights.weight_hr  # (P, N) or None
+        pre[..., 2 * H : 3 * H].tanh_()
+        pre[..., : 2 * H].sigmoid_()
+        pre[..., 3 * H :].sigmoid_()
         i, f, g, o = pre.chunk(4, dim=-1)
         ig = i * g
         if cell is None:
-            cell = hidden.new_empty(self.T + 1, self.B, self.N)
+            cell = hidden.new_empty(self.T + 1, self.B, H)
             cell[0] = c0
             for t in range(self.T):  # c_t = f_t c_{t-1} + i_t g_t (elementwise, cheap)
                 torch.addcmul(ig[t], f[t], cell[t], out=cell[t + 1])
@@ -264,8 +269,10 @@ class LSTMTrace(Trace):
         self.cell = cell
         self.gates = {"i": i, "f": f, "g": g, "o": o}
         self.forget = f
+        # m_t = o tanh(c_t), what W_hr projects (its contributions' right factor)
+        self.projected = None if self.projection is None else o * tanh_c
         # Coefficients of the cell path (i, f, g), (T, B, 3, N), and of h's own terms.
-        self.dc = pre.new_empty(self.T, self.B, 3, N)
+        self.dc = pre.new_empty(self.T, self.B, 3, H)
         torch.mul(torch.addcmul(i, i, i, value=-1.0), g, out=self.dc[:, :, 0])
         torch.mul(torch.addcmul(f, f, f, value=-1.0), cell[:-1], out=self.dc[:, :, 1])
         torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1.0), i, out=self.dc[:, :, 2])
@@ -281,7 +288,7 @@ class LSTMTrace(Trace):
 
     @property
     def state_size(self) -> int:
-        return 2 * self.N
+        return self.N + self.H
 
     @property
     def cell_state(self) -> Tensor:
@@ -290,53 +297,69 @@ class LSTMTrace(Trace):
     def state(self) -> Tensor:
         return torch.cat((self.hidden, self.cell), dim=-1)
 
-    def adjoint(self, direct: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
-        grad_h = direct.new_empty(T + 1, B, N)
-        grad_c = direct.new_empty(T + 1, B, N)
-        delta = direct.new_empty(T, B, 4, N)
+    def adjoint(
+        self, direct: Tensor, direct_cell: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """`direct_cell`: a direct term into c_1..c_T (T, B, N) too (∂L/∂c_n of a head that
+        reads the final cell state), or None."""
+        T, B, P, H, W = self.T, self.B, self.N, self.H, self.weights.weight_hh
+        grad_h = direct.new_empty(T + 1, B, P)
+        grad_c = direct.new_empty(T + 1, B, H)
+        delta = direct.new_empty(T, B, 4, H)
         grad_h[T] = direct[T - 1]
-        gc_next = torch.zeros_like(direct[0])
+        gc_next = direct.new_zeros(B, H)
         for t in range(T, 0, -1):
-            gh = grad_h[t]
+            gh = grad_h[t] if self.projection is None else grad_h[t] @ self.projection
+            if direct_cell is not None:
+                gc_next = gc_next + direct_cell[t - 1]
             gc = torch.addcmul(gc_next, gh, self.dh_c[t - 1], out=grad_c[t])
             torch.mul(gc.unsqueeze(1), self.dc[t - 1], out=delta[t - 1, :, :3])
             torch.mul(gh, self.dh_o[t - 1], out=delta[t - 1, :, 3])
             gc_next = gc * self.forget[t - 1]
-            flat = delta[t - 1].view(B, 4 * N)
+            flat = delta[t - 1].view(B, 4 * H)
             if t > 1:
                 torch.addmm(direct[t - 2], flat, W, out=grad_h[t - 1])
             else:
                 torch.mm(flat, W, out=grad_h[0])
         grad_c[0] = gc_next
-        delta = delta.view(T, B, 4 * N)
+        delta = delta.view(T, B, 4 * H)
         return grad_h, grad_c, delta, delta
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
-        N = self.N
+        P, H = self.N, self.H
         dc = self._pick(self.dc[t - 1], samples).unsqueeze(-1)  # (B', 3, N, 1)
         f = self._pick(self.forget[t - 1], samples).unsqueeze(-1)
         dh_c = self._pick(self.dh_c[t - 1], samples).unsqueeze(-1)
         dh_o = self._pick(self.dh_o[t - 1], samples).unsqueeze(-1)
-        Vh, Vc = V[:, :N], V[:, N:]
-        da = (self.weights.weight_hh @ Vh).unflatten(1, (4, N))  # (B', 4, N, m)
+        Vh, Vc = V[:, :P], V[:, P:]
+        da = (self.weights.weight_hh @ Vh).unflatten(1, (4, H))  # (B', 4, N, m)
         d_cell = (dc * da[:, :3]).sum(1) + f * Vc
         d_hidden = dh_c * d_cell + dh_o * da[:, 3]
+        if self.projection is not None:
+            d_hidden = self.projection @ d_hidden
         return torch.cat((d_hidden, d_cell), dim=1)
 
     def vjp(self, t: int, U: Tensor, samples: Tensor | None = None) -> Tensor:
-        N = self.N
+        P = self.N
         dc = self._pick(self.dc[t - 1], samples).unsqueeze(-1)
         f = self._pick(self.forget[t - 1], samples).unsqueeze(-1)
         dh_c = self._pick(self.dh_c[t - 1], samples).unsqueeze(-1)
         dh_o = self._pick(self.dh_o[t - 1], samples).unsqueeze(-1)
-        Uh, Uc = U[:, :N], U[:, N:]
+        Uh, Uc = U[:, :P], U[:, P:]
+        if self.projection is not None:
+            Uh = self.projection.T @ Uh
         gc = Uh * dh_c + Uc
         delta = torch.cat((dc * gc.unsqueeze(1), (dh_o * Uh).unsqueeze(1)), dim=1)
         out_h = self.weights.weight_hh.T @ delta.flatten(1, 2)
         return torch.cat((out_h, gc * f), dim=1)
 
     def step_jacobian_fro(self) -> Tensor:
+        if self.projection is not None:  # no closed form kept: J_t's columns, one step at a time
+            S = self.state_size
+            eye = torch.eye(S, dtype=self.hidden.dtype, device=self.hidden.device)
+            eye = eye.expand(self.B, S, S)
+            steps = range(1, self.T + 1)
+            return torch.stack([torch.linalg.matrix_norm(self.jvp(t, eye)) for t in steps])
         # Rows of ∂h_t/∂h_{t-1}: Σ_k u_k W_k[i] with u = (dh_c·dc_i, dh_c·dc_f, dh_c·dc_g, dh_o);
         # rows of ∂c_t/∂h_{t-1}: Σ_k v_k W_k[i] with v = (dc_i, dc_f, dc_g, 0); the (h, c) and
         # (c, c) blocks are diagonal: dh_c·f and f.

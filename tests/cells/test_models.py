@@ -80,11 +80,10 @@ def test_from_torch_same_outputs(helpers, cell, act, L, bi, bf, dtype):
     "module",
     [
         torch.nn.Linear(3, 4),
-        torch.nn.LSTM(3, 4, proj_size=2),
         torch.nn.RNNCell(3, 4),
         torch.nn.Sequential(torch.nn.RNN(3, 4)),
     ],
-    ids=["linear", "lstm-proj", "rnncell", "sequential"],
+    ids=["linear", "rnncell", "sequential"],
 )
 def test_from_torch_rejects_unsupported(module):
     with pytest.raises(TypeError) as ei:
@@ -202,3 +201,23 @@ def test_activation_registry(act):
     if act in expected_bounds:
         b = a_obj.bounds
         assert (None if b is None else tuple(float(v) for v in b)) == expected_bounds[act]
+
+
+@pytest.mark.parametrize("bi", [False, True], ids=["uni", "bi"])
+def test_from_torch_keeps_proj_size(bi):
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(IN, N, num_layers=2, proj_size=2, bidirectional=bi, dtype=torch.float64)
+    g = gradlab.from_torch(m)
+    assert g.proj_size == 2 and g.output_size == 2 and g.state_size == 2 + N
+    x = torch.randn(T, B, IN, dtype=torch.float64)
+    for got, want in zip(
+        torch.utils._pytree.tree_leaves(g(x)), torch.utils._pytree.tree_leaves(m(x)), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", [torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU])
+def test_from_torch_refuses_dropout_between_layers(cls):
+    with pytest.raises(ValueError, match=r"dropout=0.3.*module="):
+        gradlab.from_torch(cls(IN, N, num_layers=2, dropout=0.3))
+    gradlab.from_torch(cls(IN, N, num_layers=2, dropout=0.0).eval())  # nothing to drop
