@@ -439,7 +439,7 @@ def fixed_note(sel: Selection) -> list[str]:
 
 def seeds_note(counts: Sequence[int]) -> str:
     """ "mean of 3 seeds" when every drawn cell averages the same number of runs, "one seed per
-    cell", else "mean of 1–3 seeds (n per cell in hover)"."""
+    cell", else "mean of 1–3 seeds (n per cell: hover, CSV)"."""
     n = sorted({int(c) for c in counts if c > 0})
     if not n:
         return "no values"
@@ -447,7 +447,7 @@ def seeds_note(counts: Sequence[int]) -> str:
         return "one seed per cell"
     if len(n) == 1:
         return f"mean of {n[0]} seeds"
-    return f"mean of {n[0]}–{n[-1]} seeds (n per cell in hover)"
+    return f"mean of {n[0]}–{n[-1]} seeds (n per cell: hover, CSV)"
 
 
 def _short_ids(ids: Sequence[str]) -> str:
