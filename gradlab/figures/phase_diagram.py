@@ -240,9 +240,12 @@ def select_runs(
     fix: Mapping[str, str],
     varying: Sequence[str],
 ) -> Selection:
-    """Fix every varying key that is not x, y or the facet: to `fix`'s value, else to the
-    value most of the remaining runs share (ties: the first in grid order). ValueError for a
-    key that is not a config key of the runs, that is shown, or a value no run has."""
+    """Fix every varying key that is not x, y or the facet: to `fix`'s value, else — when it
+    takes several values within one (facet, x, y) cell, which a mean would mix — to the value
+    most of the remaining runs share (ties: the first in grid order). A key tied to what is
+    shown (an init used only by the RNN panel) stays as it is: its cells average nothing but
+    seeds. ValueError for a key that is not a config key of the runs, that is shown, or a value
+    no run has."""
     shown_keys = {k for k in (x, y, facet) if k}
     free = [k for k in varying if k not in shown_keys]
     for key, value in fix.items():
@@ -262,9 +265,12 @@ def select_runs(
         fixed[key] = fix[key]
         part = part[part[key] == fix[key]]
     defaulted = []
+    cell_keys = list(dict.fromkeys(k for k in (x, y, facet) if k))
     for key in free:
         if key in fixed or part.empty:
             continue
+        if part.groupby(cell_keys)[key].nunique().max() <= 1:
+            continue  # one value per cell (tied to x, y or the facet): nothing is averaged
         counts = part[key].value_counts()
         value = grid_order(list(counts.index[counts == counts.max()]))[0]
         fixed[key] = value

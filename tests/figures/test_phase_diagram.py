@@ -205,3 +205,21 @@ def test_mixed_type_axis_still_draws(data, runs):
     assert len(by_run) == 16
     table = figure_table(fig)
     assert {"none", 10} <= set(table["seq_len"])
+
+
+def test_a_key_tied_to_the_facet_is_not_fixed(data):
+    """init gaussian for every RNN, default for the gated cells (as in the demo sweep): faceted by
+    cell, each panel holds one init, so nothing is fixed and no panel is dropped; in one panel
+    both are fixed, and fixing init fixes the cell with it."""
+    rows = data.runs.copy()
+    rows["init"] = ["gaussian" if c == "rnn" else "default" for c in rows["cell"]]
+    edited = FigureData(metrics=data.metrics, runs=rows)
+    fig = SPEC.builder(edited, x="seq_len", y="task")
+    assert [h.name for h in heatmaps(fig)] == ["gru", "lstm", "rnn"]
+    assert fig.layout.meta["gradlab"]["options"]["fix"] is None
+    single = SPEC.builder(edited, x="seq_len", y="task", facet="none")  # defaults, both named
+    assert single.layout.meta["gradlab"]["options"]["fix"] == {"init": "default", "cell": "gru"}
+    single = SPEC.builder(edited, x="seq_len", y="task", facet="none", fix="init:gaussian")
+    assert single.layout.meta["gradlab"]["options"]["fix"] == {"init": "gaussian"}
+    assert {c["y"] for c in cells(heatmaps(single)[0])} == set(PHASE_TASKS)
+    assert all(len(c["ids"]) == 2 for c in cells(heatmaps(single)[0]))  # the RNN's two seeds
