@@ -56,10 +56,11 @@ COLOR_LABELS = {
 }
 
 
-def _value(data: FigureData, rid: str, color: str, step: int | None, measured: bool) -> float:
+def _value(
+    data: FigureData, rid: str, color: str, step: int | None, measured: bool, row: dict
+) -> float:
     """The run's `color` value: from its metrics when it has any (`measured`), else from its
-    runs row (`_row_value`)."""
-    row = data.run(rid)
+    runs `row` (`_row_value`)."""
     if not measured:
         return _row_value(data, rid, row, color) if step is None else math.nan
     if color == "decay_rate":
@@ -167,8 +168,17 @@ def _categories(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per run: run_id and the category text of each key (missing columns: "none")."""
     out = {"run_id": runs["run_id"].astype(str).to_numpy()}
     for key in keys:
-        col = runs[key] if key in runs.columns else pd.Series([None] * len(runs))
-        out[key] = [category(v) for v in col.astype(object).tolist()]
+        if key not in runs.columns:
+            out[key] = [NONE_TEXT] * len(runs)
+            continue
+        seen: dict[tuple[type, Any], str] = {}
+        texts = []
+        for v in runs[key].astype(object).tolist():
+            try:
+                texts.append(seen.setdefault((type(v), v), category(v)))
+            except TypeError:  # unhashable (a list): no cache
+                texts.append(category(v))
+        out[key] = texts
     return pd.DataFrame(out)
 
 
@@ -520,7 +530,10 @@ def build(
         return no_data(NAME, title, f"no run has {asked}", opts, ids)
     measured = set(data.metrics["run_id"].dropna().astype(str))
     rows = [data.run(rid) for rid in part["run_id"]]
-    part["value"] = [_value(data, rid, color, step, rid in measured) for rid in part["run_id"]]
+    part["value"] = [
+        _value(data, rid, color, step, rid in measured, row)
+        for rid, row in zip(part["run_id"], rows, strict=True)
+    ]
     part["_cell"] = [str(r.get("cell") or "") for r in rows]
     part["_act"] = [shown_activation(r.get("cell"), r.get("activation")) or "" for r in rows]
     part["_x"], part["_y"] = part[x], part[y]
