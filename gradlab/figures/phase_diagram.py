@@ -598,7 +598,7 @@ def build(
             text.append(trow)
         z, _ = log_colour(raw) if log else (raw, {})
         const = {k: _as_value(v) for k, v in sel.fixed.items()}
-        if panel is not None:
+        if panel is not None and facet_key:
             const = {facet_key: _as_value(panel), **const}
         label = (
             None
