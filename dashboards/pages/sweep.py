@@ -297,6 +297,22 @@ def fix_disabled(x: Any, y: Any, facet: Any, keys: Sequence[Any]) -> list[bool]:
 
 
 @callback(
+    Output({"type": FIX, "key": ALL}, "placeholder"),
+    Input(f"{PREFIX}-fig-{FIGURE}", "figure"),
+    State({"type": FIX, "key": ALL}, "id"),
+)
+def fix_placeholders(fig: Any, keys: Sequence[Any]) -> list[str]:
+    """A blank dropdown names the value the figure chose for it ("default: adding")."""
+    layout = (fig or {}).get("layout") or {}
+    meta = ((layout.get("meta") or {}).get("gradlab") or {}) if isinstance(layout, dict) else {}
+    fixed = (meta.get("options") or {}).get("fix") or {}
+    return [
+        f"default: {shown(str(fixed[k['key']]))}" if k.get("key") in fixed else "default"
+        for k in keys
+    ]
+
+
+@callback(
     Output(f"{PREFIX}-url", "search"),
     *[Input(cid, "value") for cid in CONTROLS.values()],
     Input({"type": FIX, "key": ALL}, "value"),

@@ -175,6 +175,9 @@ def test_click_in_chromium_opens_the_cell(server, runs):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(20_000)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{server}/sweep/{PHASE_SWEEP}?x=seq_len&y=cell&fix=task:identity")
             page.wait_for_function(
                 "() => { const g = document.querySelector('#sweep-fig-phase_diagram "
@@ -194,3 +197,13 @@ def test_click_in_chromium_opens_the_cell(server, runs):
         finally:
             browser.close()
     assert opened == cell_runs(runs, cell="rnn", seq_len=5, task="identity")
+    assert errors == [], errors
+
+
+def test_blank_dropdowns_name_the_default(page_module):
+    fig = page_module.update_phase_diagram(PHASE_SWEEP, "seq_len", "cell", "decay_rate")
+    keys = fix_ids("task", "seq_len")
+    assert page_module.fix_placeholders(fig.to_plotly_json(), keys) == [
+        "default: adding",
+        "default",
+    ]
