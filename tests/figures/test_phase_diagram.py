@@ -187,7 +187,7 @@ def test_defaults_fix_every_unshown_key_explicitly(data):
 
 # ------------------------------------------------------------------------------ mixed types
 def test_mixed_type_axis_still_draws(data, runs):
-    """A run.json edited by hand: seq_len "10" (text) in one run, missing in another."""
+    """A run config edited by hand: seq_len "10" (text) in one run, missing in another."""
     rows = data.runs.copy().astype({"seq_len": object})
     adding = rows["task"] == "adding"
     text_run = rows.index[adding & (rows["seq_len"] == 10)][0]
