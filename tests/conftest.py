@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 from cell_cases import CELL_ACTS, TORCH_CELL_ACTS
-from store_cases import CELLS_SWEEP, GRID_SWEEP, RANGE_SWEEP
+from store_cases import (
+    CELLS_SWEEP,
+    GRID_SWEEP,
+    PHASE_CELLS,
+    PHASE_SEQ_LENS,
+    PHASE_SWEEP,
+    PHASE_TASKS,
+    RANGE_SWEEP,
+)
 
 from gradlab.cells import cell_of, get_cell
 
@@ -290,3 +298,36 @@ def range_store(tmp_path_factory: pytest.TempPathFactory):
     for name, config in range_configs().items():
         ids[name] = config.run_id if config.run_id in store else train(config, store)
     return store, ids
+
+
+# ---------------------------------------------------------------- phase-diagram run store
+# Sweep store_cases.PHASE_SWEEP: cell × task × seq_len, the RNN at seeds 0 and 1, one optimiser
+# step each (the phase diagram reads each run's summary decay rate and final loss).
+_PHASE = dict(hidden_size=4, batch_size=4, probe_batch=4, steps=1, record_every=1)
+_PHASE.update(hidden_samples=1, jacobian_samples=1, sweep=PHASE_SWEEP)
+
+
+def phase_configs() -> list:
+    """The RunConfigs of the phase-diagram store."""
+    from gradlab.config import RunConfig
+
+    return [
+        RunConfig(cell=cell, task=task, seq_len=seq_len, seed=seed, **_PHASE)
+        for cell in PHASE_CELLS
+        for task in PHASE_TASKS
+        for seq_len in PHASE_SEQ_LENS
+        for seed in ((0, 1) if cell == "rnn" else (0,))
+    ]
+
+
+@pytest.fixture(scope="session")
+def phase_store(tmp_path_factory: pytest.TempPathFactory):
+    """The phase-diagram store (gradlab.store.Store), trained once per session."""
+    from gradlab.store import open_store
+    from gradlab.train import train
+
+    store = open_store(tmp_path_factory.getbasetemp() / "gradlab-phase-store", fsync=False)
+    for config in phase_configs():
+        if config.run_id not in store:
+            train(config, store)
+    return store

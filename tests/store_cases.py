@@ -33,3 +33,14 @@ def figure_run_ids(spec, store, cell_runs: dict[str, str], grid_runs: list[str])
         if spec.has_data(run_series(store, run_id), store.run(run_id).array_names()):
             return [run_id]
     raise AssertionError(f"no run of the test store has anything {spec.name!r} draws")
+
+
+#: The phase-diagram store (tests/conftest.py's `phase_store`): one sweep named like the demo's,
+#: tanh RNN / LSTM / GRU × task (adding, identity) × unevenly spaced seq_len, the RNN at two
+#: seeds — three varying keys besides x and y, and cells averaging 1 or 2 seeds.
+PHASE_SWEEP = "vanishing-vs-lstm"
+PHASE_CELLS, PHASE_TASKS, PHASE_SEQ_LENS = (
+    ("rnn", "lstm", "gru"),
+    ("adding", "identity"),
+    (5, 10, 20, 30),
+)

@@ -1,14 +1,17 @@
 """Sweep page (``/sweep/<name>``): a phase diagram of the sweep over two of its grid axes.
 
-Dropdowns pick the x and y axes (config keys that vary in the sweep) and the colour (decay rate,
-final loss / baseline, gradient reaching the first timestep); ``?x=&y=&color=`` hold them.
-Clicking a cell of the diagram opens its runs: ``/compare?runs=...`` when there are a few, else
-the runs table filtered to that cell.
+Dropdowns pick the x and y axes (config keys that vary in the sweep), the colour (decay rate,
+final loss / baseline, gradient reaching the first timestep), the facet (one panel per value of
+a key; "auto": the cell when several vary) and the value of every other varying key ("default":
+the value most runs share, named in the figure) — the diagram never averages over a key it does
+not show, only over seeds. ``?x=&y=&color=&facet=&fix=task:adding,seq_len:50`` hold them.
+Clicking a cell opens exactly the runs of that cell (its run ids ride in the heatmap's
+customdata): ``/compare?runs=...`` when there are a few, else the runs table filtered to it.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
@@ -19,9 +22,14 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dashboards import data
 from dashboards.pages import _common as common
 from gradlab.figures import FigureData
-from gradlab.figures.data import METRIC_COLUMNS
-from gradlab.figures.phase_diagram import COLOR_LABELS, COLORS
-from gradlab.probes import GradHiddenProbe
+from gradlab.figures.phase_diagram import (
+    COLOR_LABELS,
+    COLORS,
+    category,
+    grid_order,
+    parse_fix,
+    shown,
+)
 
 PREFIX = "sweep"
 FIGURE = "phase_diagram"
@@ -37,7 +45,16 @@ dash.register_page(__name__, path_template="/sweep/<name>", title=_title, name="
 MAX_COMPARE = 8
 #: Preferred default axes, in order.
 PREFERRED = ("gain", "bias_scale", "seq_len", "hidden_size", "lr", "forget_bias", "cell")
-CONTROLS = {"x": f"{PREFIX}-x", "y": f"{PREFIX}-y", "color": f"{PREFIX}-color"}
+CONTROLS = {
+    "x": f"{PREFIX}-x",
+    "y": f"{PREFIX}-y",
+    "color": f"{PREFIX}-color",
+    "facet": f"{PREFIX}-facet",
+}
+#: Pattern id of the dropdown that fixes one key: ``{"type": FIX, "key": key}``.
+FIX = f"{PREFIX}-fix"
+#: Facet choices besides a config key.
+FACET_AUTO, FACET_NONE = "auto", "none"
 COLOR_TEXT = {
     "decay_rate": "state decay rate ‖∂s_T/∂s_k‖ (1/step)",
     "loss_ratio": "final loss / baseline",
@@ -56,56 +73,43 @@ def default_axes(axes: list[str]) -> tuple[str | None, str | None]:
     return x, y
 
 
-def grid_points(
-    root: str, name: str, x: str, y: str, color: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per grid point, its metrics): the sweep's runs averaged per (x, y, cell,
-    activation), shaped so the phase-diagram builder draws exactly those means.
+def fix_choices(frame: pd.DataFrame, axes: Sequence[str]) -> dict[str, list[str]]:
+    """key → its categories in grid order, for every grid axis but seed (the fix dropdowns)."""
+    return {
+        a: grid_order([category(v) for v in frame[a].astype(object).tolist()])
+        for a in axes
+        if a != "seed" and a in frame
+    }
 
-    The builder averages runs that share a heatmap cell; handing it one row per grid point
-    (e.g. the mean over seeds) instead of every run keeps a 1,000-run sweep fast. The value of
-    ``color`` rides in what the builder reads with no step given: ``decay_rate`` in the row,
-    ``loss_ratio`` as final_loss / baseline_loss (= mean ratio / 1), ``first_fraction`` as a
-    two-point ‖∂L/∂h‖ series (mean ratio at t = 0, 1 at t = 1).
-    """
+
+def fix_from(
+    keys: Sequence[Any], values: Sequence[Any], shown_keys: Sequence[str | None]
+) -> dict[str, str]:
+    """{key: value} of the fix dropdowns that hold a value and whose key is not shown (x, y or
+    the facet): what the builder's ``fix`` gets."""
+    out = {}
+    for key, value in zip(keys, values, strict=False):
+        key = key.get("key") if isinstance(key, Mapping) else key
+        if key and value not in (None, "") and key not in shown_keys:
+            out[str(key)] = str(value)
+    return out
+
+
+def fix_text(fix: Mapping[str, str]) -> str | None:
+    """``task:adding,seq_len:50`` for the URL (None when nothing is fixed)."""
+    return ",".join(f"{k}:{v}" for k, v in fix.items()) or None
+
+
+def sweep_rows(root: str, name: str, color: str) -> pd.DataFrame:
+    """The sweep's runs rows with the summary ``color`` as a column of that name: the phase
+    diagram reads it from the row (no metrics to load: a 1,000-run sweep stays fast)."""
     frame = data.sweep_runs(root, name)
     values = data.run_summaries(root, list(frame["run_id"]), [color])
-    keys = list(dict.fromkeys([x, y, "cell", "activation"]))
-    keys = [k for k in keys if k in frame]
-    table = frame[["run_id", *keys]].merge(values, on="run_id", how="left")
-    table[keys] = table[keys].astype(object).where(table[keys].notna(), "∅")
-    means = table.groupby(keys, sort=True, dropna=False)[color].mean().reset_index()
-    rows: list[dict[str, Any]] = []
-    metric_rows: list[dict[str, Any]] = []
-    for i, point in enumerate(means.to_dict("records")):
-        value = point.pop(color)
-        row = {k: (None if v == "∅" else v) for k, v in point.items()}
-        row["run_id"] = f"point-{i}"
-        if color == "decay_rate":
-            row["decay_rate"] = value
-        elif color == "loss_ratio":
-            row.update(final_loss=value, baseline_loss=1.0)
-        else:
-            for t, v in ((0, value), (1, 1.0)):
-                metric_rows.append(
-                    dict(
-                        run_id=row["run_id"],
-                        step=0,
-                        probe=GradHiddenProbe.probe,
-                        name="norm",
-                        layer=0,
-                        direction=0,
-                        t=t,
-                        value=v,
-                    )
-                )
-        rows.append(row)
-    metrics = pd.DataFrame(metric_rows, columns=list(METRIC_COLUMNS))
-    return pd.DataFrame(rows), metrics
+    return frame.drop(columns=[color], errors="ignore").merge(values, on="run_id", how="left")
 
 
 def figure(root: str, name: str, values: dict[str, Any]) -> go.Figure:
-    """The phase diagram of sweep ``name`` with x, y and color from ``values``."""
+    """The phase diagram of sweep ``name`` with x, y, color, facet and fix from ``values``."""
     frame = data.sweep_runs(root, name)
     spec = common.FIGURES[FIGURE]
     if frame.empty:
@@ -116,18 +120,13 @@ def figure(root: str, name: str, values: dict[str, Any]) -> go.Figure:
     if x not in frame or y not in frame or color not in COLORS:
         return common.error_figure(spec.title, "Pick two grid axes and a colour.")
     try:
-        rows, metrics = grid_points(root, name, x, y, color)
-        fig = spec.builder(FigureData(metrics=metrics, runs=rows), **options)
-    except data.DataError as exc:
+        rows = sweep_rows(root, name, color)
+        return spec.builder(FigureData(runs=rows), **options)
+    except (data.DataError, ValueError) as exc:
         return common.error_figure(spec.title, str(exc))
     except Exception as exc:
         common.log.exception("phase diagram of sweep %s failed", name)
         return common.error_figure(spec.title, f"This figure could not be drawn: {exc}")
-    meta = dict(fig.layout.meta or {})
-    if isinstance(meta.get("gradlab"), dict):  # name the real runs, not the grid points
-        meta["gradlab"] = {**meta["gradlab"], "run_ids": list(frame["run_id"]), "sweep": name}
-        fig.update_layout(meta=meta)
-    return fig
 
 
 # ----------------------------------------------------------------------------- layout
@@ -159,16 +158,36 @@ def layout(name: str | None = None, **query: Any) -> html.Div:
     x = common.choice(query.get("x"), axes, dx)
     y = common.choice(query.get("y"), axes, dy)
     color = common.choice(query.get("color"), COLORS, COLORS[0])
+    facets = [FACET_AUTO, FACET_NONE, *[a for a in axes if a != "seed"]]
+    facet = common.choice(query.get("facet"), facets, FACET_AUTO)
+    choices = fix_choices(frame, axes)
+    try:
+        asked = parse_fix(common.one(query.get("fix")))
+    except ValueError:
+        asked = {}
+    fixed = {k: v for k, v in asked.items() if v in choices.get(k, [])}
     counts = frame["status"].value_counts().to_dict()
     status = ", ".join(f"{n} {s}" for s, n in counts.items())
     spec = common.FIGURES[FIGURE]
 
-    def dropdown(label: str, cid: str, opts: list[Any], value: Any) -> html.Div:
+    def dropdown(label: str, cid: Any, opts: list[Any], value: Any, **kw: Any) -> html.Div:
         return html.Div(
-            [html.Label(label), dcc.Dropdown(opts, value, id=cid, clearable=False)],
+            [html.Label(label), dcc.Dropdown(opts, value, id=cid, **kw)],
             className="control",
         )
 
+    fix_controls = [
+        dropdown(
+            key,
+            {"type": FIX, "key": key},
+            [{"label": shown(v), "value": v} for v in values],
+            fixed.get(key),
+            placeholder="default",
+            clearable=True,
+            disabled=key in (x, y, facet) or (facet == FACET_AUTO and key == "cell"),
+        )
+        for key, values in choices.items()
+    ]
     return html.Div(
         [
             dcc.Location(id=f"{PREFIX}-url", refresh=False),
@@ -192,8 +211,8 @@ def layout(name: str | None = None, **query: Any) -> html.Div:
             ),
             html.Div(
                 [
-                    dropdown("x axis", CONTROLS["x"], axes, x),
-                    dropdown("y axis", CONTROLS["y"], axes, y),
+                    dropdown("x axis", CONTROLS["x"], axes, x, clearable=False),
+                    dropdown("y axis", CONTROLS["y"], axes, y, clearable=False),
                     dropdown(
                         "colour",
                         CONTROLS["color"],
@@ -202,11 +221,32 @@ def layout(name: str | None = None, **query: Any) -> html.Div:
                             for c in COLORS
                         ],
                         color,
+                        clearable=False,
+                    ),
+                    dropdown(
+                        "panels (facet)",
+                        CONTROLS["facet"],
+                        [
+                            {"label": "auto (cell)", "value": FACET_AUTO},
+                            {"label": "none", "value": FACET_NONE},
+                            *[{"label": a, "value": a} for a in facets[2:]],
+                        ],
+                        facet,
+                        clearable=False,
                     ),
                 ],
                 className="controls",
             ),
-            html.P("Click a cell to open its runs.", className="muted"),
+            html.Div(
+                [html.Span("fixed values:", className="muted"), *fix_controls],
+                className="controls",
+                id=f"{PREFIX}-fix-controls",
+            ),
+            html.P(
+                "Keys not on an axis or the facet are fixed (blank: the default the figure "
+                "names); only seeds are averaged. Click a cell to open its runs.",
+                className="muted",
+            ),
             html.Div(id=f"{PREFIX}-export-msg"),
             html.Div(id=f"{PREFIX}-click-msg"),
             html.Div(common.figure_card(PREFIX, spec), className="figures figures-wide"),
@@ -216,78 +256,144 @@ def layout(name: str | None = None, **query: Any) -> html.Div:
 
 
 # ----------------------------------------------------------------------------- callbacks
+def _values(x: Any, y: Any, color: Any, facet: Any, keys: Any, fixes: Any) -> dict[str, Any]:
+    """The builder's options from the controls (fix: the dropdowns of keys not shown)."""
+    facet = facet or FACET_AUTO
+    fix = fix_from(keys or [], fixes or [], [x, y, facet])
+    return {"x": x, "y": y, "color": color, "facet": facet, "fix": fix or None}
+
+
 @callback(
     Output(f"{PREFIX}-fig-{FIGURE}", "figure"),
     Input(f"{PREFIX}-name", "data"),
     *[Input(cid, "value") for cid in CONTROLS.values()],
+    Input({"type": FIX, "key": ALL}, "value"),
+    State({"type": FIX, "key": ALL}, "id"),
 )
-def update_phase_diagram(name: str, x: str, y: str, color: str) -> go.Figure:
-    """Redraw the phase diagram for the chosen axes and colour."""
-    return figure(data.current_root(), name, {"x": x, "y": y, "color": color})
+def update_phase_diagram(
+    name: str,
+    x: str,
+    y: str,
+    color: str,
+    facet: str = FACET_AUTO,
+    fixes: Sequence[Any] = (),
+    keys: Sequence[Any] = (),
+) -> go.Figure:
+    """Redraw the phase diagram for the chosen axes, colour, facet and fixed values."""
+    return figure(data.current_root(), name, _values(x, y, color, facet, keys, fixes))
+
+
+@callback(
+    Output({"type": FIX, "key": ALL}, "disabled"),
+    Input(CONTROLS["x"], "value"),
+    Input(CONTROLS["y"], "value"),
+    Input(CONTROLS["facet"], "value"),
+    State({"type": FIX, "key": ALL}, "id"),
+)
+def fix_disabled(x: Any, y: Any, facet: Any, keys: Sequence[Any]) -> list[bool]:
+    """A key on x, y or the facet has no fixed value (auto facets by cell)."""
+    shown_keys = {x, y, facet, "cell" if facet in (None, FACET_AUTO) else None}
+    return [k.get("key") in shown_keys for k in keys]
+
+
+@callback(
+    Output({"type": FIX, "key": ALL}, "placeholder"),
+    Input(f"{PREFIX}-fig-{FIGURE}", "figure"),
+    State({"type": FIX, "key": ALL}, "id"),
+)
+def fix_placeholders(fig: Any, keys: Sequence[Any]) -> list[str]:
+    """A blank dropdown names the value the figure chose for it ("default: adding")."""
+    layout = (fig or {}).get("layout") or {}
+    meta = ((layout.get("meta") or {}).get("gradlab") or {}) if isinstance(layout, dict) else {}
+    fixed = (meta.get("options") or {}).get("fix") or {}
+    return [
+        f"default: {shown(str(fixed[k['key']]))}" if k.get("key") in fixed else "default"
+        for k in keys
+    ]
 
 
 @callback(
     Output(f"{PREFIX}-url", "search"),
     *[Input(cid, "value") for cid in CONTROLS.values()],
+    Input({"type": FIX, "key": ALL}, "value"),
+    State({"type": FIX, "key": ALL}, "id"),
     prevent_initial_call=True,
 )
-def url_search(x: Any, y: Any, color: Any) -> str:
-    """The chosen axes and colour as the query string."""
-    return common.query(x=x, y=y, color=color)
+def url_search(
+    x: Any,
+    y: Any,
+    color: Any,
+    facet: Any = FACET_AUTO,
+    fixes: Sequence[Any] = (),
+    keys: Sequence[Any] = (),
+) -> str:
+    """The chosen axes, colour, facet and fixed values as the query string."""
+    values = _values(x, y, color, facet, keys, fixes)
+    return common.query(
+        x=x,
+        y=y,
+        color=color,
+        facet=None if values["facet"] == FACET_AUTO else values["facet"],
+        fix=fix_text(values["fix"] or {}),
+    )
 
 
-def _matches(values: pd.Series, target: Any) -> pd.Series:
-    """Rows of ``values`` equal to a clicked coordinate (numbers compared as floats)."""
-    try:
-        number = float(target)
-    except (TypeError, ValueError):
-        return values.astype(str) == str(target)
-    as_float = pd.to_numeric(values, errors="coerce")
-    return as_float.map(lambda v: math.isfinite(v) and math.isclose(v, number, rel_tol=1e-9))
-
-
-def runs_at(
-    root: str, name: str, x: str, y: str, point: dict[str, Any], panel: str | None
-) -> list[str]:
-    """Run ids of sweep ``name`` at a clicked point (and of cell ``panel`` when faceted)."""
-    frame = data.sweep_runs(root, name)
-    if x not in frame or y not in frame:
-        return []
-    keep = _matches(frame[x], point.get("x")) & _matches(frame[y], point.get("y"))
-    if panel and "cell" in frame and panel in set(frame["cell"].astype(str)):
-        keep &= frame["cell"].astype(str) == panel
-    return list(frame.loc[keep.fillna(False).astype(bool), "run_id"])
+def cell_of_click(
+    click: Mapping[str, Any] | None, fig: Mapping[str, Any] | None
+) -> tuple[list[str], dict[str, Any]] | None:
+    """(run ids, {config key: value} naming the cell) of a clicked heatmap cell, from the
+    cell's customdata [value, n, run ids, x, y, ...] (the event's, else the figure's at the
+    clicked row and column) and the trace's meta; None: no cell."""
+    points = (click or {}).get("points") or []
+    if not points:
+        return None
+    point = points[0]
+    traces = (fig or {}).get("data") or []
+    number = point.get("curveNumber")
+    trace = traces[number] if isinstance(number, int) and 0 <= number < len(traces) else {}
+    custom = point.get("customdata")
+    where = point.get("pointNumber")
+    if not (isinstance(where, list | tuple) and len(where) == 2):
+        # dcc.Graph drops array-valued event fields (customdata, pointNumber): the heatmap's
+        # x and y are the cell's column and row
+        column, row = point.get("x"), point.get("y")
+        ok = all(isinstance(v, int | float) and float(v).is_integer() for v in (column, row))
+        where = [int(row), int(column)] if ok else None
+    if custom is None and where is not None and min(where) >= 0:
+        try:
+            custom = trace["customdata"][where[0]][where[1]]
+        except (KeyError, IndexError, TypeError):
+            custom = None
+    if not isinstance(custom, list | tuple) or len(custom) < 5:
+        return None
+    ids = [r for r in str(custom[2] or "").split(",") if r]
+    meta = trace.get("meta") if isinstance(trace, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    columns = meta.get("columns") or {}
+    filters: dict[str, Any] = dict(meta.get("const") or {})
+    for axis, text in (("x", custom[3]), ("y", custom[4])):
+        if columns.get(axis):
+            filters[columns[axis]] = str(text).replace("−", "-")
+    return ids, filters
 
 
 def click_target(
-    root: str,
-    name: str,
-    x: str,
-    y: str,
-    click: dict[str, Any] | None,
-    fig: dict[str, Any] | None,
+    root: str, name: str, click: dict[str, Any] | None, fig: dict[str, Any] | None
 ) -> tuple[str | None, str]:
-    """(where a click on the diagram leads, a note): /compare?runs=... or the filtered table."""
-    points = (click or {}).get("points") or []
-    if not points:
+    """(where a click on the diagram leads, a note): /compare?runs=<the cell's runs>, or the
+    runs table filtered to the cell when it holds more than MAX_COMPARE runs."""
+    cell = cell_of_click(click, fig)
+    if cell is None:
         return None, ""
-    point = points[0]
-    panel = None
-    traces = (fig or {}).get("data") or []
-    number = point.get("curveNumber")
-    if isinstance(number, int) and 0 <= number < len(traces):
-        trace = traces[number]
-        const = ((trace.get("meta") or {}).get("const") or {}) if isinstance(trace, dict) else {}
-        panel = const.get("cell") or None
-    ids = runs_at(root, name, x, y, point, panel)
+    ids, filters = cell
+    known = set(data.sweep_runs(root, name)["run_id"].astype(str))
+    ids = [r for r in ids if r in known]
     if not ids:
-        return None, f"No runs at {x} = {point.get('x')}, {y} = {point.get('y')}."
+        where = ", ".join(f"{k} = {v}" for k, v in filters.items())
+        return None, f"No runs at {where}."
     if len(ids) <= MAX_COMPARE:
         return f"/compare{common.query(runs=ids)}", ""
-    filters = {"sweep": name, x: point.get("x"), y: point.get("y")}
-    if panel:
-        filters["cell"] = panel
-    return f"/{common.query(**filters)}", ""
+    return f"/{common.query(sweep=name, **filters)}", ""
 
 
 @callback(
@@ -296,13 +402,11 @@ def click_target(
     Input(f"{PREFIX}-fig-{FIGURE}", "clickData"),
     State(f"{PREFIX}-fig-{FIGURE}", "figure"),
     State(f"{PREFIX}-name", "data"),
-    State(CONTROLS["x"], "value"),
-    State(CONTROLS["y"], "value"),
     prevent_initial_call=True,
 )
-def open_cell(click: Any, fig: Any, name: str, x: str, y: str) -> tuple[Any, Any]:
+def open_cell(click: Any, fig: Any, name: str) -> tuple[Any, Any]:
     """Open the runs of the clicked cell."""
-    href, note = click_target(data.current_root(), name, x, y, click, fig)
+    href, note = click_target(data.current_root(), name, click, fig)
     if href is None:
         return no_update, common.message(note, "info") if note else no_update
     return href, ""
@@ -314,12 +418,23 @@ def open_cell(click: Any, fig: Any, name: str, x: str, y: str) -> tuple[Any, Any
     Input({"type": f"{PREFIX}-export", "fig": ALL, "fmt": ALL}, "n_clicks"),
     State(f"{PREFIX}-name", "data"),
     *[State(cid, "value") for cid in CONTROLS.values()],
+    State({"type": FIX, "key": ALL}, "value"),
+    State({"type": FIX, "key": ALL}, "id"),
     prevent_initial_call=True,
 )
-def export(clicks: list[Any], name: str, *values: Any) -> tuple[Any, Any]:
+def export(
+    clicks: list[Any],
+    name: str,
+    x: Any,
+    y: Any,
+    color: Any,
+    facet: Any,
+    fixes: Sequence[Any] = (),
+    keys: Sequence[Any] = (),
+) -> tuple[Any, Any]:
     """CSV / PNG / PDF of the phase diagram as it is on screen."""
     root = data.current_root()
-    current = dict(zip(CONTROLS, values, strict=True))
+    current = _values(x, y, color, facet, keys, fixes)
     return common.export_callback(
         ctx.triggered_id,
         common.triggered_value(),

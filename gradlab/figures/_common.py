@@ -483,9 +483,18 @@ def power_text(exponent: int) -> str:
     return f"10<sup>{str(exponent).replace('-', MINUS)}</sup>"
 
 
+def mantissa_text(m: int, exponent: int, decimal: bool) -> str:
+    """Tick text of m × 10^exponent: a plain decimal ("0.2", "5", "20") when `decimal`, else
+    "10<sup>−3</sup>" / "2×10<sup>−3</sup>" (never "2×1")."""
+    if decimal:
+        return f"{m * 10.0**exponent:g}"
+    return power_text(exponent) if m == 1 else f"{m}×{power_text(exponent)}"
+
+
 def log_colour(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """(log10 values with NaN where not > 0, colour-bar ticks at powers of ten — and at 2× and
-    5× when the values span less than two decades)."""
+    5× when the values span less than two decades, then written as plain decimals ("0.5", "2")
+    when all lie in 0.01 … 5000)."""
     values = np.asarray(values, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
@@ -502,9 +511,10 @@ def log_colour(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
             if zmin - 1e-9 <= e + math.log10(m) <= zmax + 1e-9
         ]
         if len(ticks) >= 2:
+            decimal = all(-2 <= e <= 3 for _, _, e in ticks)  # 0.01 … 5000: plain numbers
             return z, dict(
                 tickvals=[t for t, _, _ in ticks],
-                ticktext=[power_text(e) if m == 1 else f"{m}×{power_text(e)}" for _, m, e in ticks],
+                ticktext=[mantissa_text(m, e, decimal) for _, m, e in ticks],
             )
     stride = max(1, math.ceil((hi - lo) / 6))
     exps = list(range(lo, hi + 1, stride))

@@ -49,24 +49,47 @@ def _plain(name: Any) -> str:
 
 
 def _heatmap_rows(trace: Any, cols: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
-    source = trace.customdata if meta.get("z_source") == "customdata" else trace.z
-    z = np.asarray(as_array(source), dtype=np.float64)
+    """One row per finite cell. ``meta["z_source"] == "customdata"``: the values are the
+    customdata (2-D), or its first entry per cell when ``meta["custom"]`` names the entries
+    (3-D: [value, n, ...]; the named ones after the first become columns). ``meta["x_values"]``
+    / ``["y_values"]``: the values of the columns / rows when x / y are category positions."""
+    custom = list(meta.get("custom") or [])
+    extra: dict[str, np.ndarray] = {}
+    if meta.get("z_source") == "customdata":
+        cd = trace.customdata
+        cd = np.array(cd, dtype=object) if not isinstance(cd, dict) else as_array(cd)
+        if cd is not None and cd.ndim == 3 and custom:
+            z = cd[:, :, 0].astype(np.float64)
+            for j, name in enumerate(custom[1:], start=1):
+                if j < cd.shape[2]:
+                    extra[name] = cd[:, :, j]
+        else:
+            z = np.asarray(cd, dtype=np.float64)
+    else:
+        z = np.asarray(as_array(trace.z), dtype=np.float64)
     if z.ndim != 2:
         return {}
     ny, nx = z.shape
-    x = as_array(trace.x)
-    y = as_array(trace.y)
+    x = meta.get("x_values")
+    y = meta.get("y_values")
+    x = as_array(trace.x) if x is None else np.array(x, dtype=object)
+    y = as_array(trace.y) if y is None else np.array(y, dtype=object)
     x = np.arange(nx) if x is None else x
     y = np.arange(ny) if y is None else y
     xx = np.broadcast_to(np.asarray(x)[None, :], (ny, nx)).ravel()
     yy = np.broadcast_to(np.asarray(y)[:, None], (ny, nx)).ravel()
     zz = z.ravel()
     keep = np.isfinite(zz)
-    return {
+    out = {
         cols.get("x", "x"): _column(xx[keep]),
         cols.get("y", "y"): _column(yy[keep]),
         cols.get("z", "z"): zz[keep],
     }
+    for name, values in extra.items():
+        flat = np.asarray(values).ravel()[keep]
+        text = any(isinstance(v, str) for v in flat)  # run ids stay text, even "12e4"
+        out[name] = flat if text else _column(flat)
+    return out
 
 
 def _scatter_rows(trace: Any, cols: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:

@@ -515,47 +515,47 @@ def test_sweep_layout_and_phase_diagram(dash_app, real_store, request_ctx):
 
 
 @pytest.mark.parametrize("color", ["decay_rate", "loss_ratio", "first_fraction"])
-def test_grid_points_draw_what_the_builder_draws_from_every_run(dash_app, real_store, color):
-    """The sweep page hands the builder per-grid-point means; the picture must not change."""
+def test_sweep_page_draws_what_the_builder_draws_from_every_run(dash_app, real_store, color):
+    """The sweep page hands the builder runs rows with the summary as a column, no metrics;
+    the picture must be the one drawn from every run's metrics."""
     page = dash_app.pages.sweep
     root = real_store.root
     frame = data.sweep_runs(root, "tiny")
     spec = FIGURES["phase_diagram"]
     full = FigureData(metrics=data.metrics(root, list(frame["run_id"]), spec.probes), runs=frame)
     expected = spec.builder(full, x="gain", y="cell", color=color)
-    rows, metrics = page.grid_points(root, "tiny", "gain", "cell", color)
-    got = spec.builder(FigureData(metrics=metrics, runs=rows), x="gain", y="cell", color=color)
-    assert len(rows) == 6
+    with dash_app.app.server.test_request_context("/"):
+        got = page.update_phase_diagram("tiny", "gain", "cell", color)
     assert list(got.data[0].x) == list(expected.data[0].x)
-    assert list(got.data[0].y) == list(expected.data[0].y)
-    assert pd.DataFrame(got.data[0].customdata).to_numpy() == pytest.approx(
-        pd.DataFrame(expected.data[0].customdata).to_numpy(), rel=1e-9, nan_ok=True
-    )
+    assert list(got.layout.yaxis.ticktext) == list(expected.layout.yaxis.ticktext)
+    values = [pd.DataFrame([[c[0] for c in row] for row in f.data[0].customdata]).to_numpy()
+              for f in (got, expected)]  # fmt: skip
+    assert values[0] == pytest.approx(values[1], rel=1e-9, nan_ok=True)
+    assert [c[2] for row in got.data[0].customdata for c in row] == [
+        c[2] for row in expected.data[0].customdata for c in row
+    ]
 
 
 def test_sweep_click_opens_the_runs_of_a_cell(dash_app, real_store, request_ctx, monkeypatch):
     page = dash_app.pages.sweep
     fig = page.update_phase_diagram("tiny", "gain", "cell", "decay_rate").to_plotly_json()
-    click = {"points": [{"curveNumber": 0, "x": 1.5, "y": "lstm"}]}
-    href, note = page.click_target(real_store.root, "tiny", "gain", "cell", click, fig)
+    rows = list(fig["layout"]["yaxis"]["ticktext"])
+    click = {"points": [{"curveNumber": 0, "pointNumber": [rows.index("lstm"), 1]}]}
+    href, _ = page.click_target(real_store.root, "tiny", click, fig)
     assert href == f"/compare?runs={real_store.ids[('lstm', 1.5)]}"
-    click = {"points": [{"curveNumber": 0, "x": 7.0, "y": "lstm"}]}
-    href, note = page.click_target(real_store.root, "tiny", "gain", "cell", click, fig)
-    assert href is None and "No runs" in note
     fig = page.update_phase_diagram("tiny", "gain", "seed", "decay_rate").to_plotly_json()
     panels = [t.get("name") for t in fig["data"] if t["type"] == "heatmap"]
-    assert panels == ["gru", "lstm", "rnn"]  # one panel per cell: the click names the cell
-    click = {"points": [{"curveNumber": 2, "x": 0.9, "y": 0}]}
-    href, _ = page.click_target(real_store.root, "tiny", "gain", "seed", click, fig)
+    assert panels == ["gru", "lstm", "rnn"]  # one panel per cell: each cell names its runs
+    click = {"points": [{"curveNumber": 2, "pointNumber": [0, 0]}]}
+    href, _ = page.click_target(real_store.root, "tiny", click, fig)
     assert href == f"/compare?runs={real_store.ids[('rnn', 0.9)]}"
-    monkeypatch.setattr(page, "MAX_COMPARE", 1)
-    click = {"points": [{"curveNumber": 0, "x": 0.9, "y": 0}]}
-    href, _ = page.click_target(real_store.root, "tiny", "gain", "seed", {**click}, None)
+    monkeypatch.setattr(page, "MAX_COMPARE", 0)
+    href, _ = page.click_target(real_store.root, "tiny", click, fig)
     assert urlsplit(href).path == "/"
-    assert query_of(href) == {"sweep": "tiny", "gain": "0.9", "seed": "0"}
+    assert query_of(href) == {"sweep": "tiny", "cell": "rnn", "gain": "0.9", "seed": "0"}
     layout = dash_app.pages.runs.layout(**query_of(href))
     table = find(layout, "runs-table")
-    assert table.filter_query == '{sweep} = "tiny" && {gain} = 0.9 && {seed} = 0'
+    assert table.filter_query == '{sweep} = "tiny" && {cell} = "rnn" && {gain} = 0.9 && {seed} = 0'
 
 
 # ----------------------------------------------------------------------------- misc

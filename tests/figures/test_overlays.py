@@ -120,20 +120,32 @@ def test_fit_decay_uses_gradlab_fits():
     assert fit.rate == pytest.approx(decay_fit(values[::-1]).rate)
 
 
+def cell_values(heat) -> np.ndarray:
+    """A phase-diagram heatmap's cell values (customdata is [value, n, run ids, ...] per cell)."""
+    return np.array(heat.customdata, dtype=object)[..., 0].astype(float)
+
+
 def test_phase_diagram_chi_line_is_the_critical_curve(figure_data, grid_runs):
     fig = FIGURES["phase_diagram"].builder(figure_data(grid_runs))
     chi = [t for t in fig.data if t.name and t.name.startswith("χ = 1")]
     assert len(chi) == 1
-    w, b = np.asarray(chi[0].x, float), np.asarray(chi[0].y, float)
+    sigma = np.asarray(chi[0].customdata, float)  # (σ_w, σ_b) of each point
+    w, b = sigma[:, 0], sigma[:, 1]
     assert b.min() == pytest.approx(0.0) and b.max() == pytest.approx(0.3)
     assert w[0] == pytest.approx(1.0)  # tanh, σ_b = 0: σ_w* = 1 exactly
     assert np.all(np.diff(w) > 0)  # more bias needs more gain
     for i in (2, len(w) - 1):  # spot-check against the theory (each solve ~0.3 s)
         assert w[i] == pytest.approx(theory.critical_sigma_w("tanh", b[i]))
+    # drawn on the category axes: σ_w 0.8 | 1.5 and σ_b 0 | 0.3 are cells 0 | 1, so a value
+    # between two grid values sits between their cells in proportion
+    np.testing.assert_allclose(np.asarray(chi[0].x, float), (w - 0.8) / 0.7)
+    np.testing.assert_allclose(np.asarray(chi[0].y, float), b / 0.3)
+    assert list(fig.layout.xaxis.ticktext) == ["0.8", "1.5"]
     # swapped axes draw the same curve transposed
     swapped = FIGURES["phase_diagram"].builder(figure_data(grid_runs), x="bias_scale", y="gain")
     line = next(t for t in swapped.data if t.name and t.name.startswith("χ = 1"))
-    np.testing.assert_allclose(np.asarray(line.y, float), w)
+    np.testing.assert_allclose(np.asarray(line.y, float), (w - 0.8) / 0.7)
+    np.testing.assert_allclose(np.asarray(line.customdata, float), sigma)
 
 
 def test_phase_diagram_colours(figure_data, grid_runs, cell_runs):
@@ -141,7 +153,7 @@ def test_phase_diagram_colours(figure_data, grid_runs, cell_runs):
     for color in ("decay_rate", "loss_ratio", "first_fraction"):
         fig = FIGURES["phase_diagram"].builder(data, color=color)
         heat = fig.data[0]
-        values = np.asarray(heat.customdata, float)
+        values = cell_values(heat)
         assert np.isfinite(values).sum() == 4
         if color != "decay_rate":
             assert (values > 0).all()
