@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,9 @@ __all__ = [
 
 #: Boxes may overlap (and leave the page) by this much, in points, before it counts.
 TOLERANCE_PT = 0.5
-#: A clip rectangle covering at least this fraction of the page clips the whole page (the
-#: printable area Chromium draws into); smaller clips are plot areas, which text is not in.
+#: A clip rectangle centred on the page and covering at least this fraction of it clips the
+#: whole page (the printable area inside the print margins Chromium draws into); other clips
+#: are plot areas, which text is not in.
 PAGE_CLIP_FRACTION = 0.75
 #: A pixel is "dark" (ink) below this grey level (0–255) in `svg_ink`.
 DARK_LEVEL = 160
@@ -175,18 +177,21 @@ def _title(title: Any) -> str:
 
 
 def _squash(text: str) -> str:
-    return _SPACE.sub("", text)
+    """Text compared without spaces and with ligatures ("ﬁ") spelled out (NFKC)."""
+    return _SPACE.sub("", unicodedata.normalize("NFKC", text))
 
 
 def _page_clip(page: Any) -> tuple[float, float, float, float]:
-    """The page rectangle, cut to every clip covering most of it (Chromium clips the whole
-    print to its printable area: text beyond it is on the page but not shown)."""
+    """The page rectangle, cut to every clip centred on it that covers most of it (Chromium
+    clips the print to the area inside its margins: text beyond it is in the file, not shown)."""
     r = page.rect
     x0, y0, x1, y1 = r.x0, r.y0, r.x1, r.y1
     area = max(r.width * r.height, 1e-9)
     for item in page.get_drawings(extended=True):
         clip = item.get("scissor") if item.get("type") == "clip" else None
         if clip is None or clip.width * clip.height < PAGE_CLIP_FRACTION * area:
+            continue
+        if abs((clip.x0 - r.x0) - (r.x1 - clip.x1)) > 1 or abs((clip.y0 - r.y0) - (r.y1 - clip.y1)) > 1:
             continue
         x0, y0 = max(x0, clip.x0), max(y0, clip.y0)
         x1, y1 = min(x1, clip.x1), min(y1, clip.y1)

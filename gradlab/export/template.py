@@ -31,15 +31,32 @@ __all__ = [
 
 #: Journal column widths in inches.
 WIDTHS: dict[str, float] = {"single": 3.25, "double": 6.75}
-#: Font stacks (the first installed one is used; Chromium embeds it in the PDF).
+#: Font stacks (the first installed one is used; Chromium embeds it in the PDF). DejaVu has
+#: every glyph gradlab's labels use (‖ ∂ ∇ σ θ χ − ± × ·); Times / Liberation lack ‖ and ∇, so
+#: Chromium set those in a second family, and where that fallback was a font it cannot embed
+#: as TrueType it wrote a Type3 font. The condensed cut keeps legends and notes short.
 FONTS: dict[str, str] = {
-    "serif": '"Times New Roman", "Liberation Serif", "Nimbus Roman", "DejaVu Serif", serif',
-    "sans": 'Arial, Helvetica, "Liberation Sans", "Nimbus Sans", "DejaVu Sans", sans-serif',
+    "serif": '"DejaVu Serif Condensed", "DejaVu Serif", "Bitstream Vera Serif", serif',
+    "sans": '"DejaVu Sans Condensed", "DejaVu Sans", "Bitstream Vera Sans", sans-serif',
 }
 PX_PER_INCH = 96.0
 TEXT_PT = 8.0  # tick labels, annotations
 TITLE_PT = 9.0  # axis and colour-bar titles
-LEGEND_PT = 7.5
+LEGEND_PT = 7.0
+NOTE_PT = 6.5  # notes under the plot (theory assumptions, missing runs)
+#: Width of a character in em, an upper bound for DejaVu (Condensed) text: used to wrap notes
+#: and lay out legend rows before the browser measures them.
+CHAR_EM = 0.52
+LINE_EM = 1.3  # plotly's line height for text with <br>
+#: Height in px of one legend row: plotly gives an entry max(text, 16) + 3 px, plus 5 of gap.
+LEGEND_ROW_PX = 21.0
+LEGEND_SYMBOL_PX = 40.0  # the symbol (itemwidth 30) and the gap before the text
+#: The most of the figure's height a legend above the plot may take.
+LEGEND_SHARE = 0.2
+#: Room under the plot for x tick labels and the x-axis title, above any notes.
+AXIS_ROOM_PX = 38.0
+#: Trace names that mark a fitted or theory line, drawn above the data on export.
+OVERLAY_PREFIXES = ("fit:", "theory:")
 LINE_SCALE = 0.6  # trace line widths relative to the dashboard
 MARKER_SCALE = 0.7
 
@@ -129,10 +146,11 @@ _TAG = re.compile(r"<[^>]+>")
 
 
 def _legend_entries(data: list[dict[str, Any]], showlegend: Any) -> list[str]:
+    """The names the legend shows (tags kept)."""
     if showlegend is False:
         return []
     return [
-        _TAG.sub("", str(t.get("name")))
+        str(t.get("name"))
         for t in data
         if t.get("showlegend") is not False and t.get("name") and t.get("type") != "heatmap"
     ]
@@ -147,33 +165,60 @@ def _rows(layout: Mapping[str, Any]) -> int:
     return max(1, len(domains))
 
 
-def _legend_height_px(entries: list[str], width_px: float) -> float:
-    """Rough height of a horizontal legend: entries flow left to right and wrap."""
-    if not entries:
-        return 0.0
-    char = 0.5 * _px(LEGEND_PT)
-    rows, used = 1, 0.0
+def text_width_px(text: str, size_px: float) -> float:
+    """Upper estimate of the width of one line of label text (tags dropped, <sub>/<sup> at
+    70 %) in px at font size `size_px`."""
+    small = sum(len(_TAG.sub("", m)) for m in re.findall(r"<su[bp]>(.*?)</su[bp]>", text))
+    plain = len(_TAG.sub("", text)) - small
+    return CHAR_EM * size_px * (plain + 0.7 * small)
+
+
+def _legend_rows(entries: list[str], width_px: float) -> int:
+    """Rows of a horizontal legend whose entries flow left to right and wrap at `width_px`."""
+    rows, used = 0, width_px
     for text in entries:
-        w = 40 + char * len(text)
-        if used and used + w > width_px:
+        w = LEGEND_SYMBOL_PX + text_width_px(text, _px(LEGEND_PT)) + 6
+        if used + w > width_px:
             rows, used = rows + 1, 0.0
         used += w
-    return rows * (_px(LEGEND_PT) + 5) + 4
+    return rows
+
+
+def _legend_height_px(entries: list[str], width_px: float) -> float:
+    """Height of a horizontal legend: its rows, each `LEGEND_ROW_PX`."""
+    return _legend_rows(entries, width_px) * LEGEND_ROW_PX
+
+
+def wrap_text(text: str, width_px: float, size_px: float) -> list[str]:
+    """`text` (lines split at <br>) wrapped at spaces into lines of at most `width_px`."""
+    out: list[str] = []
+    for line in re.split(r"<br\s*/?>", text):
+        words, current = line.split(" "), ""
+        for word in words:
+            trial = f"{current} {word}" if current else word
+            if current and text_width_px(trial, size_px) > width_px:
+                out.append(current)
+                current = word
+            else:
+                current = trial
+        out.append(current)
+    return out
+
+
+def _base_height_in(layout: Mapping[str, Any], width_in: float) -> float:
+    """The plot's own height: ~0.62 × width for a single column (0.4 × for wider figures),
+    × 1.6 for stacked panels."""
+    base = width_in * (0.62 if width_in <= 4 else 0.4)
+    return base * 1.6 if _rows(layout) > 1 else base
 
 
 def figure_height(fig: go.Figure | Mapping[str, Any], width_in: float, height: Any = None) -> float:
-    """Print height in inches: `height` if given, else ~0.62 × width for a single column
-    (0.4 × for wider figures), ×1.6 for stacked panels, plus room for the legend."""
+    """Print height in inches: `height` if given, else the paper layout's (`paper_dict`): the
+    plot (~0.62 × width for a single column, 0.4 × for wider figures, × 1.6 for stacked
+    panels) plus the legend above it and the notes under it."""
     if height is not None:
         return width_inches(height)
-    d = fig.to_dict() if isinstance(fig, go.Figure) else fig
-    layout = d.get("layout", {})
-    base = width_in * (0.62 if width_in <= 4 else 0.4)
-    if _rows(layout) > 1:
-        base *= 1.6
-    entries = _legend_entries(list(d.get("data", [])), layout.get("showlegend"))
-    legend = _legend_height_px(entries, width_in * PX_PER_INCH - 40) / PX_PER_INCH
-    return round(base + legend, 3)
+    return paper_dict(fig, width_in)[2]
 
 
 def _positive(values: Any) -> np.ndarray:
@@ -232,6 +277,82 @@ def _log_ticks(values: np.ndarray) -> dict[str, Any]:
     return dict(tickmode="array", tickvals=ticks, ticktext=[_tick_text(v) for v in ticks])
 
 
+def _overlays_last(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The traces with fitted and theory lines ("fit: ...", "theory: ...") moved after the
+    data, so they are drawn on top; `legendrank` keeps the legend in the original order."""
+    for rank, trace in enumerate(data, start=1):
+        trace.setdefault("legendrank", rank)
+
+    def overlay(t: dict[str, Any]) -> bool:
+        return _TAG.sub("", str(t.get("name") or "")).startswith(OVERLAY_PREFIXES)
+
+    return [t for t in data if not overlay(t)] + [t for t in data if overlay(t)]
+
+
+SEPARATOR = " · "
+
+
+def _shorter_names(names: list[str]) -> dict[str, str]:
+    """Run labels without the parts every label shares ("lstm · seq 10 · seed 0" and
+    "gru · seq 10 · seed 0" → "lstm", "gru"): the .json sidecar has the full configs."""
+    split = {n: n.split(SEPARATOR) for n in dict.fromkeys(names) if SEPARATOR in n}
+    if len(split) < 2:
+        return {}
+    common = set.intersection(*(set(parts[1:]) for parts in split.values()))
+    out = {}
+    for name, parts in split.items():
+        kept = [parts[0], *(p for p in parts[1:] if p not in common)]
+        if len(kept) < len(parts):
+            out[name] = SEPARATOR.join(kept)
+    return out
+
+
+def _axis_anchor_domain(layout: Mapping[str, Any], key: str) -> tuple[float, float]:
+    """The domain of the axis `key` ("xaxis2") is anchored to (its row for x, column for y)."""
+    axis = layout.get(key) or {}
+    anchor = str(axis.get("anchor") or ("y" if key.startswith("x") else "x"))
+    other = ("yaxis" if key.startswith("x") else "xaxis") + anchor[1:]
+    domain = (layout.get(other) or {}).get("domain") or [0.0, 1.0]
+    return float(domain[0]), float(domain[1])
+
+
+def _share_axis_titles(layout: dict[str, Any]) -> None:
+    """Facets that repeat one axis title show it once: x titles only on the bottom row, y
+    titles only in the left column, and there on the middle facet."""
+    for letter in ("x", "y"):
+        by_title: dict[str, list[str]] = {}
+        for key, axis in layout.items():
+            if not (key.startswith(f"{letter}axis") and isinstance(axis, dict)):
+                continue
+            text = _TAG.sub("", str((axis.get("title") or {}).get("text") or "")).strip()
+            if text and axis.get("visible") is not False:
+                by_title.setdefault(text, []).append(key)
+        for keys in by_title.values():
+            if len(keys) < 2:
+                continue
+            edge = min(_axis_anchor_domain(layout, k)[0] for k in keys)
+            line = [k for k in keys if abs(_axis_anchor_domain(layout, k)[0] - edge) < 1e-6]
+            line.sort(key=lambda k: float(((layout[k].get("domain") or [0, 1])[0])))
+            keep = line[(len(line) - 1) // 2] if letter == "x" else line[len(line) // 2]
+            for k in keys:
+                if k != keep:
+                    layout[k].setdefault("title", {})["text"] = ""
+
+
+def _paper_y(ann: Mapping[str, Any]) -> float | None:
+    """An annotation's y in paper units, None if it is placed on an axis."""
+    if not str(ann.get("yref") or "y").startswith("paper"):
+        return None
+    try:
+        return float(ann.get("y", 0.5))
+    except (TypeError, ValueError):
+        return None
+
+
+def _lines(text: str) -> int:
+    return len(re.split(r"<br\s*/?>", str(text)))
+
+
 def paper_dict(
     fig: go.Figure | Mapping[str, Any],
     width: str | float = "single",
@@ -241,43 +362,31 @@ def paper_dict(
     """The figure's dict in the paper template, and its (width, height) in inches.
 
     White background, no title (the caption carries it), 8–9 pt text in `font` ("serif" or
-    "sans"), 0.75 px axis lines with outside ticks, no grid, thinner lines and smaller markers,
-    powers of ten on log axes (a tick per decade where the data spans several), the legend in
-    rows above the plot.
+    "sans": DejaVu, which has every glyph of the labels), 0.75 px axis lines with outside
+    ticks, no grid, thinner lines and smaller markers, labelled major ticks only on log axes
+    (powers of ten, or 1-2-5). Fitted and theory lines are drawn above the data. The legend
+    drops what every run label shares and sits above the plot in rows (at most
+    `LEGEND_SHARE` of the height: the figure grows instead), or, for a wide figure that would
+    need several rows, to the right. Facets repeating an axis title show it once; facet titles
+    get room above the plot; notes placed under the plot are wrapped to the page and given
+    room under the x-axis title.
     """
     if font not in FONTS:
         raise ValueError(f"font must be one of {sorted(FONTS)}, got {font!r}")
     width_in = width_inches(width)
+    width_px = width_in * PX_PER_INCH
     d = fig.to_dict() if isinstance(fig, go.Figure) else copy.deepcopy(dict(fig))
-    data: list[dict[str, Any]] = list(d.get("data", []))
     layout: dict[str, Any] = d.setdefault("layout", {})
-    height_in = figure_height(d, width_in, height)
+    family = FONTS[font]
     layout["template"] = _template(font)
     _merge(
         layout,
         dict(
-            width=round(width_in * PX_PER_INCH, 3),
-            height=round(height_in * PX_PER_INCH, 3),
             autosize=False,
             title=dict(text=""),
-            font=dict(family=FONTS[font], size=_px(TEXT_PT), color="black"),
+            font=dict(family=family, size=_px(TEXT_PT), color="black"),
             paper_bgcolor="white",
             plot_bgcolor="white",
-            margin=dict(l=4, r=4, t=4, b=4, pad=0, autoexpand=True),
-            legend=dict(
-                orientation="h",
-                x=0,
-                xanchor="left",
-                y=1.02,
-                yanchor="bottom",
-                font=dict(size=_px(LEGEND_PT)),
-                bgcolor="rgba(255,255,255,0)",
-                borderwidth=0,
-                entrywidth=0,
-                tracegroupgap=0,
-                itemwidth=30,
-                title=dict(text=""),
-            ),
             hovermode=False,
         ),
     )
@@ -287,7 +396,10 @@ def paper_dict(
             continue
         _merge(axis, _axis_style())
         if axis.get("type") == "log":
-            axis.update(_log_ticks(_axis_values(data, key)))
+            axis.update(_log_ticks(_axis_values(list(d.get("data", [])), key)))
+    _share_axis_titles(layout)
+    data = _overlays_last(list(d.get("data", [])))
+    d["data"] = data
     for trace in data:
         trace.pop("legendgroup", None)
         if trace.get("type") == "scatter":
@@ -300,11 +412,92 @@ def paper_dict(
             _merge(trace.setdefault("colorbar", {}), _colorbar_style())
     if isinstance(layout.get("coloraxis"), dict):
         _merge(layout["coloraxis"].setdefault("colorbar", {}), _colorbar_style())
-    for ann in layout.get("annotations") or []:
-        ann["font"] = dict(size=_px(TEXT_PT), family=FONTS[font], color="black")
     for shape in layout.get("shapes") or []:
         if isinstance(shape.get("line"), dict):
             shape["line"]["width"] = 0.75
+
+    # legend: shorter names, then rows above the plot or a column to its right
+    entries = _legend_entries(data, layout.get("showlegend"))
+    renamed = _shorter_names(entries)
+    for trace in data:
+        if trace.get("name") in renamed:
+            trace["name"] = renamed[trace["name"]]
+    entries = [renamed.get(e, e) for e in entries]
+    rows = _legend_rows(entries, width_px - 8)
+    legend = dict(
+        font=dict(size=_px(LEGEND_PT)),
+        bgcolor="rgba(255,255,255,0)",
+        borderwidth=0,
+        tracegroupgap=0,
+        itemwidth=30,
+        title=dict(text=""),
+        traceorder="normal",
+    )
+    legend_px = 0.0
+    if entries and width_in > 4 and rows > 1:
+        legend.update(orientation="v", xref="paper", x=1.02, xanchor="left")
+        legend.update(yref="paper", y=1, yanchor="top", entrywidth=0)
+    elif entries:
+        legend_px = rows * LEGEND_ROW_PX
+        legend.update(orientation="h", xref="container", x=0, xanchor="left", entrywidth=0)
+        legend.update(yref="container", y=1, yanchor="top")
+    layout["legend"] = {**(layout.get("legend") or {}), **legend}
+
+    # annotations: facet titles above the plot, notes under it wrapped to the page
+    notes: list[str] = []
+    above_px = 0.0
+    kept = []
+    for ann in layout.get("annotations") or []:
+        text = str(ann.get("text") or "")
+        for old, new in renamed.items():
+            text = text.replace(old, new)
+        ann["text"] = text
+        y = _paper_y(ann)
+        if y is not None and y < 0:
+            notes.append(text)
+            continue
+        size = TEXT_PT if max(len(_TAG.sub("", t)) for t in text.split("<br>")) <= 40 else NOTE_PT
+        ann["font"] = dict(size=_px(size), family=family, color="black")
+        if y is not None and y >= 1 - 1e-6 and ann.get("yanchor", "auto") != "top":
+            above_px = max(above_px, _lines(text) * _px(size) * LINE_EM + 2)
+        kept.append(ann)
+    notes_px = 0.0
+    if notes:
+        lines = [w for note in notes for w in wrap_text(note, width_px - 64, _px(NOTE_PT))]
+        notes_px = len(lines) * _px(NOTE_PT) * LINE_EM + 4
+        kept.append(
+            dict(
+                text="<br>".join(lines),
+                xref="paper",
+                yref="paper",
+                x=0,
+                y=0,
+                xanchor="left",
+                yanchor="top",
+                yshift=-AXIS_ROOM_PX,
+                align="left",
+                showarrow=False,
+                font=dict(size=_px(NOTE_PT), family=family, color="black"),
+                name="paper-notes",
+            )
+        )
+    if kept or "annotations" in layout:
+        layout["annotations"] = kept
+
+    if height is not None:
+        height_in = width_inches(height)
+    else:
+        total = _base_height_in(layout, width_in) * PX_PER_INCH + legend_px + above_px + notes_px
+        if legend_px > LEGEND_SHARE * total:
+            total = legend_px / LEGEND_SHARE
+        height_in = round(total / PX_PER_INCH, 3)
+    top = 4 + legend_px + above_px
+    bottom = 4 + (AXIS_ROOM_PX + notes_px if notes else 0)
+    layout.update(
+        width=round(width_px, 3),
+        height=round(height_in * PX_PER_INCH, 3),
+        margin=dict(l=4, r=4, t=round(top, 2), b=round(bottom, 2), pad=0, autoexpand=True),
+    )
     return d, width_in, height_in
 
 
