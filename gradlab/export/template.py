@@ -46,13 +46,17 @@ LEGEND_PT = 7.0
 NOTE_PT = 6.5  # notes under the plot (theory assumptions, missing runs)
 #: Width of a character in em, an upper bound for DejaVu (Condensed) text: used to wrap notes
 #: and lay out legend rows before the browser measures them.
-CHAR_EM = 0.52
+CHAR_EM = 0.48
 LINE_EM = 1.3  # plotly's line height for text with <br>
-#: Height in px of one legend row: plotly gives an entry max(text, 16) + 3 px, plus 5 of gap.
-LEGEND_ROW_PX = 21.0
+#: Height in px of a one-line legend row: plotly gives an entry max(text, 16) + 3 px, plus
+#: 5 px between rows.
+LEGEND_ROW_PX = 24.0
 LEGEND_SYMBOL_PX = 40.0  # the symbol (itemwidth 30) and the gap before the text
 #: The most of the figure's height a legend above the plot may take.
 LEGEND_SHARE = 0.2
+#: Width of the figure beside the plot (y tick labels and title, a colour bar): the plot is
+#: the rest, and plotly wraps a legend above it at the plot's width.
+PLOT_SIDE_ROOM_PX = 64.0
 #: Room under the plot for x tick labels and the x-axis title, above any notes.
 AXIS_ROOM_PX = 38.0
 #: Trace names that mark a fitted or theory line, drawn above the data on export.
@@ -174,19 +178,36 @@ def text_width_px(text: str, size_px: float) -> float:
 
 
 def _legend_rows(entries: list[str], width_px: float) -> int:
-    """Rows of a horizontal legend whose entries flow left to right and wrap at `width_px`."""
-    rows, used = 0, width_px
-    for text in entries:
-        w = LEGEND_SYMBOL_PX + text_width_px(text, _px(LEGEND_PT)) + 6
-        if used + w > width_px:
-            rows, used = rows + 1, 0.0
-        used += w
-    return rows
+    """Rows of a horizontal legend of `entries` as plotly lays it out in `width_px` (the plot
+    width): one row if all fit side by side, else columns as wide as the widest entry."""
+    if not entries:
+        return 0
+    widths = [LEGEND_SYMBOL_PX + 5 + text_width_px(e, _px(LEGEND_PT)) for e in entries]
+    if sum(widths) - 5 < width_px:
+        return 1
+    per_row = max(1, int((width_px + 5) // max(widths)))
+    return math.ceil(len(entries) / per_row)
 
 
 def _legend_height_px(entries: list[str], width_px: float) -> float:
     """Height of a horizontal legend: its rows, each `LEGEND_ROW_PX`."""
     return _legend_rows(entries, width_px) * LEGEND_ROW_PX
+
+
+def _column_legend(
+    entries: list[str], width_px: float, columns: int
+) -> tuple[list[str], float, float]:
+    """Entries wrapped to fit `columns` equal columns in `width_px` (the plot width, which
+    plotly fills before it starts a row), the text width of a column (plotly's `entrywidth`)
+    and the legend's height (each row as tall as its longest entry)."""
+    text_px = math.floor((width_px + 5) / columns - LEGEND_SYMBOL_PX - 5 - 1)
+    size = _px(LEGEND_PT)
+    wrapped = ["<br>".join(wrap_text(e, text_px, size)) for e in entries]
+    height = 0.0
+    for start in range(0, len(wrapped), columns):
+        lines = max(_lines(e) for e in wrapped[start : start + columns])
+        height += LEGEND_ROW_PX if lines == 1 else lines * size * LINE_EM + 8
+    return wrapped, float(text_px), height
 
 
 def wrap_text(text: str, width_px: float, size_px: float) -> list[str]:
@@ -307,6 +328,69 @@ def _shorter_names(names: list[str]) -> dict[str, str]:
     return out
 
 
+def _legend_traces(data: list[dict[str, Any]], layout: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The traces the legend lists, in its order (legendrank, then trace order)."""
+    if layout.get("showlegend") is False:
+        return []
+    shown = [
+        t
+        for t in data
+        if t.get("showlegend") is not False and t.get("name") and t.get("type") != "heatmap"
+    ]
+    return sorted(shown, key=lambda t: float(t.get("legendrank", 1000)))
+
+
+def _names(traces: list[dict[str, Any]]) -> list[str]:
+    return [str(t["name"]) for t in traces]
+
+
+def _is_overlay(trace: Mapping[str, Any]) -> bool:
+    return _TAG.sub("", str(trace.get("name") or "")).startswith(OVERLAY_PREFIXES)
+
+
+def _run_of(trace: Mapping[str, Any]) -> Any:
+    meta = trace.get("meta")
+    const = meta.get("const") if isinstance(meta, Mapping) else None
+    return const.get("run_id") if isinstance(const, Mapping) else None
+
+
+_DASH_WORDS = {
+    "dot": "dotted",
+    "dash": "dashed",
+    "dashdot": "dash-dotted",
+    "longdash": "long-dashed",
+    "longdashdot": "long-dash-dotted",
+    "solid": "solid",
+}
+
+
+def _overlays_to_note(data: list[dict[str, Any]], traces: list[dict[str, Any]]) -> str:
+    """Take fitted and theory lines out of the legend into one note: "dotted: fit, dashed:
+    theory. lstm: fit −0.60 /step ± 0.05; rnn: fit ..., theory ..." (each line keeps its
+    run's colour). A line whose run has no legend entry stays in the legend."""
+    label_of: dict[Any, str] = {}
+    for t in traces:
+        run = _run_of(t)
+        if run is not None and not _is_overlay(t):
+            label_of.setdefault(run, str(t["name"]))
+    by_run: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for t in traces:
+        label = label_of.get(_run_of(t))
+        if not _is_overlay(t) or label is None:
+            continue
+        t["showlegend"] = False
+        kind, _, value = str(t["name"]).partition(":")
+        dash = str((t.get("line") or {}).get("dash") or "solid")
+        kinds.setdefault(kind, _DASH_WORDS.get(dash, dash))
+        by_run.setdefault(label, []).append(f"{kind} {value.strip()}")
+    if not by_run:
+        return ""
+    head = ", ".join(f"{word}: {kind}" for kind, word in kinds.items())
+    body = "; ".join(f"{label}: {', '.join(parts)}" for label, parts in by_run.items())
+    return f"{head[0].upper()}{head[1:]}. {body}"
+
+
 def _axis_anchor_domain(layout: Mapping[str, Any], key: str) -> tuple[float, float]:
     """The domain of the axis `key` ("xaxis2") is anchored to (its row for x, column for y)."""
     axis = layout.get(key) or {}
@@ -416,14 +500,11 @@ def paper_dict(
         if isinstance(shape.get("line"), dict):
             shape["line"]["width"] = 0.75
 
-    # legend: shorter names, then rows above the plot or a column to its right
-    entries = _legend_entries(data, layout.get("showlegend"))
-    renamed = _shorter_names(entries)
+    # legend: shorter names, then a column right of a wide figure, else rows above the plot
+    renamed = _shorter_names([str(t["name"]) for t in _legend_traces(data, layout)])
     for trace in data:
         if trace.get("name") in renamed:
             trace["name"] = renamed[trace["name"]]
-    entries = [renamed.get(e, e) for e in entries]
-    rows = _legend_rows(entries, width_px - 8)
     legend = dict(
         font=dict(size=_px(LEGEND_PT)),
         bgcolor="rgba(255,255,255,0)",
@@ -432,19 +513,37 @@ def paper_dict(
         itemwidth=30,
         title=dict(text=""),
         traceorder="normal",
+        entrywidth=0,
+        entrywidthmode="pixels",
     )
     legend_px = 0.0
-    if entries and width_in > 4 and rows > 1:
+    notes: list[str] = []
+    traces = _legend_traces(data, layout)
+    if traces and width_in > 4 and _legend_rows(_names(traces), width_px - 8) > 1:
         legend.update(orientation="v", xref="paper", x=1.02, xanchor="left")
-        legend.update(yref="paper", y=1, yanchor="top", entrywidth=0)
-    elif entries:
-        legend_px = rows * LEGEND_ROW_PX
-        legend.update(orientation="h", xref="container", x=0, xanchor="left", entrywidth=0)
+        legend.update(yref="paper", y=1, yanchor="top")
+    elif traces:
+        overlays = _overlays_to_note(data, traces)
+        if overlays:
+            notes.append(overlays)
+            traces = _legend_traces(data, layout)
+        names = _names(traces)
+        plot_px = width_px - 8 - PLOT_SIDE_ROOM_PX
+        legend_px = _legend_height_px(names, plot_px)
+        best: tuple[list[str], float] | None = None
+        for columns in (3, 2, 1):
+            wrapped, text_px, height_px = _column_legend(names, plot_px, columns)
+            if text_px >= 40 and height_px < legend_px - 1e-6:
+                best, legend_px = (wrapped, text_px), height_px
+        if best is not None:
+            for trace, name in zip(traces, best[0], strict=True):
+                trace["name"] = name
+            legend.update(entrywidth=best[1])
+        legend.update(orientation="h", xref="container", x=0, xanchor="left")
         legend.update(yref="container", y=1, yanchor="top")
     layout["legend"] = {**(layout.get("legend") or {}), **legend}
 
     # annotations: facet titles above the plot, notes under it wrapped to the page
-    notes: list[str] = []
     above_px = 0.0
     kept = []
     for ann in layout.get("annotations") or []:
