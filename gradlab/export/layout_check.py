@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "LEGEND_SHARE_MAX",
     "FontInfo",
     "LayoutReport",
     "TextBox",
     "check_pdf",
     "check_svg",
+    "legend_share",
     "required_text",
     "strip_tags",
     "svg_ink",
@@ -41,6 +43,8 @@ TOLERANCE_PT = 0.5
 #: whole page (the printable area inside the print margins Chromium draws into); other clips
 #: are plot areas, which text is not in.
 PAGE_CLIP_FRACTION = 0.75
+#: The most of a figure's height a legend above or under the plot may take.
+LEGEND_SHARE_MAX = 0.2
 #: A pixel is "dark" (ink) below this grey level (0–255) in `svg_ink`.
 DARK_LEVEL = 160
 
@@ -201,7 +205,7 @@ def _page_clip(page: Any) -> tuple[float, float, float, float]:
 def _boxes(page: Any) -> list[TextBox]:
     """Every non-blank span, its box shrunk to its non-blank characters."""
     out = []
-    raw = page.get_text("rawdict", flags=_flags())
+    raw = page.get_text("rawdict", flags=_flags(), clip=_pymupdf().INFINITE_RECT())
     for bi, block in enumerate(raw.get("blocks", [])):
         for li, line in enumerate(block.get("lines", [])):
             for span in line.get("spans", []):
@@ -316,4 +320,32 @@ def _flags() -> int:
     """Text extraction flags: boxes from the glyphs' outlines (the ink), not the font's
     ascender/descender, so two lines set tight but apart do not count as overlapping."""
     pymupdf = _pymupdf()
-    return int(pymupdf.TEXTFLAGS_RAWDICT | pymupdf.TEXT_ACCURATE_BBOXES)
+    flags = pymupdf.TEXTFLAGS_RAWDICT | pymupdf.TEXT_ACCURATE_BBOXES
+    return int(flags & ~pymupdf.TEXT_MEDIABOX_CLIP)  # text off the page is "outside"
+
+
+def legend_share(report: LayoutReport, fig: Any) -> float:
+    """Fraction of the page height spanned by the legend's text, for a legend above or under
+    the plot (horizontal); 0 for a legend beside it or none. `fig`: the figure as exported
+    (`gradlab.export.template.paper_dict`), whose legend names are looked for in the boxes."""
+    d = fig.to_dict() if hasattr(fig, "to_dict") else fig
+    layout = d.get("layout", {})
+    legend = layout.get("legend") or {}
+    if layout.get("showlegend") is False or legend.get("orientation") != "h":
+        return 0.0
+    lines = [
+        _squash(strip_tags(line))
+        for t in d.get("data", [])
+        if t.get("showlegend") is not False and t.get("name")
+        for line in _BREAK.split(str(t["name"]))
+    ]
+    ys = [
+        (b.bbox[1], b.bbox[3])
+        for b in report.boxes
+        if len(_squash(b.text)) >= 2
+        and not _squash(b.text).replace(".", "").isdigit()
+        and any(_squash(b.text) in line for line in lines)
+    ]
+    if not ys:
+        return 0.0
+    return (max(y1 for _, y1 in ys) - min(y0 for y0, _ in ys)) / report.page[1]
