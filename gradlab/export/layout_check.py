@@ -327,7 +327,8 @@ def _flags() -> int:
 def legend_share(report: LayoutReport, fig: Any) -> float:
     """Fraction of the page height spanned by the legend's text, for a legend above or under
     the plot (horizontal); 0 for a legend beside it or none. `fig`: the figure as exported
-    (`gradlab.export.template.paper_dict`), whose legend names are looked for in the boxes."""
+    (`gradlab.export.template.paper_dict`), whose legend names are looked for in the boxes of
+    the legend's half of the page (notes under the plot name runs too)."""
     d = fig.to_dict() if hasattr(fig, "to_dict") else fig
     layout = d.get("layout", {})
     legend = layout.get("legend") or {}
@@ -339,10 +340,13 @@ def legend_share(report: LayoutReport, fig: Any) -> float:
         if t.get("showlegend") is not False and t.get("name")
         for line in _BREAK.split(str(t["name"]))
     ]
+    top = float(legend.get("y", 1)) >= 0.5
+    half = report.page[1] / 2
     ys = [
         (b.bbox[1], b.bbox[3])
         for b in report.boxes
-        if len(_squash(b.text)) >= 2
+        if (b.bbox[3] <= half if top else b.bbox[1] >= half)
+        and len(_squash(b.text)) >= 2
         and not _squash(b.text).replace(".", "").isdigit()
         and any(_squash(b.text) in line for line in lines)
     ]
