@@ -54,6 +54,8 @@ LEGEND_ROW_PX = 24.0
 LEGEND_SYMBOL_PX = 40.0  # the symbol (itemwidth 30) and the gap before the text
 #: The most of the figure's height a legend above the plot may take.
 LEGEND_SHARE = 0.2
+#: The least share of an explicitly given height left to the plot by legend and notes.
+MIN_PLOT_SHARE = 0.4
 #: Width of the figure beside the plot (y tick labels and title, a colour bar): the plot is
 #: the rest, and plotly wraps a legend above it at the plot's width.
 PLOT_SIDE_ROOM_PX = 64.0
@@ -592,6 +594,14 @@ def paper_dict(
         height_in = round(total / PX_PER_INCH, 3)
     top = 4 + legend_px + above_px
     bottom = 4 + (AXIS_ROOM_PX + notes_px if notes else 0)
+    room = height_in * PX_PER_INCH * (1 - MIN_PLOT_SHARE)
+    if top + bottom > room and legend_px:
+        # an explicit height too small for the legend above the plot: it goes over the plot
+        # (a legend in the margin would push the plot to nothing)
+        layout["legend"].update(xref="paper", yref="paper", x=0, y=1, bgcolor="rgba(255,255,255,0.8)")
+        top -= legend_px
+    if top + bottom > room:  # ... and notes too long for it are squeezed
+        top, bottom = top * room / (top + bottom), bottom * room / (top + bottom)
     layout.update(
         width=round(width_px, 3),
         height=round(height_in * PX_PER_INCH, 3),
