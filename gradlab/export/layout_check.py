@@ -5,8 +5,8 @@ extraction, boxes from the glyph outlines), the boxes that leave the visible pag
 boxes that overlap, the `required` strings (axis, facet and colour-bar titles and notes:
 `required_text(fig)`) not found as text, and the fonts (embedded? Type3?).
 ``check_svg(svg_bytes, required)`` reports the SVG's text (missing strings) and its `ink`: the
-fraction of dark pixels when resvg (no browser) renders it — a blank SVG has none. ``report.ok`` is True when nothing is wrong; ``report.problems()``
-says what is, in words.
+fraction of dark pixels when resvg (no browser) renders it — a blank SVG has none.
+``report.ok`` is True when nothing is wrong; ``report.problems()`` says what is, in words.
 
 >>> from gradlab.export.layout_check import strip_tags
 >>> strip_tags("‖∂L/∂h<sub>k</sub>‖")
@@ -121,7 +121,10 @@ class LayoutReport:
 
     def problems(self) -> list[str]:
         """Every problem in words (empty when `ok`)."""
-        out = [f"outside the page {_fmt(self.visible)}: {b.text!r} at {_fmt(b.bbox)}" for b in self.outside]
+        out = [
+            f"outside the page {_fmt(self.visible)}: {b.text!r} at {_fmt(b.bbox)}"
+            for b in self.outside
+        ]
         out += [
             f"overlap: {a.text!r} {_fmt(a.bbox)} and {b.text!r} {_fmt(b.bbox)}"
             for a, b in self.overlaps
@@ -195,7 +198,10 @@ def _page_clip(page: Any) -> tuple[float, float, float, float]:
         clip = item.get("scissor") if item.get("type") == "clip" else None
         if clip is None or clip.width * clip.height < PAGE_CLIP_FRACTION * area:
             continue
-        if abs((clip.x0 - r.x0) - (r.x1 - clip.x1)) > 1 or abs((clip.y0 - r.y0) - (r.y1 - clip.y1)) > 1:
+        if (
+            abs((clip.x0 - r.x0) - (r.x1 - clip.x1)) > 1
+            or abs((clip.y0 - r.y0) - (r.y1 - clip.y1)) > 1
+        ):
             continue
         x0, y0 = max(x0, clip.x0), max(y0, clip.y0)
         x1, y1 = min(x1, clip.x1), min(y1, clip.y1)
@@ -230,9 +236,7 @@ def _fonts(doc: Any, page: Any) -> list[FontInfo]:
     return out
 
 
-def _check_page(
-    doc: Any, required: Iterable[str], tolerance: float
-) -> LayoutReport:
+def _check_page(doc: Any, required: Iterable[str], tolerance: float) -> LayoutReport:
     page = doc[0]
     visible = _page_clip(page)
     boxes = _boxes(page)

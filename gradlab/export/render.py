@@ -165,7 +165,10 @@ def portable_svg(svg: str) -> str:
         return head + body + tail
 
     svg = _TEXT.sub(text, svg)
-    return svg.replace('style="image-rendering: pixelated;', 'image-rendering="optimizeSpeed" style="image-rendering: pixelated;')
+    return svg.replace(
+        'style="image-rendering: pixelated;',
+        'image-rendering="optimizeSpeed" style="image-rendering: pixelated;',
+    )
 
 
 def _kaleido_class() -> type:

@@ -418,7 +418,7 @@ def _share_axis_titles(layout: dict[str, Any]) -> None:
                 continue
             edge = min(_axis_anchor_domain(layout, k)[0] for k in keys)
             line = [k for k in keys if abs(_axis_anchor_domain(layout, k)[0] - edge) < 1e-6]
-            line.sort(key=lambda k: float(((layout[k].get("domain") or [0, 1])[0])))
+            line.sort(key=lambda k: float((layout[k].get("domain") or [0, 1])[0]))
             keep = line[(len(line) - 1) // 2] if letter == "x" else line[len(line) // 2]
             for k in keys:
                 if k != keep:
@@ -598,7 +598,9 @@ def paper_dict(
     if top + bottom > room and legend_px:
         # an explicit height too small for the legend above the plot: it goes over the plot
         # (a legend in the margin would push the plot to nothing)
-        layout["legend"].update(xref="paper", yref="paper", x=0, y=1, bgcolor="rgba(255,255,255,0.8)")
+        layout["legend"].update(
+            xref="paper", yref="paper", x=0, y=1, bgcolor="rgba(255,255,255,0.8)"
+        )
         top -= legend_px
     if top + bottom > room:  # ... and notes too long for it are squeezed
         top, bottom = top * room / (top + bottom), bottom * room / (top + bottom)

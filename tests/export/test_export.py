@@ -67,9 +67,7 @@ def type3_fonts(data: bytes) -> list[str]:
     fallback font it cannot embed as TrueType: the paper font stack should cover every glyph)."""
     reader = pypdf.PdfReader(io.BytesIO(data))
     fonts = reader.pages[0]["/Resources"].get("/Font") or {}
-    return [
-        str(key) for key, ref in fonts.items() if ref.get_object().get("/Subtype") == "/Type3"
-    ]
+    return [str(key) for key, ref in fonts.items() if ref.get_object().get("/Subtype") == "/Type3"]
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_fit_and_theory_lines_are_drawn_last_and_named_in_a_note(profile):
     overlay = [n.startswith(("fit:", "theory:")) for n in names]
     assert any(overlay) and overlay == sorted(overlay)  # all data first, then the overlays
     # at single width they leave the legend for a note under the plot, with their values
-    assert not any(t.get("showlegend", True) for t, o in zip(d["data"], overlay) if o)
+    assert not any(t.get("showlegend", True) for t, o in zip(d["data"], overlay, strict=True) if o)
     notes = [a for a in d["layout"]["annotations"] if a.get("name") == "paper-notes"]
     text = notes[0]["text"].replace("<br>", " ")
     assert text.startswith("Dotted: fit, dashed: theory.")
@@ -128,7 +128,7 @@ def test_legend_names_drop_what_every_run_shares(profile):
 
 def test_notes_under_the_plot_are_wrapped_onto_the_page(profile):
     for width in ("single", "double"):
-        d, w, h = paper_dict(profile, width)
+        d, w, _ = paper_dict(profile, width)
         layout = d["layout"]
         notes = [a for a in layout["annotations"] if a.get("name") == "paper-notes"]
         assert len(notes) == 1 and notes[0]["y"] == 0 and notes[0]["yanchor"] == "top"
