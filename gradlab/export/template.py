@@ -204,7 +204,10 @@ def _column_legend(
     and the legend's height (each row as tall as its longest entry)."""
     text_px = math.floor((width_px + 5) / columns - LEGEND_SYMBOL_PX - 5 - 1)
     size = _px(LEGEND_PT)
-    wrapped = ["<br>".join(wrap_text(e, text_px, size)) for e in entries]
+    wrapped = [
+        "<br>".join(min(wrap_text(e, text_px, size), _wrap_words(e, text_px, size), key=len))
+        for e in entries
+    ]
     height = 0.0
     for start in range(0, len(wrapped), columns):
         lines = max(_lines(e) for e in wrapped[start : start + columns])
@@ -212,19 +215,33 @@ def _column_legend(
     return wrapped, float(text_px), height
 
 
+def _wrap_words(line: str, width_px: float, size_px: float) -> list[str]:
+    out, current = [], ""
+    for word in line.split(" "):
+        trial = f"{current} {word}" if current else word
+        if current and text_width_px(trial, size_px) > width_px:
+            out.append(current)
+            current = word
+        else:
+            current = trial
+    return [*out, current]
+
+
 def wrap_text(text: str, width_px: float, size_px: float) -> list[str]:
-    """`text` (lines split at <br>) wrapped at spaces into lines of at most `width_px`."""
+    """`text` (lines split at <br>) wrapped into lines of at most `width_px`: at the " · "
+    between the parts of a run label where it can, else at spaces."""
     out: list[str] = []
     for line in re.split(r"<br\s*/?>", text):
-        words, current = line.split(" "), ""
-        for word in words:
-            trial = f"{current} {word}" if current else word
-            if current and text_width_px(trial, size_px) > width_px:
-                out.append(current)
-                current = word
+        parts = line.split(SEPARATOR)
+        packed: list[str] = []
+        for chunk in [p + " ·" for p in parts[:-1]] + parts[-1:]:
+            trial = f"{packed[-1]} {chunk}" if packed else chunk
+            if packed and text_width_px(trial, size_px) <= width_px:
+                packed[-1] = trial
             else:
-                current = trial
-        out.append(current)
+                packed.append(chunk)
+        for piece in packed:
+            out += _wrap_words(piece, width_px, size_px)
     return out
 
 
@@ -252,8 +269,11 @@ def _positive(values: Any) -> np.ndarray:
     return arr[np.isfinite(arr) & (arr > 0)]
 
 
-def _axis_values(data: list[dict[str, Any]], axis_key: str) -> np.ndarray:
-    """Every positive finite value plotted on one axis (axis_key "yaxis2" → traces on "y2")."""
+def _axis_values(
+    data: list[dict[str, Any]], axis_key: str, shapes: list[dict[str, Any]] | None = None
+) -> np.ndarray:
+    """Every positive finite value plotted on one axis (axis_key "yaxis2" → traces on "y2"),
+    with the ends of `shapes` drawn in its data units (a reference line widens the range)."""
     letter = axis_key[0]
     ref = letter + axis_key[5:]
     chunks = [
@@ -261,6 +281,9 @@ def _axis_values(data: list[dict[str, Any]], axis_key: str) -> np.ndarray:
         for t in data
         if (t.get(f"{letter}axis") or letter) == ref and t.get(letter) is not None
     ]
+    for shape in shapes or []:
+        if str(shape.get(f"{letter}ref") or letter) == ref:
+            chunks.append(_positive([shape.get(f"{letter}0"), shape.get(f"{letter}1")]))
     return np.concatenate(chunks) if chunks else np.empty(0)
 
 
@@ -482,7 +505,8 @@ def paper_dict(
             continue
         _merge(axis, _axis_style())
         if axis.get("type") == "log":
-            axis.update(_log_ticks(_axis_values(list(d.get("data", [])), key)))
+            values = _axis_values(list(d.get("data", [])), key, layout.get("shapes"))
+            axis.update(_log_ticks(values))
     _share_axis_titles(layout)
     data = _overlays_last(list(d.get("data", [])))
     d["data"] = data

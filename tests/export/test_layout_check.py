@@ -210,3 +210,41 @@ def test_the_old_print_margins_cut_the_x_title(figures, tmp_path, monkeypatch):
     report = check_pdf(path.read_bytes(), required_text(paper_dict(figures["gradient_flow"])[0]))
     assert "timestep k" in [b.text for b in report.outside]
     assert max(b.size for b in report.boxes) < 8.6  # 9 pt titles shrunk to 8.5 pt
+
+
+def facet_figure():
+    """Three heatmap facets of one grid, as a phase diagram faceted by cell draws them."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("cell = rnn", "cell = lstm", "cell = gru"))
+    for col in (1, 2, 3):
+        fig.add_trace(
+            go.Heatmap(
+                x=["25", "50", "100", "150"],
+                y=["0.5", "1", "1.5"],
+                z=[[1e-3, 2e-2, 0.5, 1], [1, 2, 3, 4], [0.1, 0.2, 0.3, 0.4]],
+                coloraxis="coloraxis",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text="sequence length T", type="category", row=1, col=col)
+        fig.update_yaxes(title_text="σ<sub>w</sub> (recurrent weight scale)", row=1, col=col)
+    fig.update_layout(coloraxis=dict(colorbar=dict(title=dict(text="loss ratio"))))
+    return fig
+
+
+@browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_facets_keep_their_titles_and_share_axis_titles(tmp_path, width):
+    fig = facet_figure()
+    path = tmp_path / f"facets-{width}.pdf"
+    export_many([(fig, path)], width=width)
+    paper, _, _ = paper_dict(fig, width)
+    report = check_pdf(path.read_bytes(), required_text(paper))
+    assert report.ok, "\n".join(report.problems())
+    texts = [b.text for b in report.boxes]
+    for title in ("cell = rnn", "cell = lstm", "cell = gru", "loss ratio"):
+        assert texts.count(title) == 1
+    assert texts.count("sequence length T") == 1  # one shared x title, not three
