@@ -7,6 +7,7 @@ which drives a system Chrome/Chromium (``BROWSER_PATH`` overrides the search). B
 (`export_many`, `export_sweep`, the ``gradlab export --all`` command) share one browser.
 `figure_bytes(fig, format, width, font)` is what the dashboard's Export button calls.
 Without a browser: `ExportError` with how to install one; the CSV/JSON are still written.
+`gradlab.export.layout_check` measures the text of an exported PDF / SVG (needs PyMuPDF).
 """
 
 from gradlab.export.core import FORMATS, export, export_many, export_sweep, figure_bytes

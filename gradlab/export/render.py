@@ -10,6 +10,9 @@ Browser lookup (`find_browser`): the ``BROWSER_PATH`` environment variable if se
 an executable file, else nothing is found), otherwise choreographer's search — a browser
 downloaded by ``kaleido_get_chrome``, then chrome / chromium / edge / brave on PATH and their
 usual install paths (Debian's /usr/bin/chromium included).
+
+PDFs are printed without kaleido's 0.1 in page margins (`PDF_MARGIN_IN`: with them Chromium shrank
+each figure to 94 % and cut off its bottom); SVGs are made portable (`portable_svg`).
 """
 
 from __future__ import annotations
