@@ -54,6 +54,8 @@ LEGEND_ROW_PX = 24.0
 LEGEND_SYMBOL_PX = 40.0  # the symbol (itemwidth 30) and the gap before the text
 #: The most of the figure's height a legend above the plot may take.
 LEGEND_SHARE = 0.2
+#: The most of the figure's width a legend beside the plot may take (longer names wrap).
+RIGHT_LEGEND_SHARE = 0.3
 #: The least share of an explicitly given height left to the plot by legend and notes.
 MIN_PLOT_SHARE = 0.4
 #: Width of the figure beside the plot (y tick labels and title, a colour bar): the plot is
@@ -204,10 +206,7 @@ def _column_legend(
     and the legend's height (each row as tall as its longest entry)."""
     text_px = math.floor((width_px + 5) / columns - LEGEND_SYMBOL_PX - 5 - 1)
     size = _px(LEGEND_PT)
-    wrapped = [
-        "<br>".join(min(wrap_text(e, text_px, size), _wrap_words(e, text_px, size), key=len))
-        for e in entries
-    ]
+    wrapped = ["<br>".join(wrap_text(e, text_px, size)) for e in entries]
     height = 0.0
     for start in range(0, len(wrapped), columns):
         lines = max(_lines(e) for e in wrapped[start : start + columns])
@@ -216,8 +215,16 @@ def _column_legend(
 
 
 def _wrap_words(line: str, width_px: float, size_px: float) -> list[str]:
-    out, current = [], ""
+    """`line` broken at spaces into lines of at most `width_px` (a "·" stays with the word
+    before it; a word wider than the line is a line of its own)."""
+    words: list[str] = []
     for word in line.split(" "):
+        if word == "·" and words:
+            words[-1] += " ·"
+        else:
+            words.append(word)
+    out, current = [], ""
+    for word in words:
         trial = f"{current} {word}" if current else word
         if current and text_width_px(trial, size_px) > width_px:
             out.append(current)
@@ -229,7 +236,7 @@ def _wrap_words(line: str, width_px: float, size_px: float) -> list[str]:
 
 def wrap_text(text: str, width_px: float, size_px: float) -> list[str]:
     """`text` (lines split at <br>) wrapped into lines of at most `width_px`: at the " · "
-    between the parts of a run label where it can, else at spaces."""
+    between the parts of a run label where that takes no more lines, else at spaces."""
     out: list[str] = []
     for line in re.split(r"<br\s*/?>", text):
         parts = line.split(SEPARATOR)
@@ -240,8 +247,9 @@ def wrap_text(text: str, width_px: float, size_px: float) -> list[str]:
                 packed[-1] = trial
             else:
                 packed.append(chunk)
-        for piece in packed:
-            out += _wrap_words(piece, width_px, size_px)
+        by_parts = [w for piece in packed for w in _wrap_words(piece, width_px, size_px)]
+        by_words = _wrap_words(line, width_px, size_px)
+        out += by_parts if len(by_parts) <= len(by_words) else by_words
     return out
 
 
@@ -458,6 +466,22 @@ def _paper_y(ann: Mapping[str, Any]) -> float | None:
         return None
 
 
+def _room_in_plot(ann: Mapping[str, Any], plot_px: float) -> float:
+    """Width in px an annotation placed in paper units has from its anchor to the plot's edge."""
+    try:
+        x = min(max(float(ann.get("x", 0.5)), 0.0), 1.0)
+    except (TypeError, ValueError):
+        x = 0.5
+    anchor = ann.get("xanchor", "auto")
+    if anchor == "left":
+        share = 1 - x
+    elif anchor == "right":
+        share = x
+    else:
+        share = 2 * min(x, 1 - x)
+    return max(60.0, share * plot_px - 8)
+
+
 def _lines(text: str) -> int:
     return len(re.split(r"<br\s*/?>", str(text)))
 
@@ -545,7 +569,14 @@ def paper_dict(
     legend_px = 0.0
     notes: list[str] = []
     traces = _legend_traces(data, layout)
+    plot_px = width_px - 8 - PLOT_SIDE_ROOM_PX  # the plot's width, less a legend beside it
     if traces and width_in > 4 and _legend_rows(_names(traces), width_px - 8) > 1:
+        text_px = max(120.0, RIGHT_LEGEND_SHARE * width_px - LEGEND_SYMBOL_PX)
+        for trace in traces:
+            trace["name"] = "<br>".join(wrap_text(str(trace["name"]), text_px, _px(LEGEND_PT)))
+        widest = max(text_width_px(line, _px(LEGEND_PT)) for t in traces for line in
+                     re.split(r"<br\s*/?>", str(t["name"])))  # fmt: skip
+        plot_px -= min(widest, text_px) + LEGEND_SYMBOL_PX + 12
         legend.update(orientation="v", xref="paper", x=1.02, xanchor="left")
         legend.update(yref="paper", y=1, yanchor="top")
     elif traces:
@@ -554,8 +585,9 @@ def paper_dict(
             notes.append(overlays)
             traces = _legend_traces(data, layout)
         names = _names(traces)
-        plot_px = width_px - 8 - PLOT_SIDE_ROOM_PX
         legend_px = _legend_height_px(names, plot_px)
+        if max(LEGEND_SYMBOL_PX + text_width_px(n, _px(LEGEND_PT)) for n in names) > plot_px:
+            legend_px = math.inf  # an entry wider than the plot: it must wrap
         best: tuple[list[str], float] | None = None
         for columns in (3, 2, 1):
             wrapped, text_px, height_px = _column_legend(names, plot_px, columns)
@@ -583,6 +615,10 @@ def paper_dict(
             continue
         size = TEXT_PT if max(len(_TAG.sub("", t)) for t in text.split("<br>")) <= 40 else NOTE_PT
         ann["font"] = dict(size=_px(size), family=family, color="black")
+        if y is not None and str(ann.get("xref") or "x").startswith("paper"):
+            room = _room_in_plot(ann, plot_px)
+            if any(text_width_px(t, _px(size)) > room for t in re.split(r"<br\s*/?>", text)):
+                text = ann["text"] = "<br>".join(wrap_text(text, room, _px(size)))
         if y is not None and y >= 1 - 1e-6 and ann.get("yanchor", "auto") != "top":
             above_px = max(above_px, _lines(text) * _px(size) * LINE_EM + 2)
         kept.append(ann)

@@ -248,3 +248,26 @@ def test_facets_keep_their_titles_and_share_axis_titles(tmp_path, width):
     for title in ("cell = rnn", "cell = lstm", "cell = gru", "loss ratio"):
         assert texts.count(title) == 1
     assert texts.count("sequence length T") == 1  # one shared x title, not three
+
+
+@browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_float_range_notes_stay_on_the_page(range_store, tmp_path, width):
+    """The longest in-plot notes gradlab writes (values outside float32's range, one per run)
+    fit the page at both widths."""
+    store, ids = range_store
+    runs = [ids["underflow"], ids["lstm-underflow"], ids["overflow"]]
+    figures = {
+        "timestep_profile": FIGURES["timestep_profile"].builder(
+            load_figure_data(store, "timestep_profile", run_ids=runs)
+        ),
+        "gradient_flow": FIGURES["gradient_flow"].builder(
+            load_figure_data(store, "gradient_flow", run_ids=runs[:1])
+        ),
+    }
+    paths = {name: tmp_path / f"{name}.pdf" for name in figures}
+    export_many([(figures[n], p) for n, p in paths.items()], width=width)
+    for name, path in paths.items():
+        paper, _, _ = paper_dict(figures[name], width)
+        report = check_pdf(path.read_bytes(), required_text(paper))
+        assert report.ok, f"{name}: " + "\n".join(report.problems())
