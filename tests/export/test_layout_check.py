@@ -271,3 +271,24 @@ def test_float_range_notes_stay_on_the_page(range_store, tmp_path, width):
         paper, _, _ = paper_dict(figures[name], width)
         report = check_pdf(path.read_bytes(), required_text(paper))
         assert report.ok, f"{name}: " + "\n".join(report.problems())
+
+
+@browser
+def test_a_note_under_the_plot_is_on_the_page(fig_store, cell_runs, tmp_path):
+    """The cell-state profile of an RNN, an LSTM and a GRU names the two runs without a cell
+    state in a note placed under the plot (`note_missing`, y = −0.22 on screen)."""
+    fig = FIGURES["timestep_profile"].builder(
+        load_figure_data(
+            fig_store, "timestep_profile", run_ids=list(cell_runs.values()), quantity="grad_cell"
+        ),
+        quantity="grad_cell",
+    )
+    assert any(a.y < 0 for a in fig.layout.annotations)
+    for width in WIDTHS:
+        path = tmp_path / f"cell-{width}.pdf"
+        export_many([(fig, path)], width=width)
+        paper, _, _ = paper_dict(fig, width)
+        required = required_text(paper)
+        assert any("no ‖∂L/∂c" in r for r in required)
+        report = check_pdf(path.read_bytes(), required)
+        assert report.ok, "\n".join(report.problems())
