@@ -6,7 +6,8 @@ boxes that overlap, the `required` strings (axis, facet and colour-bar titles an
 `required_text(fig)`) not found as text, and the fonts (embedded? Type3?).
 ``check_svg(svg_bytes, required)`` reports the SVG's text (missing strings) and its `ink`: the
 fraction of dark pixels when resvg (no browser) renders it — a blank SVG has none.
-``report.ok`` is True when nothing is wrong; ``report.problems()`` says what is, in words.
+``report.ok`` is True when nothing is wrong; ``report.problems()`` says what is, in words;
+``legend_share(report, fig)`` is the share of the page's height a legend above the plot takes.
 
 >>> from gradlab.export.layout_check import strip_tags
 >>> strip_tags("‖∂L/∂h<sub>k</sub>‖")
@@ -208,6 +209,14 @@ def _page_clip(page: Any) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
+def _flags() -> int:
+    """Text extraction flags: boxes from the glyphs' outlines (the ink), not the font's
+    ascender/descender, so two lines set tight but apart do not count as overlapping."""
+    pymupdf = _pymupdf()
+    flags = pymupdf.TEXTFLAGS_RAWDICT | pymupdf.TEXT_ACCURATE_BBOXES
+    return int(flags & ~pymupdf.TEXT_MEDIABOX_CLIP)  # text off the page is "outside"
+
+
 def _boxes(page: Any) -> list[TextBox]:
     """Every non-blank span, its box shrunk to its non-blank characters."""
     out = []
@@ -318,14 +327,6 @@ def svg_ink(data: bytes | str) -> float:
     pix = pymupdf.Pixmap(png)
     pixels = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.h, pix.w, pix.n)
     return float((pixels[..., :3].min(axis=-1) < DARK_LEVEL).mean())
-
-
-def _flags() -> int:
-    """Text extraction flags: boxes from the glyphs' outlines (the ink), not the font's
-    ascender/descender, so two lines set tight but apart do not count as overlapping."""
-    pymupdf = _pymupdf()
-    flags = pymupdf.TEXTFLAGS_RAWDICT | pymupdf.TEXT_ACCURATE_BBOXES
-    return int(flags & ~pymupdf.TEXT_MEDIABOX_CLIP)  # text off the page is "outside"
 
 
 def legend_share(report: LayoutReport, fig: Any) -> float:
