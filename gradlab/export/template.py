@@ -44,9 +44,10 @@ TEXT_PT = 8.0  # tick labels, annotations
 TITLE_PT = 9.0  # axis and colour-bar titles
 LEGEND_PT = 7.0
 NOTE_PT = 6.5  # notes under the plot (theory assumptions, missing runs)
-#: Width of a character in em, an upper bound for DejaVu (Condensed) text: used to wrap notes
-#: and lay out legend rows before the browser measures them.
-CHAR_EM = 0.48
+#: Width of a character in em, an upper bound for DejaVu Serif / Sans text (the condensed cut,
+#: used where installed, is ~15 % narrower): used to wrap notes and lay out legend rows before
+#: the browser measures them, so they fit whichever of the two the machine has.
+CHAR_EM = 0.55
 LINE_EM = 1.3  # plotly's line height for text with <br>
 #: Height in px of a one-line legend row: plotly gives an entry max(text, 16) + 3 px, plus
 #: 5 px between rows.
@@ -669,7 +670,26 @@ def paper_dict(
         height=round(height_in * PX_PER_INCH, 3),
         margin=dict(l=4, r=4, t=round(top, 2), b=round(bottom, 2), pad=0, autoexpand=True),
     )
+    plot_height = height_in * PX_PER_INCH - top - bottom - (0 if notes else AXIS_ROOM_PX)
+    _wrap_axis_titles(layout, plot_px, plot_height)
     return d, width_in, height_in
+
+
+def _wrap_axis_titles(layout: dict[str, Any], plot_px: float, plot_height: float) -> None:
+    """Axis titles longer than their axis (a long y title on a short plot) in lines that fit."""
+    for key, axis in layout.items():
+        if not (key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict)):
+            continue
+        title = axis.get("title") if isinstance(axis.get("title"), dict) else None
+        text = str((title or {}).get("text") or "")
+        if not text or axis.get("visible") is False:
+            continue
+        domain = axis.get("domain") or [0.0, 1.0]
+        span = (plot_px if key.startswith("x") else plot_height) * (domain[1] - domain[0])
+        size = float(((title or {}).get("font") or {}).get("size") or _px(TITLE_PT))
+        room = max(60.0, span - 8)
+        if any(text_width_px(t, size) > room for t in re.split(r"<br\s*/?>", text)):
+            title["text"] = "<br>".join(wrap_text(text, room, size))  # type: ignore[index]
 
 
 def paper_figure(
