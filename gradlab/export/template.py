@@ -434,9 +434,11 @@ def _axis_anchor_domain(layout: Mapping[str, Any], key: str) -> tuple[float, flo
     return float(domain[0]), float(domain[1])
 
 
-def _share_axis_titles(layout: dict[str, Any]) -> None:
+def _share_axis_titles(layout: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """Facets that repeat one axis title show it once: x titles only on the bottom row, y
-    titles only in the left column, and there on the middle facet."""
+    titles only in the left column, and there on the middle facet. Returns the axes that now
+    carry a shared title, with the span (domain) of the facets they stand for."""
+    shared: dict[str, tuple[float, float]] = {}
     for letter in ("x", "y"):
         by_title: dict[str, list[str]] = {}
         for key, axis in layout.items():
@@ -455,6 +457,9 @@ def _share_axis_titles(layout: dict[str, Any]) -> None:
             for k in keys:
                 if k != keep:
                     layout[k].setdefault("title", {})["text"] = ""
+            domains = [layout[k].get("domain") or [0.0, 1.0] for k in line]
+            shared[keep] = (min(float(d[0]) for d in domains), max(float(d[1]) for d in domains))
+    return shared
 
 
 def _paper_y(ann: Mapping[str, Any]) -> float | None:
@@ -532,7 +537,7 @@ def paper_dict(
         if axis.get("type") == "log":
             values = _axis_values(list(d.get("data", [])), key, layout.get("shapes"))
             axis.update(_log_ticks(values))
-    _share_axis_titles(layout)
+    shared = _share_axis_titles(layout)
     data = _overlays_last(list(d.get("data", [])))
     d["data"] = data
     for trace in data:
@@ -671,12 +676,18 @@ def paper_dict(
         margin=dict(l=4, r=4, t=round(top, 2), b=round(bottom, 2), pad=0, autoexpand=True),
     )
     plot_height = height_in * PX_PER_INCH - top - bottom - (0 if notes else AXIS_ROOM_PX)
-    _wrap_axis_titles(layout, plot_px, plot_height)
+    _wrap_axis_titles(layout, plot_px, plot_height, shared)
     return d, width_in, height_in
 
 
-def _wrap_axis_titles(layout: dict[str, Any], plot_px: float, plot_height: float) -> None:
-    """Axis titles longer than their axis (a long y title on a short plot) in lines that fit."""
+def _wrap_axis_titles(
+    layout: dict[str, Any],
+    plot_px: float,
+    plot_height: float,
+    shared: Mapping[str, tuple[float, float]],
+) -> None:
+    """Axis titles longer than their axis (a long y title on a short plot), or than the facets
+    a `shared` title stands for, in lines that fit."""
     for key, axis in layout.items():
         if not (key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict)):
             continue
@@ -684,7 +695,7 @@ def _wrap_axis_titles(layout: dict[str, Any], plot_px: float, plot_height: float
         text = str((title or {}).get("text") or "")
         if not text or axis.get("visible") is False:
             continue
-        domain = axis.get("domain") or [0.0, 1.0]
+        domain = shared.get(key) or axis.get("domain") or [0.0, 1.0]
         span = (plot_px if key.startswith("x") else plot_height) * (domain[1] - domain[0])
         size = float(((title or {}).get("font") or {}).get("size") or _px(TITLE_PT))
         room = max(60.0, span - 8)
