@@ -154,17 +154,6 @@ def _merge(dst: dict[str, Any], src: Mapping[str, Any]) -> dict[str, Any]:
 _TAG = re.compile(r"<[^>]+>")
 
 
-def _legend_entries(data: list[dict[str, Any]], showlegend: Any) -> list[str]:
-    """The names the legend shows (tags kept)."""
-    if showlegend is False:
-        return []
-    return [
-        str(t.get("name"))
-        for t in data
-        if t.get("showlegend") is not False and t.get("name") and t.get("type") != "heatmap"
-    ]
-
-
 def _rows(layout: Mapping[str, Any]) -> int:
     domains = {
         tuple(v["domain"])
@@ -492,54 +481,20 @@ def _lines(text: str) -> int:
     return len(re.split(r"<br\s*/?>", str(text)))
 
 
-def paper_dict(
-    fig: go.Figure | Mapping[str, Any],
-    width: str | float = "single",
-    font: str = "serif",
-    height: Any = None,
-) -> tuple[dict[str, Any], float, float]:
-    """The figure's dict in the paper template, and its (width, height) in inches.
-
-    White background, no title (the caption carries it), 8–9 pt text in `font` ("serif" or
-    "sans": DejaVu, which has every glyph of the labels), 0.75 px axis lines with outside
-    ticks, no grid, thinner lines and smaller markers, labelled major ticks only on log axes
-    (powers of ten, or 1-2-5). Fitted and theory lines are drawn above the data. The legend
-    drops what every run label shares and sits above the plot in rows (at most
-    `LEGEND_SHARE` of the height: the figure grows instead), or, for a wide figure that would
-    need several rows, to the right. Facets repeating an axis title show it once; facet titles
-    get room above the plot; notes placed under the plot are wrapped to the page and given
-    room under the x-axis title.
-    """
-    if font not in FONTS:
-        raise ValueError(f"font must be one of {sorted(FONTS)}, got {font!r}")
-    width_in = width_inches(width)
-    width_px = width_in * PX_PER_INCH
-    d = fig.to_dict() if isinstance(fig, go.Figure) else copy.deepcopy(dict(fig))
-    layout: dict[str, Any] = d.setdefault("layout", {})
-    family = FONTS[font]
-    layout["template"] = _template(font)
-    _merge(
-        layout,
-        dict(
-            autosize=False,
-            title=dict(text=""),
-            font=dict(family=family, size=_px(TEXT_PT), color="black"),
-            paper_bgcolor="white",
-            plot_bgcolor="white",
-            hovermode=False,
-        ),
-    )
+def _style_axes(layout: dict[str, Any], data: list[dict[str, Any]]) -> None:
+    """Thin axis lines, outside ticks, paper fonts; major ticks only on log axes."""
     for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
         axis = layout[key]
         if not isinstance(axis, dict) or axis.get("visible") is False:
             continue
         _merge(axis, _axis_style())
         if axis.get("type") == "log":
-            values = _axis_values(list(d.get("data", [])), key, layout.get("shapes"))
-            axis.update(_log_ticks(values))
-    shared = _share_axis_titles(layout)
-    data = _overlays_last(list(d.get("data", [])))
-    d["data"] = data
+            axis.update(_log_ticks(_axis_values(data, key, layout.get("shapes"))))
+
+
+def _style_traces(data: list[dict[str, Any]], layout: dict[str, Any]) -> None:
+    """Thinner lines, smaller markers, no legend groups (the legend flows in rows), paper
+    colour bars and thin shapes."""
     for trace in data:
         trace.pop("legendgroup", None)
         if trace.get("type") == "scatter":
@@ -556,7 +511,35 @@ def paper_dict(
         if isinstance(shape.get("line"), dict):
             shape["line"]["width"] = 0.75
 
-    # legend: shorter names, then a column right of a wide figure, else rows above the plot
+
+def _notes_block(notes: list[str], width_px: float, family: str) -> tuple[dict[str, Any], float]:
+    """The notes as one annotation under the x-axis title, wrapped to the page, and its
+    height in px."""
+    lines = [w for note in notes for w in wrap_text(note, width_px - 64, _px(NOTE_PT))]
+    block = dict(
+        text="<br>".join(lines),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        yshift=-AXIS_ROOM_PX,
+        align="left",
+        showarrow=False,
+        font=dict(size=_px(NOTE_PT), family=family, color="black"),
+        name="paper-notes",
+    )
+    return block, len(lines) * _px(NOTE_PT) * LINE_EM + 4
+
+
+def _place_legend(
+    data: list[dict[str, Any]], layout: dict[str, Any], width_in: float
+) -> tuple[dict[str, str], float, float, list[str]]:
+    """Shorter legend names, then the legend in a column right of a wide figure, else in
+    rows above the plot. Returns (old → new names, the legend's height above the plot in px,
+    the plot's width in px, notes for under the plot: the fit / theory lines' values)."""
+    width_px = width_in * PX_PER_INCH
     renamed = _shorter_names([str(t["name"]) for t in _legend_traces(data, layout)])
     for trace in data:
         if trace.get("name") in renamed:
@@ -607,7 +590,19 @@ def paper_dict(
         legend.update(yref="container", y=1, yanchor="top")
     layout["legend"] = {**(layout.get("legend") or {}), **legend}
 
-    # annotations: facet titles above the plot, notes under it wrapped to the page
+    return renamed, legend_px, plot_px, notes
+
+
+def _place_annotations(
+    layout: dict[str, Any],
+    renamed: Mapping[str, str],
+    plot_px: float,
+    notes: list[str],
+    family: str,
+) -> tuple[list[dict[str, Any]], float]:
+    """Annotations in the paper font, run labels `renamed` as in the legend, notes placed
+    under the plot moved to `notes`, notes in the plot wrapped to it. Returns (the annotations
+    kept, the height in px the ones above the plot, facet titles, need)."""
     above_px = 0.0
     kept = []
     for ann in layout.get("annotations") or []:
@@ -628,26 +623,57 @@ def paper_dict(
         if y is not None and y >= 1 - 1e-6 and ann.get("yanchor", "auto") != "top":
             above_px = max(above_px, _lines(text) * _px(size) * LINE_EM + 2)
         kept.append(ann)
+    return kept, above_px
+
+
+def paper_dict(
+    fig: go.Figure | Mapping[str, Any],
+    width: str | float = "single",
+    font: str = "serif",
+    height: Any = None,
+) -> tuple[dict[str, Any], float, float]:
+    """The figure's dict in the paper template, and its (width, height) in inches.
+
+    White background, no title (the caption carries it), 8–9 pt text in `font` ("serif" or
+    "sans": DejaVu, which has every glyph of the labels), 0.75 px axis lines with outside
+    ticks, no grid, thinner lines and smaller markers, labelled major ticks only on log axes
+    (powers of ten, or 1-2-5). Fitted and theory lines are drawn above the data. The legend
+    drops what every run label shares and sits above the plot in rows (at most
+    `LEGEND_SHARE` of the height: the figure grows instead), or, for a wide figure that would
+    need several rows, to the right. Facets repeating an axis title show it once; facet titles
+    get room above the plot; notes placed under the plot are wrapped to the page and given
+    room under the x-axis title.
+    """
+    if font not in FONTS:
+        raise ValueError(f"font must be one of {sorted(FONTS)}, got {font!r}")
+    width_in = width_inches(width)
+    width_px = width_in * PX_PER_INCH
+    d = fig.to_dict() if isinstance(fig, go.Figure) else copy.deepcopy(dict(fig))
+    layout: dict[str, Any] = d.setdefault("layout", {})
+    family = FONTS[font]
+    layout["template"] = _template(font)
+    _merge(
+        layout,
+        dict(
+            autosize=False,
+            title=dict(text=""),
+            font=dict(family=family, size=_px(TEXT_PT), color="black"),
+            paper_bgcolor="white",
+            plot_bgcolor="white",
+            hovermode=False,
+        ),
+    )
+    _style_axes(layout, list(d.get("data", [])))
+    shared = _share_axis_titles(layout)
+    data = d["data"] = _overlays_last(list(d.get("data", [])))
+    _style_traces(data, layout)
+
+    renamed, legend_px, plot_px, notes = _place_legend(data, layout, width_in)
+    kept, above_px = _place_annotations(layout, renamed, plot_px, notes, family)
     notes_px = 0.0
     if notes:
-        lines = [w for note in notes for w in wrap_text(note, width_px - 64, _px(NOTE_PT))]
-        notes_px = len(lines) * _px(NOTE_PT) * LINE_EM + 4
-        kept.append(
-            dict(
-                text="<br>".join(lines),
-                xref="paper",
-                yref="paper",
-                x=0,
-                y=0,
-                xanchor="left",
-                yanchor="top",
-                yshift=-AXIS_ROOM_PX,
-                align="left",
-                showarrow=False,
-                font=dict(size=_px(NOTE_PT), family=family, color="black"),
-                name="paper-notes",
-            )
-        )
+        block, notes_px = _notes_block(notes, width_px, family)
+        kept.append(block)
     if kept or "annotations" in layout:
         layout["annotations"] = kept
 
