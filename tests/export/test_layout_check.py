@@ -10,9 +10,11 @@ On main at commit e880c02 (before the paper layout pass) the same check failed 2
 PDFs: 38 text boxes outside the visible page (kaleido printed with 0.1 in margins, so Chromium
 shrank every figure to 94 % and cut its bottom: gradient_flow's "timestep k" at y = 133.9–141.5
 pt under a visible edge at 137.8 pt; phase_diagram's "σw (recurrent weight scale)" at
-147.3–155.0 under 152.1), 22 required strings missing (the theory notes of timestep_profile and
-jacobian_lag were placed below the page), and 14 of 22 PDFs set ‖ and ∇ in DejaVuSerif inside
-LiberationSerif text. `test_the_old_print_margins_cut_the_x_title` re-creates the clipping.
+147.3–155.0 under 152.1), 22 required strings not found (the 12 theory notes of
+timestep_profile and jacobian_lag, placed below the page, and 10 x-axis titles cut at the
+bottom), and 14 of 22 PDFs set ‖ and ∇ in DejaVuSerif inside LiberationSerif text. Legends
+above the plot took 42 % of the height of timestep_profile and jacobian_lag at single width, 24 %
+of training and saturation (now at most 16 %). `test_the_old_print_margins_cut_the_x_title` re-creates the clipping.
 """
 
 from __future__ import annotations
