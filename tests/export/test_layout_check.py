@@ -14,7 +14,8 @@ pt under a visible edge at 137.8 pt; phase_diagram's "σw (recurrent weight scal
 timestep_profile and jacobian_lag, placed below the page, and 10 x-axis titles cut at the
 bottom), and 14 of 22 PDFs set ‖ and ∇ in DejaVuSerif inside LiberationSerif text. Legends
 above the plot took 42 % of the height of timestep_profile and jacobian_lag at single width, 24 %
-of training and saturation (now at most 16 %). `test_the_old_print_margins_cut_the_x_title` re-creates the clipping.
+of training and saturation (now at most 16 %). `test_the_old_print_margins_cut_the_x_title`
+re-creates the clipping.
 """
 
 from __future__ import annotations
