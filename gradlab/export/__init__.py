@@ -8,6 +8,7 @@ which drives a system Chrome/Chromium (``BROWSER_PATH`` overrides the search). B
 `figure_bytes(fig, format, width, font)` is what the dashboard's Export button calls.
 Without a browser: `ExportError` with how to install one; the CSV/JSON are still written. A
 figure with nothing to draw raises `EmptyFigureError` (an ExportError) and writes nothing.
+`gradlab.export.layout_check` measures the text of an exported PDF / SVG (needs PyMuPDF).
 """
 
 from gradlab.export.core import (

@@ -10,6 +10,9 @@ Browser lookup (`find_browser`): the ``BROWSER_PATH`` environment variable if se
 an executable file, else nothing is found), otherwise choreographer's search — a browser
 downloaded by ``kaleido_get_chrome``, then chrome / chromium / edge / brave on PATH and their
 usual install paths (Debian's /usr/bin/chromium included).
+
+PDFs are printed without kaleido's 0.1 in page margins (`PDF_MARGIN_IN`: with them Chromium shrank
+each figure to 94 % and cut off its bottom); SVGs are made portable (`portable_svg`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import re
 import shutil
 import threading
 from collections.abc import Sequence
@@ -31,6 +35,7 @@ __all__ = [
     "close_default_renderer",
     "default_renderer",
     "find_browser",
+    "portable_svg",
     "start_default_renderer",
 ]
 
@@ -95,6 +100,80 @@ def no_browser_message() -> str:
 RELOAD_EVERY = 25
 
 
+#: Page margins (inches) of Chromium's print to PDF. kaleido prints with 0.1 in margins, so
+#: Chromium shrinks the figure to the printable width (8 pt text came out at 7.5 pt) and cuts
+#: off its bottom (the x-axis title of a wide figure): the page IS the figure, so none.
+PDF_MARGIN_IN = 0.0
+
+
+async def _print_pdf(tab: Any) -> Any:
+    """kaleido's print of the page to PDF, with `PDF_MARGIN_IN` margins."""
+    from kaleido._kaleido_tab import _devtools_utils as dtools
+
+    margin = PDF_MARGIN_IN
+    response = await tab.send_command(
+        "Page.printToPDF",
+        params={
+            "printBackground": True,
+            "marginTop": margin,
+            "marginBottom": margin,
+            "marginLeft": margin,
+            "marginRight": margin,
+            "preferCSSPageSize": True,
+            "pageRanges": "1",
+        },
+    )
+    dtools._raise_error(response)
+    return response.get("result", {}).get("data")
+
+
+def _use_full_page_pdf() -> None:
+    """Point kaleido's tabs at `_print_pdf` (a private kaleido 1.x function: if a later kaleido
+    moves it, its own print applies and tests/export/test_layout_check.py reports the clipping).
+    """
+    try:
+        from kaleido._kaleido_tab import _devtools_utils as dtools
+    except ImportError:  # pragma: no cover - another kaleido layout
+        return
+    if hasattr(dtools, "print_pdf") and hasattr(dtools, "_raise_error"):
+        dtools.print_pdf = _print_pdf
+
+
+_FONT_SIZE = re.compile(r"font-size:\s*([\d.]+)px")
+_TSPAN_PCT = re.compile(r'<tspan([^>]*?)style="font-size:\s*([\d.]+)%"([^>]*)>')
+_DY_EM = re.compile(r'dy="(-?[\d.]+)em"')
+_TEXT = re.compile(r"(<text\b[^>]*>)(.*?)(</text>)", re.DOTALL)
+
+
+def portable_svg(svg: str) -> str:
+    """plotly's SVG made to render the same outside a browser: sub/superscripts sized in px
+    instead of % and shifted in px instead of em (MuPDF reads "70%" as 70 px, librsvg 2.4x
+    ignores some), and heatmap images drawn pixelated by renderers that ignore the CSS."""
+
+    def text(m: re.Match[str]) -> str:
+        head, body, tail = m.groups()
+        size = _FONT_SIZE.search(head)
+        if size is None or "<tspan" not in body:
+            return m.group(0)
+        base = float(size.group(1))
+
+        def tspan(t: re.Match[str]) -> str:
+            before, pct, after = t.groups()
+            px = base * float(pct) / 100
+            rest = _DY_EM.sub(lambda d: f'dy="{float(d.group(1)) * px:.3f}"', before + after)
+            return f'<tspan style="font-size:{px:.3f}px"{rest}>'
+
+        body = _TSPAN_PCT.sub(tspan, body)
+        body = _DY_EM.sub(lambda d: f'dy="{float(d.group(1)) * base:.3f}"', body)
+        return head + body + tail
+
+    svg = _TEXT.sub(text, svg)
+    return svg.replace(
+        'style="image-rendering: pixelated;',
+        'image-rendering="optimizeSpeed" style="image-rendering: pixelated;',
+    )
+
+
 def _kaleido_class() -> type:
     """kaleido.Kaleido, reloading each tab only every `reload_every` renders.
 
@@ -105,6 +184,8 @@ def _kaleido_class() -> type:
     kaleido's own per-render reload simply applies.
     """
     import kaleido
+
+    _use_full_page_pdf()
 
     class _Kaleido(kaleido.Kaleido):
         def __init__(self, *args: Any, reload_every: int = RELOAD_EVERY, **kwargs: Any) -> None:
@@ -209,11 +290,17 @@ class Renderer:
             return await asyncio.gather(*(k.calc_fig(fig, opts=opts) for fig, opts in jobs))
 
         try:
-            return self._call(batch(), timeout=self.timeout * max(1, len(jobs) / self.tabs) + 30)
+            out = self._call(batch(), timeout=self.timeout * max(1, len(jobs) / self.tabs) + 30)
         except ExportError:
             raise
         except Exception as exc:
             raise ExportError(f"static export failed: {exc}") from exc
+        return [
+            portable_svg(data.decode("utf-8")).encode("utf-8")
+            if opts.get("format") == "svg"
+            else data
+            for data, (_, opts) in zip(out, jobs, strict=True)
+        ]
 
     def _stop_loop(self) -> None:
         loop, thread = self._loop, self._thread

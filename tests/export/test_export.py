@@ -41,12 +41,19 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def pdf_fonts(data: bytes) -> tuple[pypdf.PdfReader, dict[str, bool]]:
-    """(reader, base font name → whether its font file is embedded) of page 1."""
+    """(reader, base font name → whether its glyphs are embedded) of page 1. A Type3 font has
+    no font file by design: its glyphs are content streams (/CharProcs) in the PDF, so it is
+    embedded when it has them; `type3_fonts` reports Type3 fonts separately."""
     reader = pypdf.PdfReader(io.BytesIO(data))
     fonts = reader.pages[0]["/Resources"].get("/Font") or {}
     out = {}
     for ref in fonts.values():
         font = ref.get_object()
+        if font.get("/Subtype") == "/Type3":
+            out[str(font.get("/Name") or font.get("/BaseFont") or "Type3")] = bool(
+                font.get("/CharProcs")
+            )
+            continue
         desc = font.get("/FontDescriptor")
         if desc is None and "/DescendantFonts" in font:
             desc = font["/DescendantFonts"][0].get_object().get("/FontDescriptor")
@@ -54,6 +61,14 @@ def pdf_fonts(data: bytes) -> tuple[pypdf.PdfReader, dict[str, bool]]:
         embedded = any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3"))
         out[str(font.get("/BaseFont"))] = embedded
     return reader, out
+
+
+def type3_fonts(data: bytes) -> list[str]:
+    """Names of the Type3 fonts of page 1 (Chromium writes one for a glyph it takes from a
+    fallback font it cannot embed as TrueType: the paper font stack should cover every glyph)."""
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    fonts = reader.pages[0]["/Resources"].get("/Font") or {}
+    return [str(key) for key, ref in fonts.items() if ref.get_object().get("/Subtype") == "/Type3"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +111,7 @@ def test_every_figure_exports(exported, name, fmt):
         assert float(reader.pages[0].mediabox.width) == pytest.approx(3.25 * 72, abs=0.5)
         assert fonts, "no fonts in the page resources"
         assert all(fonts.values()), f"fonts not embedded: {fonts}"
+        assert not type3_fonts(data), f"Type3 fonts (glyphs the font stack lacks): {fonts}"
     elif fmt == "svg":
         root = ET.fromstring(path.read_bytes())
         assert root.tag == f"{SVG}svg"

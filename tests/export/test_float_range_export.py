@@ -3,6 +3,8 @@ underflows says where (text extracted with pypdf), the float64-adjoint run's PDF
 
 from __future__ import annotations
 
+import unicodedata
+
 import pypdf
 import pytest
 from export_cases import browser
@@ -11,7 +13,9 @@ from gradlab.export import export
 
 
 def pdf_text(path) -> str:
-    return " ".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
+    """The PDF's text, ligatures spelled out (the paper font sets "fl" as one glyph, ﬂ)."""
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
+    return unicodedata.normalize("NFKC", text)
 
 
 def last_zero_k(store, run_id: str, latest_step_only: bool) -> int:

@@ -6,7 +6,7 @@ import pytest
 
 from gradlab.arrays import STEP_JACOBIAN_SV
 from gradlab.export import load_figure_data
-from gradlab.export.template import FONTS, paper_dict, paper_figure, width_inches
+from gradlab.export.template import FONTS, paper_dict, paper_figure, text_width_px, width_inches
 from gradlab.figures import FIGURES, style
 from gradlab.probes import GradCellProbe, GradHiddenProbe, SummaryProbe
 
@@ -28,7 +28,7 @@ def test_widths():
 def test_paper_template(profile):
     d, w, h = paper_dict(profile, "single", "serif")
     layout = d["layout"]
-    assert w == 3.25 and 1.5 < h < 5
+    assert w == 3.25 and 1.5 < h <= 6  # the plot, a legend above it and notes under it
     assert layout["width"] == pytest.approx(3.25 * 96) and layout["height"] == pytest.approx(h * 96)
     assert layout["title"]["text"] == ""
     assert layout["font"]["family"] == FONTS["serif"]
@@ -39,8 +39,10 @@ def test_paper_template(profile):
     assert y["type"] == "log" and y["exponentformat"] == "power" and y["dtick"] == 1
     assert y["linewidth"] <= 1 and y["showgrid"] is False
     assert layout["template"]["layout"]["xaxis"]["exponentformat"] == "power"
-    # colours unchanged, lines thinner, legend groups dropped (so the legend flows in rows)
-    for before, after in zip(profile.data, d["data"], strict=True):
+    # colours unchanged, lines thinner, legend groups dropped (so the legend flows in rows);
+    # legendrank keeps the traces' order in the legend
+    after_in_order = sorted(d["data"], key=lambda t: t["legendrank"])
+    for before, after in zip(profile.data, after_in_order, strict=True):
         assert after["line"]["color"] == before.line.color
         assert after["line"]["width"] < (before.line.width or 2)
         assert "legendgroup" not in after
@@ -94,3 +96,66 @@ def test_log_axes_get_readable_ticks():
     assert narrow["tickvals"] == [0.3, 0.5, 1.0] and narrow["ticktext"] == ["0.3", "0.5", "1"]
     tiny = _log_ticks(np.array([2e-5, 8e-5]))
     assert tiny["ticktext"][0] == "2×10<sup>−5</sup>"
+
+
+def test_fit_and_theory_lines_are_drawn_last_and_named_in_a_note(profile):
+    d, _, _ = paper_dict(profile, "single")
+    names = [t["name"] for t in d["data"]]
+    overlay = [n.startswith(("fit:", "theory:")) for n in names]
+    assert any(overlay) and overlay == sorted(overlay)  # all data first, then the overlays
+    # at single width they leave the legend for a note under the plot, with their values
+    assert not any(t.get("showlegend", True) for t, o in zip(d["data"], overlay, strict=True) if o)
+    notes = [a for a in d["layout"]["annotations"] if a.get("name") == "paper-notes"]
+    text = notes[0]["text"].replace("<br>", " ")
+    assert text.startswith("Dotted: fit, dashed: theory.")
+    for name in names:
+        if name.startswith("fit:"):
+            assert "fit " + name.split(": ", 1)[1] in text
+    # at double width the legend is a column to the right of the plot, overlays included
+    wide, _, _ = paper_dict(profile, "double")
+    assert wide["layout"]["legend"]["orientation"] == "v"
+    assert all(t.get("showlegend", True) for t in wide["data"])
+
+
+def test_legend_names_drop_what_every_run_shares(profile):
+    d, _, _ = paper_dict(profile, "double")
+    runs = [t["name"] for t in d["data"] if t["name"].startswith(("rnn", "lstm", "gru"))]
+    assert runs and not any("seq 10" in n for n in runs)  # every run has seq_len 10
+    assert all("init" in n for n in runs)  # init differs between them, so it stays
+
+
+def test_notes_under_the_plot_are_wrapped_onto_the_page(profile):
+    for width in ("single", "double"):
+        d, w, _ = paper_dict(profile, width)
+        layout = d["layout"]
+        notes = [a for a in layout["annotations"] if a.get("name") == "paper-notes"]
+        assert len(notes) == 1 and notes[0]["y"] == 0 and notes[0]["yanchor"] == "top"
+        assert all(a.get("y", 0.5) >= 0 for a in layout["annotations"])  # none off the page
+        lines = notes[0]["text"].split("<br>")
+        assert len(lines) > 3 and all(
+            text_width_px(line, notes[0]["font"]["size"]) <= w * 96 - 64 for line in lines
+        )
+        assert layout["margin"]["b"] > len(lines) * notes[0]["font"]["size"]
+
+
+def test_facets_share_an_axis_title_and_get_room_for_their_titles():
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("rnn", "lstm", "gru"))
+    for col in (1, 2, 3):
+        fig.add_heatmap(z=[[1, 2], [3, 4]], row=1, col=col, showscale=False)
+        fig.update_xaxes(title_text="sequence length T", row=1, col=col)
+        fig.update_yaxes(title_text="σ<sub>w</sub>", row=1, col=col)
+    d, _, _ = paper_dict(fig, "double")
+    layout = d["layout"]
+    x_titles = [layout[k]["title"]["text"] for k in ("xaxis", "xaxis2", "xaxis3")]
+    y_titles = [layout[k]["title"]["text"] for k in ("yaxis", "yaxis2", "yaxis3")]
+    assert x_titles == ["", "sequence length T", ""]  # once, under the middle facet
+    assert y_titles == ["σ<sub>w</sub>", "", ""]  # once, left
+    assert layout["margin"]["t"] >= 12  # the facet titles sit above the plot
+
+
+def test_an_explicit_small_height_still_leaves_the_plot_room(profile):
+    d, _, h = paper_dict(profile, 2.0, height=1.5)
+    margin = d["layout"]["margin"]
+    assert h == 1.5 and margin["t"] + margin["b"] <= 0.6 * 1.5 * 96 + 1e-6
