@@ -44,6 +44,8 @@ TEXT_PT = 8.0  # tick labels, annotations
 TITLE_PT = 9.0  # axis and colour-bar titles
 LEGEND_PT = 7.0
 NOTE_PT = 6.5  # notes under the plot (theory assumptions, missing runs)
+CELL_TEXT_PT = (7.0, 6.0, 5.5)  # values printed in heatmap cells: the largest that fits
+CELL_TEXT_FILL = 0.8  # ... within this share of a cell's width
 #: Width of a character in em, an upper bound for DejaVu Serif / Sans text (the condensed cut,
 #: used where installed, is ~15 % narrower): used to wrap notes and lay out legend rows before
 #: the browser measures them, so they fit whichever of the two the machine has.
@@ -512,9 +514,11 @@ def _style_traces(data: list[dict[str, Any]], layout: dict[str, Any]) -> None:
             shape["line"]["width"] = 0.75
 
 
-def _notes_block(notes: list[str], width_px: float, family: str) -> tuple[dict[str, Any], float]:
-    """The notes as one annotation under the x-axis title, wrapped to the page, and its
-    height in px."""
+def _notes_block(
+    notes: list[str], width_px: float, family: str, axis_room: float = AXIS_ROOM_PX
+) -> tuple[dict[str, Any], float]:
+    """The notes as one annotation `axis_room` px under the plot (below the x-axis title),
+    wrapped to the page, and its height in px."""
     lines = [w for note in notes for w in wrap_text(note, width_px - 64, _px(NOTE_PT))]
     block = dict(
         text="<br>".join(lines),
@@ -524,7 +528,7 @@ def _notes_block(notes: list[str], width_px: float, family: str) -> tuple[dict[s
         y=0,
         xanchor="left",
         yanchor="top",
-        yshift=-AXIS_ROOM_PX,
+        yshift=-axis_room,
         align="left",
         showarrow=False,
         font=dict(size=_px(NOTE_PT), family=family, color="black"),
@@ -602,7 +606,8 @@ def _place_annotations(
 ) -> tuple[list[dict[str, Any]], float]:
     """Annotations in the paper font, run labels `renamed` as in the legend, notes placed
     under the plot moved to `notes`, notes in the plot wrapped to it. Returns (the annotations
-    kept, the height in px the ones above the plot, facet titles, need)."""
+    kept, the height in px the ones above the plot, facet titles, need). Under the plot: at a
+    paper y below 0, or hanging from y = 0 (yanchor top) shifted down."""
     above_px = 0.0
     kept = []
     for ann in layout.get("annotations") or []:
@@ -611,7 +616,8 @@ def _place_annotations(
             text = text.replace(old, new)
         ann["text"] = text
         y = _paper_y(ann)
-        if y is not None and y < 0:
+        shifted_under = ann.get("yanchor") == "top" and float(ann.get("yshift") or 0) < 0
+        if y is not None and (y < 0 or (y <= 0 and shifted_under)):
             notes.append(text)
             continue
         size = TEXT_PT if max(len(_TAG.sub("", t)) for t in text.split("<br>")) <= 40 else NOTE_PT
@@ -669,10 +675,13 @@ def paper_dict(
     _style_traces(data, layout)
 
     renamed, legend_px, plot_px, notes = _place_legend(data, layout, width_in)
+    _fit_cell_text(data, layout, plot_px)
     kept, above_px = _place_annotations(layout, renamed, plot_px, notes, family)
+    x_title_lines = _wrap_axis_titles(layout, plot_px, 0.0, shared, "x")
+    axis_room = AXIS_ROOM_PX + max(0, x_title_lines - 1) * _px(TITLE_PT) * LINE_EM
     notes_px = 0.0
     if notes:
-        block, notes_px = _notes_block(notes, width_px, family)
+        block, notes_px = _notes_block(notes, width_px, family, axis_room)
         kept.append(block)
     if kept or "annotations" in layout:
         layout["annotations"] = kept
@@ -685,7 +694,7 @@ def paper_dict(
             total = legend_px / LEGEND_SHARE
         height_in = round(total / PX_PER_INCH, 3)
     top = 4 + legend_px + above_px
-    bottom = 4 + (AXIS_ROOM_PX + notes_px if notes else 0)
+    bottom = 4 + (axis_room + notes_px if notes else 0)
     room = height_in * PX_PER_INCH * (1 - MIN_PLOT_SHARE)
     if top + bottom > room and legend_px:
         # an explicit height too small for the legend above the plot: it goes over the plot
@@ -701,9 +710,56 @@ def paper_dict(
         height=round(height_in * PX_PER_INCH, 3),
         margin=dict(l=4, r=4, t=round(top, 2), b=round(bottom, 2), pad=0, autoexpand=True),
     )
-    plot_height = height_in * PX_PER_INCH - top - bottom - (0 if notes else AXIS_ROOM_PX)
-    _wrap_axis_titles(layout, plot_px, plot_height, shared)
+    plot_height = height_in * PX_PER_INCH - top - bottom - (0 if notes else axis_room)
+    _wrap_axis_titles(layout, plot_px, plot_height, shared, "y")
     return d, width_in, height_in
+
+
+def _fit_cell_text(data: list[dict[str, Any]], layout: Mapping[str, Any], plot_px: float) -> None:
+    """Values printed in heatmap cells (the phase diagram's) at the largest of `CELL_TEXT_PT`
+    whose widest value fits `CELL_TEXT_FILL` of a cell's width at print size; where none fits
+    the values are left out (the colour bar and the .csv carry them) rather than printed into
+    each other."""
+    for trace in data:
+        if trace.get("type") != "heatmap" or not trace.get("texttemplate"):
+            continue
+        texts = [str(t) for row in trace.get("text") or [] for t in np.atleast_1d(row)]
+        columns = len(as_array(trace.get("x")) if trace.get("x") is not None else [])
+        if not texts or not columns:
+            continue
+        axis = layout.get("xaxis" + str(trace.get("xaxis") or "x")[1:]) or {}
+        lo, hi = axis.get("domain") or (0.0, 1.0)
+        cell_px = plot_px * (float(hi) - float(lo)) / columns
+        widest = max(texts, key=len)
+        for pt in CELL_TEXT_PT:
+            if text_width_px(widest, _px(pt)) <= CELL_TEXT_FILL * cell_px:
+                trace["textfont"] = {**(trace.get("textfont") or {}), "size": _px(pt)}
+                break
+        else:
+            trace["texttemplate"] = ""
+
+
+def _row_span(layout: Mapping[str, Any], key: str) -> tuple[float, float] | None:
+    """For an x axis that is the only titled one of its row of facets (x axes anchored to y
+    axes of one domain, as the phase diagram's middle panel): the row's whole x domain, which
+    its title may use. None otherwise."""
+
+    def row(axis: Mapping[str, Any]) -> tuple[float, ...]:
+        anchor = str(axis.get("anchor") or "y")
+        y_axis = layout.get("yaxis" + anchor[1:]) or {}
+        return tuple(y_axis.get("domain") or (0.0, 1.0))
+
+    axes = {
+        k: a
+        for k, a in layout.items()
+        if k.startswith("xaxis") and isinstance(a, dict) and a.get("visible") is not False
+    }
+    mates = [a for a in axes.values() if row(a) == row(axes[key])]
+    titled = [a for a in mates if ((a.get("title") or {}).get("text") or "")]
+    if len(mates) < 2 or len(titled) != 1:
+        return None
+    domains = [a.get("domain") or (0.0, 1.0) for a in mates]
+    return min(float(d[0]) for d in domains), max(float(d[1]) for d in domains)
 
 
 def _wrap_axis_titles(
@@ -711,22 +767,28 @@ def _wrap_axis_titles(
     plot_px: float,
     plot_height: float,
     shared: Mapping[str, tuple[float, float]],
-) -> None:
-    """Axis titles longer than their axis (a long y title on a short plot), or than the facets
-    a `shared` title stands for, in lines that fit."""
+    letter: str,
+) -> int:
+    """Axis titles (of the x or the y axes: `letter`) longer than their axis (a long y title
+    on a short plot), or than the facets a `shared` title stands for, in lines that fit.
+    Returns the most lines a title now has."""
+    most = 0
     for key, axis in layout.items():
-        if not (key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict)):
+        if not (key.startswith(f"{letter}axis") and isinstance(axis, dict)):
             continue
         title = axis.get("title") if isinstance(axis.get("title"), dict) else None
         text = str((title or {}).get("text") or "")
         if not text or axis.get("visible") is False:
             continue
-        domain = shared.get(key) or axis.get("domain") or [0.0, 1.0]
-        span = (plot_px if key.startswith("x") else plot_height) * (domain[1] - domain[0])
+        domain = shared.get(key) or (letter == "x" and _row_span(layout, key))
+        domain = domain or axis.get("domain") or [0.0, 1.0]
+        span = (plot_px if letter == "x" else plot_height) * (domain[1] - domain[0])
         size = float(((title or {}).get("font") or {}).get("size") or _px(TITLE_PT))
         room = max(60.0, span - 8)
         if any(text_width_px(t, size) > room for t in re.split(r"<br\s*/?>", text)):
-            title["text"] = "<br>".join(wrap_text(text, room, size))  # type: ignore[index]
+            title["text"] = text = "<br>".join(wrap_text(text, room, size))  # type: ignore[index]
+        most = max(most, _lines(text))
+    return most
 
 
 def paper_figure(

@@ -412,6 +412,8 @@ def grid_axes(runs: pd.DataFrame) -> tuple[str, str]:
 #: a line of the note on fixed keys): they sit inside the figure, not in a margin a paper
 #: export trims.
 LINE = 0.09
+#: The note's distance under the plot, the χ = 1 legend's extra room and a note line, in px.
+NOTE_BELOW_PX, NOTE_LEGEND_PX, NOTE_LINE_PX = 58, 26, 15
 #: Characters per line of that note (one single-column width at print size).
 NOTE_CHARS = 56
 #: Width (px at print size) the cells of all panels share in a single-column figure: it sets
@@ -674,9 +676,10 @@ def _lay_out(
     facet_key: str | None,
     note: Sequence[str],
 ) -> None:
-    """Category ticks, ONE x-axis title (under the middle panel), the facet titles and the note
-    (seeds averaged, fixed keys) in a band above the panels, inside the figure."""
-    band = LINE * (len(note) + (1 if facet_key else 0))
+    """Category ticks, ONE x-axis title (under the middle panel), the facet titles in a band
+    above the panels and the note (seeds averaged, fixed keys) under the plot, inside the
+    figure (the paper template moves it into its notes under the x-axis title)."""
+    band = LINE if facet_key else 0.0
     top = round(1.0 - band, 4)
     for axis, texts in (("x", xs), ("y", ys)):
         getattr(fig, f"update_{axis}axes")(
@@ -708,13 +711,16 @@ def _lay_out(
                 font=dict(size=13),
                 name="facet-title",
             )
-    if note:
+    if note:  # under the x-axis title (and the χ = 1 legend), with room made for it
+        legend_px = NOTE_LEGEND_PX if any(t.showlegend is not False for t in fig.data) else 0
+        below = NOTE_BELOW_PX + legend_px
         fig.add_annotation(
             text="<br>".join(note),
             xref="paper",
             yref="paper",
             x=0.0,
-            y=1.0,
+            y=0.0,
+            yshift=-below,
             xanchor="left",
             yanchor="top",
             align="left",
@@ -722,6 +728,7 @@ def _lay_out(
             font=dict(size=11, color="#333333"),
             name="phase-note",
         )
+        fig.update_layout(margin=dict(b=below + NOTE_LINE_PX * len(note) + 8))
 
 
 def defaults(data: FigureData) -> dict[str, Any]:

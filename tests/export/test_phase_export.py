@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 
 import pandas as pd
+import pytest
 from export_cases import browser
 from store_cases import PHASE_CELLS, PHASE_SEQ_LENS, PHASE_SWEEP
 
 from gradlab.export.command import add_arguments, run
+from gradlab.export.layout_check import check_pdf
 
 
 def cli(*argv: str) -> int:
@@ -31,9 +34,10 @@ def pdf_words(path) -> tuple[list[tuple[float, float, float, float, str]], objec
 
 
 @browser
-def test_phase_diagram_pdf_has_each_facet_and_x_title_once(phase_store, tmp_path):
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_phase_diagram_pdf_has_each_facet_and_x_title_once(phase_store, tmp_path, width):
     out = tmp_path / "phase.pdf"
-    code = cli("--store", str(phase_store.root), "--sweep", PHASE_SWEEP,
+    code = cli("--store", str(phase_store.root), "--sweep", PHASE_SWEEP, "--width", width,
                "--figure", "phase_diagram", "--out", str(out))  # fmt: skip
     assert code == 0 and out.is_file()
     words, rect = pdf_words(out)
@@ -43,8 +47,10 @@ def test_phase_diagram_pdf_has_each_facet_and_x_title_once(phase_store, tmp_path
     assert counts["sequence"] == counts["length"] == 1  # ONE shared x-axis title
     for seq_len in PHASE_SEQ_LENS:  # categorical ticks, once per panel
         assert counts[str(seq_len)] >= len(PHASE_CELLS), seq_len
-    for x0, y0, x1, y1, text in words:
-        assert rect.x0 <= x0 and x1 <= rect.x1 and rect.y0 <= y0 and y1 <= rect.y1, text
+    report = check_pdf(out.read_bytes())
+    assert not report.outside and not report.overlaps, report.problems()
+    glued = [w[4] for w in words if re.search(r"\d−", w[4])]  # "−0.6−0.6": cell values touching
+    assert not glued, glued
     titles = [w for w in words if w[4] in PHASE_CELLS]
     assert len({round(w[1]) for w in titles}) == 1  # one row of titles, above the panels
     doc = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
@@ -62,7 +68,7 @@ def test_fix_option_names_the_fixed_key(phase_store, tmp_path):
                "--figure", "phase_diagram", "--option", "x=seq_len", "--option", "y=cell",
                "--option", "fix=task:identity", "--out", str(out))  # fmt: skip
     assert code == 0
-    words = " ".join(w[4] for w in pdf_words(out)[0])
+    words = " ".join(w[4] for w in pdf_words(out)[0]).replace("ﬁ", "fi")  # DejaVu's ligature
     assert "fixed: task = identity" in words
     table = pd.read_csv(out.with_suffix(".csv"))
     assert set(table["task"]) == {"identity"} and len(table) == len(PHASE_CELLS) * 4
