@@ -44,7 +44,7 @@ def figure(
     """Figure `name` (a key of `gradlab.figures.FIGURES`) of `source`.
 
     `source`: a Recording, a dict name → Recording, a list of Recordings (overlaid, named
-    "recording 0", "recording 1", ...), or a Store / store folder; `runs` (run ids) and `sweep`
+    "rec 0", "rec 1", ...), or a Store / store folder; `runs` (run ids) and `sweep`
     pick stored runs and only apply to a store. `options`: the figure's own options
     (``FIGURES[name].option_names()``, e.g. ``quantity="contribution:weight_hh"``, ``scale``).
     From recordings the theory line is off (``theory=False``: the theory is of a gradlab task
@@ -173,7 +173,7 @@ def _named(source: Any) -> dict[str, Recording]:
     if isinstance(source, Mapping):
         named = {str(k): v for k, v in source.items()}
     elif isinstance(source, Sequence) and not isinstance(source, str | bytes):
-        named = {f"recording {i}": v for i, v in enumerate(source)}
+        named = {f"rec {i}": v for i, v in enumerate(source)}
     else:
         raise TypeError(
             f"source must be a Recording, a dict or list of Recordings, a Store or a store "
