@@ -3,6 +3,7 @@ in memory; and docs/notebook.ipynb runs clean under nbclient with the venv's ker
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,32 @@ def test_packed_recording_profile_shows_no_padded_step():
     assert sorted(spectral["t"].unique()) == [1, 2, 3, 4]
     fro = figure_table(gradlab.figure("step_jacobian", rec, norm="fro"))
     assert sorted(fro["t"].unique()) == list(range(1, 10))  # row 2 runs all 9 steps
+
+
+def test_the_example_notebook_runs_clean(tmp_path, monkeypatch):
+    """docs/notebook.ipynb under nbclient with the "python3" kernel (the venv's own: jupyter
+    runs a "python" kernel spec with the running interpreter), in a fresh folder: no error, its
+    figures displayed, its run complete in the store it made."""
+    import sys
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == sum("gradlab.figure(" in c.source for c in nb.cells)
+    assert outputs[-1].text.strip() == sys.executable
+    runs = open_store(tmp_path / "runs").runs()
+    assert runs["status"].tolist() == ["complete"]
+    for figure in figures:
+        layout = figure["data"]["application/vnd.plotly.v1+json"]["layout"]
+        notes = [a.get("text", "") for a in layout.get("annotations", [])]
+        assert not any(n.startswith("no data") for n in notes), notes
