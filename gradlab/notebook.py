@@ -86,26 +86,16 @@ def recording_data(source: Any) -> FigureData:
     the columns and dtypes ``Store.metrics`` returns, the arrays `hidden_sample` and
     `step_jacobian_sv`, and one runs row per recording (run_id = its name)."""
     from gradlab.figures import FigureData
-    from gradlab.store.sql import to_frame
+    from gradlab.store import metrics_frame
 
-    recordings = _named(source)
     frames, arrays, rows = [], {}, []
-    for run_id, rec in recordings.items():
+    for run_id, rec in _named(source).items():
         collected = _Collected()
         _write(collected, rec)
-        if collected.tables:
-            import pyarrow as pa
-
-            frame = to_frame(pa.concat_tables(collected.tables))
-            frame.insert(0, "run_id", run_id)
-            frames.append(frame)
+        frames.append(metrics_frame(collected.rows, run_id))
         arrays.update({(run_id, a, s): v for (a, s), v in collected.arrays.items()})
         rows.append({"run_id": run_id, **model_row(rec)})
-    metrics = pd.concat(frames, ignore_index=True) if frames else None
-    if metrics is not None:
-        metrics = metrics.sort_values(
-            ["run_id", "probe", "name", "layer", "direction", "step", "t"], kind="stable"
-        ).reset_index(drop=True)
+    metrics = pd.concat(frames, ignore_index=True)  # runs in order, as Store.metrics sorts them
     return FigureData(metrics=metrics, runs=pd.DataFrame(rows), arrays=arrays)
 
 
@@ -138,15 +128,11 @@ class _Collected:
     """What `write_recording` writes, kept in memory: metric tables and arrays."""
 
     def __init__(self) -> None:
-        self.tables: list[Any] = []
+        self.rows: list[Any] = []  # checked and typed by `metrics_frame`, as the store does
         self.arrays: dict[tuple[str, int], np.ndarray] = {}
 
     def log_metrics(self, rows: Any) -> None:
-        from gradlab.store.schema import metrics_table
-
-        table = metrics_table(rows)  # the store's own checks and column types
-        if table.num_rows:
-            self.tables.append(table)
+        self.rows.append(rows)
 
     def save_array(self, name: str, step: int, array: np.ndarray) -> None:
         self.arrays[(name, int(step))] = np.asarray(array)
