@@ -65,7 +65,7 @@ def figure(
                 "it holds (pass a dict or list of Recordings to choose)"
             )
         data = recording_data(source)
-        reason = _missing(spec, data)
+        reason = _missing(spec, data, options)
         if reason is not None:
             from gradlab.figures._common import no_data
 
@@ -188,9 +188,9 @@ def _spec(name: str) -> FigureSpec:
         raise ValueError(f"unknown figure {name!r}; figures: {', '.join(FIGURES)}") from None
 
 
-def _missing(spec: FigureSpec, data: FigureData) -> str | None:
+def _missing(spec: FigureSpec, data: FigureData, options: Mapping[str, Any]) -> str | None:
     """Why recordings cannot show `spec` (None when they can)."""
-    from gradlab.probes import TrainProbe
+    from gradlab.probes import PROBES, TrainProbe
 
     if spec.scope == "sweep":
         return f"{spec.name} compares the runs of a sweep; pass a store (and sweep=)"
@@ -198,6 +198,11 @@ def _missing(spec: FigureSpec, data: FigureData) -> str | None:
         return "a Recording has no training curve; log one with gradlab.init and pass its store"
     series = set(zip(data.metrics["probe"], data.metrics["name"], strict=True))
     arrays = {a for (_, a, _) in data.arrays}
+    main = spec.probes_for(**options)[:1]  # the series it draws; others are read beside it
+    if main and all(data.run(r).get("final_loss") is None for r in data.run_ids):
+        probe = PROBES.get(main[0][0])
+        if probe is not None and probe.needs_loss:
+            return f"{spec.name} draws gradients: record with a loss_fn"
     if not spec.has_data(series, arrays):
         cells = ", ".join(sorted({data.cell(r) for r in data.run_ids}))
         return f"the recorded model ({cells}) has none of what {spec.name} draws"

@@ -133,6 +133,8 @@ def test_what_a_recording_lacks_says_why(case):
     assert "sweep" in gradlab.figure("phase_diagram", rec).layout.annotations[0].text
     rnn = gradlab.record(gradlab.RNN(2, 3), torch.randn(4, 2, 2))  # no gates, no loss
     assert "none of what gates draws" in gradlab.figure("gates", rnn).layout.annotations[0].text
+    text = gradlab.figure("timestep_profile", rnn).layout.annotations[0].text
+    assert "draws gradients: record with a loss_fn" in text
 
 
 def test_bad_calls_are_errors(case, stored):
