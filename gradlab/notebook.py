@@ -47,10 +47,12 @@ def figure(
     "rec 0", "rec 1", ...), or a Store / store folder; `runs` (run ids) and `sweep`
     pick stored runs and only apply to a store. `options`: the figure's own options
     (``FIGURES[name].option_names()``, e.g. ``quantity="contribution:weight_hh"``, ``scale``).
-    From recordings the theory line is off (``theory=False``: the theory is of a gradlab task
-    at initialisation, and a recording's inputs are unknown). A figure that needs what the
-    source lacks (the training curves of a bare Recording, gates
-    of an RNN) comes back as the builder's "no data" figure, which says why.
+    A run-scope figure draws the first recording (``run_id=`` picks another by its name).
+    From recordings there is no theory line (the theory is of a gradlab task's run at
+    initialisation; a recording's inputs and training are unknown), so ``theory=True`` is a
+    ValueError. A figure that needs what the source lacks (the training curves of a bare
+    Recording, the gates of an RNN, gradients of a recording without a loss) comes back as the
+    builder's "no data" figure, which says why.
     """
     spec = _spec(name)
     spec.check_options(options)
@@ -64,6 +66,11 @@ def figure(
                 "runs= and sweep= pick stored runs; a Recording source draws every recording "
                 "it holds (pass a dict or list of Recordings to choose)"
             )
+        if options.get("theory"):
+            raise ValueError(
+                "no theory line for a Recording: the theory is of a gradlab task's run at "
+                "initialisation (train one with gradlab.train and pass its store)"
+            )
         data = recording_data(source)
         reason = _missing(spec, data, options)
         if reason is not None:
@@ -72,9 +79,7 @@ def figure(
             return no_data(name, spec.title, reason, options, data.run_ids)
     build = dict(options)
     if not _is_store(source) and "theory" in spec.option_names():
-        # the theory is of a gradlab task's run at initialisation; a recording's inputs and
-        # training are unknown, so no theory line unless asked for
-        build.setdefault("theory", False)
+        build["theory"] = False
     if spec.scope == "run" and "run_id" not in build and data.run_ids:
         build["run_id"] = data.run_ids[0]
     return spec.builder(data, **build)

@@ -106,7 +106,7 @@ def test_a_recording_draws_what_its_stored_run_draws(case, stored, name):
 
 
 def test_no_theory_line_for_a_recording():
-    """The theory is of a gradlab task at initialisation: off for a recording unless asked."""
+    """The theory is of a gradlab task at initialisation: never drawn for a recording."""
     torch.manual_seed(0)
     model = gradlab.RNN(3, 8)
     rec = gradlab.record(model, torch.randn(20, 4, 3), lambda out: out[-1].square().sum())
@@ -143,6 +143,8 @@ def test_bad_calls_are_errors(case, stored):
         gradlab.figure("profile", rec)
     with pytest.raises(ValueError, match=r"has no option 'quantiy' \(did you mean quantity\?\)"):
         gradlab.figure("timestep_profile", rec, quantiy="grad_hidden")
+    with pytest.raises(ValueError, match=r"no theory line for a Recording"):
+        gradlab.figure("jacobian_lag", rec, theory=True)
     with pytest.raises(ValueError, match=r"runs= and sweep= pick stored runs"):
         gradlab.figure("timestep_profile", rec, runs=["x"])
     with pytest.raises(TypeError, match=r"source must be a Recording.*got int"):
