@@ -47,7 +47,7 @@ def figure(
     "rec 0", "rec 1", ...), or a Store / store folder; `runs` (run ids) and `sweep`
     pick stored runs and only apply to a store. `options`: the figure's own options
     (``FIGURES[name].option_names()``, e.g. ``quantity="contribution:weight_hh"``, ``scale``).
-    A run-scope figure draws the first recording (``run_id=`` picks another by its name).
+    A run-scope figure draws the first recording (its option run_id picks another by name).
     From recordings there is no theory line (the theory is of a gradlab task's run at
     initialisation; a recording's inputs and training are unknown), so ``theory=True`` is a
     ValueError. A figure that needs what the source lacks (the training curves of a bare
