@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
     from gradlab.cells import GRU, LSTM, RNN, from_torch, init_model
     from gradlab.config import RunConfig
+    from gradlab.notebook import figure
     from gradlab.record import LayerRecording, NonFiniteWarning, Recording, record
     from gradlab.record_module import record_module, recurrent_submodules
     from gradlab.store import open_store
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "from_torch": "gradlab.cells",
     "init_model": "gradlab.cells",
     "RunConfig": "gradlab.config",
+    "figure": "gradlab.notebook",
     "LayerRecording": "gradlab.record",
     "NonFiniteWarning": "gradlab.record",
     "Recording": "gradlab.record",
@@ -54,6 +56,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "__version__",
+    "figure",
     "from_torch",
     "init",
     "init_model",

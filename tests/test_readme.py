@@ -49,3 +49,15 @@ def test_own_training_loop_snippet_runs(tmp_path, monkeypatch, capsys):
     store = open_store(tmp_path / "runs")
     assert store.run("digits-lstm").status == "complete"
     assert store.run("digits-lstm").array_steps("hidden_sample") == [0, 25, 50, 75]
+
+
+NOTEBOOK_SNIPPET = re.findall(
+    r"```python\n(.*?)```", _section(README.read_text("utf-8"), "Figures"), re.S
+)[-1]
+
+
+def test_notebook_figure_snippet_runs(capsys):
+    """The "In a notebook" snippet: gradlab.figure from Recordings, two named lines."""
+    assert "gradlab.figure(" in NOTEBOOK_SNIPPET
+    exec(compile(NOTEBOOK_SNIPPET, str(README), "exec"), {"__name__": "readme_snippet"})
+    assert "before" in capsys.readouterr().out

@@ -14,6 +14,10 @@ index and `direction` 0 (forward) or 1 (reverse); `t` is the Recording's own ind
 reverse direction it counts processing steps (t = 1 consumes the last input). Columns that do
 not apply are None (null in the store). Values are float64 and may be NaN or Inf: a diverging
 recording is data.
+
+Padded steps (a PackedSequence input): a per-step aggregate over the batch counts only the
+sequences still running at that step (`running`, from `LayerRecording.step_mask`), so a padded
+step is never shown as data; a step where no counted sequence runs has no row.
 """
 
 from __future__ import annotations
@@ -35,7 +39,11 @@ __all__ = [
     "ProbeContext",
     "Rows",
     "layer_views",
+    "masked_mean",
+    "masked_norms",
+    "present",
     "run_probes",
+    "running",
     "state_jacobian_norms",
 ]
 
@@ -105,15 +113,23 @@ class Rows:
         t0: int | None = None,
         layer: int | None = None,
         direction: int | None = None,
+        keep: torch.Tensor | None = None,
     ) -> None:
+        """`keep`: (n,) bool, the values to write (None: all); t counts every value."""
         if isinstance(values, torch.Tensor):
             values = values.detach().to("cpu", torch.float64).numpy()
         array = np.asarray(values, dtype=np.float64).reshape(-1)
+        t: list[int | None] = (
+            [None] * array.size if t0 is None else list(range(t0, t0 + array.size))
+        )
+        if keep is not None:
+            kept = keep.detach().cpu().numpy().reshape(-1)
+            array, t = array[kept], [v for v, k in zip(t, kept, strict=True) if k]
         n = array.size
         self.name.extend([name] * n)
         self.layer.extend([layer] * n)
         self.direction.extend([direction] * n)
-        self.t.extend([None] * n if t0 is None else range(t0, t0 + n))
+        self.t.extend(t)
         self._values.append(array)
 
     def columns(self) -> dict[str, list | np.ndarray]:
@@ -125,6 +141,51 @@ class Rows:
             "t": self.t,
             "value": value,
         }
+
+
+def running(view: LayerRecording, first: int, n: int) -> torch.Tensor | None:
+    """(n, B) bool: which sequences run at steps first..first+n-1 (step 0, the initial state,
+    belongs to every sequence); None when every sequence runs every step (no padding)."""
+    mask = view.step_mask  # (T, B), steps 1..T
+    if bool(mask.all()):
+        return None
+    mask = torch.cat((torch.ones_like(mask[:1]), mask))  # (T+1, B), steps 0..T
+    return mask[first : first + n]
+
+
+def present(view: LayerRecording, first: int, n: int) -> torch.Tensor | None:
+    """(n,) bool: the steps first..first+n-1 where some sequence runs (None: all of them)."""
+    mask = running(view, first, n)
+    return None if mask is None else mask.any(1)
+
+
+def masked_norms(x: torch.Tensor, view: LayerRecording, first: int) -> torch.Tensor:
+    """Per step, the Frobenius norm over the running sequences of x (n, B, ...) at steps
+    first..first+n-1, in float64, (n,): √(Σ_b running ‖x_t,b‖²); NaN where none runs."""
+    x = x.to(torch.float64)  # float64: squares of a float32 adjoint below ~1e-23 would underflow
+    mask = running(view, first, x.shape[0])
+    if mask is None:
+        return x.flatten(1).norm(dim=1)
+    mask = mask.to(x.device)
+    shaped = mask.view(*mask.shape, *([1] * (x.dim() - 2)))
+    norms = torch.where(shaped, x, 0).flatten(1).norm(dim=1)
+    return torch.where(mask.any(1), norms, torch.nan)
+
+
+def masked_mean(
+    values: torch.Tensor, view: LayerRecording, first: int, samples: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Per step, the mean of values (n, B') over the running sequences (B' = the batch, or the
+    rows `samples` of it), (n,); NaN where none runs."""
+    mask = running(view, first, values.shape[0])
+    if mask is None:
+        return values.mean(1)
+    mask = mask.to(values.device)
+    if samples is not None:
+        mask = mask[:, list(samples)]
+    count = mask.sum(1)
+    total = torch.where(mask, values, 0).sum(1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.nan)
 
 
 def layer_views(rec: Recording) -> Iterator[tuple[int, int, LayerRecording]]:
@@ -145,16 +206,19 @@ def state_jacobian_norms(
 ) -> torch.Tensor:
     """‖∂s_T/∂s_k‖ for k = 0..T-1, (T,): the spectral norm averaged over
     `context.jacobian_samples`, or, when there are none, the Frobenius norm averaged over the
-    whole batch (no SVD). Computed once per recording, layer, direction and samples."""
+    whole batch (no SVD); with padding, over the sequences whose step k+1 is real (NaN where
+    none is). Computed once per recording, layer, direction and samples."""
     samples = tuple(context.jacobian_samples)
     key = (layer, direction, samples)
     cache = _JACOBIAN_NORMS.setdefault(rec, {})
     if key not in cache:
         view = rec.layer(layer, bool(direction))
+        # sequence b's ∂s_T/∂s_k counts while step k+1 is real (k < its length)
         if samples:
-            cache[key] = view.jacobian_norms(ord=2, samples=list(samples)).mean(1)
+            norms = view.jacobian_norms(ord=2, samples=list(samples))
+            cache[key] = masked_mean(norms, view, 1, samples)
         else:
-            cache[key] = view.jacobian_norms(ord="fro").mean(1)
+            cache[key] = masked_mean(view.jacobian_norms(ord="fro"), view, 1)
     return cache[key]
 
 

@@ -1,13 +1,12 @@
 """`grad_cell` / `norm`: ‖∂L/∂c_t‖ of a cell with a cell state (LSTM), Frobenius norm over the
-batch, t = 0..T."""
+batch (the sequences still running at t), t = 0..T."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from gradlab.cells import get_cell
-from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
+from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views, masked_norms, present
 from gradlab.record import Recording
 
 
@@ -22,6 +21,7 @@ class GradCellProbe(Probe):
         rows = Rows()
         if get_cell(rec.model.cell).has_cell_state:
             for layer, direction, view in layer_views(rec):
-                norms = view.grad_cell.flatten(1).to(torch.float64).norm(dim=1)  # (T+1,)
-                rows.add("norm", norms, t0=0, layer=layer, direction=direction)
+                norms = masked_norms(view.grad_cell, view, 0)  # (T+1,), float64
+                keep = present(view, 0, norms.shape[0])
+                rows.add("norm", norms, t0=0, layer=layer, direction=direction, keep=keep)
         return rows.columns()

@@ -1,11 +1,11 @@
-"""`grad_hidden` / `norm`: ‖∂L/∂h_t‖, Frobenius norm over the batch, t = 0..T."""
+"""`grad_hidden` / `norm`: ‖∂L/∂h_t‖, Frobenius norm over the batch (the sequences still running
+at t, see `masked_norms`), t = 0..T."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
+from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views, masked_norms, present
 from gradlab.record import Recording
 
 
@@ -19,7 +19,7 @@ class GradHiddenProbe(Probe):
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         rows = Rows()
         for layer, direction, view in layer_views(rec):
-            # float64 norms: the squares of a float32 adjoint below ~1e-23 would underflow
-            norms = view.grad_hidden.flatten(1).to(torch.float64).norm(dim=1)  # (T+1,)
-            rows.add("norm", norms, t0=0, layer=layer, direction=direction)
+            norms = masked_norms(view.grad_hidden, view, 0)  # (T+1,), float64
+            keep = present(view, 0, norms.shape[0])
+            rows.add("norm", norms, t0=0, layer=layer, direction=direction, keep=keep)
         return rows.columns()

@@ -2,14 +2,23 @@
 
 `fro` is cheap (no Jacobian is formed) and averages over the whole probe batch; `spectral` needs
 one SVD per row and step, so it averages over `context.jacobian_samples` only (no rows when
-there are none).
+there are none). With padding, means over the sequences still running at t (a finished
+sequence's J_t is the identity, not data); no row where none of them runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views
+from gradlab.probes.base import (
+    Probe,
+    ProbeContext,
+    Rows,
+    layer_views,
+    masked_mean,
+    present,
+    running,
+)
 from gradlab.record import Recording
 
 
@@ -24,9 +33,13 @@ class StepJacobianProbe(Probe):
         rows = Rows()
         samples = list(context.jacobian_samples)
         for layer, direction, view in layer_views(rec):
-            fro = view.step_jacobian_norms("fro").mean(1)  # (T,)
-            rows.add("fro", fro, t0=1, layer=layer, direction=direction)
+            fro = masked_mean(view.step_jacobian_norms("fro"), view, 1)  # (T,)
+            keep = present(view, 1, view.T)
+            rows.add("fro", fro, t0=1, layer=layer, direction=direction, keep=keep)
             if samples:
-                spectral = view.step_jacobian_norms(2, samples=samples).mean(1)  # (T,)
-                rows.add("spectral", spectral, t0=1, layer=layer, direction=direction)
+                norms = view.step_jacobian_norms(2, samples=samples)  # (T, samples)
+                spectral = masked_mean(norms, view, 1, samples)
+                mask = running(view, 1, view.T)
+                keep = None if mask is None else mask[:, samples].any(1)
+                rows.add("spectral", spectral, t0=1, layer=layer, direction=direction, keep=keep)
         return rows.columns()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gradlab.fits import SUMMARY_KEYS, summarize
-from gradlab.probes.base import Probe, ProbeContext, Rows, state_jacobian_norms
+from gradlab.probes.base import Probe, ProbeContext, Rows, masked_norms, state_jacobian_norms
 from gradlab.record import Recording
 
 
@@ -30,7 +30,7 @@ class SummaryProbe(Probe):
     def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
         view = rec.layer(0)
         state = state_jacobian_norms(rec, context).to("cpu", torch.float64)
-        grad_norms = view.grad_hidden.flatten(1).to("cpu", torch.float64).norm(dim=1)
+        grad_norms = masked_norms(view.grad_hidden, view, 0).cpu()  # NaN: no sequence at t
         contributions = view.contribution_norms("weight_hh").to("cpu", torch.float64)
         values = summarize(
             state.numpy(), grad_norms.numpy(), contributions.numpy(), context.theory_rate

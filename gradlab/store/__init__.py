@@ -32,6 +32,7 @@ from .errors import ReadOnlyQueryError, RunExistsError
 from .ids import run_id_for, validate_id
 from .info import RunInfo
 from .schema import METRICS_SCHEMA, STATUSES, empty_metrics_frame
+from .sql import metrics_frame
 from .store import Store, is_store, open_store
 from .writer import RunWriter
 
@@ -45,6 +46,7 @@ __all__ = [
     "Store",
     "empty_metrics_frame",
     "is_store",
+    "metrics_frame",
     "open_store",
     "run_id_for",
     "validate_id",

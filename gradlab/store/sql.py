@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import ReadOnlyQueryError
-from .schema import METRIC_COLUMNS, PANDAS_DTYPES
+from .schema import METRIC_COLUMNS, PANDAS_DTYPES, empty_metrics_frame, metrics_table
 
 _COLUMNS = ", ".join(("run_id", *METRIC_COLUMNS))
 ORDER = "run_id, probe, name, layer NULLS FIRST, direction NULLS FIRST, step, t NULLS FIRST"
@@ -180,3 +180,18 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     """Metrics rows as pandas with the reader dtypes (nullable Int64 for layer/direction/t)."""
     df = table.to_pandas(types_mapper=_INT64_NULLABLE)
     return df.astype({c: PANDAS_DTYPES[c] for c in df.columns if c in PANDAS_DTYPES})
+
+
+def metrics_frame(rows: Sequence[Any], run_id: str) -> pd.DataFrame:
+    """Metric rows of one run as ``Store.metrics`` returns them, without a store: `rows` are
+    what ``RunWriter.log_metrics`` takes (each a DataFrame or dict of columns, checked the
+    same way); the result has ``run_id`` and the schema's columns, the reader dtypes and
+    `ORDER` (every null first)."""
+    tables = [t for t in (metrics_table(r) for r in rows) if t.num_rows]
+    if not tables:
+        return empty_metrics_frame()
+    table = pa.concat_tables(tables)
+    table = table.add_column(0, "run_id", pa.array([str(run_id)] * table.num_rows, pa.string()))
+    keys = [c.split()[0] for c in ORDER.split(", ")]
+    frame = to_frame(table).sort_values(keys, na_position="first", kind="stable")
+    return frame.reset_index(drop=True)
