@@ -228,7 +228,8 @@ def layout(**query: Any) -> html.Div:
     if bad:
         notes.append(
             html.Span(
-                f"{bad} failed / diverged / corrupt / interrupted (shaded; the reason column says why)",
+                f"{bad} failed / diverged / corrupt / interrupted "
+                "(shaded; the reason column says why)",
                 className="muted",
             )
         )

@@ -427,7 +427,7 @@ def export_sweep(
                 continue
             path = out / f"{target.stem}.{fmt}"
             shown = _ids_text(_meta(fig).get("run_ids", target.run_ids))
-            info = {"stem": target.stem, "why": target.why}
+            info: dict[str, Any] = {"stem": target.stem, "why": target.why}
             if target.group is not None:
                 info.update(compare=compare, group=target.group.shared)
             jobs.append(_Job(fig, path, fmt, {"sweep_export": info}))

@@ -724,7 +724,8 @@ def _fit_cell_text(data: list[dict[str, Any]], layout: Mapping[str, Any], plot_p
         if trace.get("type") != "heatmap" or not trace.get("texttemplate"):
             continue
         texts = [str(t) for row in trace.get("text") or [] for t in np.atleast_1d(row)]
-        columns = len(as_array(trace.get("x")) if trace.get("x") is not None else [])
+        x_values = as_array(trace.get("x"))
+        columns = 0 if x_values is None else len(x_values)
         if not texts or not columns:
             continue
         axis = layout.get("xaxis" + str(trace.get("xaxis") or "x")[1:]) or {}
@@ -780,8 +781,8 @@ def _wrap_axis_titles(
         text = str((title or {}).get("text") or "")
         if not text or axis.get("visible") is False:
             continue
-        domain = shared.get(key) or (letter == "x" and _row_span(layout, key))
-        domain = domain or axis.get("domain") or [0.0, 1.0]
+        row_span = _row_span(layout, key) if letter == "x" else None
+        domain = shared.get(key) or row_span or axis.get("domain") or (0.0, 1.0)
         span = (plot_px if letter == "x" else plot_height) * (domain[1] - domain[0])
         size = float(((title or {}).get("font") or {}).get("size") or _px(TITLE_PT))
         room = max(60.0, span - 8)

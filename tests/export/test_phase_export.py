@@ -40,7 +40,7 @@ def test_phase_diagram_pdf_has_each_facet_and_x_title_once(phase_store, tmp_path
     code = cli("--store", str(phase_store.root), "--sweep", PHASE_SWEEP, "--width", width,
                "--figure", "phase_diagram", "--out", str(out))  # fmt: skip
     assert code == 0 and out.is_file()
-    words, rect = pdf_words(out)
+    words, _ = pdf_words(out)
     counts = Counter(w[4] for w in words)
     for cell in PHASE_CELLS:  # the default facet: one panel per cell, titled once
         assert counts[cell] == 1, (cell, counts)
