@@ -4,6 +4,10 @@ recorded with the run API (`gradlab.init`), then scored on the held-out split.
     python experiments/train_digits.py --store runs --steps 2000
     gradlab runs --store runs && gradlab dash --store runs   # its gradient-flow figures
 
+`--write docs/digits.json` also writes the measured result (test accuracy, steps, wall time,
+settings, the command): the committed docs/digits.json is such a run at the defaults, and the
+README quotes its accuracy.
+
 Every `--record-every` steps the model is recorded on a fixed batch of training digits; every
 step logs the batch loss and accuracy; the end logs the test split's loss and accuracy
 (`test_loss`, `test_acc`) and stores them in the run's summary. `--task perm_digits` shows the
@@ -13,6 +17,11 @@ pixels in a fixed random order instead (longer dependencies).
 from __future__ import annotations
 
 import argparse
+import json
+import platform
+import shlex
+import time
+from pathlib import Path
 
 import torch
 
@@ -31,7 +40,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--record-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
 
     task, test = make(args.task), make(args.task, split="test")
     gen = torch.Generator().manual_seed(args.seed)
@@ -64,7 +75,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             scores = {"test_loss": float(test.loss(pred, y)), "test_acc": test.accuracy(pred, y)}
         run.log(scores, step=args.steps - 1)
         run.finish({**scores, "baseline_loss": task.baseline_loss})
-    print(f"{run.run_id}: {scores} (baseline loss {task.baseline_loss:.3f})")
+    wall_s = time.perf_counter() - start
+    print(f"{run.run_id}: {scores} (baseline loss {task.baseline_loss:.3f}) in {wall_s:.0f} s")
+    if args.write is not None:
+        settings = {k: v for k, v in vars(args).items() if k not in ("store", "name", "write")}
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+        result = {
+            "task": args.task,
+            "test_acc": scores["test_acc"],
+            "test_loss": scores["test_loss"],
+            "test_size": len(y),
+            "steps": args.steps,
+            "wall_s": round(wall_s, 1),
+            "settings": settings,
+            "command": shlex.join(["python", "experiments/train_digits.py", *flags, f"--write={args.write}"]),
+            "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                        "platform": platform.platform()},
+        }  # fmt: skip
+        args.write.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return scores
 
 
