@@ -29,7 +29,8 @@ import gradlab
 from gradlab.tasks import make
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def make_parser() -> argparse.ArgumentParser:
+    """The command line (its defaults are the documented run's settings)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="runs", help="run store folder (default: runs)")
     parser.add_argument("--name", default=None, help="run id (default: a fresh one)")
@@ -41,7 +42,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--record-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None, help="write the result as JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = make_parser().parse_args(argv)
     start = time.perf_counter()
 
     task, test = make(args.task), make(args.task, split="test")
