@@ -4,9 +4,11 @@ recorded with the run API (`gradlab.init`), then scored on the held-out split.
     python experiments/train_digits.py --store runs --steps 2000
     gradlab runs --store runs && gradlab dash --store runs   # its gradient-flow figures
 
-`--write docs/digits.json` also writes the measured result (test accuracy, steps, wall time,
-settings, the command): the committed docs/digits.json is such a run at the defaults, and the
-README quotes its accuracy.
+The end exports the run's `gradient_flow` heatmap (‖∂L/∂h_k‖, timestep k × training step) to
+`--figure` (it needs Chrome/Chromium, and says so when there is none). `--write docs/digits.json`
+also writes the measured result (test accuracy, steps, wall time, settings, the command): the
+committed docs/digits.json and docs/digits_gradient_flow.png are such a run at the defaults, and
+the README quotes its accuracy and shows the heatmap.
 
 Every `--record-every` steps the model is recorded on a fixed batch of training digits; every
 step logs the batch loss and accuracy; the end logs the test split's loss and accuracy
@@ -42,6 +44,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--figure", type=Path, default=Path("digits_gradient_flow.png"),
+                        help="gradient_flow figure (.png/.pdf/.svg); '' for none")  # fmt: skip
     return parser
 
 
@@ -83,22 +87,48 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     wall_s = time.perf_counter() - start
     print(f"{run.run_id}: {scores} (baseline loss {task.baseline_loss:.3f}) in {wall_s:.0f} s")
     if args.write is not None:
-        settings = {k: v for k, v in vars(args).items() if k not in ("store", "name", "write")}
-        flags = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
-        result = {
-            "task": args.task,
-            "test_acc": scores["test_acc"],
-            "test_loss": scores["test_loss"],
-            "test_size": len(y),
-            "steps": args.steps,
-            "wall_s": round(wall_s, 1),
-            "settings": settings,
-            "command": shlex.join(["python", "experiments/train_digits.py", *flags, f"--write={args.write}"]),
-            "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-                        "platform": platform.platform()},
-        }  # fmt: skip
-        args.write.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_result(args, run.run_id, scores, len(y), wall_s)
+    if str(args.figure) not in ("", "."):
+        export_figure(args.store, run.run_id, args.figure)
     return scores
+
+
+#: Command-line options that say where outputs go, not how the model trains.
+OUTPUTS = ("store", "name", "write", "figure")
+
+
+def write_result(
+    args: argparse.Namespace, run_id: str, scores: dict[str, float], n: int, wall_s: float
+) -> None:
+    """The measured result, its settings and the command that reproduces it, as JSON."""
+    settings = {k: v for k, v in vars(args).items() if k not in OUTPUTS}
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    flags += [f"--write={args.write}", f"--figure={args.figure}"]
+    result = {
+        "task": args.task,
+        "run_id": run_id,
+        "test_acc": scores["test_acc"],
+        "test_loss": scores["test_loss"],
+        "test_size": n,
+        "steps": args.steps,
+        "wall_s": round(wall_s, 1),
+        "settings": settings,
+        "command": shlex.join(["python", "experiments/train_digits.py", *flags]),
+        "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "platform": platform.platform()},
+    }  # fmt: skip
+    args.write.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def export_figure(store: str, run_id: str, path: Path) -> None:
+    """The run's gradient_flow heatmap to `path`, or a note why not (no browser)."""
+    from gradlab.export import ExportError, export
+
+    try:
+        export("gradient_flow", path, store=store, run_ids=run_id, width="double")
+        print(f"gradient flow heatmap: {path}")
+    except ExportError as error:  # its data (.csv, .json) are written; the image needs Chromium
+        print(f"gradient flow heatmap not rendered: {error}")
 
 
 if __name__ == "__main__":
