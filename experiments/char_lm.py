@@ -2,8 +2,8 @@
 trained on the Zen of Python (task `zen_chars`, the text Python ships) with your own loop, logged
 and recorded with the run API, then its gradient-flow heatmap exported.
 
-    python experiments/char_lm.py --store runs            # about 30 s on one core
-    gradlab dash --store runs                              # every figure of the run
+    python experiments/char_lm.py --store runs
+    gradlab dash --store runs   # every figure of the run
 
 Every step logs the batch loss (nats per character) and bits per character; every
 `--record-every` steps `run.record(model, ..., module="lstm")` records the LSTM inside the whole

@@ -110,7 +110,7 @@ def test_the_committed_heatmap_is_the_documented_run():
     assert meta["runs"][result["run_id"]]["summary"]["test_acc"] == result["test_acc"]
     assert DIGITS_FLOW.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ratios = flow_ratios()
-    assert sorted(ratios) == list(range(0, 2000, 250)) + [1999]
+    assert sorted(ratios) == [*range(0, 2000, 250), 1999]
     assert all(1 / 5 < r < 5 for step, r in ratios.items() if step >= 250)  # the README's words
 
 
