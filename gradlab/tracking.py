@@ -98,8 +98,10 @@ def model_config(model: RecurrentModel) -> dict[str, Any]:
     :meth:`Run.record` adds the ones the user's config lacks, so titles, legends and the run
     page name the cell and offer every layer."""
     values: dict[str, Any] = {"cell": model.cell}
-    if get_cell(model.cell).takes_activation:
-        values["activation"] = model.activation.name
+    activation = getattr(model, "activation", None)  # an Activation (or a cell's own name)
+    activation = getattr(activation, "name", activation)
+    if get_cell(model.cell).takes_activation and isinstance(activation, str):
+        values["activation"] = activation
     values.update(
         hidden_size=int(model.hidden_size),
         num_layers=int(model.num_layers),
