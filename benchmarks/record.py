@@ -6,19 +6,27 @@ Prints, measured side by side in this process (interleaved repetitions, medians)
     RNN and an LSTM — target <= 1.25x;
 (b) the same per-step quantities the obvious way (torch.autograd.functional.jacobian per step,
     per-step gradient clones through autograd) over gradlab — target >= 50x;
-(c) how (a) grows with T (100..2000) and N (32..512).
+(c) how (a) grows with T (100..2000) and N (32..512);
+(d) a whole torch model (nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100, B=32, float32, one
+    thread): `gradlab.record(model, ..., module="lstm")` and `run.record` (that, every probe and
+    the run's files in a temporary store) over the model's plain forward + backward — target
+    <= 1.5x — and run.record's largest parts (its probes' exact spectral norms dominate).
 
-Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K]`.
+Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K] [--only-model]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import gradlab
 
@@ -101,15 +109,117 @@ def ratio_row(cell: str, T: int, N: int, B: int, repeats: int) -> tuple[float, f
     return medians["fused"], medians["gradlab"], medians["gradlab"] / medians["fused"]
 
 
+class CharModel(nn.Module):
+    """A user's model: tokens (T, B) → logits (T, B, vocab) through an nn.LSTM."""
+
+    def __init__(self, vocab: int = 100, embedding: int = 64, hidden: int = 128) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(vocab, embedding)
+        self.lstm = nn.LSTM(embedding, hidden)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(self.emb(tokens))[0])
+
+
+def char_batch(T: int, B: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """Tokens (T, B) and a next-token cross-entropy loss_fn on fixed random targets."""
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 100, (T, B), generator=gen)
+    targets = torch.randint(0, 100, (T, B), generator=gen)
+
+    def loss_fn(logits: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    return tokens, loss_fn
+
+
+def model_rows(repeats: int, T: int = 100, B: int = 32) -> dict[str, float]:
+    """(d): median seconds of the model's forward + backward, `gradlab.record` of its LSTM and
+    `run.record`, interleaved, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = CharModel()
+    tokens, loss_fn = char_batch(T, B)
+
+    def plain() -> None:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(tokens)).backward()
+
+    steps = itertools.count()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            with gradlab.init(tmp, name="bench") as run:
+                return bench(
+                    {
+                        "plain": plain,
+                        "record": lambda: gradlab.record(model, tokens, loss_fn, module="lstm"),
+                        "run.record": lambda: run.record(
+                            model, tokens, loss_fn, step=next(steps), module="lstm"
+                        ),
+                    },
+                    repeats,
+                )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_record_parts(T: int = 100, B: int = 32) -> dict[str, float]:
+    """Seconds of what `run.record` adds to `gradlab.record`, one call each on one thread:
+    every probe (in `run.record`'s order) and the step Jacobians' singular values it stores."""
+    from gradlab.probes import PROBES, ProbeContext
+    from gradlab.tracking import JACOBIAN_SAMPLES
+    from gradlab.train import _step_singular_values
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tokens, loss_fn = char_batch(T, B)
+        rec = gradlab.record(CharModel(), tokens, loss_fn, module="lstm")
+        context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, B))))
+        parts = {}
+        with torch.no_grad():
+            for name, cls in PROBES.items():
+                start = time.perf_counter()
+                cls().rows(rec, context)
+                parts[f"probe {name}"] = time.perf_counter() - start
+            start = time.perf_counter()
+            _step_singular_values(rec)
+            parts["array step_jacobian_sv"] = time.perf_counter() - start
+        return parts
+    finally:
+        torch.set_num_threads(threads)
+
+
+def print_model_rows(repeats: int) -> None:
+    print("(d) a torch model: nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100 B=32, 1 thread")
+    medians = model_rows(repeats)
+    plain = medians["plain"]
+    print(f"    plain forward + backward             {plain * 1e3:8.1f} ms")
+    for name, what in (("record", "gradlab.record(module=)"), ("run.record", "run.record")):
+        ratio = medians[name] / plain
+        verdict = "<= 1.5x: yes" if ratio <= 1.5 else "<= 1.5x: NO"
+        print(f"    {what:<36} {medians[name] * 1e3:8.1f} ms {ratio:6.2f}x  ({verdict})")
+    parts = run_record_parts()
+    top = sorted(parts.items(), key=lambda kv: -kv[1])[:4]
+    print("    run.record's largest parts (one call): " + ", ".join(
+        f"{name} {seconds * 1e3:.0f} ms" for name, seconds in top))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--only-model", action="store_true", help="only (d), the torch model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 7
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU\n")
+    if args.only_model:
+        print_model_rows(repeats * 3)
+        return
 
     print("(a) record + all contribution norms + step-Jacobian norms vs fused fwd+bwd")
     print("    T=1000 N=128 B=32                 fused      gradlab    ratio (target <= 1.25)")
@@ -139,6 +249,9 @@ def main() -> None:
         print(f"    {cell:<5} N=128   " + "  ".join(row))
         row = [f"N={N}: {ratio_row(cell, 1000, N, 32, max(3, repeats // 2))[2]:.2f}x" for N in Ns]
         print(f"    {cell:<5} T=1000  " + "  ".join(row))
+
+    print()
+    print_model_rows(repeats * 3)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradlab.cells.models import RecurrentModel
+from gradlab.cells.registry import get_cell
 from gradlab.config import RunConfig
 from gradlab.probes import PROBES, ProbeContext, TrainProbe
 from gradlab.record import Recording
 from gradlab.store import RunWriter, Store, open_store
 from gradlab.train import final_loss, write_recording
 
-__all__ = ["Run", "init"]
+__all__ = ["Run", "init", "model_config"]
 
 #: Hidden-state rows kept per recording and batch rows whose spectral Jacobian norms are
 #: computed: the defaults of a training run (RunConfig).
@@ -88,6 +90,26 @@ def _real(key: str, value: Any) -> float:
 def _new_run_id() -> str:
     """A fresh run id: UTC time and 6 random hex digits (``run-20261204-183614-1a2b3c``)."""
     return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def model_config(model: RecurrentModel) -> dict[str, Any]:
+    """The run-config keys a recorded model shows (``cell``, ``activation`` for a cell that
+    takes one, ``hidden_size``, ``num_layers``, ``bidirectional``, ``proj_size`` when set):
+    :meth:`Run.record` adds the ones the user's config lacks, so titles, legends and the run
+    page name the cell and offer every layer."""
+    values: dict[str, Any] = {"cell": model.cell}
+    activation = getattr(model, "activation", None)  # an Activation (or a cell's own name)
+    activation = getattr(activation, "name", activation)
+    if get_cell(model.cell).takes_activation and isinstance(activation, str):
+        values["activation"] = activation
+    values.update(
+        hidden_size=int(model.hidden_size),
+        num_layers=int(model.num_layers),
+        bidirectional=bool(model.bidirectional),
+    )
+    if getattr(model, "proj_size", 0):
+        values["proj_size"] = int(model.proj_size)
+    return values
 
 
 class Run:
@@ -169,7 +191,9 @@ class Run:
         """Record `model` on `inputs` with ``gradlab.record(model, inputs, loss_fn, **kwargs)``
         and write the probes' rows and arrays at `step` (default: the highest step logged, 0
         if none); returns the Recording. Pass the same fixed `inputs` every time so that the
-        recordings compare. Writes to disk (flush)."""
+        recordings compare. `model`: a gradlab model, or any nn.Module whose recurrent
+        submodule `module=` names (see `gradlab.record`); the keys of `model_config` the run's
+        config lacks (the cell first) are added to it. Writes to disk (flush)."""
         import gradlab
 
         step = self._step((self._last_logged or 0) if step is None else step)
@@ -178,6 +202,12 @@ class Run:
         if self._writer.closed:
             raise RuntimeError(f"run {self.run_id!r} is finished ({self.status}); it is read-only")
         rec = gradlab.record(model, inputs, loss_fn, **kwargs)
+        if isinstance(rec, Mapping):  # several recurrent submodules, one Recording each
+            raise ValueError(
+                f"the model has several recurrent submodules {list(rec)}; a run records one: "
+                "pass module= (its name or the submodule) to run.record"
+            )
+        self._writer.add_config(model_config(rec.model))
         batch = rec.hidden.shape[1]
         context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, batch))))
         probes = [cls() for cls in PROBES.values()]

@@ -80,7 +80,9 @@ def test_export_tb_round_trips_through_event_accumulator(store, tmp_path, capsys
     assert events.Scalars("run/final_loss")[0].value == pytest.approx(summary["final_loss"])
     assert events.Scalars("run/final_loss")[0].step == 5
     config = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert json.loads(config) == {"lr": 0.1, "note": "tb"}
+    # the user's config, and the cell and shape the recording added (gradlab.tracking)
+    assert json.loads(config) == store.run("gru").config
+    assert json.loads(config).items() >= {"lr": 0.1, "note": "tb", "cell": "gru"}.items()
 
 
 def test_export_tb_names_an_unknown_run(store, tmp_path, capsys):

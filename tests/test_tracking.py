@@ -63,7 +63,9 @@ def test_a_digits_loop_is_a_run_every_reader_sees(store, capsys):
         assert store.runs().loc[0, "status"] == "running"
         losses = digits_loop(run, steps=200, record_every=50)
     info = store.run("digits")
-    assert info.status == "complete" and info.config == config
+    assert info.status == "complete"
+    shape = {"cell": "lstm", "hidden_size": 16, "num_layers": 1, "bidirectional": False}
+    assert info.config == {**config, **shape}  # the recorded model's, where config lacks them
     train = store.metrics("digits", probes="train")
     loss = train[train["name"] == "loss"].sort_values("step")
     assert loss["step"].tolist() == list(range(200))
@@ -221,6 +223,7 @@ def test_the_digits_example_script_runs(store):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     argv = ["--store", str(store.root), "--name", "ex", "--steps", "12", "--record-every", "5"]
+    argv += ["--figure", ""]
     scores = module.main([*argv, "--hidden", "8", "--batch", "8"])
     info = store.run("ex")
     assert info.status == "complete" and info.config["task"] == "seq_digits"
@@ -234,3 +237,70 @@ def test_a_finished_run_refuses_a_recording(store):
     run.finish()
     with pytest.raises(RuntimeError, match="finished"):
         run.record(gradlab.RNN(2, 3), torch.randn(4, 2, 2), step=0)
+
+
+class CharModel(torch.nn.Module):
+    """nn.Embedding + 2-layer nn.LSTM + nn.Linear: the model a user trains, not a gradlab one."""
+
+    def __init__(self, vocab: int = 11, emb: int = 5, hidden: int = 7) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, emb)
+        self.lstm = torch.nn.LSTM(emb, hidden, num_layers=2)
+        self.head = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, tokens):
+        return self.head(self.lstm(self.emb(tokens))[0])  # (T, B, vocab)
+
+
+def test_a_whole_torch_model_is_recorded_into_the_run(store):
+    torch.manual_seed(0)
+    model = CharModel()
+    tokens = torch.randint(0, 11, (9, 4), generator=torch.Generator().manual_seed(1))
+    targets = tokens.roll(-1, 0)
+
+    def loss_fn(logits):
+        return F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1))
+
+    loss_fn(model(tokens)).backward()  # the whole model's autograd gradient
+    grads = {name: p.grad.clone() for name, p in model.lstm.named_parameters()}
+    model.zero_grad()
+    with gradlab.init(store, name="char", config={"lr": 0.1, "hidden_size": 7}) as run:
+        rec = run.record(model, tokens, loss_fn, step=3, module="lstm")
+        assert store.run("char").config["cell"] == "lstm"  # readers see it while it runs
+    assert all(p.grad is None for p in model.parameters())  # record leaves .grad alone
+    for name, grad in grads.items():
+        torch.testing.assert_close(rec.contributions(name).sum(0), grad, rtol=0, atol=1e-6)
+    info = store.run("char")
+    assert info.status == "complete"
+    # the cell and its shape come from the recorded module; the user's own keys are kept
+    assert info.config == {"lr": 0.1, "hidden_size": 7, "cell": "lstm", "num_layers": 2,
+                           "bidirectional": False}  # fmt: skip
+    assert "char" in store.runs()["run_id"].tolist()
+    assert store.runs().set_index("run_id").loc["char", "cell"] == "lstm"
+    rows = store.metrics("char", probes="contribution")
+    assert set(rows["step"]) == {3} and set(rows["layer"]) == {0, 1}
+    for layer in (0, 1):  # the stored norms are the norms of the terms that sum to autograd's
+        for name in ("weight_hh", "weight_ih"):
+            mine = rows[(rows["layer"] == layer) & (rows["name"] == name)].sort_values("t")
+            terms = rec.layer(layer).contributions(name).flatten(1).norm(dim=1)
+            np.testing.assert_allclose(mine["t"], np.arange(1, 10))
+            np.testing.assert_allclose(mine["value"], terms.numpy(), rtol=1e-5, atol=1e-12)
+    assert np.isfinite(info.summary["decay_rate"])
+    assert info.array("hidden_sample", 3).shape == (10, 4, 7)  # h_0..h_9 of the 4 rows
+
+
+def test_a_model_with_several_recurrent_modules_needs_module(store):
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.GRU(2, 3), torch.nn.RNN(3, 3)
+
+        def forward(self, x):
+            return self.b(self.a(x)[0])[0]
+
+    with gradlab.init(store, name="two") as run:
+        with pytest.raises(ValueError, match=r"several recurrent submodules \['a', 'b'\].*module="):
+            run.record(Two(), torch.randn(4, 2, 2), lambda out: out.sum(), step=0)
+        run.record(Two(), torch.randn(4, 2, 2), lambda out: out.sum(), step=0, module="b")
+    assert store.run("two").config["cell"] == "rnn"
+    assert store.run("two").config["activation"] == "tanh"

@@ -199,6 +199,17 @@ class RunWriter:
         """``running`` until finished, then the final status."""
         return self._record["status"]
 
+    def add_config(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Add the keys of `values` that the config lacks (its own keys win) and rewrite
+        run.json now, so readers see them while the run is live; returns the keys added."""
+        self._check_open()
+        added = {k: v for k, v in files.jsonable(dict(values)).items() if k not in self.config}
+        if added:
+            self.config.update(added)
+            files.write_json(self.path / files.RUN_JSON, self._record, fsync=self._fsync)
+            files.bump_change_token(files.root_of(self.path))
+        return added
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`finish` has run."""

@@ -314,3 +314,17 @@ def test_runs_view_with_mixed_config_types(store):
     assert out["run_id"].tolist() == ["a", "b", "c"]
     assert out["x"].tolist()[:2] == ["1", '"wide"']  # mixed types fall back to JSON text
     assert out["opt.lr"].tolist()[:2] == [0.1, 1.0]
+
+
+def test_add_config_adds_missing_keys_readers_see_while_running(store):
+    writer = store.create_run("grow", {"lr": 0.1, "cell": "gru"})
+    added = writer.add_config({"cell": "lstm", "hidden_size": 8, "ratio": np.float64(0.5)})
+    assert added == {"hidden_size": 8, "ratio": 0.5}  # the config's own "cell" wins
+    live = store.run("grow")
+    assert live.status == "running"
+    assert live.config == {"lr": 0.1, "cell": "gru", "hidden_size": 8, "ratio": 0.5}
+    assert writer.add_config({"lr": 1.0}) == {}
+    writer.finish()
+    assert store.run("grow").config == live.config
+    with pytest.raises(RuntimeError, match="finished"):
+        writer.add_config({"seed": 1})
