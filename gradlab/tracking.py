@@ -107,8 +107,9 @@ def model_config(model: RecurrentModel) -> dict[str, Any]:
         num_layers=int(model.num_layers),
         bidirectional=bool(model.bidirectional),
     )
-    if getattr(model, "proj_size", 0):
-        values["proj_size"] = int(model.proj_size)
+    proj_size = int(getattr(model, "proj_size", 0) or 0)
+    if proj_size:
+        values["proj_size"] = proj_size
     return values
 
 
