@@ -216,6 +216,9 @@ def safe_filename(*parts: Any) -> str:
 def export(fig: go.Figure, fmt: str, filename: str) -> dict[str, Any]:
     """dcc.Download data for ``fig`` as csv (``figure_table``), png or pdf
     (``gradlab.export.figure_bytes``). Raises RuntimeError with a message for the page."""
+    if is_empty(fig):  # a "no data" card: say why instead of sending a file of that message
+        notes = [a.text for a in fig.layout.annotations or () if a.text]
+        raise RuntimeError(f"Nothing to export: {'; '.join(notes) or 'the figure is empty'}")
     if fmt == "csv":
         table = figure_table(fig)
         return dcc.send_data_frame(table.to_csv, f"{filename}.csv", index=False)

@@ -318,8 +318,11 @@ def figure_bytes(
 ) -> bytes:
     """The figure as the bytes of a file, for the dashboard's Export button: "pdf", "svg" or
     "png" in the paper template (shared browser; ExportError without one), or "csv" — the
-    data plotted (`figure_table`), which needs no browser."""
+    data plotted (`figure_table`), which needs no browser. A "no data" figure raises
+    `EmptyFigureError` with its message: there is nothing to put in the file."""
     fmt = format.lower().lstrip(".")
+    if is_empty(fig):
+        raise EmptyFigureError(f"nothing to export: {_meta(fig).get('message', 'no data')}")
     if fmt == "csv":
         return figure_table(fig).to_csv(index=False).encode("utf-8")
     if fmt not in FORMATS:

@@ -8,6 +8,7 @@ from contextvars import copy_context
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import dash
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
@@ -361,6 +362,24 @@ def test_run_step_snaps_to_a_recorded_step(dash_app, real_store, request_ctx):
     fig = page.FIGURE_CALLBACKS["timestep_profile"](rid, 1, "grad_hidden", "log", "0:0", "run")
     lines = [t.meta["const"] for t in fig.data if t.meta["const"].get("line") is None]
     assert lines and {c["step"] for c in lines} == {3}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "pdf"])
+def test_exporting_a_no_data_card_says_why_and_sends_nothing(
+    dash_app, real_store, request_ctx, fmt
+):
+    rid = real_store.ids[("rnn", 0.9)]  # a vanilla RNN records no gates
+    controls = (2, "grad_hidden", "spectral", "log", "0:0", "run")
+    download, msg = triggered(
+        f'{{"fig":"gates","fmt":"{fmt}","type":"run-export"}}.n_clicks',
+        1,
+        dash_app.pages.run.export,
+        [1],
+        rid,
+        *controls,
+    )
+    assert download is dash.no_update
+    assert "Nothing to export: no data" in text(msg)
 
 
 def test_run_exports(dash_app, real_store, request_ctx, monkeypatch):

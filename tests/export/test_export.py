@@ -301,3 +301,13 @@ def test_a_figure_that_cannot_be_made_honestly_writes_nothing(
     with pytest.raises(EmptyFigureError):
         export_many([("training", out / "t.pdf"), ("gates", out / "g.pdf")], **kw)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "pdf"])
+def test_figure_bytes_refuses_a_no_data_figure(fmt):
+    from gradlab.export import EmptyFigureError
+    from gradlab.figures import FigureData
+
+    empty = FIGURES["gates"].builder(FigureData())
+    with pytest.raises(EmptyFigureError, match="nothing to export: no data"):
+        figure_bytes(empty, fmt)
