@@ -336,12 +336,19 @@ def _overlays_last(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 SEPARATOR = " · "
+_STEP_SUFFIX = re.compile(r" at step \d+$")
 
 
 def _shorter_names(names: list[str]) -> dict[str, str]:
     """Run labels without the parts every label shares ("lstm · seq 10 · seed 0" and
     "gru · seq 10 · seed 0" → "lstm", "gru"): the .json sidecar has the full configs."""
-    split = {n: n.split(SEPARATOR) for n in dict.fromkeys(names) if SEPARATOR in n}
+    split, suffix = {}, {}
+    for n in dict.fromkeys(names):
+        if SEPARATOR not in n:
+            continue
+        match = _STEP_SUFFIX.search(n)  # "<run label> at step 0": the run label's parts
+        suffix[n] = match.group(0) if match else ""
+        split[n] = n[: len(n) - len(suffix[n])].split(SEPARATOR)
     if len(split) < 2:
         return {}
     common = set.intersection(*(set(parts[1:]) for parts in split.values()))
@@ -349,7 +356,7 @@ def _shorter_names(names: list[str]) -> dict[str, str]:
     for name, parts in split.items():
         kept = [parts[0], *(p for p in parts[1:] if p not in common)]
         if len(kept) < len(parts):
-            out[name] = SEPARATOR.join(kept)
+            out[name] = SEPARATOR.join(kept) + suffix[name]
     return out
 
 
@@ -692,18 +699,20 @@ def paper_dict(
         total = _base_height_in(layout, width_in) * PX_PER_INCH + legend_px + above_px + notes_px
         if legend_px > LEGEND_SHARE * total:
             total = legend_px / LEGEND_SHARE
-        height_in = round(total / PX_PER_INCH, 3)
+        margins = 8 + legend_px + above_px + (axis_room + notes_px if notes else 0)
+        total = max(total, margins / (1 - MIN_PLOT_SHARE))  # long notes: grow, keep the plot
+        height_in = math.ceil(total / PX_PER_INCH * 1000 - 1e-6) / 1000  # never below `total`
     top = 4 + legend_px + above_px
     bottom = 4 + (axis_room + notes_px if notes else 0)
     room = height_in * PX_PER_INCH * (1 - MIN_PLOT_SHARE)
-    if top + bottom > room and legend_px:
+    if top + bottom > room + 1e-6 and legend_px:
         # an explicit height too small for the legend above the plot: it goes over the plot
         # (a legend in the margin would push the plot to nothing)
         layout["legend"].update(
             xref="paper", yref="paper", x=0, y=1, bgcolor="rgba(255,255,255,0.8)"
         )
         top -= legend_px
-    if top + bottom > room:  # ... and notes too long for it are squeezed
+    if top + bottom > room + 1e-6:  # ... and notes too long for it are squeezed
         top, bottom = top * room / (top + bottom), bottom * room / (top + bottom)
     layout.update(
         width=round(width_px, 3),

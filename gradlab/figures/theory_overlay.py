@@ -92,10 +92,33 @@ def add_theory_line(
     notes.append(f"{label}: theory at step {THEORY_STEP}: {pred.label}")
 
 
+def merged_notes(notes: Sequence[str]) -> list[str]:
+    """``"<run label>: <reason>"`` notes with one reason shared by several runs merged into
+    ``"<reason>: <label>; <label>"`` (first-seen order); the others as they are."""
+    by_reason: dict[str, list[str]] = {}
+    for note in notes:
+        label, sep, reason = note.partition(": ")
+        by_reason.setdefault(reason if sep else note, []).append(label if sep else "")
+    out = []
+    for note in notes:
+        label, sep, reason = note.partition(": ")
+        labels = by_reason.get(reason if sep else note)
+        if labels is None:
+            continue  # merged into an earlier line
+        if sep and len(labels) > 1:
+            out.append(f"{reason}: {'; '.join(labels)}")
+        else:
+            out.append(note)
+        del by_reason[reason if sep else note]
+    return out
+
+
 def add_theory_notes(fig: go.Figure, notes: Sequence[str]) -> None:
-    """One annotation under the plot listing `notes` (none: no-op), with room made for it."""
+    """One annotation under the plot listing `notes` (none: no-op; a reason several runs share
+    once, see `merged_notes`), with room made for it."""
     if not notes:
         return
+    notes = merged_notes(notes)
     fig.add_annotation(
         text="<br>".join(notes),
         xref="paper",

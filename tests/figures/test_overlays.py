@@ -166,3 +166,18 @@ def test_phase_diagram_colours(figure_data, grid_runs, cell_runs):
     assert not [t for t in fig.data if t.name and t.name.startswith("χ")]
     options = fig.layout.meta["gradlab"]["options"]
     assert options["x"] == "gain" and options["y"] in ("init", "cell")
+
+
+def test_a_reason_several_runs_share_is_noted_once():
+    from gradlab.figures.theory_overlay import merged_notes
+
+    notes = [
+        "lstm · seed 0: no mean-field theory for LSTM (a gated cell)",
+        "rnn · seed 0: theory at step 0: driven mean field (σ_w = 0.577)",
+        "lstm · seed 1: no mean-field theory for LSTM (a gated cell)",
+    ]
+    assert merged_notes(notes) == [
+        "no mean-field theory for LSTM (a gated cell): lstm · seed 0; lstm · seed 1",
+        "rnn · seed 0: theory at step 0: driven mean field (σ_w = 0.577)",
+    ]
+    assert merged_notes(notes[1:2]) == notes[1:2]
