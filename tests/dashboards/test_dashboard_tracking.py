@@ -29,6 +29,7 @@ graph_count, graphs_drawn = browser_tests.graph_count, browser_tests.graphs_draw
 TRAINED = dict(task="seq_digits", seq_len=64, cell="lstm", hidden_size=8, steps=6,
                record_every=3, batch_size=4, probe_batch=4, hidden_samples=2, seed=0)  # fmt: skip
 LOGGED = "own-loop"
+LOOP_STEPS = 200
 FIGURE_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
     .map(g => [(g.layout.title && g.layout.title.text) || '',
                !!(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.empty)])"""
@@ -46,8 +47,8 @@ def _own_loop(store) -> None:
     optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-2)
     x_probe, y_probe = task.sample(4, gen)
     with gradlab.init(store, name=LOGGED, config={"lr": 1e-2, "hidden": 8}) as run:
-        for step in range(6):
-            if step % 3 == 0 or step == 5:
+        for step in range(LOOP_STEPS):  # the issue's 200-step loop, recorded 5 times
+            if step % 50 == 0 or step == LOOP_STEPS - 1:
                 run.record(model, x_probe, lambda out: task.loss(head(out), y_probe), step=step)
             x, y = task.sample(4, gen)
             loss = task.loss(head(model(x)[0]), y)
@@ -93,3 +94,7 @@ def test_the_logged_run_page_draws_what_a_trained_run_draws(page, own_store):
     logged = page.evaluate(FIGURE_TITLES)
     assert len(logged) == len(trained) >= 6
     assert not any(empty for _, empty in logged), logged
+    from gradlab.store import open_store
+
+    steps = open_store(own_store[0]).metrics(LOGGED, probes="train")["step"]
+    assert steps.max() == LOOP_STEPS - 1 and steps.nunique() == LOOP_STEPS
