@@ -237,6 +237,9 @@ def run_row(root: str, run_id: str) -> dict[str, Any]:
     run_id = check_run_id(run_id)
     frame = runs(root)
     rows = frame[frame["run_id"] == run_id]
+    if rows.empty:  # a run made since the signature was last looked at (SIGNATURE_TTL)
+        frame = _runs_cached(root, _store(root).signature(), 0)
+        rows = frame[frame["run_id"] == run_id]
     if rows.empty:
         raise DataError(f"There is no run {run_id!r} in this store.")
     return {k: _plain(v) for k, v in rows.iloc[0].items()}
