@@ -441,7 +441,8 @@ def demo_main(where: str) -> None:
             f"dashboard of {len(run_ids)} runs ({root}) served in {time.perf_counter() - t0:.1f} s"
         )
         try:
-            print(f"first visits (Chromium, {os.cpu_count()} CPUs, warm server):")
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"first visits (Chromium, {os.cpu_count()} CPUs, load {load}, warm server):")
             rows = demo_times(url, run_ids, compare)
         finally:
             stop()

@@ -84,6 +84,9 @@ def create_app(store_path: str | os.PathLike[str]) -> Dash:
         title="gradlab",
         update_title="",  # falsy: the tab title does not flash "Updating..."
         suppress_callback_exceptions=True,
+        # plotly.js loads with the page, not after the first graph asks for it: a run page's
+        # first figures are drawn as soon as its layout arrives
+        eager_loading=True,
     )
     app.server.config[data.STORE_KEY] = root
     app.layout = _shell

@@ -58,6 +58,10 @@ DEFAULTS = {
 POLL_MS = 2000
 #: Id type of the per-figure stores holding a token of the figure's data.
 DATA_TOKEN = f"{PREFIX}-data"
+#: How many figures (the first row) the page brings drawn; the others come from callbacks.
+INLINE_FIGURES = 2
+#: Prefix of the data token of a figure the page brought drawn.
+INLINE = "inline:"
 #: control → component id (the page's controls, in the order callbacks receive them).
 CONTROLS = {
     "step": f"{PREFIX}-step",
@@ -317,9 +321,12 @@ def snapped_notice(requested: int | None, shown: int | None) -> Any:
     return common.message(f"step {requested} was not recorded; showing {shown}", "info")
 
 
-def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any]) -> html.Div:
+def controls(
+    root: str, run_id: str, row: dict[str, Any], query: dict[str, Any]
+) -> tuple[html.Div, dict[str, Any]]:
     """The step slider (with the step it shows, and a notice when the URL's step was not
-    recorded) and the quantity / norm / scale / layer / colour pickers, set from the query."""
+    recorded) and the quantity / norm / scale / layer / colour pickers, set from the query;
+    and their values (control → value, the slider's as an index), as callbacks receive them."""
     steps = data.recorded_steps(root, run_id)
     requested = common.as_int(query.get("step"))
     step = data.nearest(steps, requested)
@@ -352,6 +359,14 @@ def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any])
         className="control",
         style={"flex": "3 1 320px"},
     )
+    values = {
+        "step": index,
+        "quantity": quantity,
+        "norm": norm,
+        "scale": scale,
+        "layer": layer,
+        "color_by": color_by,
+    }
     return html.Div(
         [
             slider,
@@ -391,7 +406,7 @@ def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any])
             ),
         ],
         className="controls",
-    )
+    ), values
 
 
 def _step_text(step: int | None) -> str:
@@ -413,6 +428,10 @@ def layout(run_id: str | None = None, **query: Any) -> html.Div:
     status, version = data.run_version(root, run_id)
     row = {**row, "status": status}  # the run's own state, newer than a cached runs table
     tokens = data_tokens(root, run_id)
+    control_row, values = controls(root, run_id, row, query)
+    # the first row of figures comes with the page (drawn as soon as plotly.js is loaded, while
+    # the server builds the others for their callbacks): the first figure arrives sooner
+    inline = {name: _figure(root, name, run_id, values) for name in list(tokens)[:INLINE_FIGURES]}
     body: list[Any] = [
         dcc.Location(id=f"{PREFIX}-url", refresh=False),
         dcc.Store(id=f"{PREFIX}-id", data=run_id),
@@ -420,25 +439,28 @@ def layout(run_id: str | None = None, **query: Any) -> html.Div:
         dcc.Interval(id=f"{PREFIX}-poll", interval=POLL_MS, disabled=status != "running"),
         dcc.Store(id=f"{PREFIX}-live", data=live_state(root, run_id, status, version, tokens, row)),
         html.Div(header(root, run_id, row), id=f"{PREFIX}-header"),
-        controls(root, run_id, row, query),
+        control_row,
         html.Div(id=f"{PREFIX}-export-msg"),
-        html.Div(figure_cards(tokens), id=f"{PREFIX}-figures"),
+        html.Div(figure_cards(tokens, inline), id=f"{PREFIX}-figures"),
     ]
     return html.Div(body, className="run-page")
 
 
-def figure_cards(tokens: dict[str, str]) -> list[Any]:
+def figure_cards(tokens: dict[str, str], inline: dict[str, go.Figure] | None = None) -> list[Any]:
     """The cards of the figures in ``tokens`` (name → data token, FIGURES order), each with
-    the store of its token; a note instead when there are none."""
+    the store of its token; a note instead when there are none. A figure in ``inline`` comes
+    drawn, and its token is marked so that its callback's first call keeps it (`INLINE`)."""
     if not tokens:
         return [common.message("This run has no recorded data to draw yet.", "info")]
+    inline = inline or {}
     cards: list[Any] = []
     for spec in SPECS:
         if spec.name in tokens:
-            cards.append(
-                dcc.Store(id={"type": DATA_TOKEN, "fig": spec.name}, data=tokens[spec.name])
-            )
-            cards.append(common.figure_card(PREFIX, spec))
+            token = tokens[spec.name]
+            if spec.name in inline:
+                token = INLINE + token
+            cards.append(dcc.Store(id={"type": DATA_TOKEN, "fig": spec.name}, data=token))
+            cards.append(common.figure_card(PREFIX, spec, inline.get(spec.name)))
     return [html.Div(cards, className="figures")]
 
 
@@ -474,18 +496,28 @@ def live_state(
 
 
 # ----------------------------------------------------------------------------- callbacks
+def _figure(root: str, name: str, run_id: str, values: dict[str, Any]) -> go.Figure:
+    """Figure ``name`` for control ``values`` as callbacks receive them (slider index), with a
+    ``uirevision`` of those values: new recordings redraw it keeping the user's zoom."""
+    fig = common.webgl_large_traces(
+        figure(root, name, run_id, control_values(root, run_id, values))
+    )
+    spec = next((s for s in SPECS if s.name == name), None)
+    used = sorted((k, v) for k, v in values.items() if spec is not None and k in uses(spec))
+    fig.layout.uirevision = repr(used)
+    return fig
+
+
 def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
     names = uses(spec)
 
     def update(run_id: str, *values: Any) -> go.Figure:
         # values: the controls in ``names``, then (from the page) the figure's data token
+        token = values[len(names)] if len(values) > len(names) else None
+        if isinstance(token, str) and token.startswith(INLINE) and ctx.triggered_id is None:
+            return no_update  # the page's first call: the layout brought this figure drawn
         root = data.current_root()
-        given = dict(zip(names, values[: len(names)], strict=True))
-        current = control_values(root, run_id, given)
-        fig = figure(root, spec.name, run_id, current)
-        # the same controls keep the user's zoom when new recordings redraw the figure
-        fig.layout.uirevision = repr(sorted(given.items(), key=lambda kv: kv[0]))
-        return fig
+        return _figure(root, spec.name, run_id, dict(zip(names, values[: len(names)], strict=True)))
 
     update.__name__ = f"update_{spec.name}"
     update.__doc__ = f"Redraw {spec.name} when {', '.join(names) or 'the run'} changes."
