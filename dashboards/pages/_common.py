@@ -376,7 +376,10 @@ def webgl_large_traces(fig: go.Figure, points: int = WEBGL_POINTS) -> go.Figure:
     ]
     if not big:
         return fig
-    spec = fig.to_plotly_json()
-    for i in big:
-        spec["data"][i]["type"] = "scattergl"
-    return go.Figure(spec, skip_invalid=True)
+    traces = []
+    for i, trace in enumerate(fig.data):
+        if i in big:  # a trace's own JSON keeps its arrays as they are (no base64 yet)
+            props = {k: v for k, v in trace.to_plotly_json().items() if k != "type"}
+            trace = go.Scattergl(props, skip_invalid=True)  # drops SVG-only props
+        traces.append(trace)
+    return go.Figure(data=traces, layout=fig.layout)
