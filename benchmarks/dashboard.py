@@ -18,6 +18,15 @@ Then serves the app (werkzeug, in a thread, on 127.0.0.1) and measures
 Targets: first page load <= 2 s, figure update <= 300 ms server time.
 
     .venv/bin/python benchmarks/dashboard.py [--dir PATH] [--runs 1000] [--steps 40] [--no-browser]
+
+``--demo [STORE]``: the speed targets of a first visit on the DEMO store instead (default
+./runs; ``bash tools/demo.sh --no-dash`` makes it, ``--demo build`` runs the demo sweep into a
+temp store): with the dashboard warm (served, kaleido started in the background as ``gradlab
+dash`` does, one run page visited), Chromium times, from navigation, the first and the last
+figure drawn of each run's page and of the demo's compare view, and the first PNG download
+(click → file). Targets: first figure <= 1.0 s, all figures <= 2.5 s, first PNG <= 1.5 s.
+
+    .venv/bin/python benchmarks/dashboard.py --demo [./runs | build]
 """
 
 from __future__ import annotations
@@ -330,6 +339,122 @@ def server_times(app, root: Path, run_id: str, compare: list[str], repeat: int) 
     return out
 
 
+# ----------------------------------------------------------------------------- demo store
+#: Targets of a first visit on the demo store (seconds).
+FIRST_FIGURE_S, ALL_FIGURES_S, FIRST_PNG_S = 1.0, 2.5, 1.5
+#: Records (performance.now(), ms from navigation) when each figure of the page is first drawn:
+#: a graph with plotly's SVG and either traces or a message (a no-data figure), not the
+#: empty placeholder a card shows until its callback answers.
+DRAWN_RECORDER = """
+window.__drawn = {};
+setInterval(() => {
+  for (const g of document.querySelectorAll('.page .js-plotly-plot')) {
+    const key = (g.closest('[id]') || g).id;
+    if (key in window.__drawn || !g._fullLayout || !g.querySelector('.main-svg')) continue;
+    if ((g.data && g.data.length) || (g.layout.annotations || []).length)
+      window.__drawn[key] = performance.now();
+  }
+}, 5);
+"""
+ALL_RECORDED = """() => {
+  const n = document.querySelectorAll('.page .figure-graph').length;
+  return n > 0 && Object.keys(window.__drawn).length >= n;
+}"""
+
+
+def first_visit(page, url: str) -> tuple[float, float, int]:
+    """(first figure, all figures, number of figures) of one page load, in seconds."""
+    page.goto(url)
+    page.wait_for_function(ALL_RECORDED, timeout=60_000)
+    drawn = list(page.evaluate("() => window.__drawn").values())
+    return min(drawn) / 1e3, max(drawn) / 1e3, len(drawn)
+
+
+def demo_times(url: str, run_ids: list[str], compare: str) -> list[tuple[str, float, float]]:
+    """(label, seconds, target) of first visits and the first PNG download, in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    out: list[tuple[str, float, float]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            accept_downloads=True, viewport={"width": 1400, "height": 900}
+        )
+        page = context.new_page()
+        page.add_init_script(DRAWN_RECORDER)
+        first_visit(page, f"{url}/run/{run_ids[0]}")  # warm: code imported, plotly.js cached
+        firsts, alls = [], []
+        for run_id in run_ids[1:]:
+            first, every, n = first_visit(page, f"{url}/run/{run_id}")
+            firsts.append(first)
+            alls.append(every)
+            print(f"  /run/{run_id}: first figure {first:.2f} s, all {n} {every:.2f} s")
+        for label, values in (("first figure", firsts), ("all figures", alls)):
+            target = FIRST_FIGURE_S if label == "first figure" else ALL_FIGURES_S
+            out.append((f"run page, {label} (median)", statistics.median(values), target))
+            out.append((f"run page, {label} (slowest)", max(values), target))
+        first, every, n = first_visit(page, url + compare)
+        print(f"  {compare}: first figure {first:.2f} s, all {n} {every:.2f} s")
+        out.append(("compare page, first figure", first, FIRST_FIGURE_S))
+        out.append(("compare page, all figures", every, ALL_FIGURES_S))
+        page.goto(f"{url}/run/{run_ids[0]}")
+        page.wait_for_function(ALL_RECORDED, timeout=60_000)
+        button = page.locator("#run-card-timestep_profile button", has_text="PNG")
+        t0 = time.perf_counter()
+        with page.expect_download(timeout=60_000) as download:
+            button.click()
+        download.value.path()
+        out.append(("first PNG download (click → file)", time.perf_counter() - t0, FIRST_PNG_S))
+        browser.close()
+    return out
+
+
+def demo_main(where: str) -> None:
+    """The first-visit timings on the demo store ``where`` (a folder, or "build")."""
+    from dashboards.app import warm_exports
+    from gradlab.cli import demo_spec_path, run_demo
+    from gradlab.story import compare_path, measure
+    from gradlab.sweep import load_spec
+
+    tmp = None
+    root = Path(where)
+    if where == "build":
+        tmp = tempfile.mkdtemp(prefix="gradlab-demo-bench-")
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        run_demo(root, progress=False)
+        print(f"built the demo store in {time.perf_counter() - t0:.0f} s")
+    try:
+        store = open_store(root, fsync=False)
+        runs = store.runs()
+        run_ids = list(runs.loc[runs["status"] == "complete", "run_id"])
+        if len(run_ids) < 2:
+            raise SystemExit(f"{root} holds {len(run_ids)} complete runs: make the demo first")
+        try:
+            compare = compare_path(measure(load_spec(demo_spec_path()), store))
+        except (KeyError, ValueError):  # not the whole demo: compare its first three runs
+            compare = f"/compare?runs={','.join(run_ids[:3])}"
+        t0 = time.perf_counter()
+        url, _app, stop = serve(root)
+        warm_exports()  # as `gradlab dash` does at start-up
+        print(
+            f"dashboard of {len(run_ids)} runs ({root}) served in {time.perf_counter() - t0:.1f} s"
+        )
+        try:
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"first visits (Chromium, {os.cpu_count()} CPUs, load {load}, warm server):")
+            rows = demo_times(url, run_ids, compare)
+        finally:
+            stop()
+        print(f"{'':2s}{'measure':44s} {'time':>8s} {'target':>8s}")
+        for label, seconds, target in rows:
+            ok = "met" if seconds <= target else "NOT MET"
+            print(f"  {label:44s} {seconds:7.2f}s {target:7.1f}s  {ok}")
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", type=Path, help="store folder (kept); default: a temp dir")
@@ -337,7 +462,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="recorded steps per run")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    parser.add_argument(
+        "--demo",
+        nargs="?",
+        const="runs",
+        metavar="STORE",
+        help="first-visit targets on the demo store (a folder, default ./runs; 'build': make it)",
+    )
     args = parser.parse_args()
+    if args.demo is not None:
+        demo_main(args.demo)
+        return
 
     tmp = None
     root = args.dir

@@ -20,7 +20,14 @@ from dash.development.base_component import Component
 
 from dashboards import data
 
-__all__ = ["create_app", "exposure_warning", "is_loopback", "page_module", "serve"]
+__all__ = [
+    "create_app",
+    "exposure_warning",
+    "is_loopback",
+    "page_module",
+    "serve",
+    "warm_exports",
+]
 
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "pages"
@@ -77,6 +84,9 @@ def create_app(store_path: str | os.PathLike[str]) -> Dash:
         title="gradlab",
         update_title="",  # falsy: the tab title does not flash "Updating..."
         suppress_callback_exceptions=True,
+        # plotly.js loads with the page, not after the first graph asks for it: a run page's
+        # first figures are drawn as soon as its layout arrives
+        eager_loading=True,
     )
     app.server.config[data.STORE_KEY] = root
     app.layout = _shell
@@ -85,6 +95,17 @@ def create_app(store_path: str | os.PathLike[str]) -> Dash:
     with app.server.test_request_context("/"):
         app.server.preprocess_request()
     return app
+
+
+def warm_exports() -> None:
+    """Start the PNG / PDF renderer (kaleido's Chromium) in a background thread now, so the
+    first export a user asks for does not wait for the browser to start (returns at once; a
+    missing browser is reported when an export is asked for, as before)."""
+    try:
+        from gradlab.export import start_default_renderer
+    except ImportError:  # export extras not installed: exports say so when clicked
+        return
+    start_default_renderer()
 
 
 def page_module(name: str) -> ModuleType:
@@ -137,6 +158,7 @@ def serve(
     """Serve the dashboard of ``store_path`` on http://host:port (127.0.0.1 unless told; any
     other address gets :func:`exposure_warning` on stderr first)."""
     app = create_app(store_path)
+    warm_exports()
     warning = exposure_warning(host, port)
     if warning is not None:
         print(warning, file=sys.stderr)

@@ -57,8 +57,10 @@ __all__ = [
     "run",
     "run_row",
     "run_summaries",
+    "run_version",
     "runs",
     "series",
+    "series_extent",
     "sweep_axes",
     "sweep_runs",
     "sweeps",
@@ -235,6 +237,9 @@ def run_row(root: str, run_id: str) -> dict[str, Any]:
     run_id = check_run_id(run_id)
     frame = runs(root)
     rows = frame[frame["run_id"] == run_id]
+    if rows.empty:  # a run made since the signature was last looked at (SIGNATURE_TTL)
+        frame = _runs_cached(root, _store(root).signature(), 0)
+        rows = frame[frame["run_id"] == run_id]
     if rows.empty:
         raise DataError(f"There is no run {run_id!r} in this store.")
     return {k: _plain(v) for k, v in rows.iloc[0].items()}
@@ -461,6 +466,23 @@ def metrics(
 def series(root: str, run_id: str) -> set[tuple[str, str]]:
     """The (probe, name) series the run has rows of."""
     return set(_run_metrics_for(root, run_id))
+
+
+# ----------------------------------------------------------------------------- live runs
+def run_version(root: str, run_id: str) -> tuple[str, str]:
+    """(status, change token) of one run, read now (no cache): a page of a running run polls
+    it to learn that new recordings landed. The token is ``Store.run_signature``: a few stats."""
+    info = run(root, run_id)
+    return info.status, _run_signature(root, info.run_id)
+
+
+def series_extent(root: str, run_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(probe, name) → (rows, last step) of each series of the run: what a figure of those
+    series draws changes exactly when these do."""
+    return {
+        key: (len(frame), int(frame["step"].max()) if len(frame) else -1)
+        for key, frame in _run_metrics_for(root, run_id).items()
+    }
 
 
 def array_names(root: str, run_id: str) -> list[str]:

@@ -9,6 +9,14 @@ The step slider runs over the INDEX of the recorded steps (0..n−1, marks label
 mouse and keyboard (arrow keys move by 1) can only land on a recorded step; callbacks map the
 index back to the step (`step_at`). A URL step that was not recorded snaps to the nearest
 recorded one, and the page says so.
+
+Live: while the run is ``running`` a ``dcc.Interval`` polls its change token
+(``data.run_version``: a few stats) every POLL_MS. When recordings land, only the figures whose
+series or arrays changed are redrawn (each figure has a ``{"type": "run-data", "fig": name}``
+store holding a token of its data, an input of its callback; the poll sets only the tokens that
+changed), the slider gains the new steps (and follows them only if it stood on the latest), and
+the header shows the new status. Figures keep the user's zoom across updates (``uirevision``).
+Polling stops once the run has finished (one last poll picks up its final summary).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from dashboards import data
 from dashboards.pages import _common as common
@@ -46,6 +54,14 @@ DEFAULTS = {
     "layer": "0:0",
     "color_by": common.OWN_COLOUR,
 }
+#: How often (ms) the page of a running run looks for new recordings.
+POLL_MS = 2000
+#: Id type of the per-figure stores holding a token of the figure's data.
+DATA_TOKEN = f"{PREFIX}-data"
+#: How many figures (the first row) the page brings drawn; the others come from callbacks.
+INLINE_FIGURES = 2
+#: Prefix of the data token of a figure the page brought drawn.
+INLINE = "inline:"
 #: control → component id (the page's controls, in the order callbacks receive them).
 CONTROLS = {
     "step": f"{PREFIX}-step",
@@ -305,9 +321,12 @@ def snapped_notice(requested: int | None, shown: int | None) -> Any:
     return common.message(f"step {requested} was not recorded; showing {shown}", "info")
 
 
-def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any]) -> html.Div:
+def controls(
+    root: str, run_id: str, row: dict[str, Any], query: dict[str, Any]
+) -> tuple[html.Div, dict[str, Any]]:
     """The step slider (with the step it shows, and a notice when the URL's step was not
-    recorded) and the quantity / norm / scale / layer / colour pickers, set from the query."""
+    recorded) and the quantity / norm / scale / layer / colour pickers, set from the query;
+    and their values (control → value, the slider's as an index), as callbacks receive them."""
     steps = data.recorded_steps(root, run_id)
     requested = common.as_int(query.get("step"))
     step = data.nearest(steps, requested)
@@ -340,6 +359,14 @@ def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any])
         className="control",
         style={"flex": "3 1 320px"},
     )
+    values = {
+        "step": index,
+        "quantity": quantity,
+        "norm": norm,
+        "scale": scale,
+        "layer": layer,
+        "color_by": color_by,
+    }
     return html.Div(
         [
             slider,
@@ -379,7 +406,7 @@ def controls(root: str, run_id: str, row: dict[str, Any], query: dict[str, Any])
             ),
         ],
         className="controls",
-    )
+    ), values
 
 
 def _step_text(step: int | None) -> str:
@@ -398,31 +425,99 @@ def layout(run_id: str | None = None, **query: Any) -> html.Div:
         row = data.run_row(root, run_id)
     except data.DataError as exc:
         return _problem(str(exc))
-    series = data.series(root, run_id)
-    arrays = data.array_names(root, run_id)
-    shown = [s for s in SPECS if s.has_data(series, arrays)]
+    status, version = data.run_version(root, run_id)
+    row = {**row, "status": status}  # the run's own state, newer than a cached runs table
+    tokens = data_tokens(root, run_id)
+    control_row, values = controls(root, run_id, row, query)
+    # the first row of figures comes with the page (drawn as soon as plotly.js is loaded, while
+    # the server builds the others for their callbacks): the first figure arrives sooner
+    inline = {name: _figure(root, name, run_id, values) for name in list(tokens)[:INLINE_FIGURES]}
     body: list[Any] = [
         dcc.Location(id=f"{PREFIX}-url", refresh=False),
         dcc.Store(id=f"{PREFIX}-id", data=run_id),
         dcc.Download(id=f"{PREFIX}-download"),
-        *header(root, run_id, row),
-        controls(root, run_id, row, query),
+        dcc.Interval(id=f"{PREFIX}-poll", interval=POLL_MS, disabled=status != "running"),
+        dcc.Store(id=f"{PREFIX}-live", data=live_state(root, run_id, status, version, tokens, row)),
+        html.Div(header(root, run_id, row), id=f"{PREFIX}-header"),
+        control_row,
         html.Div(id=f"{PREFIX}-export-msg"),
+        html.Div(figure_cards(tokens, inline), id=f"{PREFIX}-figures"),
     ]
-    if not shown:
-        body.append(common.message("This run has no recorded data to draw yet.", "info"))
-    body.append(html.Div([common.figure_card(PREFIX, s) for s in shown], className="figures"))
     return html.Div(body, className="run-page")
 
 
+def figure_cards(tokens: dict[str, str], inline: dict[str, go.Figure] | None = None) -> list[Any]:
+    """The cards of the figures in ``tokens`` (name → data token, FIGURES order), each with
+    the store of its token; a note instead when there are none. A figure in ``inline`` comes
+    drawn, and its token is marked so that its callback's first call keeps it (`INLINE`)."""
+    if not tokens:
+        return [common.message("This run has no recorded data to draw yet.", "info")]
+    inline = inline or {}
+    cards: list[Any] = []
+    for spec in SPECS:
+        if spec.name in tokens:
+            token = tokens[spec.name]
+            if spec.name in inline:
+                token = INLINE + token
+            cards.append(dcc.Store(id={"type": DATA_TOKEN, "fig": spec.name}, data=token))
+            cards.append(common.figure_card(PREFIX, spec, inline.get(spec.name)))
+    return [html.Div(cards, className="figures")]
+
+
+def data_tokens(root: str, run_id: str) -> dict[str, str]:
+    """Figure name → a token of the data it draws (its series' rows and last step, its arrays'
+    steps), for the figures the run has data for, in FIGURES order."""
+    extent = data.series_extent(root, run_id)
+    arrays = data.array_names(root, run_id)
+    out = {}
+    for spec in SPECS:
+        if not spec.has_data(set(extent), arrays):
+            continue
+        parts: list[Any] = [
+            (p, n, *extent[(p, n)]) for p, names in spec.probes for n in names if (p, n) in extent
+        ]
+        parts += [(a, tuple(data.array_steps(root, run_id, a))) for a in spec.arrays]
+        out[spec.name] = repr(parts)
+    return out
+
+
+def live_state(
+    root: str, run_id: str, status: str, version: str, tokens: dict[str, str], row: dict[str, Any]
+) -> dict[str, Any]:
+    """What the page shows of a run, to tell what a poll changed: status, change token, the
+    figures' data tokens, the number of recorded steps and the header's row."""
+    return {
+        "status": status,
+        "version": version,
+        "tokens": tokens,
+        "steps": len(data.recorded_steps(root, run_id)),
+        "row": repr(sorted(row.items())),
+    }
+
+
 # ----------------------------------------------------------------------------- callbacks
+def _figure(root: str, name: str, run_id: str, values: dict[str, Any]) -> go.Figure:
+    """Figure ``name`` for control ``values`` as callbacks receive them (slider index), with a
+    ``uirevision`` of those values: new recordings redraw it keeping the user's zoom."""
+    fig = common.webgl_large_traces(
+        figure(root, name, run_id, control_values(root, run_id, values))
+    )
+    spec = next((s for s in SPECS if s.name == name), None)
+    used = sorted((k, v) for k, v in values.items() if spec is not None and k in uses(spec))
+    fig.layout.uirevision = repr(used)
+    return fig
+
+
 def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
     names = uses(spec)
 
     def update(run_id: str, *values: Any) -> go.Figure:
+        # values: the controls in ``names``, then (from the page) the figure's data token
+        token = values[len(names)] if len(values) > len(names) else None
+        if isinstance(token, str) and token.startswith(INLINE) and ctx.triggered_id is None:
+            return no_update  # the page's first call: the layout brought this figure drawn
         root = data.current_root()
-        current = control_values(root, run_id, dict(zip(names, values, strict=True)))
-        return figure(root, spec.name, run_id, current)
+        return _figure(root, spec.name, run_id, dict(zip(names, values[: len(names)], strict=True)))
 
     update.__name__ = f"update_{spec.name}"
     update.__doc__ = f"Redraw {spec.name} when {', '.join(names) or 'the run'} changes."
@@ -430,6 +525,7 @@ def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
         Output(f"{PREFIX}-fig-{spec.name}", "figure"),
         Input(f"{PREFIX}-id", "data"),
         *[Input(CONTROLS[n], "value") for n in names],
+        Input({"type": DATA_TOKEN, "fig": spec.name}, "data"),
     )(update)
 
 
@@ -490,3 +586,61 @@ def export(clicks: list[Any], run_id: str, *values: Any) -> tuple[Any, Any]:
         lambda name: figure(root, name, run_id, current),
         f"run-{run_id}",
     )
+
+
+@callback(
+    Output({"type": DATA_TOKEN, "fig": ALL}, "data"),
+    Output(f"{PREFIX}-figures", "children"),
+    Output(f"{PREFIX}-header", "children"),
+    Output(f"{PREFIX}-live", "data"),
+    Output(f"{PREFIX}-poll", "disabled"),
+    Output(CONTROLS["step"], "max"),
+    Output(CONTROLS["step"], "marks"),
+    Output(CONTROLS["step"], "value"),
+    Output(CONTROLS["step"], "disabled"),
+    Input(f"{PREFIX}-poll", "n_intervals"),
+    State(f"{PREFIX}-id", "data"),
+    State(f"{PREFIX}-live", "data"),
+    State(CONTROLS["step"], "value"),
+    State({"type": DATA_TOKEN, "fig": ALL}, "id"),
+    prevent_initial_call=True,
+)
+def live_update(
+    _n: Any, run_id: str, shown: dict[str, Any] | None, index: Any, token_ids: list[Any]
+) -> tuple[Any, ...]:
+    """Bring the page of a running run up to date with what has landed since ``shown``: only
+    changed figure tokens are set (so only those figures redraw), the figure cards are rebuilt
+    only when the set of figures changed, the slider gains new steps (and moves to the newest
+    only if it stood on the latest), polling stops after the poll that sees the run finished."""
+    keep = [no_update] * len(token_ids)
+    unchanged = (keep, no_update, no_update, no_update, no_update, *[no_update] * 4)
+    root = data.current_root()
+    shown = shown or {}
+    try:
+        status, version = data.run_version(root, run_id)
+        row = {**data.run_row(root, run_id), "status": status}
+    except data.DataError:
+        return (*unchanged[:4], True, *unchanged[5:])
+    finished = status != "running" and shown.get("status") != "running"
+    if version == shown.get("version") and status == shown.get("status"):
+        if repr(sorted(row.items())) == shown.get("row"):
+            return (*unchanged[:4], finished, *unchanged[5:])
+    tokens = data_tokens(root, run_id)
+    now = live_state(root, run_id, status, version, tokens, row)
+    old_tokens = shown.get("tokens") or {}
+    if list(tokens) != list(old_tokens):
+        cards: Any = figure_cards(tokens)
+    else:
+        cards = no_update
+        keep = [
+            tokens[t["fig"]] if tokens.get(t["fig"]) != old_tokens.get(t["fig"]) else no_update
+            for t in token_ids
+        ]
+    head = header(root, run_id, row) if now["row"] != shown.get("row") else no_update
+    slider: list[Any] = [no_update] * 4
+    n_old = int(shown.get("steps") or 0)
+    if now["steps"] != n_old:
+        fresh = step_slider(data.recorded_steps(root, run_id), None)
+        at_latest = common.as_int(index) is None or common.as_int(index) >= n_old - 1
+        slider = [fresh.max, fresh.marks, now["steps"] - 1 if at_latest else no_update, False]
+    return (keep, cards, head, now, finished, *slider)
