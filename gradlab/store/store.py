@@ -23,9 +23,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from . import annotations as _annotations
 from . import files
 from . import sql as _sql
-from .errors import RunExistsError
+from .annotations import Annotation
+from .errors import AmbiguousRunIdError, RunExistsError
 from .ids import validate_id
 from .info import RunInfo
 from .lock import RunLock, lock_held
@@ -165,6 +167,55 @@ class Store:
                     except ValueError:
                         continue
         return sorted(ids)
+
+    def resolve_id(self, text: str) -> str:
+        """The run id ``text`` names: itself when such a run exists, else the one run id it
+        starts (``"9c5b"`` → ``"9c5b0e7a1f2d"``).
+
+        KeyError when no run matches; AmbiguousRunIdError (its ``candidates``) when several do;
+        ValueError for a malformed id.
+        """
+        validate_id(text)
+        if text in self:
+            return text
+        found = [i for i in self.run_ids() if i.startswith(text)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise AmbiguousRunIdError(text, found)
+        raise KeyError(f"no run {text!r} in store {str(self.root)!r}")
+
+    # ---------------------------------------------------------------- tags and notes
+    def annotations(self) -> dict[str, Annotation]:
+        """run id → :class:`Annotation` (tags, note) of every annotated run; one small read."""
+        return _annotations.read_annotations(self.root)
+
+    def annotate(
+        self,
+        run_id: str,
+        *,
+        tags: Any = None,
+        add_tags: Any = (),
+        remove_tags: Any = (),
+        note: str | None = None,
+    ) -> Annotation:
+        """Set a run's tags (``tags`` replaces them, ``add_tags`` / ``remove_tags`` edit them)
+        and/or its note (``""`` clears it); returns the run's annotation now.
+
+        Atomic and safe with concurrent writers in other processes (a file lock around
+        read-edit-write); never touches the run's own files. KeyError for an unknown run;
+        ValueError for a tag that is not a string or holds a comma.
+        """
+        self._existing_dir(run_id)
+        return _annotations.annotate(
+            self.root,
+            run_id,
+            tags=tags,
+            add_tags=add_tags,
+            remove_tags=remove_tags,
+            note=note,
+            fsync=self.fsync,
+        )
 
     def signature(self) -> str:
         """A token that changes whenever the store's contents may have changed; equal tokens
