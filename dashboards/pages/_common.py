@@ -354,3 +354,21 @@ def choice(value: Any, allowed: Sequence[str], default: str | None) -> str | Non
     """A query parameter if it is one of ``allowed``, else ``default``."""
     text = one(value)
     return text if text in allowed else default
+
+
+# ----------------------------------------------------------------------------- tags and notes
+def annotation_line(root: str, run_ids: list[str], id: str = "annotations") -> html.Div:
+    """The tags and note of each of ``run_ids`` that has any (the runs page edits them); an
+    empty Div when none has."""
+    notes = data.annotations(root)
+    items = []
+    for run_id in run_ids:
+        tags, note = notes.get(run_id, ((), ""))
+        if not tags and not note:
+            continue
+        parts: list[Any] = [html.B(run_id + ": ")] if len(run_ids) > 1 else []
+        parts += [html.Span(t, className="run-tag") for t in tags]
+        if note:
+            parts.append(html.Span(note, className="run-note"))
+        items.append(html.Div(parts, className="annotation"))
+    return html.Div(items, className="annotations", id=id)

@@ -42,9 +42,9 @@ from .writer import RunWriter
 
 __all__ = [
     "METRICS_SCHEMA",
+    "STATUSES",
     "AmbiguousRunIdError",
     "Annotation",
-    "STATUSES",
     "ReadOnlyQueryError",
     "RunExistsError",
     "RunInfo",

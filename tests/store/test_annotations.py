@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from store_testlib import write_run
 
 from gradlab.store import AmbiguousRunIdError, Annotation
-from store_testlib import write_run
 
 REPO = Path(__file__).resolve().parents[2]
 
