@@ -156,16 +156,21 @@ def search_mask(frame: pd.DataFrame, text: str | None) -> pd.Series:
     if not words:
         return mask
     searched = [c for c in frame.columns if c in data.CONFIG_AXES or c in SEARCHED]
-    haystack = frame[searched].astype(str).agg(" ".join, axis=1).str.lower()
+    texts = [" ".join(_text(v) for v in row) for row in frame[searched].itertuples(index=False)]
+    haystack = pd.Series(texts, index=frame.index, dtype=object).str.lower()
     for word in words:
         key, eq, value = word.partition("=")
         if eq and key in frame.columns:
-            mask &= data._equal(frame[key], _number_or_text(value)) | (
-                frame[key].astype(str).str.lower() == value.lower()
-            )
+            as_text = frame[key].map(_text).str.lower()
+            mask &= data._equal(frame[key], _number_or_text(value)) | (as_text == value.lower())
         else:
             mask &= haystack.str.contains(word.lower(), regex=False)
     return mask
+
+
+def _text(value: Any) -> str:
+    value = data._plain(value)
+    return "" if value is None else str(value)
 
 
 def _number_or_text(text: str) -> Any:
@@ -442,7 +447,9 @@ def layout(**query: Any) -> html.Div:
         [
             html.H2("Runs"),
             html.Span(count_text(len(frame), total), className="muted", id=f"{PREFIX}-count"),
-            html.Span(f"in {data.public_text(root, root)}/", className="muted"),  # its name
+            html.Span(  # the folder's name, not its path
+                f"in {data.public_text(root, root)}/", className="muted", id=f"{PREFIX}-folder"
+            ),
         ],
         className="page-head",
     )
@@ -499,7 +506,7 @@ def layout(**query: Any) -> html.Div:
                         value=search,
                         debounce=0.3,
                         placeholder="search config, sweep, tags, notes (gain=1.5 for one column)",
-                        style={"minWidth": "340px"},
+                        style={"width": "420px"},
                     ),
                     _dropdown(f"{PREFIX}-group", group_options(frame), group_by, "group by"),
                     _dropdown(
@@ -529,7 +536,12 @@ def layout(**query: Any) -> html.Div:
                     ),
                     html.Button("Add tags", id=f"{PREFIX}-tag-add", className="btn"),
                     html.Button("Remove tags", id=f"{PREFIX}-tag-remove", className="btn"),
-                    dcc.Input(id=f"{PREFIX}-note", type="text", placeholder="note"),
+                    dcc.Input(
+                        id=f"{PREFIX}-note",
+                        type="text",
+                        placeholder="a note on the ticked runs",
+                        style={"width": "320px"},
+                    ),
                     html.Button("Save note", id=f"{PREFIX}-note-save", className="btn"),
                     html.Span(id=f"{PREFIX}-annotate-status", className="muted"),
                 ],
