@@ -458,9 +458,15 @@ def layout(**query: Any) -> html.Div:
         dcc.Store(id=f"{PREFIX}-sig", data=data.signature(root)),
         dcc.Store(id=f"{PREFIX}-total", data=total),
     ]
-    if total == 0:
+    if total == 0:  # no table to update: reload when the first run lands
         return html.Div(
-            [head, common.message(EMPTY_HELP, "info", id=f"{PREFIX}-empty"), *live],
+            [
+                head,
+                common.message(EMPTY_HELP, "info", id=f"{PREFIX}-empty"),
+                dcc.Interval(id=f"{PREFIX}-empty-live", interval=IDLE_MS),
+                dcc.Store(id=f"{PREFIX}-empty-sig", data=data.signature(root)),
+                dcc.Location(id=f"{PREFIX}-reload", refresh=True),
+            ],
             className="runs-page",
         )
     full = data.runs(root)
@@ -693,6 +699,17 @@ def refresh(
         signature,
         LIVE_MS if running else IDLE_MS,
     )
+
+
+@callback(
+    Output(f"{PREFIX}-reload", "href"),
+    Input(f"{PREFIX}-empty-live", "n_intervals"),
+    State(f"{PREFIX}-empty-sig", "data"),
+    prevent_initial_call=True,
+)
+def first_run(_tick: Any, shown_sig: Any) -> Any:
+    """An empty store's page reloads once something was written to the store."""
+    return "/" if data.signature(data.current_root()) != shown_sig else no_update
 
 
 @callback(

@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pandas as pd
 import pytest
-from test_dashboard_browser import CHROMIUM_ARGS, TIMEOUT_MS, browser, context  # noqa: F401
+from test_dashboard_browser import TIMEOUT_MS, browser, context  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,15 +48,20 @@ GRID = [(cell, seed) for cell in ("rnn", "lstm") for seed in (0, 1, 2)]
 #: ``progress`` hook), so a run lasts seconds and its progress can be watched.
 SWEEP = textwrap.dedent(
     """
-    import sys, time
+    import json, sys, time
     from gradlab.train import train
 
-    root, base = sys.argv[1], eval(sys.argv[2])  # the test's own literal dict
+    root, base = sys.argv[1], json.loads(sys.argv[2])
     for seed in (10, 11):
         train({**base, "seed": seed, "sweep": "live", "steps": 40, "record_every": 20},
               root, progress=lambda done, total: time.sleep(0.1))
     """
 )
+
+
+#: A row of the runs table (``arg``: its run id) that shows steps done > 0 of 40.
+PROGRESS_SHOWN = """(id) => Array.from(document.querySelectorAll('#runs-table tr')).some(tr =>
+    tr.innerText.includes(id) && /(^|\\s)[1-9][0-9]* \\/ 40/.test(tr.innerText))"""
 
 
 def _serve(root: str) -> Iterator[str]:
@@ -242,35 +246,38 @@ def test_a_sweep_started_with_the_page_open_adds_rows_and_progress(context, tmp_
         script = tmp_path / "sweep.py"
         script.write_text(SWEEP)
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(root), repr({**BASE, "cell": "rnn"})], env=env
+            [sys.executable, str(script), str(root), json.dumps({**BASE, "cell": "rnn"})], env=env
         )
         try:
             seen: list[str] = []
             while len(seen) < 2:
-                new = [r for r in store.run_ids() if r not in seen and len(r) and r in _live(store)]
+                new = [r for r in _live(store) if r not in seen]
                 if not new:
                     assert proc.poll() in (None, 0)
                     time.sleep(0.05)
                     continue
                 run_id = new[0]
                 seen.append(run_id)
-                # within 5 s of the run's first write: its row, running, with progress
+                first_write = time.monotonic()
+                # within 5 s of the run's first write: its row, then its progress (k / 40)
                 pg.wait_for_selector(
                     f"#runs-table tr:has(td[data-dash-column=run_id]:has-text('{run_id}'))",
                     timeout=5000,
                 )
-                pg.wait_for_function(
-                    """(id) => Array.from(document.querySelectorAll('#runs-table tr')).some(tr =>
-                        tr.innerText.includes(id) && /(^|\\s)[1-9][0-9]* \\/ 40/.test(tr.innerText))""",
-                    arg=run_id,
-                )
+                row_s = time.monotonic() - first_write
+                left_ms = max(1.0, 5000 - 1000 * row_s)
+                pg.wait_for_function(PROGRESS_SHOWN, arg=run_id, timeout=left_ms)
+                progress_s = time.monotonic() - first_write
+                print(f"run {run_id}: row after {row_s:.2f} s, progress after {progress_s:.2f} s")
             assert proc.wait(timeout=300) == 0
             pg.wait_for_function(
                 "() => (document.getElementById('runs-count') || {}).innerText === '3 runs'"
             )
             pg.wait_for_function(
-                """() => Array.from(document.querySelectorAll('#runs-table td[data-dash-column=progress]'))
-                    .filter(td => td.innerText.trim() === '40 / 40').length === 2"""
+                "() => Array.from(document.querySelectorAll(PROGRESS_CELLS))"
+                ".filter(td => td.innerText.trim() === '40 / 40').length === 2".replace(
+                    "PROGRESS_CELLS", repr("#runs-table td[data-dash-column=progress]")
+                )
             )
         finally:
             if proc.poll() is None:
@@ -279,9 +286,9 @@ def test_a_sweep_started_with_the_page_open_adds_rows_and_progress(context, tmp_
         assert pg.errors == [], pg.errors
 
 
-def _live(store) -> set[str]:
-    """Ids of the runs of the "live" sweep that have been written at all."""
+def _live(store) -> list[str]:
+    """Ids of the runs of the "live" sweep written so far, oldest first."""
     frame = store.runs()
     if "sweep" not in frame:
-        return set()
-    return set(frame.loc[frame["sweep"] == "live", "run_id"])
+        return []
+    return frame.loc[frame["sweep"] == "live"].sort_values("created")["run_id"].tolist()
