@@ -295,13 +295,15 @@ def hidden_columns(frame: pd.DataFrame, chosen: str | None) -> list[str]:
         keep = set(chosen.split(","))
         return [c for c in present if c not in keep and c != "run_id"]
     known = {c for c, _ in COLUMNS}
-    axes = set(data.grid_axes(frame))
-    single = {c for c in present if c in data.CONFIG_AXES and c not in axes and len(frame) > 1}
-    return [
+    single = {
         c
         for c in present
-        if c in HIDDEN_BY_DEFAULT or c not in known or (c in single and c != "cell")
-    ]
+        if c in data.CONFIG_AXES
+        and c not in ("cell", "activation")  # the activation shown differs with the cell
+        and len(frame) > 1
+        and frame[c].map(data._hashable).nunique(dropna=True) <= 1  # a corrupt run's NA too
+    }
+    return [c for c in present if c in HIDDEN_BY_DEFAULT or c not in known or c in single]
 
 
 def runs_table(frame: pd.DataFrame, query: dict[str, Any], total: int) -> dash_table.DataTable:
@@ -374,13 +376,13 @@ AGGREGATED = tuple(c for c, _ in COLUMNS if c in FLOATS or c == "steps_done")
 
 
 def mean_std_text(values: pd.Series) -> str:
-    """``"0.1234 ± 0.0056"`` (sample std, as pandas' ``std``); the mean alone for one value."""
+    """``"0.1234 ± 0.00561"`` (sample std, as pandas' ``std``); the mean alone for one value."""
     x = pd.to_numeric(values, errors="coerce").dropna()
     if x.empty:
         return ""
     if len(x) == 1:
         return f"{x.iloc[0]:.4g}"
-    return f"{x.mean():.4g} ± {x.std():.2g}"
+    return f"{x.mean():.4g} ± {x.std():.3g}"
 
 
 def group_table(
