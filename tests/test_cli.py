@@ -278,7 +278,7 @@ def test_show_and_export_take_a_unique_prefix_and_list_an_ambiguous_one(filled, 
     store = shutil.copytree(shared, tmp_path / "store")  # the module's store stays as it is
     run_id = ids[0]
     prefix = next(
-        run_id[:n] for n in range(1, 13) if sum(i.startswith(run_id[:n]) for i in ids) == 1
+        run_id[:n] for n in range(4, 13) if sum(i.startswith(run_id[:n]) for i in ids) == 1
     )
     assert main(["show", prefix, "--store", str(store)]) == 0
     assert f"run        {run_id}" in capsys.readouterr().out

@@ -35,6 +35,8 @@ from .schema import RUNNING, empty_metrics_frame, parquet_schema_problem
 from .state import MISSING_JSON, NO_FLAT, JsonResult, RunState, classify, load_run_json, stat_key
 from .writer import RunWriter, create_run
 
+#: The shortest run-id prefix that :meth:`Store.resolve_id` expands (as git's short hashes).
+MIN_PREFIX = 4
 BASE_COLUMNS = ("run_id", "status", "alive", "reason", "created", "finished", "duration_s")
 _RUN_JSON = os.sep + files.RUN_JSON
 
@@ -170,7 +172,7 @@ class Store:
 
     def resolve_id(self, text: str) -> str:
         """The run id ``text`` names: itself when such a run exists, else the one run id it
-        starts (``"9c5b"`` → ``"9c5b0e7a1f2d"``).
+        starts (``"9c5b"`` → ``"9c5b0e7a1f2d"``); a prefix has at least MIN_PREFIX characters.
 
         KeyError when no run matches; AmbiguousRunIdError (its ``candidates``) when several do;
         ValueError for a malformed id.
@@ -178,6 +180,8 @@ class Store:
         validate_id(text)
         if text in self:
             return text
+        if len(text) < MIN_PREFIX:
+            raise KeyError(f"no run {text!r} in store {str(self.root)!r}")
         found = [i for i in self.run_ids() if i.startswith(text)]
         if len(found) == 1:
             return found[0]

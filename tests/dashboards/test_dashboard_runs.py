@@ -201,9 +201,10 @@ def test_count_select_all_and_annotate_callbacks(make_app, tmp_path):
 def test_run_id_prefixes_resolve_in_the_dashboard(dash_app, real_store, request_ctx):
     rid = real_store.ids[("gru", 1.5)]
     others = [r for r in data.runs(real_store.root)["run_id"] if r != rid]
-    n = next(n for n in range(1, 13) if not any(o.startswith(rid[:n]) for o in others))
+    n = next(n for n in range(4, 13) if not any(o.startswith(rid[:n]) for o in others))
     assert data.resolve_run_id(real_store.root, rid[:n]) == rid
     assert data.parse_run_ids(f"{rid[:n]},{rid}") == ([rid], [])
     assert data.resolve_run_id(real_store.root, "zzzz") == "zzzz"  # the page says: no such run
+    assert data.resolve_run_id(real_store.root, rid[:3]) == rid[:3]  # too short to expand
     layout = dash_app.pages.run.layout(run_id=rid[:n])
     assert rid in str(layout)

@@ -109,17 +109,18 @@ def test_two_processes_annotating_at_once_lose_nothing(store, tmp_path):
 
 
 def test_prefixes_resolve_when_unique(store):
-    for run_id in ("9c5b0e", "9c5bff", "a1b2c3", "a1"):
+    for run_id in ("9c5b0e", "9c5bff", "a1b2c3", "a1b2"):
         write_run(store, run_id)
-    assert store.resolve_id("a1b") == "a1b2c3"
-    assert store.resolve_id("a1") == "a1"  # an exact id wins over longer ones it starts
+    assert store.resolve_id("a1b2c") == "a1b2c3"
+    assert store.resolve_id("a1b2") == "a1b2"  # an exact id wins over longer ones it starts
     assert store.resolve_id("9c5b0") == "9c5b0e"
     with pytest.raises(AmbiguousRunIdError) as info:
         store.resolve_id("9c5b")
     assert info.value.candidates == ["9c5b0e", "9c5bff"]
     assert "9c5b0e, 9c5bff" in str(info.value)
-    with pytest.raises(KeyError):
-        store.resolve_id("ffff")
+    for unknown in ("ffff", "9c5"):  # no run; a prefix shorter than 4 characters
+        with pytest.raises(KeyError):
+            store.resolve_id(unknown)
     with pytest.raises(ValueError):
         store.resolve_id("../x")
 
