@@ -298,7 +298,7 @@ def hidden_columns(frame: pd.DataFrame, chosen: str | None) -> list[str]:
     single = {
         c
         for c in present
-        if c in data.CONFIG_AXES
+        if (c in data.CONFIG_AXES or c == "sweep")
         and c not in ("cell", "activation")  # the activation shown differs with the cell
         and len(frame) > 1
         and frame[c].map(data._hashable).nunique(dropna=True) <= 1  # a corrupt run's NA too
@@ -341,7 +341,15 @@ def runs_table(frame: pd.DataFrame, query: dict[str, Any], total: int) -> dash_t
         page_size=PAGE_SIZE,
         tooltip_data=_tooltips(frame),
         tooltip_duration=None,
-        css=[{"selector": ".show-hide", "rule": "display: none"}],
+        css=[
+            {"selector": ".show-hide", "rule": "display: none"},
+            # typed filter text starts after the case toggle ("Aa"), not under it
+            {
+                "selector": ".dash-filter input[type=text]",
+                "rule": "text-align: left !important; padding-left: 26px !important",
+            },
+        ],
+        filter_options={"placeholder_text": "filter"},
         style_table={"overflowX": "auto"},
         style_cell={
             "fontFamily": "inherit",
@@ -352,7 +360,14 @@ def runs_table(frame: pd.DataFrame, query: dict[str, Any], total: int) -> dash_t
             "textOverflow": "ellipsis",
         },
         style_cell_conditional=[{"if": {"column_type": "text"}, "textAlign": "left"}],
-        style_header={"fontWeight": "600", "backgroundColor": "#F3F3F3"},
+        style_header={
+            "fontWeight": "600",
+            "backgroundColor": "#F3F3F3",
+            "whiteSpace": "normal",  # long headers wrap: more columns fit at 1440 px
+            "height": "auto",
+            "minWidth": "56px",
+            "maxWidth": "104px",
+        },
         style_data_conditional=_style_rules(frame),
         style_filter={"backgroundColor": "#FAFAFA"},
     )
@@ -386,16 +401,19 @@ def mean_std_text(values: pd.Series) -> str:
 
 
 def group_table(
-    records: list[dict[str, Any]], keys: list[str], expanded: list[str]
+    records: list[dict[str, Any]],
+    keys: list[str],
+    expanded: list[str],
+    hidden: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(rows, columns) of the group-by table: per group of equal ``keys`` its n and mean ± std
-    of the numeric columns, groups in the order of their first row; the runs of an expanded
-    group (its id in ``expanded``) listed under it."""
+    of the numeric columns not ``hidden`` in the runs table, groups in the order of their first
+    row; the runs of an expanded group (its id in ``expanded``) listed under it."""
     frame = pd.DataFrame(records)
     keys = [k for k in keys if k in frame]
     if frame.empty or not keys:
         return [], []
-    numeric = [c for c in AGGREGATED if c in frame and c not in keys]
+    numeric = [c for c in AGGREGATED if c in frame and c not in keys and c not in (hidden or [])]
     headers = dict(COLUMNS)
     rows: list[dict[str, Any]] = []
     for values, members in frame.groupby(keys, dropna=False, sort=False):
@@ -540,7 +558,10 @@ def layout(**query: Any) -> html.Div:
             html.Div(
                 [
                     dcc.Input(
-                        id=f"{PREFIX}-tags", type="text", placeholder="tags, comma-separated"
+                        id=f"{PREFIX}-tags",
+                        type="text",
+                        placeholder="tags, comma-separated",
+                        style={"width": "240px"},
                     ),
                     html.Button("Add tags", id=f"{PREFIX}-tag-add", className="btn"),
                     html.Button("Remove tags", id=f"{PREFIX}-tag-remove", className="btn"),
@@ -562,6 +583,7 @@ def layout(**query: Any) -> html.Div:
                     columns=[],
                     style_cell={"fontFamily": "inherit", "fontSize": "13px", "padding": "4px 8px"},
                     style_header={"fontWeight": "600", "backgroundColor": "#F3F3F3"},
+                    style_table={"overflowX": "auto"},
                     style_data_conditional=[
                         {"if": {"filter_query": '{_open} = ""'}, "backgroundColor": "#FAFAFA"}
                     ],
@@ -758,10 +780,13 @@ def choose_columns(chosen: Any, columns: Any) -> list[str]:
     Input(f"{PREFIX}-group", "value"),
     Input(f"{PREFIX}-table", "derived_virtual_data"),
     Input(f"{PREFIX}-expanded", "data"),
+    Input(f"{PREFIX}-table", "hidden_columns"),
 )
-def groups(keys: Any, shown_rows: Any, expanded: Any):
-    """The group-by table over the runs the search and filters leave."""
-    rows, columns = group_table(shown_rows or [], list(keys or []), list(expanded or []))
+def groups(keys: Any, shown_rows: Any, expanded: Any, hidden: Any):
+    """The group-by table over the runs the search and filters leave, of the shown columns."""
+    rows, columns = group_table(
+        shown_rows or [], list(keys or []), list(expanded or []), list(hidden or [])
+    )
     return rows, columns, {} if rows else {"display": "none"}
 
 
