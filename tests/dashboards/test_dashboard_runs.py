@@ -208,3 +208,16 @@ def test_run_id_prefixes_resolve_in_the_dashboard(dash_app, real_store, request_
     assert data.resolve_run_id(real_store.root, rid[:3]) == rid[:3]  # too short to expand
     layout = dash_app.pages.run.layout(run_id=rid[:n])
     assert rid in str(layout)
+
+
+def test_an_empty_store_page_reloads_when_the_first_run_lands(make_app, tmp_path):
+    from gradlab.store import open_store
+
+    root = tmp_path / "store"
+    app = make_app(str(root))
+    with app.app.server.test_request_context("/"):
+        sig = data.signature(str(root))
+        assert app.pages.runs.first_run(1, sig) is no_update
+        open_store(root, fsync=False).create_run("first", {"cell": "rnn"}).finish()
+        data._runs_signature_at.cache_clear()
+        assert app.pages.runs.first_run(2, sig) == "/"
