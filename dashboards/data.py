@@ -37,11 +37,20 @@ import numpy as np
 import pandas as pd
 
 from gradlab.config import RunConfig
-from gradlab.store import RunInfo, Store, empty_metrics_frame, open_store, validate_id
+from gradlab.store import (
+    AmbiguousRunIdError,
+    RunInfo,
+    Store,
+    empty_metrics_frame,
+    open_store,
+    validate_id,
+)
 
 __all__ = [
     "STORE_KEY",
     "DataError",
+    "annotate",
+    "annotations",
     "array",
     "array_names",
     "array_steps",
@@ -54,6 +63,7 @@ __all__ = [
     "public_text",
     "recorded_steps",
     "resolve_root",
+    "resolve_run_id",
     "run",
     "run_row",
     "run_summaries",
@@ -61,6 +71,7 @@ __all__ = [
     "runs",
     "series",
     "series_extent",
+    "signature",
     "sweep_axes",
     "sweep_runs",
     "sweeps",
@@ -177,9 +188,13 @@ def check_run_id(value: Any) -> str:
 
 
 def parse_run_ids(text: str | Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """Split ``"a,b,c"`` (or a list of such) into (well-formed unique ids, messages)."""
+    """Split ``"a,b,c"`` (or a list of such) into (well-formed unique ids, messages); while an
+    app serves a request, a unique prefix of a run id becomes that id (:func:`resolve_run_id`)."""
     if text is None:
         return [], []
+    import flask
+
+    root = current_root() if flask.has_app_context() else None
     parts = [text] if isinstance(text, str) else list(text)
     ids: list[str] = []
     problems: list[str] = []
@@ -190,6 +205,8 @@ def parse_run_ids(text: str | Sequence[str] | None) -> tuple[list[str], list[str
                 continue
             try:
                 run_id = check_run_id(item)
+                if root is not None:
+                    run_id = resolve_run_id(root, run_id)
             except DataError as exc:
                 problems.append(str(exc))
                 continue
@@ -537,3 +554,58 @@ def nearest(steps: Sequence[int], step: int | None) -> int | None:
     i = int(np.searchsorted(np.asarray(steps), step))
     candidates = [steps[j] for j in (i - 1, i) if 0 <= j < len(steps)]
     return int(min(candidates, key=lambda s: (abs(s - step), s)))
+
+
+# ------------------------------------------------------------------------ prefixes, tags, notes
+def resolve_run_id(root: str, value: Any) -> str:
+    """The run id ``value`` names: itself, or the one run id it is a prefix of (``/run/9c5b``).
+
+    DataError for a malformed id or a prefix of several runs (the message lists them); an id
+    that matches nothing is returned as it is (the page then says there is no such run).
+    """
+    run_id = check_run_id(value)
+    try:
+        return _store(root).resolve_id(run_id)
+    except KeyError:
+        return run_id
+    except AmbiguousRunIdError as exc:
+        raise DataError(f"{exc}.") from None
+
+
+def signature(root: str) -> str:
+    """The store's change token (looked at most every SIGNATURE_TTL seconds): pages poll it."""
+    return _runs_signature(root)
+
+
+@lru_cache(maxsize=8)
+def _annotations(root: str, signature: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    return {k: (a.tags, a.note) for k, a in _store(root).annotations().items()}
+
+
+def annotations(root: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    """run id → (tags, note) of every annotated run (re-read when the store changes)."""
+    return _annotations(root, _runs_signature(root))
+
+
+def annotate(
+    root: str,
+    run_ids: Sequence[str],
+    *,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
+    note: str | None = None,
+) -> None:
+    """Edit the tags / note of ``run_ids`` in the store (DataError for a bad tag or run); the
+    next :func:`annotations` and :func:`signature` see the change."""
+    store = _store(root)
+    try:
+        for run_id in run_ids:
+            store.annotate(
+                check_run_id(run_id), add_tags=add_tags, remove_tags=remove_tags, note=note
+            )
+    except KeyError:
+        raise DataError("A ticked run is no longer in the store.") from None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    finally:
+        _runs_signature_at.cache_clear()

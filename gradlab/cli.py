@@ -181,7 +181,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     store = _existing_store(args.store)
     runs = store.runs()
     if args.sweep is not None:
-        runs = runs[runs["sweep"] == args.sweep] if "sweep" in runs else runs.iloc[:0]
+        names = sorted({str(n) for n in runs.get("sweep", []) if isinstance(n, str) and n})
+        if args.sweep not in names:
+            known = ", ".join(names) if names else "(none: no run of this store names a sweep)"
+            raise CommandError(f"no sweep {args.sweep!r} in {args.store}; sweeps: {known}")
+        runs = runs[runs["sweep"] == args.sweep]
     if args.status is not None:
         runs = runs[runs["status"] == args.status]
     sort = [c for c in ("sweep", "created", "run_id") if c in runs]
@@ -247,17 +251,20 @@ def _short(text: Any, width: int = 70) -> str:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from gradlab.store import validate_id
+    from gradlab.store import AmbiguousRunIdError
 
     store = _existing_store(args.store)
     try:
-        validate_id(args.run_id)
-        info = store.run(args.run_id)
+        info = store.run(store.resolve_id(args.run_id))
+    except AmbiguousRunIdError as exc:
+        raise CommandError(str(exc)) from None
     except (KeyError, ValueError):
         raise CommandError(f"no run {args.run_id!r} in store {args.store!r}") from None
+    note = store.annotations().get(info.run_id)
     if args.format == "json":
         record = {"run_id": info.run_id, "status": info.status, "alive": info.alive}
         record |= {"reason": info.reason, "run_json": info.meta}
+        record |= {"tags": list(note.tags) if note else [], "note": note.note if note else ""}
         print(json.dumps(record, indent=1, default=str))
         return EXIT_OK
     meta = info.meta
@@ -267,6 +274,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if meta.get(key) is not None:
             print(f"{key:<10} {meta[key]}")
     print(f"path       {info.path}")
+    if note is not None:
+        if note.tags:
+            print(f"tags       {', '.join(note.tags)}")
+        if note.note:
+            print(f"note       {note.note}")
     print("config:")
     for key, value in info.config.items():
         print(f"  {key} = {value!r}")

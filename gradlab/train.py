@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -212,6 +213,10 @@ class _Recorder:
         return rec
 
 
+#: How often (s of training) a live run's progress is noted in its record for readers.
+PROGRESS_EVERY_S = 1.0
+
+
 def write_recording(
     writer: RunWriter,
     rec: Recording,
@@ -309,12 +314,32 @@ def _train(
             )
             logged = len(losses)
 
+    theory = recorder.context.theory_rate
+    noted = time.monotonic()
+
+    def note_progress() -> None:
+        """The run's summary so far (steps done, loss, latest decay rates) for live readers."""
+        nonlocal noted
+        noted = time.monotonic()
+        writer.note_progress(
+            {
+                "steps_done": updates,
+                "final_loss": final_loss(losses) if losses else math.nan,
+                "baseline_loss": task.baseline_loss,
+                "decay_rate": recorder.summary.get("decay_rate", math.nan),
+                "decay_rate_init": recorder.initial_summary.get("decay_rate", math.nan),
+                "adjoint_decay_rate": recorder.summary.get("adjoint_decay_rate", math.nan),
+                "theory_rate": math.nan if theory is None else theory,
+            }
+        )
+
     diverged: str | None = None
     for step in range(config.steps):
         if step in scheduled:
             rec = recorder(step)
             log_train_rows()
             writer.flush()
+            note_progress()
             if not rec.is_finite or (rec.loss is not None and not math.isfinite(rec.loss)):
                 diverged = f"the recording of step {step} has NaN/Inf states or gradients"
                 break
@@ -331,11 +356,12 @@ def _train(
             break
         optimizer.step()
         updates += 1
+        if time.monotonic() - noted >= PROGRESS_EVERY_S:
+            note_progress()
         if progress is not None:
             progress(step + 1, config.steps)
 
     log_train_rows()
-    theory = recorder.context.theory_rate
     summary = {
         "final_loss": final_loss(losses),
         "baseline_loss": task.baseline_loss,

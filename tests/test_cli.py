@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import pytest
 
 from gradlab import cli
 from gradlab.cli import RATE_LEGEND, main
+from gradlab.store import open_store
 from gradlab.sweep import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,10 +252,13 @@ def test_runs_table_filters_and_show_json(filled, capsys):
 
     assert main(["runs", "--store", str(store), "--status", "failed", "--format", "json"]) == 0
     assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [broken]
-    assert main(["runs", "--store", str(store), "--sweep", "other", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
-    assert main(["runs", "--store", str(store), "--sweep", "other"]) == 0
+    assert main(["runs", "--store", str(store), "--sweep", "cli", "--status", "running"]) == 0
     assert capsys.readouterr().out == "no runs match\n"
+    for fmt in ("table", "json"):  # a sweep the store does not have: the ones it has, exit 1
+        assert main(["runs", "--store", str(store), "--sweep", "clj", "--format", fmt]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and "no sweep 'clj'" in captured.err
+        assert "sweeps: cli" in captured.err
 
     assert main(["show", broken, "--store", str(store), "--format", "json"]) == 0
     detail = json.loads(capsys.readouterr().out)
@@ -266,6 +271,36 @@ def test_runs_table_filters_and_show_json(filled, capsys):
     assert main(["show", "bad/id", "--store", str(store)]) == 1
     assert "no run 'bad/id'" in capsys.readouterr().err
     assert not nowhere.exists()
+
+
+def test_show_and_export_take_a_unique_prefix_and_list_an_ambiguous_one(filled, tmp_path, capsys):
+    _spec, shared, ids = filled
+    store = shutil.copytree(shared, tmp_path / "store")  # the module's store stays as it is
+    run_id = ids[0]
+    prefix = next(
+        run_id[:n] for n in range(4, 13) if sum(i.startswith(run_id[:n]) for i in ids) == 1
+    )
+    assert main(["show", prefix, "--store", str(store)]) == 0
+    assert f"run        {run_id}" in capsys.readouterr().out
+    twin = run_id[: len(prefix)] + "twin"  # a second run sharing the prefix
+    open_store(store, fsync=False).create_run(twin, {"cell": "rnn"}).finish("failed")
+    assert main(["show", prefix, "--store", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert f"matches 2 runs: {', '.join(sorted([run_id, twin]))}" in err
+    assert main(["export", "--store", str(store), "--run", prefix, "--figure", "x"]) == 2
+    assert "matches 2 runs" in capsys.readouterr().err
+
+
+def test_show_prints_tags_and_note(filled, tmp_path, capsys):
+    _spec, shared, (rnn, _gru, _broken) = filled
+    store = shutil.copytree(shared, tmp_path / "store")
+    open_store(store, fsync=False).annotate(rnn, add_tags=["best", "lr"], note="check gain")
+    assert main(["show", rnn, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "tags       best, lr" in out and "note       check gain" in out
+    assert main(["show", rnn, "--store", str(store), "--format", "json"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert (detail["tags"], detail["note"]) == (["best", "lr"], "check gain")
 
 
 def test_runs_table_aligns_columns_and_prints_text_as_it_is(filled, capsys):

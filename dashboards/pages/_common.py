@@ -383,3 +383,21 @@ def webgl_large_traces(fig: go.Figure, points: int = WEBGL_POINTS) -> go.Figure:
             trace = go.Scattergl(props, skip_invalid=True)  # drops SVG-only props
         traces.append(trace)
     return go.Figure(data=traces, layout=fig.layout)
+
+
+# ----------------------------------------------------------------------------- tags and notes
+def annotation_line(root: str, run_ids: list[str], id: str = "annotations") -> html.Div:
+    """The tags and note of each of ``run_ids`` that has any (the runs page edits them); an
+    empty Div when none has."""
+    notes = data.annotations(root)
+    items = []
+    for run_id in run_ids:
+        tags, note = notes.get(run_id, ((), ""))
+        if not tags and not note:
+            continue
+        parts: list[Any] = [html.B(run_id + ": ")] if len(run_ids) > 1 else []
+        parts += [html.Span(t, className="run-tag") for t in tags]
+        if note:
+            parts.append(html.Span(note, className="run-note"))
+        items.append(html.Div(parts, className="annotation"))
+    return html.Div(items, className="annotations", id=id)

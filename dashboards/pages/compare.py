@@ -244,6 +244,7 @@ def layout(runs: Any = None, **query: Any) -> html.Div:
         dcc.Store(id=f"{PREFIX}-ids", data=run_ids),
         dcc.Download(id=f"{PREFIX}-download"),
         run_list(root, run_ids, colour_choice(root, run_ids, query)[1]),
+        common.annotation_line(root, run_ids, id=f"{PREFIX}-annotations"),  # tags and notes
         controls(root, run_ids, query),
         html.Div(id=f"{PREFIX}-export-msg"),
         html.Div([common.figure_card(PREFIX, s) for s in SPECS], className="figures"),

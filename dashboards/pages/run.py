@@ -228,7 +228,8 @@ def header(root: str, run_id: str, row: dict[str, Any]) -> list[Any]:
         ],
         className="run-summary",
     )
-    out: list[Any] = [title, html.Div([config, summary], className="run-facts")]
+    out: list[Any] = [title, common.annotation_line(root, [run_id], id=f"{PREFIX}-annotations")]
+    out.append(html.Div([config, summary], className="run-facts"))
     reason = row.get("reason")
     if status == "interrupted" and not reason:
         reason = "the process writing this run stopped before it finished (killed or crashed)"
@@ -418,7 +419,7 @@ def layout(run_id: str | None = None, **query: Any) -> html.Div:
     """The page of ``run_id``; a message (never a traceback) when it cannot be shown."""
     root = data.current_root()
     try:
-        run_id = data.check_run_id(run_id)
+        run_id = data.resolve_run_id(root, run_id)  # a unique prefix names its run
         problem = data.run_problem(root, run_id)
         if problem:
             return _problem(problem)

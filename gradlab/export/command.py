@@ -142,6 +142,23 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
+def _resolved(store: str, run_ids: list[str]) -> list[str]:
+    """``run_ids`` with each unique prefix of a run id replaced by that id (a store that does not
+    exist, or an id no run starts, is left for ``export`` to report); AmbiguousRunIdError."""
+    from gradlab.store import is_store, open_store
+
+    if not is_store(store):
+        return run_ids
+    opened = open_store(store, fsync=False)
+    out = []
+    for run_id in run_ids:
+        try:
+            out.append(opened.resolve_id(run_id))
+        except (KeyError, ValueError):
+            out.append(run_id)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out ``gradlab export``; returns the exit code (errors are printed to stderr)."""
     if args.list:
@@ -153,6 +170,13 @@ def run(args: argparse.Namespace) -> int:
     elif args.runs:
         run_ids = [r.strip() for r in args.runs.split(",") if r.strip()]
     options = dict(args.option or [])
+    if run_ids:
+        from gradlab.store import AmbiguousRunIdError
+
+        try:
+            run_ids = _resolved(args.store, run_ids)
+        except AmbiguousRunIdError as exc:
+            return _fail(str(exc), EXIT_USAGE)
     try:
         if args.all:
             if not args.sweep:

@@ -22,13 +22,17 @@ Writer: ``store.create_run(run_id, config)`` → :class:`RunWriter` (``log_metri
 ``store.run(id)`` → :class:`RunInfo` (config, summary, metrics, ``array_names``,
 ``array_steps``, ``array``). For caches: ``store.signature()`` changes whenever anything in the
 store may have changed, ``store.run_signature(id)`` whenever that run's files did.
-Ids: :func:`run_id_for` (content hash of the config).
+Ids: :func:`run_id_for` (content hash of the config); ``store.resolve_id(prefix)`` → the one
+run id a prefix starts (AmbiguousRunIdError lists the candidates). Tags and a note per run:
+``store.annotate(id, add_tags=..., note=...)``, ``store.annotations()`` (one file for the
+store, changed under a file lock; ``runs/.annotations.json``).
 Only JSON, Parquet and .npy (``allow_pickle=False``) are ever read. ``store.query`` is
 read-only: one SELECT statement (else ReadOnlyQueryError), on a DuckDB connection that can open
 the runs' metrics files and nothing else.
 """
 
-from .errors import ReadOnlyQueryError, RunExistsError
+from .annotations import Annotation
+from .errors import AmbiguousRunIdError, ReadOnlyQueryError, RunExistsError
 from .ids import run_id_for, validate_id
 from .info import RunInfo
 from .schema import METRICS_SCHEMA, STATUSES, empty_metrics_frame
@@ -39,6 +43,8 @@ from .writer import RunWriter
 __all__ = [
     "METRICS_SCHEMA",
     "STATUSES",
+    "AmbiguousRunIdError",
+    "Annotation",
     "ReadOnlyQueryError",
     "RunExistsError",
     "RunInfo",

@@ -18,3 +18,16 @@ class RunExistsError(FileExistsError):
 
 class ReadOnlyQueryError(PermissionError):
     """SQL given to ``Store.query`` that is not one read-only (SELECT) statement."""
+
+
+class AmbiguousRunIdError(LookupError):
+    """A run-id prefix that starts more than one run id; ``candidates`` lists them, sorted."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        shown = ", ".join(candidates[:20]) + (" …" if len(candidates) > 20 else "")
+        super().__init__(
+            f"run id prefix {prefix!r} matches {len(candidates)} runs: {shown}; "
+            "give more characters"
+        )

@@ -23,9 +23,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from . import annotations as _annotations
 from . import files
 from . import sql as _sql
-from .errors import RunExistsError
+from .annotations import Annotation
+from .errors import AmbiguousRunIdError, RunExistsError
 from .ids import validate_id
 from .info import RunInfo
 from .lock import RunLock, lock_held
@@ -33,6 +35,8 @@ from .schema import RUNNING, empty_metrics_frame, parquet_schema_problem
 from .state import MISSING_JSON, NO_FLAT, JsonResult, RunState, classify, load_run_json, stat_key
 from .writer import RunWriter, create_run
 
+#: The shortest run-id prefix that :meth:`Store.resolve_id` expands (as git's short hashes).
+MIN_PREFIX = 4
 BASE_COLUMNS = ("run_id", "status", "alive", "reason", "created", "finished", "duration_s")
 _RUN_JSON = os.sep + files.RUN_JSON
 
@@ -165,6 +169,57 @@ class Store:
                     except ValueError:
                         continue
         return sorted(ids)
+
+    def resolve_id(self, text: str) -> str:
+        """The run id ``text`` names: itself when such a run exists, else the one run id it
+        starts (``"9c5b"`` → ``"9c5b0e7a1f2d"``); a prefix has at least MIN_PREFIX characters.
+
+        KeyError when no run matches; AmbiguousRunIdError (its ``candidates``) when several do;
+        ValueError for a malformed id.
+        """
+        validate_id(text)
+        if text in self:
+            return text
+        if len(text) < MIN_PREFIX:
+            raise KeyError(f"no run {text!r} in store {str(self.root)!r}")
+        found = [i for i in self.run_ids() if i.startswith(text)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise AmbiguousRunIdError(text, found)
+        raise KeyError(f"no run {text!r} in store {str(self.root)!r}")
+
+    # ---------------------------------------------------------------- tags and notes
+    def annotations(self) -> dict[str, Annotation]:
+        """run id → :class:`Annotation` (tags, note) of every annotated run; one small read."""
+        return _annotations.read_annotations(self.root)
+
+    def annotate(
+        self,
+        run_id: str,
+        *,
+        tags: Any = None,
+        add_tags: Any = (),
+        remove_tags: Any = (),
+        note: str | None = None,
+    ) -> Annotation:
+        """Set a run's tags (``tags`` replaces them, ``add_tags`` / ``remove_tags`` edit them)
+        and/or its note (``""`` clears it); returns the run's annotation now.
+
+        Atomic and safe with concurrent writers in other processes (a file lock around
+        read-edit-write); never touches the run's own files. KeyError for an unknown run;
+        ValueError for a tag that is not a string or holds a comma.
+        """
+        self._existing_dir(run_id)
+        return _annotations.annotate(
+            self.root,
+            run_id,
+            tags=tags,
+            add_tags=add_tags,
+            remove_tags=remove_tags,
+            note=note,
+            fsync=self.fsync,
+        )
 
     def signature(self) -> str:
         """A token that changes whenever the store's contents may have changed; equal tokens

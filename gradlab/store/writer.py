@@ -210,6 +210,15 @@ class RunWriter:
             files.bump_change_token(files.root_of(self.path))
         return added
 
+    def note_progress(self, summary: Mapping[str, Any]) -> None:
+        """Replace the summary in run.json while the run is live (e.g. ``steps_done``, the loss
+        so far, the latest decay rate), so readers can show progress; atomic, a small file.
+        :meth:`finish` writes the final summary over it."""
+        self._check_open()
+        self._record["summary"] = files.jsonable(dict(summary))
+        files.write_json(self.path / files.RUN_JSON, self._record, fsync=self._fsync)
+        files.bump_change_token(files.root_of(self.path))
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`finish` has run."""

@@ -156,10 +156,12 @@ def test_runs_selection_open_compare_and_url(dash_app, request_ctx):
     href = triggered("runs-compare.n_clicks", 1, page.navigate, None, 1, [0, 2], rows)
     assert href == "/compare?runs=a,c"
     search = page.url_search(
-        '{cell} = "rnn"', [{"column_id": "gain", "direction": "asc"}], [0], rows
+        '{cell} = "rnn"', [{"column_id": "gain", "direction": "asc"}], [0], "", None, [], rows
     )
     assert query_of(search) == {"filter": '{cell} = "rnn"', "sort": "gain:asc", "sel": "a"}
-    assert page.url_search(None, [], [], rows) == ""
+    assert page.url_search(None, [], [], None, None, None, rows) == ""
+    search = page.url_search(None, [], [], "lstm", ["cell", "gain"], ["seed"], rows)
+    assert query_of(search) == {"q": "lstm", "cols": "cell,gain", "group": "seed"}
 
 
 # ----------------------------------------------------------------------------- run page
