@@ -337,6 +337,23 @@ def query(**params: Any) -> str:
     return f"?{urlencode(items, safe=',:')}" if items else ""
 
 
+#: Controls a page's link to /compare carries over from the page's URL (see `carry_view`).
+CARRIED = ("step", "quantity", "scale", "color_by")
+
+
+def carry_view(href: str, search: str | None, keys: Sequence[str] = CARRIED) -> str:
+    """``href`` (``/compare?runs=...``) with the view ``keys`` of the query string ``search``
+    (the page's URL) set, or dropped where the page has none: "Compare with LSTM" shows the
+    quantity, scale, step and colouring the user was looking at."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(href)
+    params = {k: v[-1] for k, v in parse_qs(parts.query).items() if k not in keys}
+    current = parse_qs((search or "").lstrip("?"))
+    params.update({k: current[k][-1] for k in keys if current.get(k)})
+    return f"{parts.path}{query(**params)}"
+
+
 def one(value: Any) -> str | None:
     """A query parameter as one string (the last if repeated, None if absent or blank)."""
     if isinstance(value, list | tuple):

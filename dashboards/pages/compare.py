@@ -28,6 +28,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dashboards import data
 from dashboards.pages import _common as common
 from gradlab.figures import FLOW, FigureData, run_styles
+from gradlab.figures._common import log_colour
 from gradlab.figures.aggregate import SEED_MODES, SMOOTH_MAX, seed_groups
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.figures.style import cell_color
@@ -486,7 +487,8 @@ def split_by_run(fig: go.Figure, run_id: str) -> go.Figure:
 
 def share_colour_range(figs: list[go.Figure]) -> None:
     """Give the colour-scaled heatmaps of ``figs`` (one per panel) one z range, so one colour
-    means one value in every panel."""
+    means one value in every panel: symmetric about ``zmid`` for a diverging scale, and the
+    colour bar's powers-of-ten ticks redrawn for the shared range of a log colour."""
     maps = [t for f in figs for t in f.data if t.type == "heatmap" and t.showscale is not False]
     values = [np.asarray(t.z, dtype=np.float64) for t in maps if t.z is not None]
     values = [v[np.isfinite(v)] for v in values]
@@ -496,7 +498,13 @@ def share_colour_range(figs: list[go.Figure]) -> None:
     lo = float(min(v.min() for v in values))
     hi = float(max(v.max() for v in values))
     for trace in maps:
+        if trace.zmid is not None:
+            half = max(abs(lo - trace.zmid), abs(hi - trace.zmid))
+            trace.update(zmin=trace.zmid - half, zmax=trace.zmid + half, zauto=False)
+            continue
         trace.update(zmin=lo, zmax=hi, zauto=False)
+        if trace.colorbar.tickvals is not None and trace.customdata is not None:  # log colour
+            trace.colorbar.update(log_colour(np.array([10.0**lo, 10.0**hi]))[1])
 
 
 def _panel_callback(spec: Any):

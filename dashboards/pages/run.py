@@ -269,6 +269,7 @@ def counterpart_links(root: str, run_id: str) -> html.Div:
                 "Compare all cells",
                 href=f"/compare{common.query(runs=[run_id, *every])}",
                 className="btn",
+                id={"type": f"{PREFIX}-counterpart", "cell": "all"},
             )
         )
     return html.Div(links, className="counterparts", id=f"{PREFIX}-counterparts")
@@ -422,7 +423,7 @@ def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
     def update(run_id: str, *values: Any) -> go.Figure:
         root = data.current_root()
         current = control_values(root, run_id, dict(zip(names, values, strict=True)))
-        return figure(root, spec.name, run_id, current)
+        return common.on_screen(figure(root, spec.name, run_id, current))
 
     update.__name__ = f"update_{spec.name}"
     update.__doc__ = f"Redraw {spec.name} when {', '.join(names) or 'the run'} changes."
@@ -435,6 +436,17 @@ def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
 
 #: figure name → its callback (a plain function: call it inside a request context).
 FIGURE_CALLBACKS = {spec.name: _figure_callback(spec) for spec in SPECS}
+common.summary_cards(PREFIX, FIGURE_CALLBACKS)
+
+
+@callback(
+    Output({"type": f"{PREFIX}-counterpart", "cell": ALL}, "href"),
+    Input(f"{PREFIX}-url", "search"),
+    State({"type": f"{PREFIX}-counterpart", "cell": ALL}, "href"),
+)
+def compare_links(search: str | None, hrefs: list[str]) -> list[str]:
+    """The "Compare with ..." links carry the page's step, quantity, scale and colouring."""
+    return [common.carry_view(h, search) for h in hrefs or []]
 
 
 @callback(
