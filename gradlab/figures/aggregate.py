@@ -2,7 +2,7 @@
 in their seed folded into one mean line with a min–max band.
 
 >>> ema([1.0, 3.0], 0.5).tolist()
-[1.0, 2.333333333333333]
+[1.0, 2.3333333333333335]
 """
 
 from __future__ import annotations
