@@ -28,7 +28,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dashboards import data
 from dashboards.pages import _common as common
 from gradlab.figures import FLOW, FigureData, run_styles
-from gradlab.figures._common import log_colour
+from gradlab.figures._common import log_colour, no_data
 from gradlab.figures.aggregate import SEED_MODES, SMOOTH_MAX, seed_groups
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.figures.style import cell_color
@@ -471,18 +471,25 @@ def panels(
 
 def split_by_run(fig: go.Figure, run_id: str) -> go.Figure:
     """``fig`` with only the traces of ``run_id`` (``trace.meta`` names it) and those of no
-    run (shared lines: a common baseline, the clip threshold)."""
+    run (shared lines: a common baseline, the clip threshold); a "no data" figure when the
+    run has none."""
     if common.is_empty(fig):
         return go.Figure(fig)
-    keep = []
-    for trace in fig.data:
-        const = (trace.meta or {}).get("const", {}) if isinstance(trace.meta, dict) else {}
-        if const.get("run_id") in (None, run_id):
-            keep.append(trace)
+    keep = [t for t in fig.data if _trace_run(t) in (None, run_id)]
+    if not any(_trace_run(t) == run_id for t in keep):
+        meta = (fig.layout.meta or {}).get("gradlab", {})
+        name = str(meta.get("figure", ""))
+        return no_data(name, "", "no data for this run", meta.get("options", {}), [run_id])
     out = go.Figure(data=keep, layout=fig.layout)
-    if not any((getattr(t, "meta", None) or {}).get("const", {}).get("run_id") for t in keep):
-        return common.error_figure("", "no data for this run")
+    meta = fig.layout.meta or {}
+    out.update_layout(meta={**meta, "gradlab": {**meta.get("gradlab", {}), "run_ids": [run_id]}})
     return out
+
+
+def _trace_run(trace: Any) -> str | None:
+    """The run a trace belongs to (its ``meta["const"]["run_id"]``), None for shared lines."""
+    meta = trace.meta if isinstance(trace.meta, dict) else {}
+    return (meta.get("const") or {}).get("run_id")
 
 
 def share_colour_range(figs: list[go.Figure]) -> None:

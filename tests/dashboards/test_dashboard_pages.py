@@ -475,9 +475,12 @@ def test_compare_layout_and_figures(dash_app, real_store, request_ctx):
     side = page.layout(runs=",".join(ids), view="side")
     assert figure_names(side, "compare") == set()  # every figure as panels
     assert panel_names(side) == panel_names(layout) | names
-    assert query_of(page.url_search(ids, "latest", "grad_hidden", "log", "run", 0, "each", "side"))[
-        "view"
-    ] == "side"
+    assert (
+        query_of(page.url_search(ids, "latest", "grad_hidden", "log", "run", 0, "each", "side"))[
+            "view"
+        ]
+        == "side"
+    )
 
 
 def test_compare_colour_by(dash_app, real_store, request_ctx):
@@ -518,7 +521,7 @@ def test_compare_colour_by(dash_app, real_store, request_ctx):
 
 
 def test_run_page_compare_links_carry_the_view(dash_app, real_store, request_ctx):
-    """"Compare with LSTM" passes the run page's step, quantity, scale and colouring on (and
+    """ "Compare with LSTM" passes the run page's step, quantity, scale and colouring on (and
     nothing the compare page has no control for)."""
     rnn, lstm = real_store.ids[("rnn", 0.9)], real_store.ids[("lstm", 0.9)]
     href = f"/compare?runs={rnn},{lstm}"

@@ -30,7 +30,7 @@ TRAINED = dict(task="seq_digits", seq_len=64, cell="lstm", hidden_size=8, steps=
                record_every=3, batch_size=4, probe_batch=4, hidden_samples=2, seed=0)  # fmt: skip
 LOGGED = "own-loop"
 FIGURE_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .map(g => [(g.layout.title && g.layout.title.text) || '',
+    .map(g => [(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.title) || '',
                !!(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.empty)])"""
 
 
