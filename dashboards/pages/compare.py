@@ -463,6 +463,12 @@ def panels(
     if spec.scope == "runs":
         full = figure(root, name, run_ids, values)
         out = [split_by_run(full, rid) for rid in panel_runs]
+        share_y_range(full, out)
+        for fig in out:  # narrow panels: the legend above the plot, a summary on two lines
+            fig.update_layout(legend=PANEL_LEGEND)
+            for note in fig.layout.annotations or ():
+                if common.is_summary(fig) and note.text:
+                    note.text = note.text.replace("; ", ";<br>")
     else:
         out = [figure(root, name, [rid], values) for rid in panel_runs]
     share_colour_range(out)
@@ -490,6 +496,36 @@ def _trace_run(trace: Any) -> str | None:
     """The run a trace belongs to (its ``meta["const"]["run_id"]``), None for shared lines."""
     meta = trace.meta if isinstance(trace.meta, dict) else {}
     return (meta.get("const") or {}).get("run_id")
+
+
+#: Legend of a side-by-side panel of a figure of several runs: above the plot, across.
+PANEL_LEGEND = dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom", font_size=10)
+
+
+def share_y_range(full: go.Figure, panels: list[go.Figure]) -> None:
+    """Give every panel split from ``full`` the y range of all its runs, per y axis (log axes
+    in log10 units), so the panels can be read against each other; an axis the figure gave a
+    range keeps it."""
+    values: dict[str, list[np.ndarray]] = {}
+    for trace in full.data:
+        if trace.type != "scatter" or trace.y is None:
+            continue
+        y = np.asarray(trace.y, dtype=np.float64)
+        values.setdefault(trace.yaxis or "y", []).append(y[np.isfinite(y)])
+    for axis, parts in values.items():
+        key = "yaxis" + axis[1:]
+        if full.layout[key].range is not None:  # the figure fixed it (fractions: 0 to 1)
+            continue
+        y = np.concatenate(parts) if parts else np.array([])
+        log = full.layout[key].type == "log"
+        y = np.log10(y[y > 0]) if log else y
+        if y.size == 0:
+            continue
+        lo, hi = float(y.min()), float(y.max())
+        pad = 0.05 * (hi - lo) if hi > lo else (0.5 if log else max(abs(hi) * 0.05, 0.05))
+        for fig in panels:
+            if not common.is_empty(fig):
+                fig.layout[key].update(range=[lo - pad, hi + pad], autorange=False)
 
 
 def share_colour_range(figs: list[go.Figure]) -> None:

@@ -24,10 +24,15 @@ browser, context, page, server = (
     browser_tests.server,
 )
 
-#: JS: true when every graph holds a figure built by gradlab (not the placeholder).
+#: JS: true when every graph (``.figure-graph``, a dcc.Graph) holds a figure built by gradlab
+#: (not the placeholder, and plotly has drawn it).
 ALL_BUILT = """() => {
-    const g = Array.from(document.querySelectorAll('.js-plotly-plot'));
-    return g.length > 0 && g.every(d => d.layout && d.layout.meta && d.layout.meta.gradlab);
+    const g = Array.from(document.querySelectorAll('.figure-graph'));
+    const built = (d) => {
+        const p = d.classList.contains('js-plotly-plot') ? d : d.querySelector('.js-plotly-plot');
+        return p && p.layout && p.layout.meta && p.layout.meta.gradlab;
+    };
+    return g.length > 0 && g.every(built);
 }"""
 #: JS: per card, its figure name and per graph [run ids of its traces, empty?, summary?].
 CARDS = """() => Array.from(document.querySelectorAll('section.figure-card')).map(c => [
