@@ -80,7 +80,8 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         first, every, n = load(page, target)
-        print(f"compare, {len(ids)} runs, cold: first figure {first:.2f} s, all {n} graphs {every:.2f} s")
+        head = f"compare, {len(ids)} runs"
+        print(f"{head}, cold: first figure {first:.2f} s, all {n} graphs {every:.2f} s")
         warm = [load(page, target) for _ in range(args.repeat)]
         print(
             f"compare, {len(ids)} runs, warm (median of {args.repeat}): first figure "
