@@ -21,11 +21,15 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-#: JS: how many graphs on the page have a gradlab figure (not the placeholder), of how many.
+#: JS: how many graphs (dcc.Graph, ``.figure-graph``) hold a figure built by gradlab (not the
+#: placeholder, drawn by plotly), of how many.
 DRAWN = """() => {
-    const g = Array.from(document.querySelectorAll('.js-plotly-plot'));
-    const done = g.filter(d => d.layout && d.layout.meta && d.layout.meta.gradlab);
-    return [done.length, g.length];
+    const g = Array.from(document.querySelectorAll('.figure-graph'));
+    const built = (d) => {
+        const p = d.classList.contains('js-plotly-plot') ? d : d.querySelector('.js-plotly-plot');
+        return p && p.layout && p.layout.meta && p.layout.meta.gradlab;
+    };
+    return [g.filter(built).length, g.length];
 }"""
 
 
