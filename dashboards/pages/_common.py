@@ -175,7 +175,7 @@ def figure_card(
     ]
     graph = dcc.Graph(
         id=f"{prefix}-fig-{spec.name}",
-        figure=figure if figure is not None else _placeholder(spec.title),
+        figure=on_screen(figure) if figure is not None else _placeholder(),
         config=graph_config(spec.name),
         className="figure-graph",
     )
@@ -186,19 +186,87 @@ def figure_card(
                 className="figure-head",
             ),
             dcc.Loading(graph, type="dot", delay_show=400),
+            *reading_line(spec),
             html.P(spec.description, className="figure-description"),
         ],
-        className="figure-card",
+        className=CARD_CLASS,
         id=f"{prefix}-card-{spec.name}",
     )
 
 
-def _placeholder(title: str) -> dict[str, Any]:
-    """An empty figure (a plain dict: no template to copy) shown until the callback draws."""
+# ----------------------------------------------------------------------------- cards explain
+#: Class of a figure card; a card whose figure is a one-line summary adds SUMMARY_CLASS (short).
+CARD_CLASS = "figure-card"
+SUMMARY_CLASS = "figure-card figure-card-summary"
+#: Top margin (px) of a figure on screen, where the card's header stands for its title.
+SCREEN_TOP_MARGIN = 30
+
+
+def reading_line(spec: Any) -> list[html.P]:
+    """The card's "How to read this" line (``spec.reading``), or nothing."""
+    if not getattr(spec, "reading", ""):
+        return []
+    return [html.P([html.B("How to read this: "), spec.reading], className="figure-reading")]
+
+
+def on_screen(fig: go.Figure | dict[str, Any]) -> go.Figure | dict[str, Any]:
+    """``fig`` for a card: without its plot title (the card's header says it; the title's
+    text is kept in ``layout.meta["gradlab"]["title"]``, for tests and tools) and with a
+    smaller top margin. Exports rebuild the figure and keep their own layout."""
+    if isinstance(fig, go.Figure):
+        meta = fig.layout.meta
+        if isinstance(meta, Mapping) and isinstance(meta.get("gradlab"), Mapping):
+            text = fig.layout.title.text or ""
+            fig.update_layout(meta={**meta, "gradlab": {**meta["gradlab"], "title": text}})
+        fig.update_layout(title=dict(text=""), margin=dict(t=SCREEN_TOP_MARGIN))
+        return fig
+    layout = dict(fig.get("layout") or {})
+    title = layout.get("title") or {}
+    text = title.get("text") if isinstance(title, Mapping) else title
+    meta = dict(layout.get("meta") or {})
+    if isinstance(meta.get("gradlab"), Mapping):
+        meta["gradlab"] = {**meta["gradlab"], "title": text or ""}
+        layout["meta"] = meta
+    layout["title"] = {"text": ""}
+    layout["margin"] = {**(layout.get("margin") or {}), "t": SCREEN_TOP_MARGIN}
+    return {**fig, "layout": layout}
+
+
+def is_summary(fig: go.Figure | Mapping[str, Any]) -> bool:
+    """Whether a figure is a one-line summary in place of a flat plot (its
+    ``layout.meta["gradlab"]["summary"]``, e.g. saturation with no unit saturated)."""
+    meta = fig.layout.meta if isinstance(fig, go.Figure) else (fig.get("layout") or {}).get("meta")
+    return bool(isinstance(meta, Mapping) and (meta.get("gradlab") or {}).get("summary"))
+
+
+#: Clientside: the card's class from its figure (short when the figure is a summary line).
+_CARD_CLASS_JS = f"""function(fig) {{
+    const m = fig && fig.layout && fig.layout.meta && fig.layout.meta.gradlab;
+    return m && m.summary ? "{SUMMARY_CLASS}" : "{CARD_CLASS}";
+}}"""
+
+
+def summary_cards(prefix: str, names: Iterable[str]) -> None:
+    """Register, for each figure ``name`` of a page, a browser-side callback that makes its
+    card short when the figure is a one-line summary (`is_summary`): the card then shows that
+    line instead of a flat, empty-looking plot."""
+    from dash import Input, Output, clientside_callback
+
+    for name in names:
+        clientside_callback(
+            _CARD_CLASS_JS,
+            Output(f"{prefix}-card-{name}", "className"),
+            Input(f"{prefix}-fig-{name}", "figure"),
+        )
+
+
+def _placeholder() -> dict[str, Any]:
+    """An empty figure (a plain dict: no template to copy) shown until the callback draws; no
+    title (the card's header has it)."""
     return {
         "data": [],
         "layout": {
-            "title": {"text": title},
+            "margin": {"t": SCREEN_TOP_MARGIN},
             "xaxis": {"visible": False},
             "yaxis": {"visible": False},
             "paper_bgcolor": "white",
@@ -278,6 +346,23 @@ def query(**params: Any) -> str:
             value = int(value)
         items[key] = value
     return f"?{urlencode(items, safe=',:')}" if items else ""
+
+
+#: Controls a page's link to /compare carries over from the page's URL (see `carry_view`).
+CARRIED = ("step", "quantity", "scale", "color_by")
+
+
+def carry_view(href: str, search: str | None, keys: Sequence[str] = CARRIED) -> str:
+    """``href`` (``/compare?runs=...``) with the view ``keys`` of the query string ``search``
+    (the page's URL) set, or dropped where the page has none: "Compare with LSTM" shows the
+    quantity, scale, step and colouring the user was looking at."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(href)
+    params = {k: v[-1] for k, v in parse_qs(parts.query).items() if k not in keys}
+    current = parse_qs((search or "").lstrip("?"))
+    params.update({k: current[k][-1] for k in keys if current.get(k)})
+    return f"{parts.path}{query(**params)}"
 
 
 def one(value: Any) -> str | None:

@@ -286,6 +286,7 @@ def counterpart_links(root: str, run_id: str) -> html.Div:
                 "Compare all cells",
                 href=f"/compare{common.query(runs=[run_id, *every])}",
                 className="btn",
+                id={"type": f"{PREFIX}-counterpart", "cell": "all"},
             )
         )
     return html.Div(links, className="counterparts", id=f"{PREFIX}-counterparts")
@@ -498,10 +499,10 @@ def live_state(
 
 # ----------------------------------------------------------------------------- callbacks
 def _figure(root: str, name: str, run_id: str, values: dict[str, Any]) -> go.Figure:
-    """Figure ``name`` for control ``values`` as callbacks receive them (slider index), with a
-    ``uirevision`` of those values: new recordings redraw it keeping the user's zoom."""
+    """Figure ``name`` for control ``values`` as callbacks receive them (slider index), as a
+    card shows it (`common.on_screen`: no plot title), with a ``uirevision`` of those values: new recordings redraw it keeping the user's zoom."""
     fig = common.webgl_large_traces(
-        figure(root, name, run_id, control_values(root, run_id, values))
+        common.on_screen(figure(root, name, run_id, control_values(root, run_id, values)))
     )
     spec = next((s for s in SPECS if s.name == name), None)
     used = sorted((k, v) for k, v in values.items() if spec is not None and k in uses(spec))
@@ -532,6 +533,17 @@ def _figure_callback(spec: Any) -> Callable[..., go.Figure]:
 
 #: figure name → its callback (a plain function: call it inside a request context).
 FIGURE_CALLBACKS = {spec.name: _figure_callback(spec) for spec in SPECS}
+common.summary_cards(PREFIX, FIGURE_CALLBACKS)
+
+
+@callback(
+    Output({"type": f"{PREFIX}-counterpart", "cell": ALL}, "href"),
+    Input(f"{PREFIX}-url", "search"),
+    State({"type": f"{PREFIX}-counterpart", "cell": ALL}, "href"),
+)
+def compare_links(search: str | None, hrefs: list[str]) -> list[str]:
+    """The "Compare with ..." links carry the page's step, quantity, scale and colouring."""
+    return [common.carry_view(h, search) for h in hrefs or []]
 
 
 @callback(

@@ -134,16 +134,7 @@ class FigureData:
         Rows whose layer/direction is null (per-run scalars) always match. Returns columns
         step, name, t, value (ints as int64, t may be <NA>), sorted by name, step, t.
         """
-        if self._groups is None:
-            m = self.metrics
-            keys = m["run_id"].astype(str) + "\x00" + m["probe"].astype(str)
-            groups = {k: g for k, g in m.groupby(keys.to_numpy(), sort=False)} if len(m) else {}
-            object.__setattr__(self, "_groups", groups)
-        else:
-            groups = self._groups
-        m = groups.get(f"{run_id}\x00{probe}")
-        if m is None:
-            m = self.metrics.iloc[:0]
+        m = self._group(run_id, probe)
         keep = pd.Series(True, index=m.index)
         if name is not None:
             keep &= m["name"] == name
@@ -159,10 +150,24 @@ class FigureData:
         out["value"] = out["value"].astype("float64")
         return out.sort_values(["name", "step", "t"], kind="stable").reset_index(drop=True)
 
+    def _group(self, run_id: str, probe: str) -> pd.DataFrame:
+        """The metrics rows of one run and probe (a lookup built once)."""
+        if self._groups is None:
+            m = self.metrics
+            keys = m["run_id"].astype(str) + "\x00" + m["probe"].astype(str)
+            groups = {k: g for k, g in m.groupby(keys.to_numpy(), sort=False)} if len(m) else {}
+            object.__setattr__(self, "_groups", groups)
+        else:
+            groups = self._groups
+        m = groups.get(f"{run_id}\x00{probe}")
+        return self.metrics.iloc[:0] if m is None else m
+
     def steps(self, run_id: str, probe: str, name: str | None = None) -> list[int]:
         """Sorted training steps at which `probe` (/ `name`) was recorded for the run."""
-        df = self.select(run_id, probe, name, layer=None, direction=None)
-        return sorted(int(s) for s in df["step"].unique())
+        m = self._group(run_id, probe)
+        if name is not None:
+            m = m[m["name"] == name]
+        return sorted({int(s) for s in m["step"].dropna()})
 
     def resolve_step(
         self, run_id: str, probe: str, name: str | None = None, step: int | None = None

@@ -125,10 +125,14 @@ SPEC = FigureSpec(
     title="Gradient flow over training",
     description=(
         "Heatmap of ‖∂L/∂h_k‖ (or another per-timestep norm) for one run: timestep k across, "
-        "training step down, log colour. Vanishing gradients show as a colour gradient from "
-        "the last timestep back to the first; training reshapes it."
+        "training step up (step 0 at the bottom), log colour. Vanishing gradients show as a "
+        "colour gradient from the last timestep back to the first; training reshapes it."
     ),
     scope="run",
+    reading=(
+        "Read each row as one recording: a row that darkens towards the left (early k) is a "
+        "gradient that vanishes going back in time; compare rows to see training change it."
+    ),
     probes=probes_of(tuple(QUANTITIES)),
     builder=build,
     requires=lambda o: probes_of((o.get("quantity") or "grad_hidden",)),

@@ -127,6 +127,10 @@ SPEC = FigureSpec(
         "assumptions (σ_w, σ_v, σ_b, N) or why a run has none noted under the plot."
     ),
     scope="runs",
+    reading=(
+        "The dotted fit is the state decay rate, the runs table's decay rate: the slope of "
+        "ln ‖∂s_T/∂s_k‖ against the lag T−k, per step (negative: the memory fades)."
+    ),
     probes=group_probes((JacobianProbe.probe, "spectral"), (SUMMARY, "theory_rate")),
     builder=build,
     options={

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from gradlab.figures._common import (
     COLOR_BY_HELP,
     color_legend,
     finish,
+    message_figure,
     new_figure,
     no_data,
     run_styles,
@@ -34,11 +36,18 @@ def build(
     layer: int = 0,
     direction: int = 0,
     color_by: str | None = None,
+    always: bool = False,
 ) -> go.Figure:
     """Saturated fraction (solid, named after the run) and dead fraction (dotted, one legend
     entry for all runs) of the hidden units against timestep k at `step` (None: each run's
-    latest), each run in its own colour and marker (or coloured by `color_by`)."""
+    latest), each run in its own colour and marker (or coloured by `color_by`).
+
+    When no unit of any run is saturated or dead at any timestep (every fraction exactly 0)
+    the lines would lie flat on 0: the figure is then the one-line summary "no unit saturated
+    (max fraction 0.00)" (no traces; ``layout.meta["gradlab"]["summary"]`` is true), unless
+    `always` asks for the lines."""
     opts = dict(run_ids=run_ids, step=step, layer=layer, direction=direction, color_by=color_by)
+    opts["always"] = always
     ids = [str(r) for r in run_ids] if run_ids is not None else data.run_ids
     title = "Saturated and dead hidden units per timestep"
     if not ids:
@@ -47,6 +56,7 @@ def build(
     fig = new_figure(title, "timestep k", "fraction of hidden units (solid: saturated)")
     color_legend(fig, color_by)
     drawn, steps = [], set()
+    peak = {name: 0.0 for name, _ in SERIES}  # the largest fraction of each series drawn
     dead_legend = True
     for rid in ids:
         st = styles[rid]
@@ -59,6 +69,8 @@ def build(
                 continue
             found = True
             steps.add(chosen)
+            values = df["value"].to_numpy(dtype=float)
+            peak[name] = max(peak[name], float(np.nanmax(values)) if values.size else 0.0)
             dead = name == "dead"
             what = "dead" if dead else "saturated"
             fig.add_trace(
@@ -80,10 +92,31 @@ def build(
             drawn.append(rid)
     if not drawn:
         return no_data(NAME, title, "these runs have no hidden-state statistics", opts, ids)
-    if len(steps) == 1:
-        fig.update_layout(title=dict(text=f"{title} at training step {steps.pop()}"))
+    at = f" at training step {next(iter(steps))}" if len(steps) == 1 else ""
+    if not always and all(v == 0 for v in peak.values()):
+        return summary_figure(title + at, flat_summary(peak, len(drawn)), opts, drawn)
+    if at:
+        fig.update_layout(title=dict(text=title + at))
     fig.update_yaxes(range=[-0.02, 1.02])
     return finish(fig, NAME, opts, drawn)
+
+
+def flat_summary(peak: dict[str, float], n_runs: int) -> str:
+    """The line shown instead of flat lines: "no unit saturated (max fraction 0.00); none
+    dead (max fraction 0.00), 3 runs"."""
+    runs = f" in {n_runs} runs" if n_runs > 1 else ""
+    return (
+        f"no unit saturated (max fraction {peak['saturation']:.2f}); "
+        f"none dead (max fraction {peak['dead']:.2f}){runs}"
+    )
+
+
+def summary_figure(title: str, text: str, opts: dict, drawn: list[str]) -> go.Figure:
+    """A figure with no traces and ``text`` (the one-line summary) in the middle; its
+    ``layout.meta["gradlab"]`` has ``empty`` and ``summary`` true and ``message`` = text."""
+    fig = finish(message_figure(title, text), NAME, opts, drawn, empty=True, message=text)
+    fig.update_layout(meta={"gradlab": {**fig.layout.meta["gradlab"], "summary": True}})
+    return fig
 
 
 SPEC = FigureSpec(
@@ -101,5 +134,6 @@ SPEC = FigureSpec(
         "run_ids": "which runs (default: all given)",
         "step": "training step (default: each run's latest)",
         "color_by": COLOR_BY_HELP,
+        "always": "draw the lines even when every fraction is 0 (default: a one-line summary)",
     },
 )

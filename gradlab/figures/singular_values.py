@@ -97,6 +97,10 @@ SPEC = FigureSpec(
         "around σ = 1 means some directions keep gradient that others lose."
     ),
     scope="run",
+    reading=(
+        "σ_max above 1 at every step does not mean the gradient grows: when the Jacobians are "
+        "non-normal their product can still vanish (see the long-range Jacobian figure)."
+    ),
     probes=(),
     builder=build,
     arrays=(STEP_JACOBIAN_SV,),

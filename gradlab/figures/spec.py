@@ -38,6 +38,8 @@ class FigureSpec:
     builder → one-line help (for ``gradlab export --list`` and the dashboard's controls).
     `requires(options)`: the (probe, names) needed for given options (see `probes_for`).
     `group`: one of GROUPS or None (``"flow"``: the page's quantity control drives it).
+    `reading`: one "how to read this" line for where a newcomer misreads the figure ("" when
+    the description says enough); pages show it under the figure.
     `needs_probe`: a probe a run must have for the figure to mean anything (gates: only gated
     cells record them); None: any series it lists will do (see `has_data`). `defaults(data)`:
     options picked from the data when a caller (a sweep export) gives none.
@@ -57,6 +59,7 @@ class FigureSpec:
     group: str | None = None
     needs_probe: str | None = None
     defaults: Callable[[FigureData], Mapping[str, Any]] | None = None
+    reading: str = ""
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

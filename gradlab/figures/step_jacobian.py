@@ -95,6 +95,11 @@ SPEC = FigureSpec(
         "steps below it shrink it; their product over lags is the long-range Jacobian."
     ),
     scope="run",
+    reading=(
+        "Per-step norms above 1 can still multiply to a vanishing product when the Jacobians "
+        "are non-normal: ‖J_T ⋯ J_k‖ is at most, not equal to, the product of the ‖J_t‖; the "
+        "long-range Jacobian figure shows the product itself."
+    ),
     probes=probes_of(("step_jacobian:spectral", "step_jacobian:fro")),
     builder=build,
     requires=lambda o: probes_of((f"step_jacobian:{o.get('norm') or 'spectral'}",)),

@@ -143,6 +143,11 @@ SPEC = FigureSpec(
         "assumptions (σ_w, σ_v, σ_b, N) or why a run has none."
     ),
     scope="runs",
+    reading=(
+        "The fit here is of the plotted quantity against the lag T−k (for ‖∂L/∂h_k‖: the runs "
+        "table's ∂L/∂h decay rate); its state decay rate is another fit, "
+        "of ‖∂s_T/∂s_k‖ in the long-range Jacobian figure."
+    ),
     probes=group_probes(
         *((q.probe, q.name) for q in QUANTITIES.values() if q.probe != JACOBIAN),
         (SUMMARY, "theory_rate"),

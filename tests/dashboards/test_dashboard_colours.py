@@ -47,7 +47,8 @@ TRAINING_LINES = """() => {
 SHOWN = "(text) => document.getElementById('run-step-shown').innerText === text"
 PROFILE_AT = """(step) => {
     const g = document.querySelector('#run-fig-timestep_profile .js-plotly-plot');
-    return g && g.data.length > 0 && g.layout.title.text.endsWith(`at training step ${step}`);
+    return g && g.data.length > 0
+        && g.layout.meta.gradlab.title.endsWith(`at training step ${step}`);
 }"""
 SWATCHES = """() => Array.from(document.querySelectorAll('#compare-runs .run-swatch'))
     .map(e => e.getAttribute('data-color'))"""

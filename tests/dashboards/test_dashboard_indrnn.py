@@ -78,7 +78,7 @@ def test_indrnn_run_page_draws_its_figures(page, reg_store, run):
     assert n >= 6
     titles = page.evaluate(
         "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
-        ".map(g => (g.layout.title && g.layout.title.text) || '')"
+        ".map(g => (g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.title) || '')"
     )
     assert not any("Gate means" in t for t in titles)  # an IndRNN has no gates
     assert any("indrnn" in t for t in titles), titles

@@ -288,8 +288,9 @@ def test_run_figure_callbacks_draw_every_figure(dash_app, real_store, request_ct
         spec = next(s for s in page.SPECS if s.name == name)
         fig = cb(rid, *[values[n] for n in page.uses(spec)])
         assert isinstance(fig, go.Figure)
-        assert traces(fig) > 0, name
+        assert traces(fig) > 0 or common.is_summary(fig), name  # no unit saturated: one line
         assert "colorway" in fig.layout.template.layout  # the figures' own template
+        assert not fig.layout.title.text and fig.layout.meta["gradlab"]["title"], name
 
 
 def test_run_controls_change_the_figures(dash_app, real_store, request_ctx):
@@ -438,23 +439,51 @@ def test_run_exports(dash_app, real_store, request_ctx, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- compare page
+def panel_names(layout: Any) -> set[str]:
+    """Figures shown side by side: the ``fig`` of the pattern-id graphs, one per run."""
+    return {
+        c.id["fig"]
+        for c in walk(layout)
+        if isinstance(c, dcc.Graph) and isinstance(getattr(c, "id", None), dict)
+    }
+
+
 def test_compare_layout_and_figures(dash_app, real_store, request_ctx):
+    """Every figure all the runs have is on the page (those of several runs overlaid, those of
+    one run side by side), the others are named; each overlay callback draws every run."""
     page = dash_app.pages.compare
     ids = [real_store.ids[(c, 0.9)] for c in ("rnn", "lstm", "gru")]
     layout = page.layout(runs=",".join(ids), step="3", scale="linear")
     names = figure_names(layout, "compare")
     assert names == {s.name for s in FIGURES.values() if s.scope == "runs"}
+    run_figures = {s.name for s in FIGURES.values() if s.scope == "run"}
+    assert panel_names(layout) == run_figures - {"gates", "cell_vs_hidden"}  # the RNN has neither
+    assert "Gate means" in text(find(layout, "compare-left-out"))
     assert find(layout, "compare-ids").data == ids
     assert find(layout, "compare-step").value == "3"
     assert find(layout, "compare-scale").value == "linear"
+    values = {"step": "3", "quantity": "grad_hidden", "scale": "log", "color_by": "run"}
+    values.update(smooth=0, seeds="each")
     for name, cb in page.FIGURE_CALLBACKS.items():
         spec = next(s for s in page.SPECS if s.name == name)
-        values = {"step": "3", "quantity": "grad_hidden", "scale": "log", "color_by": "run"}
         fig = cb(ids, *[values[n] for n in page.uses(spec)])
+        assert not fig.layout.title.text, name  # the card's header is the title on screen
+        if common.is_summary(fig):  # saturation: no unit saturated, one line for all runs
+            assert fig.layout.meta["gradlab"]["run_ids"] == ids
+            continue
         drawn = {(t.meta or {}).get("const", {}).get("run_id") for t in fig.data if t.meta}
         assert set(ids) <= drawn, name
     search = page.url_search(ids, "3", "grad_hidden", "linear")
     assert query_of(search) == {"runs": ",".join(ids), "step": "3", "scale": "linear"}
+    side = page.layout(runs=",".join(ids), view="side")
+    assert figure_names(side, "compare") == set()  # every figure as panels
+    assert panel_names(side) == panel_names(layout) | names
+    assert (
+        query_of(page.url_search(ids, "latest", "grad_hidden", "log", "run", 0, "each", "side"))[
+            "view"
+        ]
+        == "side"
+    )
 
 
 def test_compare_colour_by(dash_app, real_store, request_ctx):
@@ -480,7 +509,7 @@ def test_compare_colour_by(dash_app, real_store, request_ctx):
         ]
 
     assert swatches(find(layout, "compare-runs")) == list(style.RUN_COLORS[:4])
-    fig = page.FIGURE_CALLBACKS["training"](ids, "log", "run")  # scale, colour by
+    fig = page.FIGURE_CALLBACKS["training"](ids, "log", "run", 0, "each")  # + smooth, seeds
     consts = [(t.meta["const"], t.line.color) for t in fig.data]
     own = {c["run_id"]: color for c, color in consts if c.get("name") == "loss"}
     assert own == dict(zip(ids, style.RUN_COLORS[:4], strict=True))
@@ -492,6 +521,28 @@ def test_compare_colour_by(dash_app, real_store, request_ctx):
         "runs": ",".join(ids),
         "color_by": "gain",
     }
+
+
+def test_run_page_compare_links_carry_the_view(dash_app, real_store, request_ctx):
+    """ "Compare with LSTM" passes the run page's step, quantity, scale and colouring on (and
+    nothing the compare page has no control for)."""
+    rnn, lstm = real_store.ids[("rnn", 0.9)], real_store.ids[("lstm", 0.9)]
+    href = f"/compare?runs={rnn},{lstm}"
+    search = "?step=3&quantity=grad_cell&scale=linear&layer=0:0&color_by=cell&norm=fro"
+    (got,) = dash_app.pages.run.compare_links(search, [href])
+    assert urlsplit(got).path == "/compare"
+    assert query_of(got) == {
+        "runs": f"{rnn},{lstm}",
+        "step": "3",
+        "quantity": "grad_cell",
+        "scale": "linear",
+        "color_by": "cell",
+    }
+    assert dash_app.pages.run.compare_links("", [got]) == [href]  # back to the defaults
+    layout = dash_app.pages.compare.layout(**query_of(got))
+    assert find(layout, "compare-step").value == "3"
+    assert find(layout, "compare-scale").value == "linear"
+    assert find(layout, "compare-color-by").value == "cell"
 
 
 def test_compare_problems_and_empty(dash_app, real_store, request_ctx):

@@ -31,8 +31,9 @@ TRAINED = dict(task="seq_digits", seq_len=64, cell="lstm", hidden_size=8, steps=
 LOGGED = "own-loop"
 LOOP_STEPS = 200
 FIGURE_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .map(g => [(g.layout.title && g.layout.title.text) || '',
-               !!(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.empty)])"""
+    .map(g => [(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.title) || '',
+               !!(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.empty
+                  && !g.layout.meta.gradlab.summary)])"""  # a summary line is not empty
 
 
 def _own_loop(store) -> None:
