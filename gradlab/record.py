@@ -31,6 +31,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
@@ -42,7 +43,7 @@ from gradlab.cells.models import LayerWeights, RecurrentModel
 from gradlab.cells.registry import get_cell
 from gradlab.cells.traces import Trace, outer_product_norms
 
-__all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "record"]
+__all__ = ["LayerRecording", "NonFiniteWarning", "Recording", "one_thread", "record"]
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 _FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
@@ -82,6 +83,7 @@ class LayerRecording:
         self._delta_hh: Tensor | None = None  # (T, B, G·N)
         self._scale_checks: dict[str, Tensor] = {}  # factor -> (T,) out of scale, see below
         self._delta_ih: Tensor | None = None  # (T, B, G·N)
+        self._step_sv: dict[int, Tensor] = {}  # batch row -> (T, S) singular values of J_t
 
     def _set_adjoint(
         self,
@@ -322,7 +324,8 @@ class LayerRecording:
 
     @torch.no_grad()
     def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
-        """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral) or "fro" (no Jacobian is formed)."""
+        """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral: the largest of
+        `step_singular_values`, shared with it) or "fro" (no Jacobian is formed)."""
         index = self._samples(samples)
         if ord == "fro":
             norms = self.trace.step_jacobian_fro()
@@ -331,9 +334,71 @@ class LayerRecording:
                 norms = torch.where(self._running(norms.device), norms, held)
             return norms if index is None else norms[:, index]
         _check_ord(ord)
-        eye = self._identity(index)
-        jacobians = (self._jvp(t, eye, index) for t in range(1, self.T + 1))
-        return _batched_norms(jacobians, ord, eye.numel())
+        return self.step_singular_values(samples)[..., 0]
+
+    def _step_map_trace(self, rows: Tensor) -> Trace:
+        """The trace of every step map (t, b), t = 1..T, b in `rows` (B',) as ONE step of a
+        batch of T·B' sequences started from s_{t-1} (row (t-1)·B' + j is step t of row
+        rows[j]): its J_1 of that row is J_t of row rows[j], so one `jvp` forms every J_t."""
+        trace = self.trace
+        T, n = self.T, rows.numel()
+        if trace.cell_state is None:
+            hidden, *others = trace.state().split(trace.N, dim=-1)
+        else:  # h and c may differ in size (a projected LSTM)
+            hidden, others = trace.hidden, [trace.cell_state]
+        hidden = hidden[:, rows]  # (T+1, B', N)
+        pairs = torch.stack((hidden[:-1].reshape(T * n, -1), hidden[1:].reshape(T * n, -1)))
+        initial = tuple(part[:-1, rows].reshape(T * n, -1) for part in others)
+        inputs = trace.inputs[:, rows].reshape(1, T * n, -1)
+        return get_cell(self.model.cell).make_trace(
+            self.model, trace.weights, inputs, pairs, initial
+        )
+
+    @torch.no_grad()
+    def step_jacobians(self, samples: Samples = None) -> Tensor:
+        """Every J_t = ∂s_t/∂s_{t-1}, (T, B', S, S), t = 1..T, from one batched `jvp` (mind the
+        size: T·B'·S² entries; `step_jacobian(t)` forms one step)."""
+        index = self._samples(samples)
+        rows = torch.arange(self.trace.B, device=self.hidden.device) if index is None else index
+        return self._step_jacobian_rows(self._step_map_trace(rows), rows, 0, self.T)
+
+    def _step_jacobian_rows(self, trace: Trace, rows: Tensor, first: int, stop: int) -> Tensor:
+        """J_t of batch rows `rows` (B',) for t = first+1..stop, (stop-first, B', S, S), from
+        `trace` = `_step_map_trace(rows)`."""
+        n, S = rows.numel(), self.state_size
+        flat = torch.arange(first * n, stop * n, device=rows.device)
+        eye = torch.eye(S, dtype=self.hidden.dtype, device=self.hidden.device)
+        eye = eye.expand(flat.numel(), S, S).clone()
+        jacobians = trace.jvp(1, eye, flat)
+        if self._lengths is not None:  # a finished sequence holds its state: J_t = I
+            running = self._running(rows.device)[first:stop, rows].reshape(-1, 1, 1)
+            jacobians = torch.where(running, jacobians, eye)
+        return jacobians.view(stop - first, n, S, S)
+
+    @torch.no_grad()
+    def step_singular_values(self, samples: Samples = None) -> Tensor:
+        """Singular values (descending) of every step Jacobian J_t, (T, B', S), t = 1..T: exact
+        (`torch.linalg.svdvals` of the formed J_t on one thread, in chunks of about 2^24
+        entries), computed once per batch row of this recording and shared by
+        `step_jacobian_norms(2)` and every later call."""
+        index = self._samples(samples)
+        B = self.trace.B
+        wanted = list(range(B)) if index is None else [int(b) % B for b in index.tolist()]
+        missing = [b for b in dict.fromkeys(wanted) if b not in self._step_sv]
+        if missing:
+            rows = torch.tensor(missing, dtype=torch.long, device=self.hidden.device)
+            trace = self._step_map_trace(rows)
+            chunk = max(1, (1 << 22) // (len(missing) * self.state_size**2))  # steps per call
+            parts = []
+            with one_thread():
+                for first in range(0, self.T, chunk):
+                    stop = min(self.T, first + chunk)
+                    jacobians = self._step_jacobian_rows(trace, rows, first, stop)
+                    parts.append(torch.linalg.svdvals(jacobians))
+            values = torch.cat(parts)  # (T, B'', S)
+            for j, b in enumerate(missing):
+                self._step_sv[b] = values[:, j]
+        return torch.stack([self._step_sv[b] for b in wanted], dim=1)
 
     @torch.no_grad()
     def jacobian(self, t: int, k: int, samples: Samples = None) -> Tensor:
@@ -473,18 +538,42 @@ def _rescaled(x: Tensor) -> tuple[Tensor, Tensor]:
     return x / scale.view(-1, *([1] * (x.dim() - 1))), scale
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 inside the block (restored after). LAPACK's batched
+    SVD of many small matrices gains nothing from a second thread and, on a loaded 2-core
+    machine, ran 3-45x slower on 2 than on 1 (issue 18); the batch itself is the parallelism."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _batched_norms(matrices: Iterator[Tensor], ord: int | str, size: int) -> Tensor:
     """Matrix norms of a stream of (B, S, S) matrices, (count, B): stacked into chunks of about
-    2^24 elements so one batched SVD serves many steps without holding them all."""
+    2^24 elements so one batched SVD (on one thread, `one_thread`) serves many steps without
+    holding them all."""
     chunk = max(1, (1 << 24) // max(1, size))
     norms, batch = [], []
+
+    def norm(batch: list[Tensor]) -> Tensor:
+        if ord == "fro":
+            return torch.linalg.matrix_norm(torch.stack(batch), ord=ord)
+        with one_thread():
+            return torch.linalg.matrix_norm(torch.stack(batch), ord=ord)
+
     for matrix in matrices:
         batch.append(matrix)
         if len(batch) == chunk:
-            norms.append(torch.linalg.matrix_norm(torch.stack(batch), ord=ord))
+            norms.append(norm(batch))
             batch = []
     if batch:
-        norms.append(torch.linalg.matrix_norm(torch.stack(batch), ord=ord))
+        norms.append(norm(batch))
     return torch.cat(norms)
 
 
@@ -604,6 +693,14 @@ class Recording:
     def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
         """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral) or "fro" (no Jacobian is formed)."""
         return self._first.step_jacobian_norms(ord, samples)
+
+    def step_jacobians(self, samples: Samples = None) -> Tensor:
+        """Every J_t = ∂s_t/∂s_{t-1}, (T, B', S, S), t = 1..T, in one batched pass."""
+        return self._first.step_jacobians(samples)
+
+    def step_singular_values(self, samples: Samples = None) -> Tensor:
+        """Singular values (descending) of every J_t, (T, B', S), exact, computed once per row."""
+        return self._first.step_singular_values(samples)
 
     def jacobian(self, t: int, k: int, samples: Samples = None) -> Tensor:
         """∂s_t/∂s_k = J_t ⋯ J_{k+1}, (B, S, S), for 0 <= k <= t <= T."""
