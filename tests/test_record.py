@@ -200,6 +200,14 @@ def test_step_jacobians(case):
             assert got.shape == (T, B)
             close(got, ref.matrix_norms(J, o), msg=f"step_jacobian_norms {o} {key}")
         close(v.step_jacobian_norms(samples=[1]), ref.matrix_norms(J, 2)[:, [1]])
+        # every J_t at once, and their singular values (descending, shared with the norms)
+        close(v.step_jacobians(), J, msg=f"step_jacobians {key}")
+        close(v.step_jacobians(samples=[2, 0]), J[:, [2, 0]])
+        sv = v.step_singular_values(samples=[-1, 0])
+        assert sv.shape == (T, 2, S)
+        close(sv, torch.linalg.svdvals(J[:, [2, 0]]), msg=f"step sv {key}")
+        close(v.step_singular_values(), torch.linalg.svdvals(J))
+        assert (sv[..., :-1] >= sv[..., 1:]).all()
 
 
 def test_long_jacobians(case):
@@ -766,3 +774,20 @@ def test_recording_is_layer_zero_forward_and_read_only(helpers, cell):
             setattr(obj, attr, None)
     with pytest.raises(TypeError):
         rec.layers[(0, False)] = first  # type: ignore[index]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_thread_sets_one_and_restores(threads):
+    from gradlab.record import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == threads
+        with pytest.raises(RuntimeError), one_thread():
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
