@@ -224,6 +224,7 @@ def write_recording(
     `writer`) and the arrays `hidden_sample` (rows 0..hidden_samples-1 of h_0..h_T) and
     `step_jacobian_sv`. Returns the summary probe's values by name ({} when it did not run)."""
     summary: dict[str, float] = {}
+    singular_values = _numpy(_step_singular_values(rec))  # first: the probes reuse row 0's
     for probe, rows in run_probes(rec, context, probes):
         writer.log_metrics({**rows, "step": step, "probe": probe.probe})
         if probe.probe == SummaryProbe.probe:
@@ -231,7 +232,7 @@ def write_recording(
             summary = dict(zip(rows["name"], values, strict=True))
     n = min(hidden_samples, rec.hidden.shape[1])
     writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
-    writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
+    writer.save_array(STEP_JACOBIAN_SV, step, singular_values)
     return summary
 
 
