@@ -604,11 +604,17 @@ def largest_singular_values(
     top = like.new_zeros(count)
     todo = torch.arange(count, device=device)  # the maps not yet converged
     checks = {size, *(k for k in (8, 16, 24, 32, 48, 64, 96, 128, 192) if k < size)}
+    # each map scaled by a power of two (exact) near the size of A v_1, so that no square
+    # in a norm leaves the dtype's range (a float32 map with σ ~ 1e-20 would lose them all)
+    first = matvec(v)
+    _, scale = _rescaled(first)
+    scale = scale.unsqueeze(1)
     for k in range(1, size + 1):
-        u = matvec(v) - beta.unsqueeze(1) * u
+        applied = first / scale if k == 1 else matvec(v) / scale
+        u = applied - beta.unsqueeze(1) * u
         alpha = u.norm(dim=1)
         u = u / alpha.clamp_min(tiny).unsqueeze(1)
-        w = vs.orthogonalised(rmatvec(u) - alpha.unsqueeze(1) * v)
+        w = vs.orthogonalised(rmatvec(u) / scale - alpha.unsqueeze(1) * v)
         beta = w.norm(dim=1)
         v = w / beta.clamp_min(tiny).unsqueeze(1)
         vs.add(v)
@@ -624,7 +630,7 @@ def largest_singular_values(
         todo = todo[residual > rtol * sigma[:, 0]]
         if todo.numel() == 0:
             break
-    return top
+    return top * scale.squeeze(1)
 
 
 class _Basis:
