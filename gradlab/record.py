@@ -349,21 +349,28 @@ class LayerRecording:
         norms = {b: self._step_sv[b][:, 0] for b in wanted if b in self._step_sv}
         if missing:  # σ_max alone: Golub-Kahan-Lanczos on J_t's products, no J_t formed
             rows = torch.tensor(missing, dtype=torch.long, device=self.hidden.device)
-            trace, n = self._step_map_trace(rows), len(missing)
-            flat = torch.arange(self.T * n, device=rows.device)
+            trace, n, S = self._step_map_trace(rows), len(missing), self.state_size
             running = None
             if self._lengths is not None:  # a finished sequence holds its state: J_t = I
                 running = self._running(rows.device)[:, rows].reshape(-1, 1)
+            chunk = max(1, (1 << 24) // (S * S))  # maps per call: its basis <= 2^24 entries
+            tops = []
+            for start in range(0, self.T * n, chunk):
+                flat = torch.arange(start, min(self.T * n, start + chunk), device=rows.device)
+                held = None if running is None else running[flat]
 
-            def apply(v: Tensor, transposed: bool) -> Tensor:  # J v or Jᵀ v, v (T·B'', S)
-                step = trace.vjp if transposed else trace.jvp
-                out = step(1, v.unsqueeze(-1), flat).squeeze(-1)
-                return out if running is None else torch.where(running, out, v)
+                def apply(v: Tensor, transposed: bool, flat=flat, held=held) -> Tensor:
+                    step = trace.vjp if transposed else trace.jvp  # J v or Jᵀ v, v (maps, S)
+                    out = step(1, v.unsqueeze(-1), flat).squeeze(-1)
+                    return out if held is None else torch.where(held, out, v)
 
-            top = largest_singular_values(
-                lambda v: apply(v, False), lambda u: apply(u, True), self.T * n, self.state_size,
-                self.hidden,
-            ).view(self.T, n)  # fmt: skip
+                tops.append(
+                    largest_singular_values(
+                        lambda v, a=apply: a(v, False), lambda u, a=apply: a(u, True),
+                        flat.numel(), S, self.hidden,
+                    )
+                )  # fmt: skip
+            top = torch.cat(tops).view(self.T, n)
             norms.update({b: top[:, j] for j, b in enumerate(missing)})
         return torch.stack([norms[b] for b in wanted], dim=1)
 
@@ -409,7 +416,7 @@ class LayerRecording:
     @torch.no_grad()
     def step_singular_values(self, samples: Samples = None) -> Tensor:
         """Singular values (descending) of every step Jacobian J_t, (T, B', S), t = 1..T: exact
-        (`torch.linalg.svdvals` of the formed J_t on one thread, in chunks of about 2^24
+        (`torch.linalg.svdvals` of the formed J_t on one thread, in chunks of about 2^22
         entries), computed once per batch row of this recording and shared by
         `step_jacobian_norms(2)` and every later call."""
         index = self._samples(samples)
@@ -634,8 +641,8 @@ def largest_singular_values(
 
 
 class _Basis:
-    """Orthonormal rows u_1..u_k of `count` Krylov bases, (count, k, size), kept contiguous in
-    a buffer that doubles when full (one batched product projects a vector out of all)."""
+    """The orthonormal rows of `count` Krylov bases, (count, k, size), kept contiguous in a
+    buffer that doubles when full (one batched product projects a vector out of all k)."""
 
     def __init__(self, count: int, size: int, like: Tensor) -> None:
         self._buffer = like.new_empty(count, min(size + 1, 16), size)
@@ -814,7 +821,8 @@ class Recording:
         return self._first.step_jacobian(t, samples)
 
     def step_jacobian_norms(self, ord: int | str = 2, samples: Samples = None) -> Tensor:
-        """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral) or "fro" (no Jacobian is formed)."""
+        """‖J_t‖ for t = 1..T, (T, B); ord 2 (spectral, by Lanczos to 100·eps) or "fro" (no
+        Jacobian is formed)."""
         return self._first.step_jacobian_norms(ord, samples)
 
     def step_jacobians(self, samples: Samples = None) -> Tensor:

@@ -800,7 +800,8 @@ def _matrices(kind: str, dtype: torch.dtype) -> torch.Tensor:
     if kind == "gaussian":
         return torch.randn(5, S, S, generator=gen, dtype=dtype)
     if kind in ("tiny", "huge"):  # their squares leave float32's range
-        return torch.randn(5, S, S, generator=gen, dtype=dtype) * (1e-20 if kind == "tiny" else 1e20)
+        size = 1e-20 if kind == "tiny" else 1e20
+        return torch.randn(5, S, S, generator=gen, dtype=dtype) * size
     if kind == "zero":
         return torch.zeros(5, S, S, dtype=dtype)
     if kind == "identity":
