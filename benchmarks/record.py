@@ -175,8 +175,8 @@ def model_rows(repeats: int, T: int = 100, B: int = 32) -> dict[str, float]:
 
 def run_record_parts(T: int = 100, B: int = 32) -> dict[str, float]:
     """Seconds of each part of one `run.record`, in its order, at the current torch threads:
-    `gradlab.record`, every probe, the arrays (the step Jacobians' singular values are shared
-    with the step_jacobian probe, so the array finds them computed) and the store's writes."""
+    `gradlab.record`, the arrays (row 0's step-Jacobian singular values, which the
+    step_jacobian probe then reuses), every probe and the store's writes."""
     from gradlab.arrays import HIDDEN_SAMPLE, STEP_JACOBIAN_SV
     from gradlab.probes import PROBES, ProbeContext
     from gradlab.tracking import HIDDEN_SAMPLES, JACOBIAN_SAMPLES
@@ -190,14 +190,14 @@ def run_record_parts(T: int = 100, B: int = 32) -> dict[str, float]:
     context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, B))))
     results = []
     with torch.no_grad():
+        start = time.perf_counter()  # first, as write_recording: the probes reuse row 0's
+        sv = _step_singular_values(rec).numpy()
+        hidden = rec.hidden[:, :HIDDEN_SAMPLES].numpy()
+        parts["arrays"] = time.perf_counter() - start
         for name, cls in PROBES.items():
             start = time.perf_counter()
             results.append((name, cls().rows(rec, context)))
             parts[f"probe {name}"] = time.perf_counter() - start
-        start = time.perf_counter()
-        sv = _step_singular_values(rec).numpy()
-        hidden = rec.hidden[:, :HIDDEN_SAMPLES].numpy()
-        parts["arrays"] = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp, gradlab.init(tmp, name="parts") as run:
         writer = run._writer
         start = time.perf_counter()
