@@ -11,7 +11,11 @@ Prints, measured side by side in this process (interleaved repetitions, medians)
     one thread and at the default threads side by side: `gradlab.record(model, ...,
     module="lstm")` and `run.record` (that, every probe and the run's files in a temporary
     store) over the model's plain forward + backward — target <= 1.5x — and every part of
-    run.record (its probes' exact spectral norms and singular values dominate).
+    run.record. What dominates is dense linear algebra whose size the model does not set: the
+    saved spectrum of every step Jacobian of row 0 (T exact SVDs of S x S, S = 2N) and the
+    `jacobian` probe's ‖∂s_T/∂s_k‖₂ (per Jacobian sample, T dense S x S products, each
+    2·4N·N·S flops, and their SVDs); the spectral step norms of the other rows run by Lanczos
+    with the step map's JVP / VJP (no J_t formed).
 
 Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K] [--only-model]`.
 """
