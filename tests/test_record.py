@@ -850,3 +850,19 @@ def test_float32_spectral_step_norms_match_svdvals(helpers, cell):
     lanczos = rec.step_jacobian_norms(2)
     exact = torch.linalg.svdvals(rec.step_jacobians().double())[..., 0]
     torch.testing.assert_close(lanczos.double(), exact, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", ["gaussian", "clustered", "rank_one", "zero", "tiny", "huge"])
+def test_spectral_norms_match_svdvals(kind, dtype):
+    """σ_max from the Gram matrix's largest eigenvalue equals svdvals' to rounding, also for
+    wide matrices and for matrices whose squares leave float32's range."""
+    from gradlab.record import spectral_norms
+
+    A = _matrices(kind, dtype)
+    expected = torch.linalg.svdvals(A.double())[:, 0]
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(spectral_norms(A).double(), expected, rtol=rtol, atol=1e-30)
+    wide = A[:, :20]  # (5, 20, 48): the Gram of the smaller side
+    expected = torch.linalg.svdvals(wide.double())[:, 0]
+    torch.testing.assert_close(spectral_norms(wide).double(), expected, rtol=rtol, atol=1e-30)
