@@ -7,10 +7,15 @@ Prints, measured side by side in this process (interleaved repetitions, medians)
 (b) the same per-step quantities the obvious way (torch.autograd.functional.jacobian per step,
     per-step gradient clones through autograd) over gradlab — target >= 50x;
 (c) how (a) grows with T (100..2000) and N (32..512);
-(d) a whole torch model (nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100, B=32, float32, one
-    thread): `gradlab.record(model, ..., module="lstm")` and `run.record` (that, every probe and
-    the run's files in a temporary store) over the model's plain forward + backward — target
-    <= 1.5x — and run.record's largest parts (its probes' exact spectral norms dominate).
+(d) a whole torch model (nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100, B=32, float32), at
+    one thread and at the default threads side by side: `gradlab.record(model, ...,
+    module="lstm")` and `run.record` (that, every probe and the run's files in a temporary
+    store) over the model's plain forward + backward — target <= 1.5x — and every part of
+    run.record. What dominates is dense linear algebra whose size the model does not set: the
+    saved spectrum of every step Jacobian of row 0 (T exact SVDs of S x S, S = 2N) and the
+    `jacobian` probe's ‖∂s_T/∂s_k‖₂ (per Jacobian sample, T dense S x S products, each
+    2·4N·N·S flops, and their SVDs); the spectral step norms of the other rows run by Lanczos
+    with the step map's JVP / VJP (no J_t formed).
 
 Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K] [--only-model]`.
 """
@@ -18,11 +23,12 @@ Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K] [--only-mode
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -135,11 +141,20 @@ def char_batch(T: int, B: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], t
     return tokens, loss_fn
 
 
+@contextlib.contextmanager
+def threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to `count` inside the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def model_rows(repeats: int, T: int = 100, B: int = 32) -> dict[str, float]:
     """(d): median seconds of the model's forward + backward, `gradlab.record` of its LSTM and
-    `run.record`, interleaved, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    `run.record`, interleaved, at the current torch threads."""
     model = CharModel()
     tokens, loss_fn = char_batch(T, B)
 
@@ -148,63 +163,87 @@ def model_rows(repeats: int, T: int = 100, B: int = 32) -> dict[str, float]:
         loss_fn(model(tokens)).backward()
 
     steps = itertools.count()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            with gradlab.init(tmp, name="bench") as run:
-                return bench(
-                    {
-                        "plain": plain,
-                        "record": lambda: gradlab.record(model, tokens, loss_fn, module="lstm"),
-                        "run.record": lambda: run.record(
-                            model, tokens, loss_fn, step=next(steps), module="lstm"
-                        ),
-                    },
-                    repeats,
-                )
-    finally:
-        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        with gradlab.init(tmp, name="bench") as run:
+            return bench(
+                {
+                    "plain": plain,
+                    "record": lambda: gradlab.record(model, tokens, loss_fn, module="lstm"),
+                    "run.record": lambda: run.record(
+                        model, tokens, loss_fn, step=next(steps), module="lstm"
+                    ),
+                },
+                repeats,
+            )
 
 
 def run_record_parts(T: int = 100, B: int = 32) -> dict[str, float]:
-    """Seconds of what `run.record` adds to `gradlab.record`, one call each on one thread:
-    every probe (in `run.record`'s order) and the step Jacobians' singular values it stores."""
+    """Seconds of each part of one `run.record`, in its order, at the current torch threads:
+    `gradlab.record`, the arrays (row 0's step-Jacobian singular values, which the
+    step_jacobian probe then reuses), every probe and the store's writes."""
+    from gradlab.arrays import HIDDEN_SAMPLE, STEP_JACOBIAN_SV
     from gradlab.probes import PROBES, ProbeContext
-    from gradlab.tracking import JACOBIAN_SAMPLES
+    from gradlab.tracking import HIDDEN_SAMPLES, JACOBIAN_SAMPLES
     from gradlab.train import _step_singular_values
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        tokens, loss_fn = char_batch(T, B)
-        rec = gradlab.record(CharModel(), tokens, loss_fn, module="lstm")
-        context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, B))))
-        parts = {}
-        with torch.no_grad():
-            for name, cls in PROBES.items():
-                start = time.perf_counter()
-                cls().rows(rec, context)
-                parts[f"probe {name}"] = time.perf_counter() - start
+    tokens, loss_fn = char_batch(T, B)
+    parts = {}
+    start = time.perf_counter()
+    rec = gradlab.record(CharModel(), tokens, loss_fn, module="lstm")
+    parts["gradlab.record"] = time.perf_counter() - start
+    context = ProbeContext(jacobian_samples=tuple(range(min(JACOBIAN_SAMPLES, B))))
+    results = []
+    with torch.no_grad():
+        start = time.perf_counter()  # first, as write_recording: the probes reuse row 0's
+        sv = _step_singular_values(rec).numpy()
+        hidden = rec.hidden[:, :HIDDEN_SAMPLES].numpy()
+        parts["arrays"] = time.perf_counter() - start
+        for name, cls in PROBES.items():
             start = time.perf_counter()
-            _step_singular_values(rec)
-            parts["array step_jacobian_sv"] = time.perf_counter() - start
-        return parts
-    finally:
-        torch.set_num_threads(threads)
+            results.append((name, cls().rows(rec, context)))
+            parts[f"probe {name}"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp, gradlab.init(tmp, name="parts") as run:
+        writer = run._writer
+        start = time.perf_counter()
+        for name, rows in results:
+            writer.log_metrics({**rows, "step": 0, "probe": name})
+        writer.save_array(HIDDEN_SAMPLE, 0, hidden)
+        writer.save_array(STEP_JACOBIAN_SV, 0, sv)
+        writer.flush()
+        parts["store writes"] = time.perf_counter() - start
+    return parts
 
 
 def print_model_rows(repeats: int) -> None:
-    print("(d) a torch model: nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100 B=32, 1 thread")
-    medians = model_rows(repeats)
-    plain = medians["plain"]
-    print(f"    plain forward + backward             {plain * 1e3:8.1f} ms")
+    """(d) at one thread and at the machine's default threads, side by side."""
+    default = torch.get_num_threads()
+    print("(d) a torch model: nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100 B=32")
+    counts = [1] if default == 1 else [1, default]
+    results = {}
+    for count in counts:
+        with threads(count):
+            results[count] = (model_rows(repeats), run_record_parts())
+    head = "".join(f"{f'{count} thread' + ('s' if count > 1 else ''):>24}" for count in counts)
+    print(f"    {'':<32}{head}")
+    print(f"    {'plain forward + backward':<32}" + "".join(
+        f"{results[c][0]['plain'] * 1e3:>15.1f} ms      " for c in counts))  # fmt: skip
     for name, what in (("record", "gradlab.record(module=)"), ("run.record", "run.record")):
-        ratio = medians[name] / plain
-        verdict = "<= 1.5x: yes" if ratio <= 1.5 else "<= 1.5x: NO"
-        print(f"    {what:<36} {medians[name] * 1e3:8.1f} ms {ratio:6.2f}x  ({verdict})")
-    parts = run_record_parts()
-    top = sorted(parts.items(), key=lambda kv: -kv[1])[:4]
-    print("    run.record's largest parts (one call): " + ", ".join(
-        f"{name} {seconds * 1e3:.0f} ms" for name, seconds in top))  # fmt: skip
+        cells = []
+        for count in counts:
+            medians = results[count][0]
+            ratio = medians[name] / medians["plain"]
+            cells.append(f"{medians[name] * 1e3:>11.1f} ms {ratio:6.2f}x ")
+        print(f"    {what:<32}" + "".join(cells))
+    met = {c: results[c][0]["run.record"] <= 1.5 * results[c][0]["plain"] for c in counts}
+    print("    target run.record <= 1.5x: " + ", ".join(
+        f"{c} thread(s) {'yes' if met[c] else 'NO'}" for c in counts))  # fmt: skip
+    print("    run.record's parts (one call each), ms and x plain:")
+    for part in results[counts[0]][1]:
+        cells = []
+        for count in counts:
+            medians, parts = results[count]
+            cells.append(f"{parts[part] * 1e3:>11.1f} ms {parts[part] / medians['plain']:6.2f}x ")
+        print(f"      {part:<30}" + "".join(cells))
 
 
 def main() -> None:

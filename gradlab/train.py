@@ -229,6 +229,7 @@ def write_recording(
     `writer`) and the arrays `hidden_sample` (rows 0..hidden_samples-1 of h_0..h_T) and
     `step_jacobian_sv`. Returns the summary probe's values by name ({} when it did not run)."""
     summary: dict[str, float] = {}
+    singular_values = _numpy(_step_singular_values(rec))  # first: the probes reuse row 0's
     for probe, rows in run_probes(rec, context, probes):
         writer.log_metrics({**rows, "step": step, "probe": probe.probe})
         if probe.probe == SummaryProbe.probe:
@@ -236,7 +237,7 @@ def write_recording(
             summary = dict(zip(rows["name"], values, strict=True))
     n = min(hidden_samples, rec.hidden.shape[1])
     writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
-    writer.save_array(STEP_JACOBIAN_SV, step, _numpy(_step_singular_values(rec)))
+    writer.save_array(STEP_JACOBIAN_SV, step, singular_values)
     return summary
 
 
@@ -244,11 +245,11 @@ def _numpy(x: Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
-@torch.no_grad()
 def _step_singular_values(rec: Recording) -> Tensor:
-    """Singular values of every step Jacobian of layer 0 forward for probe row 0, (T, S)."""
-    jacobians = torch.cat([rec.step_jacobian(t, samples=[0]) for t in range(1, rec.T + 1)])
-    return torch.linalg.svdvals(jacobians)
+    """Singular values of every step Jacobian of layer 0 forward for probe row 0, (T, S): the
+    recording computes them once per row, so the `step_jacobian` probe's spectral norms of
+    row 0 (its largest) and this array share one batched SVD."""
+    return rec.step_singular_values(samples=[0])[:, 0]
 
 
 def train(

@@ -200,6 +200,14 @@ def test_step_jacobians(case):
             assert got.shape == (T, B)
             close(got, ref.matrix_norms(J, o), msg=f"step_jacobian_norms {o} {key}")
         close(v.step_jacobian_norms(samples=[1]), ref.matrix_norms(J, 2)[:, [1]])
+        # every J_t at once, and their singular values (descending, shared with the norms)
+        close(v.step_jacobians(), J, msg=f"step_jacobians {key}")
+        close(v.step_jacobians(samples=[2, 0]), J[:, [2, 0]])
+        sv = v.step_singular_values(samples=[-1, 0])
+        assert sv.shape == (T, 2, S)
+        close(sv, torch.linalg.svdvals(J[:, [2, 0]]), msg=f"step sv {key}")
+        close(v.step_singular_values(), torch.linalg.svdvals(J))
+        assert (sv[..., :-1] >= sv[..., 1:]).all()
 
 
 def test_long_jacobians(case):
@@ -766,3 +774,95 @@ def test_recording_is_layer_zero_forward_and_read_only(helpers, cell):
             setattr(obj, attr, None)
     with pytest.raises(TypeError):
         rec.layers[(0, False)] = first  # type: ignore[index]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_thread_sets_one_and_restores(threads):
+    from gradlab.record import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == threads
+        with pytest.raises(RuntimeError), one_thread():
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def _matrices(kind: str, dtype: torch.dtype) -> torch.Tensor:
+    """(5, 48, 48) test matrices of one kind."""
+    gen = torch.Generator().manual_seed(1)
+    S = 48
+    if kind == "gaussian":
+        return torch.randn(5, S, S, generator=gen, dtype=dtype)
+    if kind in ("tiny", "huge"):  # their squares leave float32's range
+        size = 1e-20 if kind == "tiny" else 1e20
+        return torch.randn(5, S, S, generator=gen, dtype=dtype) * size
+    if kind == "zero":
+        return torch.zeros(5, S, S, dtype=dtype)
+    if kind == "identity":
+        return torch.eye(S, dtype=dtype).expand(5, S, S).clone()
+    if kind == "rank_one":
+        a, b = torch.randn(2, 5, S, 1, generator=gen, dtype=dtype)
+        return a @ b.mT
+    # clustered: three equal largest singular values and a close fourth
+    q1, _ = torch.linalg.qr(torch.randn(5, S, S, generator=gen, dtype=dtype))
+    q2, _ = torch.linalg.qr(torch.randn(5, S, S, generator=gen, dtype=dtype))
+    sigma = torch.linspace(0.1, 0.9, S, dtype=dtype).flip(0)
+    sigma[:3], sigma[3] = 2.0, 1.999
+    return q1 @ torch.diag_embed(sigma.expand(5, S)) @ q2.mT
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "kind", ["gaussian", "clustered", "rank_one", "identity", "zero", "tiny", "huge"]
+)
+def test_largest_singular_values_match_svdvals(kind, dtype):
+    """Lanczos σ_max against LAPACK's svdvals, to the stated relative tolerance (100·eps of the
+    dtype on the residual: well inside 1e-5 in float32 and 1e-12 in float64)."""
+    from gradlab.record import largest_singular_values
+
+    A = _matrices(kind, dtype)
+    got = largest_singular_values(
+        lambda v: (A @ v.unsqueeze(-1)).squeeze(-1),
+        lambda u: (A.mT @ u.unsqueeze(-1)).squeeze(-1),
+        A.shape[0],
+        A.shape[1],
+        A,
+    )
+    expected = torch.linalg.svdvals(A.double())[:, 0]
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=1e-30)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_float32_spectral_step_norms_match_svdvals(helpers, cell):
+    """The spectral norms `step_jacobian_norms(2)` computes by Lanczos (no J_t formed) agree with
+    svdvals of the formed J_t to 1e-5 in float32, at a size where Lanczos stops early."""
+    torch.manual_seed(0)
+    Nf = 48
+    model = gradlab.RNN(8, Nf, "tanh") if cell == "rnn" else getattr(gradlab, cell.upper())(8, Nf)
+    rec = gradlab.record(model, torch.randn(12, 3, 8))
+    lanczos = rec.step_jacobian_norms(2)
+    exact = torch.linalg.svdvals(rec.step_jacobians().double())[..., 0]
+    torch.testing.assert_close(lanczos.double(), exact, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", ["gaussian", "clustered", "rank_one", "zero", "tiny", "huge"])
+def test_spectral_norms_match_svdvals(kind, dtype):
+    """σ_max from the Gram matrix's largest eigenvalue equals svdvals' to rounding, also for
+    wide matrices and for matrices whose squares leave float32's range."""
+    from gradlab.record import spectral_norms
+
+    A = _matrices(kind, dtype)
+    expected = torch.linalg.svdvals(A.double())[:, 0]
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(spectral_norms(A).double(), expected, rtol=rtol, atol=1e-30)
+    wide = A[:, :20]  # (5, 20, 48): the Gram of the smaller side
+    expected = torch.linalg.svdvals(wide.double())[:, 0]
+    torch.testing.assert_close(spectral_norms(wide).double(), expected, rtol=rtol, atol=1e-30)

@@ -531,6 +531,12 @@ def test_a_finished_sequence_holds_its_state():
         torch.testing.assert_close(
             lr.step_jacobian_norms(2)[4:, 1], torch.ones(2, dtype=torch.float64)
         )
+        jacobians = lr.step_jacobians()  # (T, B, S, S), every step at once
+        torch.testing.assert_close(jacobians[4:, 1], eye.expand(2, 4, 4))
+        torch.testing.assert_close(jacobians[:4, 1], alone.step_jacobians()[:, 0])
+        sv = lr.step_singular_values(samples=[1])[:, 0]
+        torch.testing.assert_close(sv[4:], torch.ones(2, 4, dtype=torch.float64))
+        torch.testing.assert_close(sv[:4], alone.step_singular_values()[:, 0])
 
 
 def test_init_model_refuses_a_projected_lstm():

@@ -287,6 +287,16 @@ def test_a_whole_torch_model_is_recorded_into_the_run(store):
             np.testing.assert_allclose(mine["value"], terms.numpy(), rtol=1e-5, atol=1e-12)
     assert np.isfinite(info.summary["decay_rate"])
     assert info.array("hidden_sample", 3).shape == (10, 4, 7)  # h_0..h_9 of the 4 rows
+    # the step-Jacobian spectra and spectral norms it stores are those of the formed J_t
+    # (svdvals in float64; the norms of rows other than 0 come from Lanczos, to 1e-5 in float32)
+    jacobians = torch.stack([rec.step_jacobian(t) for t in range(1, 10)]).double()
+    exact = torch.linalg.svdvals(jacobians)  # (T, B, S)
+    np.testing.assert_allclose(info.array("step_jacobian_sv", 3), exact[:, 0], rtol=1e-5, atol=1e-6)
+    spectral = store.metrics("char", probes="step_jacobian")
+    spectral = spectral[(spectral["name"] == "spectral") & (spectral["layer"] == 0)]
+    samples = list(range(min(gradlab.tracking.JACOBIAN_SAMPLES, 4)))
+    expected = exact[:, samples, 0].mean(1).numpy()
+    np.testing.assert_allclose(spectral.sort_values("t")["value"], expected, rtol=1e-5)
 
 
 def test_a_model_with_several_recurrent_modules_needs_module(store):

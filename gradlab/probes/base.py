@@ -56,7 +56,8 @@ class ProbeContext:
     """What a probe may need besides the Recording.
 
     `config`: the run's configuration; `jacobian_samples`: the probe-batch rows whose spectral
-    Jacobian norms are computed (spectral norms cost one SVD per row and step, so only a few);
+    Jacobian norms are computed (the long-range ones cost one dense S×S product and SVD per
+    row and step, so only a few);
     `theory_rate`: `gradlab.theory.theory_rate(config)`, the rate at initialisation driven by
     the task's inputs (None where no theory applies).
     """

@@ -1,8 +1,9 @@
 """`step_jacobian` / `fro`, `spectral`: mean over the probe samples of ‖∂s_t/∂s_{t-1}‖, t = 1..T.
 
-`fro` is cheap (no Jacobian is formed) and averages over the whole probe batch; `spectral` needs
-one SVD per row and step, so it averages over `context.jacobian_samples` only (no rows when
-there are none). With padding, means over the sequences still running at t (a finished
+`fro` is cheap (no Jacobian is formed) and averages over the whole probe batch; `spectral`
+(Lanczos with the step map's JVP / VJP to 100·eps, or the largest singular value of a row
+whose spectrum the run already saves) averages over `context.jacobian_samples` only (no rows
+when there are none). With padding, means over the sequences still running at t (a finished
 sequence's J_t is the identity, not data); no row where none of them runs.
 """
 
