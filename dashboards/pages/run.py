@@ -500,7 +500,8 @@ def live_state(
 # ----------------------------------------------------------------------------- callbacks
 def _figure(root: str, name: str, run_id: str, values: dict[str, Any]) -> go.Figure:
     """Figure ``name`` for control ``values`` as callbacks receive them (slider index), as a
-    card shows it (`common.on_screen`: no plot title), with a ``uirevision`` of those values: new recordings redraw it keeping the user's zoom."""
+    card shows it (`common.on_screen`: no plot title), with a ``uirevision`` of those values:
+    new recordings redraw it keeping the user's zoom."""
     fig = common.webgl_large_traces(
         common.on_screen(figure(root, name, run_id, control_values(root, run_id, values)))
     )
