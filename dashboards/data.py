@@ -582,7 +582,7 @@ def _annotations(root: str, signature: str) -> dict[str, tuple[tuple[str, ...], 
     return {k: (a.tags, a.note) for k, a in _store(root).annotations().items()}
 
 
-def annotations(root: str) -> dict[str, tuple[tuple[str, ...], str]]:
+def annotations(root: str) -> dict[str, tuple[tuple[str, ...], str]]:  # type: ignore[no-redef]
     """run id → (tags, note) of every annotated run (re-read when the store changes)."""
     return _annotations(root, _runs_signature(root))
 

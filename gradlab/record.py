@@ -27,6 +27,7 @@ index s counts processing steps: hidden[s] is the state after consuming x_{T-s+1
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -347,33 +348,41 @@ class LayerRecording:
         B = self.trace.B
         wanted = list(range(B)) if index is None else [int(b) % B for b in index.tolist()]
         missing = [b for b in dict.fromkeys(wanted) if b not in self._step_sv]
-        norms = {b: self._step_sv[b][:, 0] for b in wanted if b in self._step_sv}
+        by_row: dict[int, Tensor] = {
+            b: self._step_sv[b][:, 0] for b in wanted if b in self._step_sv
+        }
         if missing:  # σ_max alone: Golub-Kahan-Lanczos on J_t's products, no J_t formed
             rows = torch.tensor(missing, dtype=torch.long, device=self.hidden.device)
             trace, n, S = self._step_map_trace(rows), len(missing), self.state_size
-            running = None
+            running: Tensor | None = None
             if self._lengths is not None:  # a finished sequence holds its state: J_t = I
                 running = self._running(rows.device)[:, rows].reshape(-1, 1)
             chunk = max(1, (1 << 24) // (S * S))  # maps per call: its basis <= 2^24 entries
             tops = []
             for start in range(0, self.T * n, chunk):
                 flat = torch.arange(start, min(self.T * n, start + chunk), device=rows.device)
-                held = None if running is None else running[flat]
+                held_rows = None if running is None else running[flat]
 
-                def apply(v: Tensor, transposed: bool, flat=flat, held=held) -> Tensor:
+                def apply(
+                    v: Tensor,
+                    transposed: bool,
+                    flat: Tensor = flat,
+                    held: Tensor | None = held_rows,
+                ) -> Tensor:
                     step = trace.vjp if transposed else trace.jvp  # J v or Jᵀ v, v (maps, S)
                     out = step(1, v.unsqueeze(-1), flat).squeeze(-1)
                     return out if held is None else torch.where(held, out, v)
 
                 tops.append(
                     largest_singular_values(
-                        lambda v, a=apply: a(v, False), lambda u, a=apply: a(u, True),
+                        functools.partial(apply, transposed=False),
+                        functools.partial(apply, transposed=True),
                         flat.numel(), S, self.hidden,
                     )
                 )  # fmt: skip
             top = torch.cat(tops).view(self.T, n)
-            norms.update({b: top[:, j] for j, b in enumerate(missing)})
-        return torch.stack([norms[b] for b in wanted], dim=1)
+            by_row.update({b: top[:, j] for j, b in enumerate(missing)})
+        return torch.stack([by_row[b] for b in wanted], dim=1)
 
     def _step_map_trace(self, rows: Tensor) -> Trace:
         """The trace of every step map (t, b), t = 1..T, b in `rows` (B',) as ONE step of a
