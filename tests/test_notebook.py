@@ -96,6 +96,8 @@ def test_a_recording_draws_what_its_stored_run_draws(case, stored, name):
     """Every figure a recording can show plots the stored run's numbers (theory off both)."""
     store, run_id = stored
     options = {"theory": False} if "theory" in FIGURES[name].option_names() else {}
+    if name == "saturation":  # drawn even where no unit saturates (else a one-line summary)
+        options["always"] = True
     mine = gradlab.figure(name, case[3], **options)
     theirs = gradlab.figure(name, store, runs=[run_id], **options)
     assert isinstance(mine, go.Figure) and len(mine.data) > 0
@@ -122,7 +124,7 @@ def test_recordings_overlay_by_name(case):
     fig = gradlab.figure("timestep_profile", {"before": rec, "after": rec}, fit=False)
     assert [t.meta["const"]["run_id"] for t in fig.data] == ["before", "after"]
     assert [t.name for t in fig.data] == ["lstm · seq 25 · before", "lstm · seq 25 · after"]
-    table = figure_table(gradlab.figure("saturation", [rec, rec]))
+    table = figure_table(gradlab.figure("saturation", [rec, rec], always=True))
     assert set(table["run_id"]) == {"rec 0", "rec 1"}
 
 

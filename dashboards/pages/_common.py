@@ -212,11 +212,12 @@ def reading_line(spec: Any) -> list[html.P]:
 def on_screen(fig: go.Figure | dict[str, Any]) -> go.Figure | dict[str, Any]:
     """``fig`` for a card: without its plot title (the card's header says it; the title's
     text is kept in ``layout.meta["gradlab"]["title"]``, for tests and tools) and with a
-    smaller top margin. Exports rebuild the figure and keep their own layout."""
+    smaller top margin; applying it twice changes nothing. Exports rebuild the figure and keep
+    their own layout."""
     if isinstance(fig, go.Figure):
         meta = fig.layout.meta
         if isinstance(meta, Mapping) and isinstance(meta.get("gradlab"), Mapping):
-            text = fig.layout.title.text or ""
+            text = fig.layout.title.text or meta["gradlab"].get("title") or ""  # idempotent
             fig.update_layout(meta={**meta, "gradlab": {**meta["gradlab"], "title": text}})
         fig.update_layout(title=dict(text=""), margin=dict(t=SCREEN_TOP_MARGIN))
         return fig
@@ -225,7 +226,7 @@ def on_screen(fig: go.Figure | dict[str, Any]) -> go.Figure | dict[str, Any]:
     text = title.get("text") if isinstance(title, Mapping) else title
     meta = dict(layout.get("meta") or {})
     if isinstance(meta.get("gradlab"), Mapping):
-        meta["gradlab"] = {**meta["gradlab"], "title": text or ""}
+        meta["gradlab"] = {**meta["gradlab"], "title": text or meta["gradlab"].get("title") or ""}
         layout["meta"] = meta
     layout["title"] = {"text": ""}
     layout["margin"] = {**(layout.get("margin") or {}), "t": SCREEN_TOP_MARGIN}

@@ -665,3 +665,13 @@ def test_unexpected_layout_errors_become_messages(dash_app, real_store, request_
     monkeypatch.setattr(data, "run_row", broken)
     layout = dash_app.pages.run.layout(run_id=real_store.ids[("rnn", 0.9)])
     assert "could not be built: disk on fire" in text(layout)
+
+
+def test_on_screen_drops_the_title_once_and_keeps_its_text():
+    fig = FIGURES["timestep_profile"].builder(FigureData())
+    title = fig.layout.title.text
+    twice = common.on_screen(common.on_screen(go.Figure(fig)))
+    assert twice.layout.title.text in ("", None)
+    assert twice.layout.meta["gradlab"]["title"] == title != ""
+    as_dict = common.on_screen(common.on_screen(fig.to_dict()))
+    assert as_dict["layout"]["meta"]["gradlab"]["title"] == title

@@ -112,7 +112,8 @@ def test_run_page_and_its_figures_name_no_absolute_path(kind, damaged, pages):
 def test_runs_compare_and_sweep_pages_name_no_absolute_path(damaged, pages):
     ids = list(damaged.ids.values())
     runs = pages.runs.layout()
-    assert f"{len(ids)} runs in store/" in rendered(runs)
+    blob = rendered(runs)
+    assert f"{len(ids)} runs" in blob and "in store/" in blob  # the folder's name, not its path
     compare = pages.compare
     compare_figures = [
         compare.figure(damaged.root, spec.name, ids, {"step": "3", "quantity": "grad_hidden"})
