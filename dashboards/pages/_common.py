@@ -487,3 +487,37 @@ def annotation_line(root: str, run_ids: list[str], id: str = "annotations") -> h
             parts.append(html.Span(note, className="run-note"))
         items.append(html.Div(parts, className="annotation"))
     return html.Div(items, className="annotations", id=id)
+
+
+# ----------------------------------------------------------------------------- smoothing
+def smoothing(value: Any) -> float:
+    """The EMA weight of a ``smooth`` value, clipped to [0, SMOOTH_MAX] (0 if not a number)."""
+    from gradlab.figures.aggregate import SMOOTH_MAX
+
+    try:
+        weight = float(one(value) or 0)
+    except ValueError:
+        return 0.0
+    return min(max(weight, 0.0), SMOOTH_MAX) if weight == weight else 0.0
+
+
+def smoothing_control(component_id: str, value: float, shown: bool) -> html.Div:
+    """The training curves' smoothing slider (EMA weight 0 … SMOOTH_MAX), hidden when the
+    page has no training curve."""
+    from gradlab.figures.aggregate import SMOOTH_MAX
+
+    return html.Div(
+        [
+            html.Label("smoothing (training curves, EMA)"),
+            dcc.Slider(
+                0,
+                SMOOTH_MAX,
+                value=value,
+                id=component_id,
+                marks={0: "0", 0.6: "0.6", 0.9: "0.9", SMOOTH_MAX: str(SMOOTH_MAX)},
+                tooltip={"placement": "bottom"},
+            ),
+        ],
+        className="control control-wide",
+        style=None if shown else {"display": "none"},
+    )

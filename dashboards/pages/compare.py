@@ -29,7 +29,7 @@ from dashboards import data
 from dashboards.pages import _common as common
 from gradlab.figures import FLOW, FigureData, run_styles
 from gradlab.figures._common import log_colour, no_data
-from gradlab.figures.aggregate import SEED_MODES, SMOOTH_MAX, seed_groups
+from gradlab.figures.aggregate import SEED_MODES, seed_groups
 from gradlab.figures.quantities import QUANTITIES
 from gradlab.figures.style import cell_color
 
@@ -94,13 +94,7 @@ def options(run_ids: list[str], values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def smoothing(value: Any) -> float:
-    """The EMA weight of a ``smooth`` value, clipped to [0, SMOOTH_MAX] (0 if not a number)."""
-    try:
-        weight = float(common.one(value) or 0)
-    except ValueError:
-        return 0.0
-    return min(max(weight, 0.0), SMOOTH_MAX) if weight == weight else 0.0
+smoothing = common.smoothing
 
 
 def figure(root: str, name: str, run_ids: list[str], values: dict[str, Any]) -> go.Figure:
@@ -375,21 +369,7 @@ def controls(
                 title="runs that differ only in seed: one line each, or their mean in a band",
                 style=None if grouped else {"display": "none"},
             ),
-            html.Div(
-                [
-                    html.Label("smoothing (training curves, EMA)"),
-                    dcc.Slider(
-                        0,
-                        SMOOTH_MAX,
-                        value=smooth,
-                        id=CONTROLS["smooth"],
-                        marks={0: "0", 0.6: "0.6", 0.9: "0.9", SMOOTH_MAX: str(SMOOTH_MAX)},
-                        tooltip={"placement": "bottom"},
-                    ),
-                ],
-                className="control control-wide",
-                style=None if has_training else {"display": "none"},
-            ),
+            common.smoothing_control(CONTROLS["smooth"], smooth, has_training),
         ],
         className="controls",
     )

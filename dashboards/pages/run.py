@@ -31,7 +31,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dashboards import data
 from dashboards.pages import _common as common
 from gradlab.figures import FLOW
-from gradlab.figures.quantities import QUANTITIES
+from gradlab.figures.quantities import QUANTITIES, TRAIN
 from gradlab.figures.style import cell_color
 
 PREFIX = "run"
@@ -53,6 +53,7 @@ DEFAULTS = {
     "scale": "log",
     "layer": "0:0",
     "color_by": common.OWN_COLOUR,
+    "smooth": 0,
 }
 #: How often (ms) the page of a running run looks for new recordings.
 POLL_MS = 2000
@@ -70,13 +71,14 @@ CONTROLS = {
     "scale": f"{PREFIX}-scale",
     "layer": f"{PREFIX}-layer",
     "color_by": f"{PREFIX}-color-by",
+    "smooth": f"{PREFIX}-smooth",
 }
 
 
 def uses(spec: Any) -> tuple[str, ...]:
     """The page controls that change ``spec``'s figure (a subset of CONTROLS)."""
     accepted = common.accepts(spec)
-    used = [c for c in ("step", "norm", "scale", "layer", "color_by") if c in accepted]
+    used = [c for c in ("step", "norm", "scale", "layer", "color_by", "smooth") if c in accepted]
     if "quantity" in accepted and spec.group == FLOW:
         used.append("quantity")
     return tuple(c for c in CONTROLS if c in used)
@@ -93,6 +95,8 @@ def options(run_id: str, values: dict[str, Any]) -> dict[str, Any]:
             out["step"] = common.as_int(value)
         elif key == "color_by":
             out["color_by"] = common.color_by(value)
+        elif key == "smooth":
+            out["smooth"] = common.smoothing(value)
         elif value is not None:
             out[key] = value
     return out
@@ -348,6 +352,8 @@ def controls(
             label = f"layer {layer}" + (" reverse" if direction else "")
             layers.append({"label": label, "value": f"{layer}:{direction}"})
     layer = common.choice(query.get("layer"), [o["value"] for o in layers], "0:0")
+    smooth = common.smoothing(query.get("smooth"))
+    has_training = any(probe == TRAIN for probe, _ in have)
 
     def labelled(label: str, component: Any, **kw: Any) -> html.Div:
         return html.Div([html.Label(label), component], className="control", **kw)
@@ -368,6 +374,7 @@ def controls(
         "scale": scale,
         "layer": layer,
         "color_by": color_by,
+        "smooth": smooth,
     }
     return html.Div(
         [
@@ -406,6 +413,7 @@ def controls(
                 "colour by",
                 dcc.Dropdown(colours, color_by, id=CONTROLS["color_by"], clearable=False),
             ),
+            common.smoothing_control(CONTROLS["smooth"], smooth, has_training),
         ],
         className="controls",
     ), values
@@ -554,7 +562,14 @@ def compare_links(search: str | None, hrefs: list[str]) -> list[str]:
     prevent_initial_call=True,
 )
 def url_search(
-    index: Any, quantity: Any, norm: Any, scale: Any, layer: Any, color_by: Any, run_id: str
+    index: Any,
+    quantity: Any,
+    norm: Any,
+    scale: Any,
+    layer: Any,
+    color_by: Any,
+    smooth: Any,
+    run_id: str,
 ) -> str:
     """The query string of the current controls (defaults left out, the step always in)."""
     values = {
@@ -563,6 +578,7 @@ def url_search(
         "scale": scale,
         "layer": layer,
         "color_by": color_by,
+        "smooth": common.smoothing(smooth),
     }
     kept = {k: v for k, v in values.items() if v is not None and v != DEFAULTS[k]}
     step = step_at(data.recorded_steps(data.current_root(), run_id), index)

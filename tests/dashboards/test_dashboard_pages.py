@@ -283,6 +283,7 @@ def test_run_figure_callbacks_draw_every_figure(dash_app, real_store, request_ct
         "scale": "log",
         "layer": "0:0",
         "color_by": "run",
+        "smooth": 0,
     }
     for name, cb in page.FIGURE_CALLBACKS.items():
         spec = next(s for s in page.SPECS if s.name == name)
@@ -316,7 +317,7 @@ def test_run_controls_change_the_figures(dash_app, real_store, request_ctx):
 def test_run_url_round_trip(dash_app, real_store, request_ctx):
     page = dash_app.pages.run
     rid = real_store.ids[("lstm", 0.9)]
-    search = page.url_search(1, "contribution:weight_ih", "fro", "linear", "0:0", "cell", rid)
+    search = page.url_search(1, "contribution:weight_ih", "fro", "linear", "0:0", "cell", 0.8, rid)
     params = query_of(search)
     assert params == {
         "step": "3",
@@ -324,9 +325,11 @@ def test_run_url_round_trip(dash_app, real_store, request_ctx):
         "norm": "fro",
         "scale": "linear",
         "color_by": "cell",
+        "smooth": "0.8",
     }
     layout = page.layout(run_id=rid, **params)
     assert find(layout, "run-step").value == 1  # position of step 3
+    assert find(layout, "run-smooth").value == 0.8  # the training curves' smoothing
     assert text(find(layout, "run-step-shown")) == "(step 3)"
     assert not text(find(layout, "run-step-notice"))
     assert find(layout, "run-color-by").value == "cell"
@@ -349,7 +352,7 @@ def test_run_step_snaps_to_a_recorded_step(dash_app, real_store, request_ctx):
     assert find(layout, "run-step").value == 1
     assert text(find(layout, "run-step-notice")) == "step 4 was not recorded; showing 3"
     assert page.step_shown(2, rid) == ("(step 5)", None)  # moving the slider clears the notice
-    assert query_of(page.url_search(2, "grad_hidden", "spectral", "log", "0:0", "run", rid)) == {
+    assert query_of(page.url_search(2, "grad_hidden", "spectral", "log", "0:0", "run", 0, rid)) == {
         "step": "5"
     }
     assert [page.step_at([0, 3, 5], i) for i in (0, 1, 2, 3, -1, None)] == [
@@ -372,7 +375,7 @@ def test_exporting_a_no_data_card_says_why_and_sends_nothing(
     dash_app, real_store, request_ctx, fmt
 ):
     rid = real_store.ids[("rnn", 0.9)]  # a vanilla RNN records no gates
-    controls = (2, "grad_hidden", "spectral", "log", "0:0", "run")
+    controls = (2, "grad_hidden", "spectral", "log", "0:0", "run", 0)
     download, msg = triggered(
         f'{{"fig":"gates","fmt":"{fmt}","type":"run-export"}}.n_clicks',
         1,
@@ -390,7 +393,7 @@ def test_run_exports(dash_app, real_store, request_ctx, monkeypatch):
 
     page = dash_app.pages.run
     rid = real_store.ids[("gru", 0.9)]
-    controls = (2, "grad_hidden", "spectral", "log", "0:0", "run")
+    controls = (2, "grad_hidden", "spectral", "log", "0:0", "run", 0)
     button = {"type": "run-export", "fig": "timestep_profile", "fmt": "csv"}
     download, msg = triggered(
         '{"fig":"timestep_profile","fmt":"csv","type":"run-export"}.n_clicks',
@@ -675,3 +678,17 @@ def test_on_screen_drops_the_title_once_and_keeps_its_text():
     assert twice.layout.meta["gradlab"]["title"] == title != ""
     as_dict = common.on_screen(common.on_screen(fig.to_dict()))
     assert as_dict["layout"]["meta"]["gradlab"]["title"] == title
+
+
+def test_run_page_smooths_its_training_curves(dash_app, real_store, request_ctx):
+    page = dash_app.pages.run
+    rid = real_store.ids[("lstm", 0.9)]
+    spec = next(s for s in page.SPECS if s.name == "training")
+    assert "smooth" in page.uses(spec)
+    values = {"scale": "log", "color_by": "run", "smooth": 0.9}
+    raw = page.FIGURE_CALLBACKS["training"](
+        rid, *[{**values, "smooth": 0}[n] for n in page.uses(spec)]
+    )
+    smooth = page.FIGURE_CALLBACKS["training"](rid, *[values[n] for n in page.uses(spec)])
+    assert len(smooth.data) > len(raw.data)  # each curve smoothed, its raw values faint behind
+    assert any("smoothed: EMA weight 0.9" in (a.text or "") for a in smooth.layout.annotations)

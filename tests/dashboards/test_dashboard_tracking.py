@@ -30,6 +30,14 @@ TRAINED = dict(task="seq_digits", seq_len=64, cell="lstm", hidden_size=8, steps=
                record_every=3, batch_size=4, probe_batch=4, hidden_samples=2, seed=0)  # fmt: skip
 LOGGED = "own-loop"
 LOOP_STEPS = 200
+EVERY_CARD_DRAWN = """() => {
+    const cards = document.querySelectorAll('.figure-card');
+    const graphs = Array.from(document.querySelectorAll('.figure-card .js-plotly-plot'));
+    const summary = (g) => g.layout && g.layout.meta && g.layout.meta.gradlab
+        && g.layout.meta.gradlab.summary;
+    return cards.length > 0 && graphs.length === cards.length
+        && graphs.every(g => g.data && (g.data.length > 0 || summary(g)));
+}"""
 FIGURE_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
     .map(g => [(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.title) || '',
                !!(g.layout.meta && g.layout.meta.gradlab && g.layout.meta.gradlab.empty
@@ -88,10 +96,10 @@ def test_the_logged_run_is_listed(page, own_store):
 
 def test_the_logged_run_page_draws_what_a_trained_run_draws(page, own_store):
     page.goto(f"{page.base}/run/{own_store[1]}")
-    graphs_drawn(page, 6)
+    page.wait_for_function(EVERY_CARD_DRAWN)  # figures arrive one by one: wait for the last
     trained = page.evaluate(FIGURE_TITLES)
     page.goto(f"{page.base}/run/{LOGGED}")
-    graphs_drawn(page, len(trained))
+    page.wait_for_function(EVERY_CARD_DRAWN)
     logged = page.evaluate(FIGURE_TITLES)
     assert len(logged) == len(trained) >= 6
     assert not any(empty for _, empty in logged), logged
