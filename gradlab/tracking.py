@@ -222,8 +222,10 @@ class Run:
         return rec
 
     def flush(self) -> None:
-        """Write the rows logged so far to disk (readers see them; a killed run keeps them)."""
+        """Write the rows logged so far to disk (readers see them; a killed run keeps them) and
+        the summary so far (steps done, loss, latest decay rate: the runs page's progress)."""
         self._writer.flush()
+        self._writer.note_progress(self.summary())
         self._last_flush = time.monotonic()
 
     def summary(self) -> dict[str, float]:

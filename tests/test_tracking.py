@@ -314,3 +314,16 @@ def test_a_model_with_several_recurrent_modules_needs_module(store):
         run.record(Two(), torch.randn(4, 2, 2), lambda out: out.sum(), step=0, module="b")
     assert store.run("two").config["cell"] == "rnn"
     assert store.run("two").config["activation"] == "tanh"
+
+
+def test_a_live_run_shows_its_progress_after_each_flush(store):
+    """While the loop runs, readers (the runs page) see steps done and the loss so far."""
+    with gradlab.init(store, name="live") as run:
+        for step in range(4):
+            run.log({"loss": 1.0 / (step + 1)}, step=step)
+        run.flush()
+        live = store.run("live")
+        assert live.status == "running"
+        assert live.summary["steps_done"] == 4
+        assert live.summary["final_loss"] == pytest.approx(0.25)
+    assert store.run("live").summary["steps_done"] == 4
