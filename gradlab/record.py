@@ -903,6 +903,23 @@ class Recording:
         """False when any recorded state or adjoint is NaN or Inf."""
         return _first_nonfinite(self) is None
 
+    def _snapshot_parameters(self) -> None:
+        """Give every layer's trace its own copies (detached clones) of what it reads later
+        and the caller may change in place: the parameters (an optimiser step updates them)
+        and the layer inputs (layer 0's may be the caller's tensor). Every quantity computed
+        lazily afterwards (Jacobians, their norms, contributions) is then the one of the model
+        as recorded. Costs one copy of the parameters and inputs."""
+        for lr in self._layers.values():
+            trace = lr.trace
+            kept = [t for t in (*trace.weights, trace.inputs) if t is not None]
+            copies = {id(t): t.detach().clone() for t in kept}
+            for name, value in vars(trace).items():  # e.g. an LSTM trace's projection W_hr
+                if isinstance(value, Tensor) and id(value) in copies:
+                    setattr(trace, name, copies[id(value)])
+            trace.weights = LayerWeights(
+                *(None if w is None else copies[id(w)] for w in trace.weights)
+            )
+
     def __repr__(self) -> str:
         T, B, N = self.hidden.shape[0] - 1, self.hidden.shape[1], self.hidden.shape[2]
         return (
