@@ -908,11 +908,12 @@ class Recording:
         and the caller may change in place: the parameters (an optimiser step updates them)
         and the layer inputs (layer 0's may be the caller's tensor). Every quantity computed
         lazily afterwards (Jacobians, their norms, contributions) is then the one of the model
-        as recorded. Costs one copy of the parameters and inputs."""
+        as recorded, to the last bit: a copy keeps `requires_grad` (torch's matmul picks its
+        kernel by it). Costs one copy of the parameters and inputs."""
         for lr in self._layers.values():
             trace = lr.trace
             kept = [t for t in (*trace.weights, trace.inputs) if t is not None]
-            copies = {id(t): t.detach().clone() for t in kept}
+            copies = {id(t): t.detach().clone().requires_grad_(t.requires_grad) for t in kept}
             for name, value in vars(trace).items():  # e.g. an LSTM trace's projection W_hr
                 if isinstance(value, Tensor) and id(value) in copies:
                     setattr(trace, name, copies[id(value)])

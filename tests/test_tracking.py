@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -327,3 +329,203 @@ def test_a_live_run_shows_its_progress_after_each_flush(store):
         assert live.summary["steps_done"] == 4
         assert live.summary["final_loss"] == pytest.approx(0.25)
     assert store.run("live").summary["steps_done"] == 4
+
+
+# ----- the background analysis ---------------------------------------------------------------
+
+
+class Gate:
+    """Stands in for `gradlab.tracking.write_recording` (the real one, called): the worker
+    waits at it until the test opens it, so the test knows what happened before the analysis."""
+
+    def __init__(self, monkeypatch, fail: Exception | None = None) -> None:
+        import gradlab.tracking as tracking
+
+        self.real = tracking.write_recording
+        self.open = threading.Event()
+        self.started = threading.Semaphore(0)  # one release per analysis begun
+        self.fail = fail
+        monkeypatch.setattr(tracking, "write_recording", self)
+
+    def __call__(self, *args, **kwargs):
+        self.started.release()
+        self.open.wait()
+        if self.fail is not None:
+            raise self.fail
+        return self.real(*args, **kwargs)
+
+
+def all_rows(store, run_id):
+    columns = ["probe", "name", "layer", "direction", "step", "t"]
+    rows = store.metrics(run_id).drop(columns="run_id").sort_values(columns)
+    return rows.reset_index(drop=True)
+
+
+def torch_char_model():
+    torch.manual_seed(0)
+    model = CharModel()
+    tokens = torch.randint(0, 11, (9, 4), generator=torch.Generator().manual_seed(1))
+
+    def loss_fn(logits):
+        return F.cross_entropy(logits.reshape(-1, 11), tokens.roll(-1, 0).reshape(-1))
+
+    return model, tokens, loss_fn, {"module": "lstm"}
+
+
+def gradlab_model(cls, *args):
+    def make():
+        torch.manual_seed(0)
+        model = cls(3, 5, *args)
+        x = torch.randn(7, 4, 3, generator=torch.Generator().manual_seed(1))
+        return model, x, lambda out: out[-1].square().sum(), {}
+
+    return make
+
+
+MODELS = {
+    "torch-lstm-module": torch_char_model,
+    "gradlab-lstm": gradlab_model(gradlab.LSTM),
+    "gradlab-gru": gradlab_model(gradlab.GRU),
+    "gradlab-rnn-tanh": gradlab_model(gradlab.RNN, "tanh"),
+}
+
+
+@pytest.mark.parametrize("make_model", MODELS.values(), ids=MODELS.keys())
+def test_background_rows_equal_synchronous_ones_though_the_model_changes_after_record(
+    store, monkeypatch, make_model
+):
+    """The optimiser updates the weights (and the loop refills the probe batch) in place right
+    after run.record returns, before the worker starts: the stored rows and arrays are still
+    exactly those of a synchronous recording of the model as it was."""
+    model, x, loss_fn, kwargs = make_model()
+    with gradlab.init(store, name="sync", background=False) as run:
+        run.record(model, x, loss_fn, step=0, **kwargs)
+        assert run.pending == 0 and len(store.metrics("sync", probes="jacobian")) > 0
+    gate = Gate(monkeypatch)
+    with gradlab.init(store, name="background") as run:
+        assert run.background
+        run.record(model, x, loss_fn, step=0, **kwargs)
+        gate.started.acquire()  # the worker has the recording and waits at the gate
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1.5).add_(0.25)
+            if x.is_floating_point():
+                x.add_(1.0)
+        gate.open.set()
+    sync, background = all_rows(store, "sync"), all_rows(store, "background")
+    assert set(sync["probe"]) >= {"jacobian", "step_jacobian", "contribution", "summary"}
+    pd.testing.assert_frame_equal(background, sync, check_exact=True)
+    for name in ("hidden_sample", "step_jacobian_sv"):
+        np.testing.assert_array_equal(
+            store.run("background").array(name, 0), store.run("sync").array(name, 0)
+        )
+    assert store.run("background").summary == store.run("sync").summary
+
+
+def test_record_blocks_while_max_pending_recordings_wait(store, monkeypatch):
+    gate = Gate(monkeypatch)
+    model, x = gradlab.RNN(2, 3), torch.randn(5, 2, 2)
+    with gradlab.init(store, name="bounded") as run:
+        for step in range(gradlab.tracking.MAX_PENDING):
+            run.record(model, x, lambda out: out.sum(), step=step)
+        assert run.pending == gradlab.tracking.MAX_PENDING
+        blocked = threading.Thread(target=run.record, args=(model, x, lambda out: out.sum()),
+                                   kwargs={"step": 9})  # fmt: skip
+        blocked.start()
+        blocked.join(timeout=1.0)
+        assert blocked.is_alive()  # waits for a slot: the worker holds the first recording
+        gate.open.set()
+        blocked.join()
+    assert store.run("bounded").array_steps("hidden_sample") == [0, 1, 9]
+    assert store.run("bounded").summary["steps_done"] == 10
+
+
+def test_flush_and_summary_wait_for_the_analysis_and_note_its_progress(store, monkeypatch):
+    gate = Gate(monkeypatch)
+    with gradlab.init(store, name="progress") as run:
+        run.record(gradlab.LSTM(2, 4), torch.randn(6, 3, 2), lambda out: out.sum(), step=4)
+        run.log({"loss": 0.5}, step=4)
+        gate.started.acquire()
+        assert len(store.metrics("progress")) == 0  # nothing written while it is analysed
+        gate.open.set()
+        run.flush()
+        assert run.pending == 0
+        live = store.run("progress")
+        assert live.status == "running" and live.summary["steps_done"] == 5
+        assert np.isfinite(live.summary["decay_rate"])  # the recording's, for the runs page
+        assert run.summary()["decay_rate"] == live.summary["decay_rate"]
+        assert sorted(set(store.metrics("progress")["step"])) == [4]
+
+
+WHERE = ["log", "record", "flush", "finish", "with-exit"]
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_a_failed_analysis_is_raised_on_the_callers_thread_and_fails_the_run(
+    store, monkeypatch, where
+):
+    gate = Gate(monkeypatch, fail=ZeroDivisionError("the analysis broke"))
+    gate.open.set()
+    model, x = gradlab.RNN(2, 3), torch.randn(5, 2, 2)
+    with pytest.raises(ZeroDivisionError, match="the analysis broke") as raised:
+        with gradlab.init(store, name="broken") as run:
+            run.record(model, x, lambda out: out.sum(), step=0)
+            run.summary()  # waits for the worker: it has failed now
+            assert run.status == "running"
+            if where == "log":
+                run.log({"loss": 1.0}, step=1)
+            elif where == "record":
+                run.record(model, x, lambda out: out.sum(), step=1)
+            elif where == "flush":
+                run.flush()
+            elif where == "finish":
+                run.finish()
+    assert "recording at step 0" in "".join(raised.value.__notes__)
+    info = store.run("broken")
+    assert info.status == "failed"
+    assert "ZeroDivisionError: the analysis broke" in info.meta["error"]
+    assert "step 0" in info.meta["error"] and "Traceback" in info.meta["error"]
+    assert set(store.metrics("broken")["probe"]) <= {"train"}  # no row of the broken analysis
+
+
+def test_a_crash_of_the_loop_keeps_the_pending_analyses_and_fails_the_run(store, monkeypatch):
+    gate = Gate(monkeypatch)
+    with pytest.raises(KeyError), gradlab.init(store, name="crash-bg") as run:
+        run.record(gradlab.GRU(2, 3), torch.randn(5, 2, 2), lambda out: out.sum(), step=0)
+        gate.open.set()
+        raise KeyError("the loop broke")
+    info = store.run("crash-bg")
+    assert info.status == "failed" and "KeyError: 'the loop broke'" in info.meta["error"]
+    assert info.array_steps("hidden_sample") == [0]  # finished before the run ended
+    assert set(store.metrics("crash-bg")["step"]) == {0}
+
+
+def test_the_worker_leaves_the_callers_thread_count_alone(store, monkeypatch):
+    """The worker's SVDs run on one thread (`one_thread`): torch's count is per thread (its
+    OpenMP backend), so the caller's stays what it was, during the analysis and after."""
+    from gradlab.record import one_thread
+
+    seen = []
+
+    def analyse(*args, **kwargs):
+        with one_thread():
+            seen.append(torch.get_num_threads())
+            inside.set()
+            leave.wait()
+        return real(*args, **kwargs)
+
+    import gradlab.tracking as tracking
+
+    real, inside, leave = tracking.write_recording, threading.Event(), threading.Event()
+    monkeypatch.setattr(tracking, "write_recording", analyse)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with gradlab.init(store, name="threads") as run:
+            run.record(gradlab.RNN(2, 3), torch.randn(5, 2, 2), lambda out: out.sum(), step=0)
+            inside.wait()
+            assert torch.get_num_threads() == 2  # while the worker is at one thread
+            leave.set()
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
