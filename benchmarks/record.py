@@ -8,14 +8,17 @@ Prints, measured side by side in this process (interleaved repetitions, medians)
     per-step gradient clones through autograd) over gradlab — target >= 50x;
 (c) how (a) grows with T (100..2000) and N (32..512);
 (d) a whole torch model (nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100, B=32, float32), at
-    one thread and at the default threads side by side: `gradlab.record(model, ...,
-    module="lstm")` and `run.record` (that, every probe and the run's files in a temporary
-    store) over the model's plain forward + backward — target <= 1.5x — and every part of
-    run.record. What dominates is dense linear algebra whose size the model does not set: the
-    saved spectrum of every step Jacobian of row 0 (T exact SVDs of S x S, S = 2N) and the
-    `jacobian` probe's ‖∂s_T/∂s_k‖₂ (per Jacobian sample, T dense S x S products, each
-    2·4N·N·S flops, and their SVDs); the spectral step norms of the other rows run by Lanczos
-    with the step map's JVP / VJP (no J_t formed).
+    one thread and at the default threads side by side, over the model's plain forward +
+    backward: `gradlab.record(model, ..., module="lstm")`; `run.record`'s blocking time, what
+    the training loop waits for (the recording; its analysis runs on the run's worker thread)
+    — target <= 1.5x; that analysis's time per recording (every probe, the arrays, the
+    writes); a 40-step training loop recording every 10th step, wall time to `run.finish`
+    (every analysis included) with a background run, a synchronous one and no gradlab; and
+    every part of the analysis. What dominates it is dense linear algebra whose size the model
+    does not set: the saved spectrum of every step Jacobian of row 0 (T exact SVDs of S x S,
+    S = 2N) and the `jacobian` probe's ‖∂s_T/∂s_k‖₂ (per Jacobian sample, T dense S x S
+    products, each 2·4N·N·S flops, and their SVDs); the spectral step norms of the other rows
+    run by Lanczos with the step map's JVP / VJP (no J_t formed).
 
 Run: `.venv/bin/python benchmarks/record.py [--quick] [--threads K] [--only-model]`.
 """
@@ -153,34 +156,79 @@ def threads(count: int) -> Iterator[None]:
 
 
 def model_rows(repeats: int, T: int = 100, B: int = 32) -> dict[str, float]:
-    """(d): median seconds of the model's forward + backward, `gradlab.record` of its LSTM and
-    `run.record`, interleaved, at the current torch threads."""
+    """(d): median seconds at the current torch threads, repetitions interleaved: the model's
+    forward + backward, `gradlab.record` of its LSTM, `run.record` (background: what the loop
+    waits for) and, right after it, `run.flush()`'s wait for that recording's analysis and
+    writes on the run's worker while the caller idles (the analysis alone)."""
     model = CharModel()
     tokens, loss_fn = char_batch(T, B)
+    times: dict[str, list[float]] = {"plain": [], "record": [], "run.record": [], "analysis": []}
+    steps = itertools.count()
+
+    def timed(name: str, fn: Callable[[], object]) -> None:
+        start = time.perf_counter()
+        fn()
+        times[name].append(time.perf_counter() - start)
 
     def plain() -> None:
         model.zero_grad(set_to_none=True)
         loss_fn(model(tokens)).backward()
 
-    steps = itertools.count()
+    with tempfile.TemporaryDirectory() as tmp, gradlab.init(tmp, name="bench") as run:
+        for repeat in range(repeats + 1):  # the first is a warm-up
+            timed("plain", plain)
+            timed("record", lambda: gradlab.record(model, tokens, loss_fn, module="lstm"))
+            timed("run.record", lambda: run.record(model, tokens, loss_fn, step=next(steps),
+                                                   module="lstm"))  # fmt: skip
+            timed("analysis", run.flush)
+            if repeat == 0:
+                times = {name: [] for name in times}
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def loop_seconds(mode: str, steps: int = 40, every: int = 10, T: int = 100, B: int = 32) -> float:
+    """Wall seconds of a training loop of the model: `steps` Adam steps on fresh batches.
+    mode "plain": no gradlab; "background" / "synchronous": in a run (`gradlab.init`, that
+    `background`), `run.log` of the loss every step, `run.record` of a fixed probe batch every
+    `every`-th step, and `run.finish()` (it waits for every analysis, so all are counted)."""
+    model = CharModel()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    probe, probe_loss = char_batch(T, B)
+    gen = torch.Generator().manual_seed(1)
+    batches = [torch.randint(0, 100, (T + 1, B), generator=gen) for _ in range(steps)]
     with tempfile.TemporaryDirectory() as tmp:
-        with gradlab.init(tmp, name="bench") as run:
-            return bench(
-                {
-                    "plain": plain,
-                    "record": lambda: gradlab.record(model, tokens, loss_fn, module="lstm"),
-                    "run.record": lambda: run.record(
-                        model, tokens, loss_fn, step=next(steps), module="lstm"
-                    ),
-                },
-                repeats,
-            )
+        start = time.perf_counter()
+        run = None if mode == "plain" else gradlab.init(tmp, background=mode == "background")
+        for step, batch in enumerate(batches):
+            if run is not None and step % every == 0:
+                run.record(model, probe, probe_loss, step=step, module="lstm")
+            logits = model(batch[:-1])
+            loss = F.cross_entropy(logits.reshape(-1, 100), batch[1:].reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if run is not None:
+                run.log({"loss": loss}, step=step)
+        if run is not None:
+            run.finish()
+        return time.perf_counter() - start
+
+
+def loop_rows(repeats: int) -> dict[str, float]:
+    """Median seconds of `loop_seconds` per mode, repetitions interleaved."""
+    modes = ("plain", "background", "synchronous")
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            times[mode].append(loop_seconds(mode))
+    return {mode: statistics.median(ts) for mode, ts in times.items()}
 
 
 def run_record_parts(T: int = 100, B: int = 32) -> dict[str, float]:
-    """Seconds of each part of one `run.record`, in its order, at the current torch threads:
-    `gradlab.record`, the arrays (row 0's step-Jacobian singular values, which the
-    step_jacobian probe then reuses), every probe and the store's writes."""
+    """Seconds of each part of one `run.record`, in its order, at the current torch threads,
+    on the caller's thread: `gradlab.record` (the blocking part), then what the worker runs:
+    the arrays (row 0's step-Jacobian singular values, which the step_jacobian probe then
+    reuses), every probe and the store's writes."""
     from gradlab.arrays import HIDDEN_SAMPLE, STEP_JACOBIAN_SV
     from gradlab.probes import PROBES, ProbeContext
     from gradlab.tracking import HIDDEN_SAMPLES, JACOBIAN_SAMPLES
@@ -214,7 +262,7 @@ def run_record_parts(T: int = 100, B: int = 32) -> dict[str, float]:
     return parts
 
 
-def print_model_rows(repeats: int) -> None:
+def print_model_rows(repeats: int, loop_repeats: int) -> None:
     """(d) at one thread and at the machine's default threads, side by side."""
     default = torch.get_num_threads()
     print("(d) a torch model: nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100 B=32")
@@ -222,28 +270,42 @@ def print_model_rows(repeats: int) -> None:
     results = {}
     for count in counts:
         with threads(count):
-            results[count] = (model_rows(repeats), run_record_parts())
+            results[count] = (model_rows(repeats), run_record_parts(), loop_rows(loop_repeats))
     head = "".join(f"{f'{count} thread' + ('s' if count > 1 else ''):>24}" for count in counts)
-    print(f"    {'':<32}{head}")
-    print(f"    {'plain forward + backward':<32}" + "".join(
+    print(f"    {'':<40}{head}")
+    print(f"    {'plain forward + backward':<40}" + "".join(
         f"{results[c][0]['plain'] * 1e3:>15.1f} ms      " for c in counts))  # fmt: skip
-    for name, what in (("record", "gradlab.record(module=)"), ("run.record", "run.record")):
+    named = (
+        ("record", "gradlab.record(module=)"),
+        ("run.record", "run.record: the loop waits (background)"),
+        ("analysis", "  its analysis on the worker (idle)"),
+    )
+    for name, what in named:
         cells = []
         for count in counts:
             medians = results[count][0]
             ratio = medians[name] / medians["plain"]
             cells.append(f"{medians[name] * 1e3:>11.1f} ms {ratio:6.2f}x ")
-        print(f"    {what:<32}" + "".join(cells))
+        print(f"    {what:<40}" + "".join(cells))
     met = {c: results[c][0]["run.record"] <= 1.5 * results[c][0]["plain"] for c in counts}
-    print("    target run.record <= 1.5x: " + ", ".join(
+    print("    target run.record (what the loop waits for) <= 1.5x plain: " + ", ".join(
         f"{c} thread(s) {'yes' if met[c] else 'NO'}" for c in counts))  # fmt: skip
-    print("    run.record's parts (one call each), ms and x plain:")
+    print("    a training loop, 40 Adam steps recording every 10th (4 recordings), wall time")
+    print("    to run.finish (every analysis included), x the same loop without gradlab:")
+    for mode, what in (("plain", "without gradlab"), ("background", "gradlab.init (background)"),
+                       ("synchronous", "gradlab.init(background=False)")):  # fmt: skip
+        cells = []
+        for count in counts:
+            loops = results[count][2]
+            cells.append(f"{loops[mode]:>12.2f} s {loops[mode] / loops['plain']:6.2f}x ")
+        print(f"      {what:<38}" + "".join(cells))
+    print("    the analysis's parts (one call each, on the caller's thread), ms and x plain:")
     for part in results[counts[0]][1]:
         cells = []
         for count in counts:
-            medians, parts = results[count]
+            medians, parts = results[count][0], results[count][1]
             cells.append(f"{parts[part] * 1e3:>11.1f} ms {parts[part] / medians['plain']:6.2f}x ")
-        print(f"      {part:<30}" + "".join(cells))
+        print(f"      {part:<38}" + "".join(cells))
 
 
 def main() -> None:
@@ -257,7 +319,7 @@ def main() -> None:
     repeats = 3 if args.quick else 7
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU\n")
     if args.only_model:
-        print_model_rows(repeats * 3)
+        print_model_rows(repeats * 3, max(1, repeats // 2))
         return
 
     print("(a) record + all contribution norms + step-Jacobian norms vs fused fwd+bwd")
@@ -290,7 +352,7 @@ def main() -> None:
         print(f"    {cell:<5} T=1000  " + "  ".join(row))
 
     print()
-    print_model_rows(repeats * 3)
+    print_model_rows(repeats * 3, max(1, repeats // 2))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,13 @@ on. The stored rows are exactly those of a synchronous recording: updating the m
 after `record` returns changes nothing. At most `MAX_PENDING` recordings wait for their analysis
 (the one being analysed included); `record` then blocks until one is written, so memory stays
 bounded. `flush`, `summary`, `finish` and leaving the `with` block wait for every pending
-analysis. An exception in the worker is re-raised (the worker's traceback chained in) at the
-next `log`, `record`, `flush` or `finish`, and the run ends `failed` with that traceback. The
-worker never changes the caller's torch thread count (torch's intra-op count is per thread with
-its OpenMP backend; the worker's own SVDs run on one thread, `gradlab.record.one_thread`).
-``background=False`` runs the analysis inside `record`, as `gradlab.train` does.
+analysis. An exception in the worker is re-raised, with its traceback and a note naming the
+step, at the next `log`, `record`, `flush` or `finish`, and the run ends `failed` with that
+traceback (a crash of the loop inside `with` still ends it `failed`). The worker never changes the caller's torch thread count (torch's intra-op count is per thread with
+its OpenMP backend). The analysis runs on one thread in either mode (`gradlab.record.one_thread`:
+LAPACK on many small matrices gains nothing from more, and the loop keeps the other cores), so
+a run's rows do not depend on `background`. ``background=False`` runs the analysis inside
+`record`, as `gradlab.train` does.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from gradlab.cells.models import RecurrentModel
 from gradlab.cells.registry import get_cell
 from gradlab.config import RunConfig
 from gradlab.probes import PROBES, Probe, ProbeContext, TrainProbe
-from gradlab.record import Recording
+from gradlab.record import Recording, one_thread
 from gradlab.store import RunWriter, Store, open_store
 from gradlab.train import final_loss, write_recording
 
@@ -303,6 +305,7 @@ class Run:
         if self._worker is None:
             self._worker = threading.Thread(
                 target=self._work,
+                args=(torch.get_num_threads(),),
                 name=f"gradlab-run-{self.run_id}",
                 daemon=True,  # an unfinished run must not keep the process alive
             )
@@ -311,11 +314,13 @@ class Run:
         return rec
 
     def _analyse(self, job: _Job) -> None:
-        """Every probe's rows and the arrays of one recording (no lock held), then their
-        writes, the summaries and a flush (under the lock)."""
+        """Every probe's rows and the arrays of one recording, on one thread and without the
+        lock (either mode: so the rows do not depend on `background`), then their writes, the
+        summaries and a flush (under the lock)."""
         rows = _Rows()
         step, rec, context, probes = job
-        summary = write_recording(rows, rec, step, context, probes, HIDDEN_SAMPLES)  # type: ignore[arg-type]
+        with torch.no_grad(), one_thread():
+            summary = write_recording(rows, rec, step, context, probes, HIDDEN_SAMPLES)  # type: ignore[arg-type]
         with self._lock:
             rows.write_to(self._writer)
             if not self._initial_summary:
@@ -323,17 +328,18 @@ class Run:
             self._summary = summary
             self._write_rows()
 
-    def _work(self) -> None:
+    def _work(self, threads: int) -> None:
         """The worker: analyse the recordings in submission order until None comes; after a
-        failure the rest are dropped (the run ends failed)."""
+        failure the rest are dropped (the run ends failed). `threads`: the caller's torch
+        thread count, this thread's own between analyses (each runs on one, `one_thread`)."""
+        torch.set_num_threads(threads)  # this thread's own count (OpenMP: per thread)
         while True:
             job = self._jobs.get()
             try:
                 if job is None:
                     return
                 if self._failure is None:
-                    with torch.no_grad():
-                        self._analyse(job)
+                    self._analyse(job)
             except BaseException as exc:  # re-raised on the caller's thread
                 self._failure = (job.step, exc) if job is not None else (-1, exc)
             finally:

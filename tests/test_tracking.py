@@ -390,13 +390,23 @@ MODELS = {
 }
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def caller_threads(request):
+    """The caller's torch thread count for the test (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("make_model", MODELS.values(), ids=MODELS.keys())
 def test_background_rows_equal_synchronous_ones_though_the_model_changes_after_record(
-    store, monkeypatch, make_model
+    store, monkeypatch, make_model, caller_threads
 ):
     """The optimiser updates the weights (and the loop refills the probe batch) in place right
     after run.record returns, before the worker starts: the stored rows and arrays are still
-    exactly those of a synchronous recording of the model as it was."""
+    exactly those of a synchronous recording of the model as it was (bit for bit, at the
+    caller's thread count: both modes analyse on one thread)."""
     model, x, loss_fn, kwargs = make_model()
     with gradlab.init(store, name="sync", background=False) as run:
         run.record(model, x, loss_fn, step=0, **kwargs)
