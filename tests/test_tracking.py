@@ -539,3 +539,10 @@ def test_the_worker_leaves_the_callers_thread_count_alone(store, monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_readme_states_the_pending_bound_as_it_is():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert f"`gradlab.tracking.MAX_PENDING` = {gradlab.tracking.MAX_PENDING} recordings" in readme
