@@ -917,8 +917,9 @@ class Recording:
             for name, value in vars(trace).items():  # e.g. an LSTM trace's projection W_hr
                 if isinstance(value, Tensor) and id(value) in copies:
                     setattr(trace, name, copies[id(value)])
-            trace.weights = LayerWeights(
-                *(None if w is None else copies[id(w)] for w in trace.weights)
+            w = trace.weights
+            trace.weights = w._replace(
+                **{name: copies[id(t)] for name, t in w._asdict().items() if t is not None}
             )
 
     def __repr__(self) -> str:

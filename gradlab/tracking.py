@@ -29,11 +29,12 @@ after `record` returns changes nothing. At most `MAX_PENDING` recordings wait fo
 bounded. `flush`, `summary`, `finish` and leaving the `with` block wait for every pending
 analysis. An exception in the worker is re-raised, with its traceback and a note naming the
 step, at the next `log`, `record`, `flush` or `finish`, and the run ends `failed` with that
-traceback (a crash of the loop inside `with` still ends it `failed`). The worker never changes the caller's torch thread count (torch's intra-op count is per thread with
-its OpenMP backend). The analysis runs on one thread in either mode (`gradlab.record.one_thread`:
-LAPACK on many small matrices gains nothing from more, and the loop keeps the other cores), so
-a run's rows do not depend on `background`. ``background=False`` runs the analysis inside
-`record`, as `gradlab.train` does.
+traceback (a crash of the loop inside `with` still ends it `failed`). The worker never changes
+the caller's torch thread count (torch's intra-op count is per thread with its OpenMP backend).
+The analysis runs on one thread in either mode (`gradlab.record.one_thread`: LAPACK on many
+small matrices gains nothing from more, and the loop keeps the other cores), so a run's rows do
+not depend on `background`. ``background=False`` runs the analysis inside `record`, as
+`gradlab.train` does.
 """
 
 from __future__ import annotations
@@ -302,6 +303,9 @@ class Run:
             return rec
         rec._snapshot_parameters()
         self._slots.acquire()  # blocks while MAX_PENDING recordings wait
+        if self._failure is not None:  # an earlier analysis failed while this one waited
+            self._slots.release()
+            self._raise_failure()
         if self._worker is None:
             self._worker = threading.Thread(
                 target=self._work,
@@ -335,16 +339,17 @@ class Run:
         torch.set_num_threads(threads)  # this thread's own count (OpenMP: per thread)
         while True:
             job = self._jobs.get()
+            if job is None:
+                self._jobs.task_done()
+                return
             try:
-                if job is None:
-                    return
                 if self._failure is None:
                     self._analyse(job)
             except BaseException as exc:  # re-raised on the caller's thread
-                self._failure = (job.step, exc) if job is not None else (-1, exc)
+                self._failure = (job.step, exc)
             finally:
-                if job is not None:
-                    self._slots.release()
+                del job  # the recording's memory goes now, not at the next one
+                self._slots.release()
                 self._jobs.task_done()
 
     def _wait(self) -> None:

@@ -546,3 +546,26 @@ def test_the_readme_states_the_pending_bound_as_it_is():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
     assert f"`gradlab.tracking.MAX_PENDING` = {gradlab.tracking.MAX_PENDING} recordings" in readme
+
+
+def test_a_record_waiting_for_a_slot_raises_the_failure_it_waited_on(store, monkeypatch):
+    gate = Gate(monkeypatch, fail=ZeroDivisionError("the analysis broke"))
+    model, x = gradlab.RNN(2, 3), torch.randn(5, 2, 2)
+    run = gradlab.init(store, name="waited")
+    for step in range(gradlab.tracking.MAX_PENDING):
+        run.record(model, x, lambda out: out.sum(), step=step)
+    raised = []
+
+    def third():
+        try:
+            run.record(model, x, lambda out: out.sum(), step=9)
+        except ZeroDivisionError as exc:
+            raised.append(exc)
+
+    blocked = threading.Thread(target=third)
+    blocked.start()
+    gate.open.set()  # the first analysis fails; the second is dropped; the slot frees
+    blocked.join()
+    assert len(raised) == 1 and store.run("waited").status == "failed"
+    run.finish()  # finished already: nothing more to do
+    assert store.run("waited").array_steps("hidden_sample") == []

@@ -70,6 +70,7 @@ class LiveRun:
         self.log(step)
         loss_fn = lambda out: self.task.loss(self.head(out), self.y)  # noqa: E731
         self.run.record(self.model, self.x, loss_fn, step=step)
+        self.run.flush()  # its analysis runs in the background: wait until it is written
 
 
 @pytest.fixture(scope="module")
