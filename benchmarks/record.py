@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -266,6 +267,8 @@ def print_model_rows(repeats: int, loop_repeats: int) -> None:
     """(d) at one thread and at the machine's default threads, side by side."""
     default = torch.get_num_threads()
     print("(d) a torch model: nn.Embedding + nn.LSTM(N=128) + nn.Linear, T=100 B=32")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"    {os.cpu_count()} cores, load average {load} (a busy machine leaves no core free)")
     counts = [1] if default == 1 else [1, default]
     results = {}
     for count in counts:
@@ -290,6 +293,12 @@ def print_model_rows(repeats: int, loop_repeats: int) -> None:
     met = {c: results[c][0]["run.record"] <= 1.5 * results[c][0]["plain"] for c in counts}
     print("    target run.record (what the loop waits for) <= 1.5x plain: " + ", ".join(
         f"{c} thread(s) {'yes' if met[c] else 'NO'}" for c in counts))  # fmt: skip
+    for count in counts:
+        medians = results[count][0]
+        steps = medians["analysis"] / medians["plain"]
+        print(f"    at {count} thread(s) one recording's analysis is {steps:.0f} forward + "
+              f"backward passes: recording every 10th step adds {steps / 10:.1f}x the loop's "
+              "own work, which the worker hides only on a free core")  # fmt: skip
     print("    a training loop, 40 Adam steps recording every 10th (4 recordings), wall time")
     print("    to run.finish (every analysis included), x the same loop without gradlab:")
     for mode, what in (("plain", "without gradlab"), ("background", "gradlab.init (background)"),
