@@ -16,7 +16,8 @@ Status: `running` while the loop runs; `complete` after `finish()` or at the end
 block; `failed` with the traceback when the block raises; `interrupted` when the process died
 (killed, or it exited without `finish`): the store tells that from the run's lock, which the
 kernel frees when the process dies. Rows are written to disk at every recording and at least every
-`flush_every_s` seconds of `log` calls, so a killed run keeps what was flushed.
+`flush_every_s` seconds of `log` calls, so a killed run keeps what was flushed (a process that
+exits without `finish` first lets its pending analyses end, so it keeps their rows too).
 
 Background analysis (``init(..., background=True)``, the default). `record` runs only the
 recording itself (`gradlab.record`: the forward pass, the adjoint, the contributions' factors;
@@ -39,6 +40,7 @@ not depend on `background`. ``background=False`` runs the analysis inside `recor
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import queue
@@ -46,6 +48,7 @@ import secrets
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,6 +317,7 @@ class Run:
                 daemon=True,  # an unfinished run must not keep the process alive
             )
             self._worker.start()
+            _WORKING.add(self)
         self._jobs.put(job)
         return rec
 
@@ -466,6 +470,19 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, status={self.status!r}, path={str(self.path)!r})"
+
+
+#: Runs whose worker thread is alive: at exit each finishes its pending analyses (so their rows
+#: are kept) before the interpreter stops; the run itself stays unfinished (`interrupted`).
+_WORKING: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    """Let every live worker finish its analyses and end, before the interpreter stops it in
+    the middle of a torch call (which aborts the process)."""
+    for run in list(_WORKING):
+        run._stop_worker()
 
 
 def init(

@@ -569,3 +569,22 @@ def test_a_record_waiting_for_a_slot_raises_the_failure_it_waited_on(store, monk
     assert len(raised) == 1 and store.run("waited").status == "failed"
     run.finish()  # finished already: nothing more to do
     assert store.run("waited").array_steps("hidden_sample") == []
+
+
+UNFINISHED = """
+import sys, torch, gradlab
+run = gradlab.init(sys.argv[1], name="unfinished")
+model, x = gradlab.LSTM(3, 16), torch.randn(20, 4, 3)
+run.record(model, x, lambda out: out.sum(), step=0)
+run.record(model, x, lambda out: out.sum(), step=1)
+"""
+
+
+def test_a_loop_that_exits_without_finish_keeps_its_analyses_and_exits_cleanly(store):
+    """The interpreter waits for the pending analyses (no abort in the middle of a torch call);
+    the run, never finished, is interrupted with both recordings."""
+    done = subprocess.run([sys.executable, "-c", UNFINISHED, str(store.root)], check=False)
+    assert done.returncode == 0
+    row = store.runs().iloc[0]
+    assert row["status"] == "interrupted" and not row["alive"]
+    assert store.run("unfinished").array_steps("hidden_sample") == [0, 1]
