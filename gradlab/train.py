@@ -51,7 +51,7 @@ from gradlab.cells import get_activation, get_cell, init_model
 from gradlab.cells.models import RecurrentModel
 from gradlab.config import RunConfig
 from gradlab.probes import PROBES, Probe, ProbeContext, SummaryProbe, TrainProbe, run_probes
-from gradlab.record import NonFiniteWarning, Recording, record
+from gradlab.record import NonFiniteWarning, Recording, one_thread, record
 from gradlab.store import RunWriter, Store, open_store
 from gradlab.tasks import Task, make
 from gradlab.theory import pascanu_bound
@@ -227,10 +227,14 @@ def write_recording(
 ) -> dict[str, float]:
     """Write what a run keeps of one recording made at `step`: every probe's rows (buffered in
     `writer`) and the arrays `hidden_sample` (rows 0..hidden_samples-1 of h_0..h_T) and
-    `step_jacobian_sv`. Returns the summary probe's values by name ({} when it did not run)."""
+    `step_jacobian_sv`. Returns the summary probe's values by name ({} when it did not run).
+    The analysis runs on one torch thread (`one_thread`), so a run's rows do not depend on the
+    caller's thread count (`gradlab.train`, `gradlab.init` runs and `gradlab.figure` agree)."""
     summary: dict[str, float] = {}
-    singular_values = _numpy(_step_singular_values(rec))  # first: the probes reuse row 0's
-    for probe, rows in run_probes(rec, context, probes):
+    with one_thread():
+        singular_values = _numpy(_step_singular_values(rec))  # first: the probes reuse row 0's
+        analysed = run_probes(rec, context, probes)
+    for probe, rows in analysed:
         writer.log_metrics({**rows, "step": step, "probe": probe.probe})
         if probe.probe == SummaryProbe.probe:
             values = np.asarray(rows["value"], dtype=np.float64).tolist()
