@@ -53,15 +53,20 @@ LINEAR_CASES = {
 }
 
 
+SOLVERS = ["dense", "matrix-free"]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize(("radius", "with_input"), LINEAR_CASES.values(), ids=LINEAR_CASES)
-def test_linear_rnn_fixed_point_is_the_closed_form(radius, with_input):
+def test_linear_rnn_fixed_point_is_the_closed_form(radius, with_input, solver):
     torch.manual_seed(1)
     model = gradlab.RNN(3, 5, "linear", dtype=F64)
     with torch.no_grad():
         W = torch.randn(5, 5, dtype=F64)
         model.weight_hh_l0.copy_(W * radius / torch.linalg.eigvals(W).abs().max())
     x_star = torch.randn(3, dtype=F64) if with_input else torch.zeros(3, dtype=F64)
-    fp = fixed_points(model, constant_input=x_star if with_input else None, n_inits=16)
+    given = x_star if with_input else None
+    fp = fixed_points(model, constant_input=given, n_inits=16, solver=solver)
 
     W_hh, W_ih = model.weight_hh_l0.detach(), model.weight_ih_l0.detach()
     b = (model.bias_ih_l0 + model.bias_hh_l0).detach()
@@ -85,12 +90,13 @@ def root_of_tanh_2a() -> float:
     return a
 
 
-def test_two_unit_tanh_rnn_has_its_nine_fixed_points():
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_two_unit_tanh_rnn_has_its_nine_fixed_points(solver):
     model = gradlab.RNN(1, 2, "tanh", bias=False, dtype=F64)
     with torch.no_grad():
         model.weight_hh_l0.copy_(2 * torch.eye(2, dtype=F64))
         model.weight_ih_l0.zero_()
-    fp = fixed_points(model, n_inits=256, seed=3)
+    fp = fixed_points(model, n_inits=256, seed=3, solver=solver)
     a = root_of_tanh_2a()
     assert abs(a - 0.9575) < 1e-4
 
@@ -154,19 +160,20 @@ def test_every_cell_spectra_match_the_autograd_jacobian(cell, activation):
     assert bool(fp.is_fixed.any())
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_gated_cell_fixed_points_are_roots_with_the_full_state_spectrum(cell):
+def test_gated_cell_fixed_points_are_roots_with_the_full_state_spectrum(cell, solver):
     torch.manual_seed(4)
     model = build(cell)
     with torch.no_grad():
         model.weight_hh_l0.mul_(4.0)
-    fp = fixed_points(model, n_inits=128, seed=1)
+    fp = fixed_points(model, n_inits=128, seed=1, solver=solver)
     fixed = fp.is_fixed.nonzero().squeeze(1)
     assert fixed.numel() >= 1
     step = reference_map(model, 0, False, torch.zeros(3))
     for i in fixed.tolist():
         s = fp.states[i]
-        assert float((step(s) - s).abs().max()) <= 1e-12
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)  # q <= tol
         assert_same_spectrum(
             fp.eigenvalues[i], torch.linalg.eigvals(autograd_jacobian(step, s)), 1e-10
         )
@@ -193,7 +200,7 @@ def test_stacked_bidirectional_layer_selection(layer, reverse):
     assert (fp.layer, fp.direction) == (layer, "reverse" if reverse else "forward")
     step = reference_map(model, layer, reverse, fp.constant_input)
     for s, J in zip(fp.states[fp.is_fixed], fp.jacobians[fp.is_fixed], strict=True):
-        assert float((step(s) - s).abs().max()) <= 1e-12
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)  # q <= tol
         assert float((J - autograd_jacobian(step, s)).abs().max()) <= 1e-12
     assert set(fp.table()["direction"]) <= {fp.direction}
 
@@ -264,6 +271,7 @@ def _errors() -> dict:
         "inputs-2d": (dict(inputs=x[0]), "inputs"),
         "tol-negative": (dict(tol=-1.0), "tol"),
         "dtype-int": (dict(dtype=torch.int64), "dtype"),
+        "solver-unknown": (dict(solver="adam"), "solver"),
     }
 
 
