@@ -12,12 +12,19 @@ the analytic Jacobian `record` uses), so every registered cell works, with no pe
 
 Shapes: P points, S the state size (N, or N + N for an LSTM), I the layer's input size.
 
-The solver, per initial state and batched over all of them (chunks of ≤ 2^24 Jacobian entries):
-r = F(s) − s, A = ∂F/∂s − I, step δ = −(AᵀA + μI)⁻¹Aᵀr; a step that lowers q is taken and μ
-shrinks (Nielsen's rule), otherwise μ grows. A point stops when q reaches the rounding floor
-(S·eps²), when a taken step is below 4·eps·(1 + ‖s‖∞), when no step of size ≥ eps·(1 + ‖s‖∞)
-is left to try, or after `max_iter` steps. At a root (a fixed point) the steps become Newton's,
-so q falls to rounding; at a local minimum with q > 0 (a slow point) it converges linearly.
+The solver, per initial state and batched over all of them: Levenberg–Marquardt on
+r = F(s) − s, A = ∂F/∂s − I, the step δ minimising ‖Aδ + r‖² + μ‖δ‖²; a step that lowers q is
+taken and μ shrinks (Nielsen's rule), otherwise μ grows. `solver="dense"` forms ∂F/∂s (the
+trace's `jvp` on the identity) and solves (AᵀA + μI)δ = −Aᵀr by Cholesky, O(S³) per point and
+step, in chunks of ≤ 2^24 Jacobian entries; `solver="matrix-free"` never forms it: CGLS on the
+trace's JVP / VJP (at most min(S, 64) products per step, to a relative tolerance min(0.1, ‖r‖)),
+O(G·N·S) per product; "auto" takes dense up to S = 64 and matrix-free above. A point stops when
+q reaches the rounding floor (S·eps²), when a taken step is below 4·eps·(1 + ‖s‖∞), when no
+step of size ≥ eps·(1 + ‖s‖∞) is left to try, at a slow point (r orthogonal to A's range within
+√eps, or q falling by less than √eps·q on a nearly undamped step), or after `max_iter` steps.
+At a root (a fixed point) the steps become Newton's, so q falls to rounding; at a local
+minimum with q > 0 (a slow point) it converges linearly, and many slow points (a slow
+manifold, saturated gates) make the search cost grow with `max_iter`.
 
 Defaults (float64 / float32, for the dtype the search runs in):
 * `tol` 1e-20 / 1e-10: a point with q ≤ tol is "fixed" (‖F(s) − s‖ ≤ 1.4e-10 / 1.4e-5),
@@ -194,7 +201,8 @@ def fixed_points(
     layer l's own recorded input.
 
     dtype: the dtype of the search (None: the model's; torch.float64 runs a float64 copy).
-    See the module docstring for the solver, the tolerances and their defaults.
+    solver: "auto", "dense" or "matrix-free". See the module docstring for the solver, the
+    tolerances and their defaults.
     """
     rec = _recording_of(inputs)
     model = _check_model(rec.model if rec is not None and model is None else model)
@@ -686,7 +694,7 @@ def _settled_input(model: RecurrentModel, spec: CellSpec, x: Tensor, layer: int)
             f"{layer}'s x* is a snapshot of it. constant_input='mean' with inputs uses the "
             "layer's mean recorded input instead",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=5,  # the caller of fixed_points (under its no_grad wrapper)
         )
     return settled.clone()
 

@@ -205,6 +205,43 @@ def test_stacked_bidirectional_layer_selection(layer, reverse):
     assert set(fp.table()["direction"]) <= {fp.direction}
 
 
+STACKED_CELLS = {spec.name: spec.name for spec in cells()}
+
+
+@pytest.mark.parametrize("cell", STACKED_CELLS.values(), ids=STACKED_CELLS)
+def test_every_cell_upper_reverse_layer_matches_its_reference_step(cell):
+    torch.manual_seed(3)
+    model = build(cell, num_layers=2, bidirectional=True)
+    x = torch.randn(20, 3, 3, dtype=F64)
+    fp = fixed_points(model, x, layer=1, reverse=True, constant_input="mean", n_inits=32)
+    assert fp.constant_input.shape == (2 * model.output_size,) and bool(fp.is_fixed.any())
+    step = reference_map(model, 1, True, fp.constant_input)
+    for s, J in zip(fp.states[fp.is_fixed], fp.jacobians[fp.is_fixed], strict=True):
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)
+        assert float((J - autograd_jacobian(step, s)).abs().max()) <= 1e-12
+
+
+def test_mean_input_counts_only_the_real_steps_of_packed_sequences():
+    torch.manual_seed(10)
+    model = build("lstm")
+    padded = torch.randn(10, 3, 3, dtype=F64)
+    lengths = torch.tensor([10, 6, 2])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths)
+    fp = fixed_points(model, gradlab.record(model, packed), constant_input="mean", n_inits=8)
+    real = torch.cat([padded[: int(n), b] for b, n in enumerate(lengths)])
+    assert torch.allclose(fp.constant_input, real.mean(0), atol=1e-14, rtol=0)
+
+
+def test_unsettled_lower_layers_are_said_with_a_warning():
+    torch.manual_seed(11)
+    model = gradlab.RNN(3, 20, "tanh", num_layers=2, dtype=F64)
+    with torch.no_grad():  # a chaotic first layer: its output never settles
+        model.weight_hh_l0.normal_(0.0, 3.0 / math.sqrt(20))
+    with pytest.warns(RuntimeWarning, match="not settled") as caught:
+        fixed_points(model, layer=1, n_inits=4)
+    assert caught[0].filename == __file__
+
+
 def test_upper_layer_input_is_the_lower_layers_fixed_point():
     """Under a constant model input, layer 1 reads layer 0's (here unique, stable) fixed point
     in both directions."""
