@@ -268,7 +268,11 @@ def fixed_points(
     q_kept = q[keep][points]
     jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
     # eigenvalues in float64 (LAPACK's float32 eigensolver is slower here), sorted there
-    values = torch.linalg.eigvals(jac.double()) if len(points) else jac.new_zeros(0, S).cdouble()
+    values = (
+        torch.linalg.eigvals(jac.double())
+        if len(points)
+        else jac.new_zeros(0, S, dtype=torch.complex128)
+    )
     modulus = values.abs()
     order = torch.sort(modulus, dim=-1, descending=True, stable=True).indices
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
