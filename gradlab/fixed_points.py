@@ -130,6 +130,20 @@ class FixedPoints:
             return tau.new_full(tau.shape[:1], math.nan)
         return torch.where(tau.isnan(), -math.inf, tau).amax(-1).nan_to_num(neginf=math.nan)
 
+    def nearest(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        """For states (M, S) (e.g. a recorded trajectory's, flattened), the index of the
+        nearest point (M,) and the Euclidean distance to it (M,): which fixed or slow point a
+        trajectory visits. ValueError when there are no points or S differs."""
+        S = self.states.shape[1]
+        if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != S:
+            shape = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
+            raise ValueError(f"states must be a tensor (M, S) with S = {S}, got {shape}")
+        if len(self) == 0:
+            raise ValueError("there are no points to be near to")
+        distances = torch.cdist(states.to(self.states), self.states)
+        distance, index = distances.min(dim=1)
+        return index, distance
+
     def table(self) -> pd.DataFrame:
         """One row per point: point, q, kind, stability, max_abs_eigenvalue, tau_slowest,
         n_unstable, count, and the meta (cell, layer, direction, dtype)."""

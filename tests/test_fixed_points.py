@@ -293,6 +293,20 @@ def test_initial_states_and_a_torch_module():
     assert fp.n_inits == 5 and int(fp.counts.sum()) <= 5 and fp.cell == "gru"
 
 
+def test_nearest_names_the_point_a_state_is_closest_to():
+    model = gradlab.RNN(1, 2, "tanh", bias=False, dtype=F64)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(2 * torch.eye(2, dtype=F64))
+        model.weight_ih_l0.zero_()
+    fp = fixed_points(model, n_inits=256, seed=3)
+    shifted = fp.states + torch.tensor([0.01, -0.02], dtype=F64)
+    index, distance = fp.nearest(shifted)
+    assert index.tolist() == list(range(len(fp)))
+    assert torch.allclose(distance, torch.full((len(fp),), math.sqrt(5e-4), dtype=F64))
+    with pytest.raises(ValueError, match="states"):
+        fp.nearest(torch.zeros(3, 5))
+
+
 # ----- errors ---------------------------------------------------------------------------------
 def _errors() -> dict:
     x = torch.randn(10, 2, 3, dtype=F64)
