@@ -1,0 +1,228 @@
+"""`fixed_points`: the fixed and slow points of the recorded model (`gradlab.fixed_points`) and
+their spectra, beside the top Lyapunov exponent of the recorded trajectories.
+
+Per layer and direction, one search minimises q(s) = ½‖F(s, x̄) − s‖² from
+`config.fixed_point_inits` states drawn (seeded by `config.seed`, without replacement) from
+the recorded trajectories s_0..s_T of the probe batch (full state: (h, c) for an LSTM), with x̄
+the mean input of the recording (the mean of x_1..x_T over the running sequences: zero after
+the cue for the identity task, the drift of a noisy input stream otherwise).
+
+One row per point p (t = p, the order `gradlab.fixed_points` returns): `q`; `fixed` (1 when
+q ≤ tol, 0 for a slow point); `stability` (the index in `STABILITY`); `max_abs_eigenvalue`
+|λ_max| of the step Jacobian at the point; `tau_slowest` = −1/ln|λ_max| (steps; ≤ 0 or Inf
+where |λ_max| ≥ 1); `n_unstable`; `visits` (how many probe trajectories visit it, below).
+
+"Visit": a probe trajectory b visits the point nearest (Euclidean, full state) to its last
+state s_T(b) (the state at its own length when padded) — the point its memory sits at when
+the readout reads it. Per step (t null): `n_points`; `rate` = the mean over the probe
+trajectories of ln|λ_max| at the point each visits; `modulus` = e^rate; `tau` = −1/rate (Inf
+when rate ≥ 0); `distance` = the mean RMS distance per state coordinate, ‖s_T(b) − x_p‖/√S,
+from each trajectory's last state to the point it visits (small: the trajectory sits at the
+point; large: the nearest point is far and `rate` says little about it); `lyapunov`: the top
+Lyapunov exponent of the recording (`LayerRecording.lyapunov`), per step.
+
+The probe's search is the costly one (about 10 ms to 1 s per layer and direction, see the
+README's numbers), so `gradlab.train` runs it only at the recordings `fixed_point_recordings`
+picks; `found_fixed_points(rec)` returns what the last `rows` call on `rec` found, for the
+arrays `gradlab.train.write_recording` saves.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from gradlab.probes.base import Probe, ProbeContext, Rows, layer_views, running
+from gradlab.record import LayerRecording, Recording
+
+if TYPE_CHECKING:
+    from gradlab.fixed_points import FixedPoints
+
+__all__ = [
+    "STABILITY",
+    "FixedPointProbe",
+    "fixed_point_recordings",
+    "fixed_point_values",
+    "found_fixed_points",
+    "initial_states",
+    "mean_input",
+    "visited_points",
+]
+
+#: Stability classes; a point's `stability` row is the index of its class here.
+STABILITY: tuple[str, ...] = ("stable", "marginal", "saddle", "unstable")
+
+#: Names of the rows with one row per point (t = the point's index).
+POINT_NAMES = (
+    "q",
+    "fixed",
+    "stability",
+    "max_abs_eigenvalue",
+    "tau_slowest",
+    "n_unstable",
+    "visits",
+)
+#: Names of the per-step scalars (t null).
+STEP_NAMES = ("n_points", "rate", "modulus", "tau", "distance", "lyapunov")
+
+#: Recording → {(layer, direction): (FixedPoints, per-step values by name)} of the last `rows`
+#: call (dropped with the recording).
+_FOUND: weakref.WeakKeyDictionary[
+    Recording, dict[tuple[int, int], tuple[Any, dict[str, float]]]
+] = weakref.WeakKeyDictionary()
+
+
+def fixed_point_recordings(recorded: Sequence[int], every: int) -> list[int]:
+    """The recorded steps at which fixed points are searched: the 0th, every-th, 2·every-th...
+    recording, and the last one; [] when `every` is 0."""
+    steps = sorted(recorded)
+    if every <= 0 or not steps:
+        return []
+    return sorted({*steps[::every], steps[-1]})
+
+
+def _running_states(view: LayerRecording) -> torch.Tensor:
+    """(T+1, B) bool: the states s_0..s_T each sequence really reaches."""
+    mask = running(view, 0, view.T + 1)
+    if mask is None:
+        return torch.ones(view.T + 1, view.hidden.shape[1], dtype=torch.bool)
+    return mask.cpu()
+
+
+def initial_states(view: LayerRecording, n: int, seed: int) -> torch.Tensor:
+    """(min(n, M), S): n of the M finite recorded states s_0..s_T of every running sequence,
+    drawn uniformly without replacement with a generator seeded by `seed` (all when M ≤ n)."""
+    states = view.trace.state().detach()  # (T+1, B, S)
+    keep = _running_states(view).to(states.device) & torch.isfinite(states).all(-1)
+    pool = states[keep]  # (M, S)
+    if pool.shape[0] <= n:
+        return pool
+    generator = torch.Generator().manual_seed(int(seed))
+    chosen = torch.randperm(pool.shape[0], generator=generator)[:n]
+    return pool[chosen.to(pool.device)]
+
+
+def mean_input(view: LayerRecording) -> torch.Tensor:
+    """x̄ (I,): the mean of the layer's inputs x_1..x_T over the running sequences."""
+    x = view.inputs.detach()  # (T, B, I)
+    mask = _running_states(view)[1:].to(x.device)
+    count = mask.sum().clamp_min(1)
+    return (x * mask.unsqueeze(-1)).sum((0, 1)) / count
+
+
+def last_states(view: LayerRecording) -> torch.Tensor:
+    """(B, S): each probe sequence's state at its own last step."""
+    states = view.trace.state().detach()  # (T+1, B, S)
+    lengths = view.lengths.to(states.device)
+    return states[lengths, torch.arange(states.shape[1], device=states.device)]
+
+
+def visited_points(points: np.ndarray, finals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index (B,), distance (B,)): the point of `points` (P, S) nearest each trajectory's last
+    state `finals` (B, S), and the RMS distance per coordinate ‖s_T − x_p‖/√S to it; -1 and NaN
+    for a non-finite last state."""
+    points = np.asarray(points, np.float64)
+    finals = np.asarray(finals, np.float64)
+    gaps = np.linalg.norm(finals[:, None, :] - points[None, :, :], axis=-1)  # (B, P)
+    finite = np.isfinite(gaps).all(1)
+    index = np.where(finite, np.argmin(np.where(np.isfinite(gaps), gaps, np.inf), axis=1), -1)
+    nearest = np.take_along_axis(gaps, np.maximum(index, 0)[:, None], axis=1)[:, 0]
+    distance = np.where(finite, nearest / math.sqrt(max(points.shape[1], 1)), np.nan)
+    return index, distance
+
+
+def found_fixed_points(rec: Recording, layer: int = 0, direction: int = 0) -> FixedPoints | None:
+    """What the probe's last `rows` call on `rec` found for a layer and direction (None: it
+    did not run, or no recorded state was finite)."""
+    found = _FOUND.get(rec, {}).get((layer, direction))
+    return None if found is None else found[0]
+
+
+def fixed_point_values(rec: Recording, layer: int = 0, direction: int = 0) -> dict[str, float]:
+    """The per-step values (`STEP_NAMES`: rate, modulus, lyapunov...) of the probe's last
+    `rows` call on `rec` for a layer and direction ({} when it did not run)."""
+    found = _FOUND.get(rec, {}).get((layer, direction))
+    return {} if found is None else dict(found[1])
+
+
+def _n_unstable(found: FixedPoints) -> np.ndarray:
+    table = found.table()
+    if "n_unstable" in table.columns:
+        return table["n_unstable"].to_numpy(np.float64)
+    moduli = np.abs(np.asarray(found.eigenvalues))
+    return (moduli > 1).sum(1).astype(np.float64)
+
+
+class FixedPointProbe(Probe):
+    """Fixed / slow points, their spectra, the points the trajectories visit and the top
+    Lyapunov exponent (see the module docstring)."""
+
+    probe = "fixed_points"
+    names = POINT_NAMES + STEP_NAMES
+    needs_loss = False
+
+    def rows(self, rec: Recording, context: ProbeContext) -> dict[str, list | np.ndarray]:
+        from gradlab.fixed_points import fixed_points
+
+        rows = Rows()
+        found_here: dict[tuple[int, int], tuple[Any, dict[str, float]]] = {}
+        config = context.config
+        for layer, direction, view in layer_views(rec):
+            starts = initial_states(view, config.fixed_point_inits, config.seed)
+            if starts.shape[0] == 0:
+                continue
+            found = fixed_points(
+                rec.model,
+                constant_input=mean_input(view),
+                initial_states=starts,
+                n_inits=int(starts.shape[0]),
+                seed=config.seed,
+                layer=layer,
+                reverse=bool(direction),
+                dtype=torch.float64,
+            )
+            where = dict(layer=layer, direction=direction)
+            points = np.asarray(found.states, np.float64)
+            slowest = np.asarray(found.slowest, np.float64)
+            codes = [float(STABILITY.index(kind)) for kind in found.stability]
+            index, distance = visited_points(points, _numpy(last_states(view)))
+            seen = index >= 0
+            visits = np.bincount(index[seen], minlength=len(points)).astype(np.float64)
+            with np.errstate(divide="ignore"):
+                tau_slowest = np.asarray(found.time_constants, np.float64)[:, 0]
+                logs = np.log(slowest[index[seen]])
+            rate = float(logs.mean()) if logs.size else math.nan
+            per_point = {
+                "q": np.asarray(found.q, np.float64),
+                "fixed": np.asarray(found.is_fixed, np.float64),
+                "stability": np.asarray(codes, np.float64),
+                "max_abs_eigenvalue": slowest,
+                "tau_slowest": tau_slowest,
+                "n_unstable": _n_unstable(found),
+                "visits": visits,
+            }
+            for name in POINT_NAMES:
+                rows.add(name, per_point[name], t0=0, **where)
+            lyapunov = float(view.lyapunov(1)[0]) if view.T > 0 else math.nan
+            per_step = {
+                "n_points": float(len(points)),
+                "rate": rate,
+                "modulus": math.exp(rate) if math.isfinite(rate) else math.nan,
+                "tau": -1.0 / rate if rate < 0 else (math.inf if rate >= 0 else math.nan),
+                "distance": float(distance[seen].mean()) if seen.any() else math.nan,
+                "lyapunov": lyapunov,
+            }
+            for name in STEP_NAMES:
+                rows.add(name, [per_step[name]], **where)
+            found_here[(layer, direction)] = (found, per_step)
+        _FOUND[rec] = found_here
+        return rows.columns()
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float64).numpy()
