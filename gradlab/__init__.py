@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
     from gradlab.cells import GRU, LSTM, RNN, from_torch, init_model
     from gradlab.config import RunConfig
+    from gradlab.fixed_points import FixedPoints, fixed_points
     from gradlab.notebook import figure
     from gradlab.record import LayerRecording, NonFiniteWarning, Recording, record
     from gradlab.record_module import record_module, recurrent_submodules
@@ -33,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "from_torch": "gradlab.cells",
     "init_model": "gradlab.cells",
     "RunConfig": "gradlab.config",
+    "FixedPoints": "gradlab.fixed_points",
+    "fixed_points": "gradlab.fixed_points",
     "figure": "gradlab.notebook",
     "LayerRecording": "gradlab.record",
     "NonFiniteWarning": "gradlab.record",
@@ -50,6 +53,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "FixedPoints",
     "LayerRecording",
     "NonFiniteWarning",
     "Recording",
@@ -57,6 +61,7 @@ __all__ = [
     "RunConfig",
     "__version__",
     "figure",
+    "fixed_points",
     "from_torch",
     "init",
     "init_model",

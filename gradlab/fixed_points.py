@@ -1,0 +1,575 @@
+"""Fixed points and slow points of one recurrent layer (Sussillo & Barak 2013).
+
+For a layer and direction with step map s' = F(s, x) over its FULL state s (h; (h, c) for an
+LSTM) and a constant input x*, `fixed_points` minimises q(s) = ½‖F(s, x*) − s‖² from many
+initial states at once with Levenberg–Marquardt steps on exact step Jacobians, keeps the points
+with q ≤ `slow_tol`, merges the ones that coincide, and linearises F at each: the eigenvalues of
+∂F/∂s there, the stability class and the time constants τ = −1/ln|λ| of its modes.
+
+Everything about a cell comes from the registry: F is the model's own one-step forward
+(`layer_forward`, the fused kernel where torch has one), ∂F/∂s the cell's trace (`Trace.jvp`,
+the analytic Jacobian `record` uses), so every registered cell works, with no per-cell code here.
+
+Shapes: P points, S the state size (N, or N + N for an LSTM), I the layer's input size.
+
+The solver, per initial state and batched over all of them (chunks of ≤ 2^24 Jacobian entries):
+r = F(s) − s, A = ∂F/∂s − I, step δ = −(AᵀA + μI)⁻¹Aᵀr; a step that lowers q is taken and μ
+shrinks (Nielsen's rule), otherwise μ grows. A point stops when q reaches the rounding floor
+(S·eps²), when a taken step is below 4·eps·(1 + ‖s‖∞), when no step of size ≥ eps·(1 + ‖s‖∞)
+is left to try, or after `max_iter` steps. At a root (a fixed point) the steps become Newton's,
+so q falls to rounding; at a local minimum with q > 0 (a slow point) it converges linearly.
+
+Defaults (float64 / float32, for the dtype the search runs in):
+* `tol` 1e-20 / 1e-10: a point with q ≤ tol is "fixed" (‖F(s) − s‖ ≤ 1.4e-10 / 1.4e-5),
+  otherwise "slow";
+* `slow_tol` 1e-4: points with larger q are dropped (neither fixed nor slow);
+* `dedup_tol` 1e-7 / 1e-3: two points within this max-abs distance are one (the lower q kept);
+* `marginal_tol` 1e-9 / 1e-5: a mode with ||λ| − 1| ≤ marginal_tol is marginal.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from gradlab.cells.models import RecurrentModel, from_torch
+from gradlab.cells.registry import CellSpec, get_cell
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gradlab.record import Recording
+
+__all__ = ["FixedPoints", "fixed_points"]
+
+#: dtype -> (tol, dedup_tol, marginal_tol)
+_DEFAULTS = {torch.float64: (1e-20, 1e-7, 1e-9), torch.float32: (1e-10, 1e-3, 1e-5)}
+_SLOW_TOL = 1e-4
+#: steps the lower layers run under a constant input before their output is layer l's x*
+_SETTLE_STEPS = 400
+_CHUNK_ENTRIES = 1 << 24  # Jacobian entries per solver chunk (128 MiB in float64)
+STABILITY_CLASSES = ("stable", "unstable", "saddle", "marginal")
+
+
+@dataclass(frozen=True, eq=False)
+class FixedPoints:
+    """The fixed and slow points of one layer and direction, P points sorted by q ascending.
+
+    * `states` (P, S): the points s* (h, then c for an LSTM); `q` (P,): ½‖F(s*) − s*‖²;
+      `is_fixed` (P,) bool: q ≤ `tol` (else a slow point, q ≤ `slow_tol`);
+      `counts` (P,): how many initial states ended at the point.
+    * `jacobians` (P, S, S): ∂F/∂s at s*; `eigenvalues` (P, S) complex, by modulus descending;
+      `slowest` (P,): max |λ|; `time_constants` (P, S): τ = −1/ln|λ| in steps for |λ| < 1
+      (0 at λ = 0), inf at |λ| = 1, NaN for |λ| > 1 (a growing mode has no decay time);
+      `stability`: per point "stable" (every |λ| < 1), "unstable" (every |λ| > 1), "saddle"
+      (both) or "marginal" (some ||λ| − 1| ≤ `marginal_tol`, checked first).
+    * `constant_input` (I,): the input x* the layer was held at; `cell`, `layer`, `reverse`,
+      `dtype`, and the tolerances used.
+    """
+
+    states: Tensor
+    q: Tensor
+    is_fixed: Tensor
+    counts: Tensor
+    jacobians: Tensor
+    eigenvalues: Tensor
+    slowest: Tensor
+    time_constants: Tensor
+    stability: tuple[str, ...]
+    constant_input: Tensor
+    cell: str
+    layer: int
+    reverse: bool
+    dtype: torch.dtype
+    tol: float
+    slow_tol: float
+    dedup_tol: float
+    marginal_tol: float
+    n_inits: int
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    @property
+    def direction(self) -> str:
+        """ "forward" or "reverse"."""
+        return "reverse" if self.reverse else "forward"
+
+    @property
+    def kind(self) -> tuple[str, ...]:
+        """Per point "fixed" (q ≤ tol) or "slow"."""
+        return tuple("fixed" if f else "slow" for f in self.is_fixed.tolist())
+
+    @property
+    def n_unstable(self) -> Tensor:
+        """Per point, the number of modes with |λ| > 1 + marginal_tol, (P,)."""
+        return (self.eigenvalues.abs() > 1 + self.marginal_tol).sum(-1)
+
+    @property
+    def tau_slowest(self) -> Tensor:
+        """Per point, τ of the slowest decaying mode (the largest |λ| ≤ 1), (P,); NaN where
+        every |λ| > 1."""
+        tau = self.time_constants
+        if tau.shape[-1] == 0:
+            return tau.new_full(tau.shape[:1], math.nan)
+        return torch.where(tau.isnan(), -math.inf, tau).amax(-1).nan_to_num(neginf=math.nan)
+
+    def table(self) -> pd.DataFrame:
+        """One row per point: point, q, kind, stability, max_abs_eigenvalue, tau_slowest,
+        n_unstable, count, and the meta (cell, layer, direction, dtype)."""
+        import pandas as pd
+
+        P = len(self)
+        return pd.DataFrame(
+            {
+                "point": list(range(P)),
+                "q": self.q.double().tolist(),
+                "kind": list(self.kind),
+                "stability": list(self.stability),
+                "max_abs_eigenvalue": self.slowest.double().tolist(),
+                "tau_slowest": self.tau_slowest.double().tolist(),
+                "n_unstable": self.n_unstable.tolist(),
+                "count": self.counts.tolist(),
+                "cell": [self.cell] * P,
+                "layer": [self.layer] * P,
+                "direction": [self.direction] * P,
+                "dtype": [str(self.dtype).removeprefix("torch.")] * P,
+            }
+        ).astype({"point": "int64", "n_unstable": "int64", "count": "int64", "layer": "int64"})
+
+    def __repr__(self) -> str:
+        kinds = {k: list(self.stability).count(k) for k in STABILITY_CLASSES}
+        shown = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
+        return (
+            f"FixedPoints({self.cell}, layer={self.layer}, {self.direction}: {len(self)} points"
+            f" ({int(self.is_fixed.sum())} fixed){': ' + shown if shown else ''})"
+        )
+
+
+@torch.no_grad()
+def fixed_points(
+    model: nn.Module | None,
+    inputs: Tensor | Recording | None = None,
+    *,
+    constant_input: Tensor | str | None = None,
+    initial_states: Tensor | None = None,
+    n_inits: int = 256,
+    tol: float | None = None,
+    slow_tol: float | None = None,
+    seed: int = 0,
+    layer: int = 0,
+    reverse: bool = False,
+    dtype: torch.dtype | None = None,
+    max_iter: int = 200,
+    noise: float = 0.01,
+    dedup_tol: float | None = None,
+    marginal_tol: float | None = None,
+) -> FixedPoints:
+    """The fixed and slow points of layer `layer` (direction `reverse`) of `model`.
+
+    model: a gradlab model of any registered cell (a torch nn.RNN / LSTM / GRU is converted
+    with `from_torch`). inputs: the model's input x ((T, B, I), as the model takes it), run
+    through the model, or a `gradlab.Recording` of it; initial states are drawn from the
+    layer's recorded states s_0..s_T (real steps only), plus Gaussian `noise` (std). Without
+    `inputs` and `initial_states`, `n_inits` random states: each unit uniform on its bounded
+    range (tanh / LSTM / GRU h in (−1, 1), sigmoid (0, 1)), standard normal where unbounded
+    (relu, linear, an LSTM's c). `initial_states` (P, S): start there instead (no noise).
+
+    constant_input: the input held constant, x*: None (zeros) or a tensor (I,) of the
+    model's input, or "mean": the mean over real steps and batch of what the layer read
+    along `inputs`. For layer l > 0 a model input x* (None or a tensor) reaches layer l as the
+    output of the layers below after they have run 400 steps from the zero state under x*
+    (the middle step for a bidirectional layer), i.e. their state on their attractor; a
+    RuntimeWarning says so when that output still moves (no settled state below); "mean" uses
+    layer l's own recorded input.
+
+    dtype: the dtype of the search (None: the model's; torch.float64 runs a float64 copy).
+    See the module docstring for the solver, the tolerances and their defaults.
+    """
+    rec = _recording_of(inputs)
+    model = _check_model(rec.model if rec is not None and model is None else model)
+    if rec is not None and rec.model is not model:
+        raise ValueError("inputs is a Recording of another model than `model`")
+    spec = get_cell(model.cell)
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.num_layers:
+        raise ValueError(f"layer must be an integer in 0..{model.num_layers - 1}, got {layer!r}")
+    if reverse and not model.bidirectional:
+        raise ValueError("reverse=True needs a bidirectional model")
+    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
+        raise ValueError(f"n_inits must be an integer >= 1, got {n_inits!r}")
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    own_dtype = model.weight_hh_l0.dtype
+    dtype = own_dtype if dtype is None else dtype
+    if dtype not in _DEFAULTS:
+        raise ValueError(f"dtype must be None, torch.float32 or torch.float64, got {dtype!r}")
+    default_tol, default_dedup, default_marginal = _DEFAULTS[dtype]
+    tol = _positive("tol", default_tol if tol is None else tol)
+    slow_tol = _positive("slow_tol", max(_SLOW_TOL, tol) if slow_tol is None else slow_tol)
+    if slow_tol < tol:
+        raise ValueError(f"slow_tol ({slow_tol}) must be >= tol ({tol})")
+    dedup_tol = _positive("dedup_tol", default_dedup if dedup_tol is None else dedup_tol)
+    marginal_tol = _positive(
+        "marginal_tol", default_marginal if marginal_tol is None else marginal_tol
+    )
+
+    work = model if dtype == own_dtype else copy.deepcopy(model).to(dtype)
+    if rec is None and inputs is not None:
+        from gradlab.record import record
+
+        rec = record(work, _check_inputs(inputs, model).to(dtype))
+
+    generator = torch.Generator().manual_seed(int(seed))
+    x_star = _constant_input(work, spec, constant_input, rec, layer, reverse, dtype)
+    S = work.state_size
+    if initial_states is not None:
+        starts = _check_initial_states(initial_states, S).to(dtype)
+    elif rec is not None:
+        starts = _trajectory_states(rec, layer, reverse, n_inits, noise, generator, dtype)
+    else:
+        starts = _random_states(work, spec, n_inits, generator, dtype)
+
+    step = _StepMap(work, spec, layer, reverse, x_star)
+    chunk = max(1, _CHUNK_ENTRIES // (S * S))
+    ends, qs = [], []
+    for part in starts.split(chunk):
+        s, q = _levenberg_marquardt(step, part, max_iter)
+        ends.append(s)
+        qs.append(q)
+    end, q = torch.cat(ends), torch.cat(qs)
+
+    keep = (q <= slow_tol).nonzero().squeeze(1)
+    points, counts = _deduplicate(end[keep], q[keep], dedup_tol)
+    states = end[keep][points]
+    q_kept = q[keep][points]
+    jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    eigenvalues = (
+        torch.linalg.eigvals(jac) if len(points) else jac.new_zeros(0, S, dtype=complex_dtype)
+    )
+    modulus = eigenvalues.abs()
+    order = torch.sort(modulus, dim=-1, descending=True, stable=True).indices
+    eigenvalues, modulus = eigenvalues.gather(-1, order), modulus.gather(-1, order)
+    return FixedPoints(
+        states=states,
+        q=q_kept,
+        is_fixed=q_kept <= tol,
+        counts=counts,
+        jacobians=jac,
+        eigenvalues=eigenvalues,
+        slowest=modulus[:, 0] if S else modulus.new_zeros(len(points)),
+        time_constants=_time_constants(modulus),
+        stability=tuple(_stability(row, marginal_tol) for row in modulus),
+        constant_input=x_star,
+        cell=spec.name,
+        layer=layer,
+        reverse=bool(reverse),
+        dtype=dtype,
+        tol=float(tol),
+        slow_tol=float(slow_tol),
+        dedup_tol=float(dedup_tol),
+        marginal_tol=float(marginal_tol),
+        n_inits=int(starts.shape[0]),
+    )
+
+
+# ----- the step map ---------------------------------------------------------------------------
+class _StepMap:
+    """F(s, x*) and ∂F/∂s for a batch of states (P, S) of one layer/direction: F from the
+    model's one-step `layer_forward`, ∂F/∂s from the cell's trace of that step."""
+
+    def __init__(
+        self, model: RecurrentModel, spec: CellSpec, layer: int, reverse: bool, x_star: Tensor
+    ) -> None:
+        self.model, self.spec, self.layer, self.reverse = model, spec, layer, reverse
+        self.weights = model.layer_weights(layer, reverse)
+        self.x_star = x_star  # (I,)
+        self.sizes = model.state_sizes()
+        self.S = sum(self.sizes)
+
+    def evaluate(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """F(s) (P, S) and ∂F/∂s (P, S, S) at states s (P, S)."""
+        P, D, d = s.shape[0], self.model.num_directions, int(self.reverse)
+        parts = s.split(list(self.sizes), dim=-1)
+        inputs = self.x_star.expand(1, P, -1).contiguous()
+        h0 = self.spec.join_state([p.unsqueeze(0).expand(D, P, -1).contiguous() for p in parts])
+        finals = self.model.layer_forward(inputs, h0, self.layer)[1:]  # h_n (D, P, N) [, c_n]
+        new = torch.cat([f[d] for f in finals], dim=-1)
+        hidden = torch.stack((parts[0], finals[0][d]))  # (2, P, N): h_0, h_1
+        trace = self.spec.make_trace(self.model, self.weights, inputs, hidden, tuple(parts[1:]))
+        eye = torch.eye(self.S, dtype=s.dtype, device=s.device)
+        try:  # the step is linear in V: one identity broadcast over the batch where it can be
+            jac = trace.jvp(1, eye.unsqueeze(0))
+        except RuntimeError:
+            jac = None
+        if jac is None or tuple(jac.shape) != (P, self.S, self.S):
+            jac = trace.jvp(1, eye.expand(P, self.S, self.S).contiguous())
+        return new, jac
+
+
+def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tensor, Tensor]:
+    """Minimise q(s) = ½‖F(s) − s‖² from every row of s (P, S); returns the end points (P, S)
+    and their q (P,). See the module docstring."""
+    S = s.shape[1]
+    eps = torch.finfo(s.dtype).eps
+    eye = torch.eye(S, dtype=s.dtype, device=s.device)
+    s = s.clone()
+
+    def residual_system(states: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        F, J = step.evaluate(states)
+        r = F - states
+        A = J - eye
+        g = (A.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)  # Aᵀr, (P, S)
+        return 0.5 * r.square().sum(-1), g, A.transpose(1, 2) @ A, r
+
+    q, g, H, _ = residual_system(s)
+    q = torch.where(q.isfinite(), q, math.inf)
+    mu = 1e-3 * H.diagonal(dim1=1, dim2=2).amax(-1).clamp_min(eps)
+    nu = torch.full_like(mu, 2.0)
+    floor = S * eps * eps
+    active = q.isfinite() & (q > floor)
+    for _ in range(max_iter):
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        si, gi, mui = s[idx], g[idx], mu[idx]
+        damped = H[idx] + mui.view(-1, 1, 1) * eye
+        chol, info = torch.linalg.cholesky_ex(damped)
+        delta = -torch.cholesky_solve(gi.unsqueeze(-1), chol).squeeze(-1)
+        ok = (info == 0) & delta.isfinite().all(-1)
+        delta = torch.where(ok.unsqueeze(-1), delta, torch.zeros_like(delta))
+        trial = si + delta
+        q_new, g_new, H_new, _ = residual_system(trial)
+        predicted = 0.5 * (delta * (mui.unsqueeze(-1) * delta - gi)).sum(-1)
+        accept = ok & q_new.isfinite() & (q_new < q[idx])
+        rho = (q[idx] - q_new) / predicted.clamp_min(torch.finfo(s.dtype).tiny)
+        scale = 1 + si.abs().amax(-1)
+        size = delta.abs().amax(-1)
+        # Nielsen's damping update
+        shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
+        mu_next = torch.where(accept, mui * shrink, mui * nu[idx])
+        nu_next = torch.where(accept, torch.full_like(mui, 2.0), nu[idx] * 2)
+        a = idx[accept]
+        s[a], q[a], g[a], H[a] = trial[accept], q_new[accept], g_new[accept], H_new[accept]
+        mu[idx], nu[idx] = mu_next, nu_next
+        # stop: at the rounding floor, a taken step at rounding size, or no step left to try
+        tiny_step = accept & (size <= 4 * eps * scale)
+        stuck = ~accept & (gi.abs().amax(-1) / mu_next <= eps * scale)
+        at_floor = accept & (q_new <= floor)
+        active[idx[tiny_step | stuck | at_floor]] = False
+    return s, q
+
+
+# ----- inputs, initial states -----------------------------------------------------------------
+def _recording_of(inputs: Any) -> Recording | None:
+    from gradlab.record import Recording
+
+    return inputs if isinstance(inputs, Recording) else None
+
+
+def _check_model(model: Any) -> RecurrentModel:
+    if isinstance(model, RecurrentModel):
+        return model
+    if isinstance(model, nn.RNN | nn.LSTM | nn.GRU):
+        return from_torch(model)
+    raise TypeError(
+        "model must be a gradlab recurrent model (gradlab.RNN, LSTM, GRU, any registered cell) "
+        f"or a torch nn.RNN / LSTM / GRU, got {type(model).__name__}"
+    )
+
+
+def _check_inputs(inputs: Any, model: RecurrentModel) -> Tensor:
+    layout = "(B, T, I)" if model.batch_first else "(T, B, I)"
+    if not isinstance(inputs, Tensor):
+        raise ValueError(
+            f"inputs must be a tensor {layout}, a gradlab Recording or None, "
+            f"got {type(inputs).__name__}"
+        )
+    if inputs.dim() != 3 or inputs.shape[-1] != model.input_size or 0 in inputs.shape:
+        raise ValueError(
+            f"inputs must be {layout} with I = input_size = {model.input_size} and T, B >= 1, "
+            f"got shape {tuple(inputs.shape)}"
+        )
+    if not torch.isfinite(inputs).all():
+        raise ValueError("inputs contains NaN or Inf")
+    return inputs
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_initial_states(states: Any, S: int) -> Tensor:
+    if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != S:
+        shape = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
+        raise ValueError(f"initial_states must be a tensor (P, S) with S = {S}, got {shape}")
+    if states.shape[0] < 1 or not torch.isfinite(states).all():
+        raise ValueError("initial_states must hold at least one finite state")
+    return states.detach()
+
+
+def _layer_states(rec: Recording, layer: int, reverse: bool) -> tuple[Tensor, Tensor]:
+    """The layer's recorded s_0..s_T (T+1, B, S) and which of them are real (T+1, B) bool."""
+    lr = rec.layer(layer, reverse)
+    states = lr.trace.state()
+    mask = torch.cat((torch.ones_like(lr.step_mask[:1]), lr.step_mask)).to(states.device)
+    return states, mask
+
+
+def _trajectory_states(
+    rec: Recording,
+    layer: int,
+    reverse: bool,
+    n: int,
+    noise: float,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+) -> Tensor:
+    """n states drawn from the recorded trajectory (without replacement while there are
+    enough), plus N(0, noise²) per coordinate, (n, S)."""
+    states, mask = _layer_states(rec, layer, reverse)
+    pool = states[mask].to(dtype)  # (M, S)
+    M = pool.shape[0]
+    if n <= M:
+        pick = torch.randperm(M, generator=generator)[:n]
+    else:
+        pick = torch.randint(0, M, (n,), generator=generator)
+    drawn = pool[pick.to(pool.device)]
+    jitter = torch.randn(drawn.shape, generator=generator, dtype=dtype).to(drawn.device)
+    return drawn + noise * jitter
+
+
+def _random_states(
+    model: RecurrentModel, spec: CellSpec, n: int, generator: torch.Generator, dtype: torch.dtype
+) -> Tensor:
+    """n random states (n, S): uniform on each part's bounded range, else standard normal."""
+    activation = getattr(model, "activation", None)
+    projected = bool(getattr(model, "proj_size", 0))
+    parts = []
+    for name, size in zip(spec.state_parts, model.state_sizes(), strict=True):
+        bounds = None
+        if name == "h" and not projected:
+            bounds = spec.hidden_bounds or getattr(activation, "bounds", None)
+        if bounds is None:
+            parts.append(torch.randn(n, size, generator=generator, dtype=dtype))
+        else:
+            lo, hi = bounds
+            parts.append(lo + (hi - lo) * torch.rand(n, size, generator=generator, dtype=dtype))
+    device = model.weight_hh_l0.device
+    return torch.cat(parts, dim=-1).to(device)
+
+
+def _constant_input(
+    model: RecurrentModel,
+    spec: CellSpec,
+    constant_input: Any,
+    rec: Recording | None,
+    layer: int,
+    reverse: bool,
+    dtype: torch.dtype,
+) -> Tensor:
+    """x* for the layer, (I_l,) (see `fixed_points`)."""
+    device = model.weight_hh_l0.device
+    if isinstance(constant_input, str):
+        if constant_input != "mean":
+            raise ValueError(
+                f"constant_input must be None, a tensor (I,) or 'mean', got {constant_input!r}"
+            )
+        if rec is None:
+            raise ValueError("constant_input='mean' needs inputs (a tensor or a Recording)")
+        lr = rec.layer(layer, reverse)
+        return lr.inputs[lr.step_mask.to(lr.inputs.device)].to(dtype).mean(0).to(device)
+    I = model.input_size
+    if constant_input is None:
+        x = torch.zeros(I, dtype=dtype, device=device)
+    elif isinstance(constant_input, Tensor):
+        if tuple(constant_input.shape) != (I,):
+            raise ValueError(
+                f"constant_input must have shape (I,) = ({I},), the model's input size, "
+                f"got {tuple(constant_input.shape)}"
+            )
+        if not torch.isfinite(constant_input).all():
+            raise ValueError("constant_input contains NaN or Inf")
+        x = constant_input.detach().to(dtype=dtype, device=device)
+    else:
+        raise ValueError(
+            "constant_input must be None, a tensor (I,) or 'mean', "
+            f"got {type(constant_input).__name__}"
+        )
+    return _settled_input(model, spec, x, layer) if layer > 0 else x
+
+
+def _settled_input(model: RecurrentModel, spec: CellSpec, x: Tensor, layer: int) -> Tensor:
+    """Layer `layer`'s input when the model's input is held at x (I,): the output of the layers
+    below after `_SETTLE_STEPS` steps from the zero state (the middle step when they are
+    bidirectional), (D·N,)."""
+    D, K = model.num_directions, _SETTLE_STEPS
+    seq = x.expand(2 * K + 1 if D == 2 else K, 1, -1).contiguous()
+    for below in range(layer):
+        zeros = [seq.new_zeros(D, 1, size) for size in model.state_sizes()]
+        seq = model.layer_forward(seq, spec.join_state(zeros), below)[0]
+    at = K if D == 2 else seq.shape[0] - 1
+    settled, before = seq[at, 0], seq[at - 1, 0]
+    change = float((settled - before).abs().max())
+    if not change <= math.sqrt(torch.finfo(x.dtype).eps) * (1 + float(settled.abs().max())):
+        warnings.warn(
+            f"the layers below layer {layer} have not settled under the constant input "
+            f"(their output still moves by {change:.3g} per step after {K} steps); layer "
+            f"{layer}'s x* is a snapshot of it. constant_input='mean' with inputs uses the "
+            "layer's mean recorded input instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return settled.clone()
+
+
+# ----- deduplication and the linearisation ----------------------------------------------------
+def _deduplicate(states: Tensor, q: Tensor, tolerance: float) -> tuple[Tensor, Tensor]:
+    """Greedy merge, lowest q first: the indices of the kept points (into `states`, sorted by
+    q) and how many end points each absorbed, (P',) each."""
+    n = states.shape[0]
+    if n == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    order = torch.sort(q, stable=True).indices
+    ordered = states[order]
+    close = (torch.cdist(ordered, ordered, p=math.inf) <= tolerance).cpu().numpy()
+    owner = [-1] * n
+    kept, counts = [], []
+    for i in range(n):
+        if owner[i] != -1:
+            continue
+        members = [j for j in close[i].nonzero()[0].tolist() if owner[j] == -1]
+        for j in members:
+            owner[j] = i
+        kept.append(int(order[i]))
+        counts.append(len(members))
+    return torch.tensor(kept, dtype=torch.long), torch.tensor(counts, dtype=torch.long)
+
+
+def _time_constants(modulus: Tensor) -> Tensor:
+    """τ = −1/ln|λ| (P, S): 0 at λ = 0, inf at |λ| = 1, NaN for |λ| > 1."""
+    tau = -1.0 / torch.log(modulus)
+    tau = torch.where(modulus == 1, math.inf, tau)
+    return torch.where(modulus > 1, math.nan, tau)
+
+
+def _stability(modulus: Tensor, marginal_tol: float) -> str:
+    """The class of one point from its |λ| (S,)."""
+    if bool(((modulus - 1).abs() <= marginal_tol).any()):
+        return "marginal"
+    if bool((modulus < 1).all()):
+        return "stable"
+    if bool((modulus > 1).all()):
+        return "unstable"
+    return "saddle"

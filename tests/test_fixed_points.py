@@ -1,0 +1,282 @@
+"""`gradlab.fixed_points` against closed forms and the float64 autograd twin.
+
+Exact cases: a linear RNN's one fixed point (I − W_hh)⁻¹(W_ih x* + b) and spectrum eig W_hh; the
+2-unit tanh RNN with W_hh = 2I, whose nine fixed points and spectra are known in closed form.
+Every registered cell: the points found are fixed points of the cell's reference step and their
+eigenvalues are those of the autograd Jacobian of that step over the full state (h, c).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import gradlab
+from gradlab import _reference as ref
+from gradlab.cells import cells, get_cell
+from gradlab.fixed_points import FixedPoints, fixed_points
+
+F64 = torch.float64
+
+
+def reference_map(model, layer: int, reverse: bool, x_star: torch.Tensor):
+    """s ↦ F(s, x*) of one layer/direction from the cell's documented step, float64."""
+    spec = ref.model_spec(model)
+    p = ref.layer_params(model, layer, reverse)
+    x = x_star.detach().to(F64)
+    return lambda s: ref.cell_step(spec, p, x, s)[0]
+
+
+def autograd_jacobian(step, s: torch.Tensor) -> torch.Tensor:
+    return torch.autograd.functional.jacobian(step, s.detach().to(F64))
+
+
+def assert_same_spectrum(found: torch.Tensor, expected: torch.Tensor, atol: float) -> None:
+    """Each eigenvalue of one list within atol of one of the other (both ways)."""
+    distance = (found.unsqueeze(1) - expected.unsqueeze(0)).abs()
+    assert float(distance.amin(1).max()) <= atol
+    assert float(distance.amin(0).max()) <= atol
+
+
+def build(cell: str, activation: str | None = None, **kwargs) -> torch.nn.Module:
+    spec = get_cell(cell)
+    return spec.build(3, 6, activation if spec.takes_activation else None, dtype=F64, **kwargs)
+
+
+# ----- exact cases ----------------------------------------------------------------------------
+LINEAR_CASES = {
+    "contracting-zero-input": (0.5, False),
+    "contracting-constant-input": (0.5, True),
+    "expanding-constant-input": (1.7, True),
+}
+
+
+@pytest.mark.parametrize(("radius", "with_input"), LINEAR_CASES.values(), ids=LINEAR_CASES)
+def test_linear_rnn_fixed_point_is_the_closed_form(radius, with_input):
+    torch.manual_seed(1)
+    model = gradlab.RNN(3, 5, "linear", dtype=F64)
+    with torch.no_grad():
+        W = torch.randn(5, 5, dtype=F64)
+        model.weight_hh_l0.copy_(W * radius / torch.linalg.eigvals(W).abs().max())
+    x_star = torch.randn(3, dtype=F64) if with_input else torch.zeros(3, dtype=F64)
+    fp = fixed_points(model, constant_input=x_star if with_input else None, n_inits=16)
+
+    W_hh, W_ih = model.weight_hh_l0.detach(), model.weight_ih_l0.detach()
+    b = (model.bias_ih_l0 + model.bias_hh_l0).detach()
+    expected = torch.linalg.solve(torch.eye(5, dtype=F64) - W_hh, W_ih @ x_star + b)
+    assert len(fp) == 1 and fp.counts.tolist() == [16]
+    assert float((fp.states[0] - expected).abs().max()) <= 1e-10
+    assert bool(fp.is_fixed[0])
+    assert_same_spectrum(fp.eigenvalues[0], torch.linalg.eigvals(W_hh), 1e-10)
+    moduli = fp.eigenvalues[0].abs()
+    assert torch.equal(moduli, moduli.sort(descending=True).values)
+    expected_class = "stable" if radius < 1 else ("unstable" if moduli.min() > 1 else "saddle")
+    assert fp.stability == (expected_class,)
+
+
+def root_of_tanh_2a() -> float:
+    """a > 0 with a = tanh(2a), by Newton's method on g(a) = tanh(2a) − a."""
+    a = 1.0
+    for _ in range(60):
+        t = math.tanh(2 * a)
+        a -= (t - a) / (2 * (1 - t * t) - 1)
+    return a
+
+
+def test_two_unit_tanh_rnn_has_its_nine_fixed_points():
+    model = gradlab.RNN(1, 2, "tanh", bias=False, dtype=F64)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(2 * torch.eye(2, dtype=F64))
+        model.weight_ih_l0.zero_()
+    fp = fixed_points(model, n_inits=256, seed=3)
+    a = root_of_tanh_2a()
+    assert abs(a - 0.9575) < 1e-4
+
+    assert len(fp) == 9 and bool(fp.is_fixed.all()) and int(fp.counts.sum()) == 256
+    levels = torch.tensor([-a, 0.0, a], dtype=F64)
+    snapped = levels[(fp.states.unsqueeze(-1) - levels).abs().argmin(-1)]
+    assert float((fp.states - snapped).abs().max()) <= 1e-12
+    assert {tuple(p) for p in snapped.tolist()} == {
+        (u, v) for u in levels.tolist() for v in levels.tolist()
+    }
+
+    slope = 2 * (1 - a * a)
+    for point, eigenvalues, stability in zip(snapped, fp.eigenvalues, fp.stability, strict=True):
+        expected = (
+            torch.tensor([2.0 if c == 0 else slope for c in point.tolist()], dtype=F64)
+            .sort(descending=True)
+            .values
+        )
+        assert float((eigenvalues - expected).abs().max()) <= 1e-8
+        zeros = int((point == 0).sum())
+        assert stability == {0: "stable", 1: "saddle", 2: "unstable"}[zeros]
+    assert sorted(fp.stability) == ["saddle"] * 4 + ["stable"] * 4 + ["unstable"]
+    table = fp.table()
+    assert table["n_unstable"].tolist() == [int((p == 0).sum()) for p in snapped]
+    stable = table[table["stability"] == "stable"]
+    assert stable["tau_slowest"].tolist() == pytest.approx([-1 / math.log(slope)] * 4, rel=1e-9)
+
+
+# ----- every cell against the autograd twin --------------------------------------------------
+CELL_CASES = {
+    f"{spec.name}-{act}" if act else spec.name: (spec.name, act)
+    for spec in cells()
+    for act in (("tanh", "relu", "sigmoid", "linear") if spec.takes_activation else (None,))
+}
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELL_CASES.values(), ids=CELL_CASES)
+def test_every_cell_spectra_match_the_autograd_jacobian(cell, activation):
+    torch.manual_seed(0)
+    model = build(cell, activation)
+    bounded = getattr(getattr(model, "activation", None), "bounds", (-1, 1)) is not None
+    with torch.no_grad():  # a strong bounded recurrence: several fixed points, not only one
+        for name, p in model.named_parameters():
+            if name.startswith("weight_hh"):
+                p.mul_(3.0 if bounded else 1.0)
+    x = torch.randn(30, 4, 3, dtype=F64)
+    fp = fixed_points(model, x, constant_input="mean", n_inits=64, noise=0.1)
+    assert isinstance(fp, FixedPoints) and len(fp) >= 1
+    S = model.state_size
+    assert fp.states.shape == (len(fp), S) and fp.eigenvalues.shape == (len(fp), S)
+    assert fp.eigenvalues.dtype == torch.complex128
+    assert torch.allclose(fp.constant_input, x.mean((0, 1)), atol=1e-14, rtol=0)
+
+    step = reference_map(model, 0, False, fp.constant_input)
+    for s, q, J, eigenvalues in zip(fp.states, fp.q, fp.jacobians, fp.eigenvalues, strict=True):
+        residual = step(s) - s
+        assert float(0.5 * residual.square().sum()) == pytest.approx(float(q), rel=1e-6, abs=1e-28)
+        reference = autograd_jacobian(step, s)
+        assert float((J - reference).abs().max()) <= 1e-12
+        assert_same_spectrum(eigenvalues, torch.linalg.eigvals(reference), 1e-10)
+    assert bool(fp.is_fixed.any())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gated_cell_fixed_points_are_roots_with_the_full_state_spectrum(cell):
+    torch.manual_seed(4)
+    model = build(cell)
+    with torch.no_grad():
+        model.weight_hh_l0.mul_(4.0)
+    fp = fixed_points(model, n_inits=128, seed=1)
+    fixed = fp.is_fixed.nonzero().squeeze(1)
+    assert fixed.numel() >= 1
+    step = reference_map(model, 0, False, torch.zeros(3))
+    for i in fixed.tolist():
+        s = fp.states[i]
+        assert float((step(s) - s).abs().max()) <= 1e-12
+        assert_same_spectrum(
+            fp.eigenvalues[i], torch.linalg.eigvals(autograd_jacobian(step, s)), 1e-10
+        )
+    assert fp.states.shape[1] == (12 if cell == "lstm" else 6)  # (h, c) for the LSTM
+
+
+# ----- layers, directions, inputs ------------------------------------------------------------
+LAYER_CASES = {
+    "layer1-forward": (1, False),
+    "layer1-reverse": (1, True),
+    "layer0-reverse": (0, True),
+}
+
+
+@pytest.mark.parametrize(("layer", "reverse"), LAYER_CASES.values(), ids=LAYER_CASES)
+def test_stacked_bidirectional_layer_selection(layer, reverse):
+    torch.manual_seed(2)
+    model = gradlab.GRU(3, 5, num_layers=2, bidirectional=True, dtype=F64)
+    x = torch.randn(25, 3, 3, dtype=F64)
+    fp = fixed_points(model, x, layer=layer, reverse=reverse, constant_input="mean", n_inits=32)
+    below = model.layer_forward(x, torch.zeros(2, 3, 5, dtype=F64), 0)[0]
+    expected_input = x.mean((0, 1)) if layer == 0 else below.mean((0, 1))
+    assert torch.allclose(fp.constant_input, expected_input, atol=1e-14, rtol=0)
+    assert (fp.layer, fp.direction) == (layer, "reverse" if reverse else "forward")
+    step = reference_map(model, layer, reverse, fp.constant_input)
+    for s, J in zip(fp.states[fp.is_fixed], fp.jacobians[fp.is_fixed], strict=True):
+        assert float((step(s) - s).abs().max()) <= 1e-12
+        assert float((J - autograd_jacobian(step, s)).abs().max()) <= 1e-12
+    assert set(fp.table()["direction"]) <= {fp.direction}
+
+
+def test_upper_layer_input_is_the_lower_layers_fixed_point():
+    """Under a constant model input, layer 1 reads layer 0's (here unique, stable) fixed point
+    in both directions."""
+    torch.manual_seed(5)
+    model = gradlab.GRU(3, 4, num_layers=2, bidirectional=True, dtype=F64)
+    x_star = torch.randn(3, dtype=F64)
+    lower = [fixed_points(model, constant_input=x_star, reverse=r, n_inits=16) for r in (0, 1)]
+    assert all(len(fp) == 1 and fp.stability == ("stable",) for fp in lower)
+    upper = fixed_points(model, constant_input=x_star, layer=1, n_inits=16)
+    expected = torch.cat([fp.states[0] for fp in lower])
+    assert float((upper.constant_input - expected).abs().max()) <= 1e-9
+
+
+def test_a_recording_gives_the_same_points_as_its_inputs():
+    torch.manual_seed(6)
+    model = build("lstm")
+    x = torch.randn(20, 3, 3, dtype=F64)
+    from_inputs = fixed_points(model, x, n_inits=32, seed=7)
+    from_record = fixed_points(model, gradlab.record(model, x), n_inits=32, seed=7)
+    assert torch.equal(from_inputs.states, from_record.states)
+    assert from_inputs.table().equals(from_record.table())
+
+
+def test_same_seed_same_points_and_float64_on_request():
+    torch.manual_seed(8)
+    model = gradlab.GRU(3, 6)  # float32
+    x = torch.randn(20, 3, 3)
+    first, again = (fixed_points(model, x, n_inits=32, seed=11) for _ in range(2))
+    assert torch.equal(first.states, again.states) and first.dtype == torch.float32
+    assert first.tol == 1e-10 and bool(first.is_fixed.any())
+    wide = fixed_points(model, x, n_inits=32, seed=11, dtype=F64)
+    assert (
+        wide.states.dtype == F64 and wide.tol == 1e-20 and model.weight_hh_l0.dtype == torch.float32
+    )
+    assert float((wide.states[0] - first.states[0].double()).abs().max()) <= 1e-4
+    table = wide.table()
+    assert list(table.columns) == [
+        "point", "q", "kind", "stability", "max_abs_eigenvalue", "tau_slowest",
+        "n_unstable", "count", "cell", "layer", "direction", "dtype",
+    ]  # fmt: skip
+    assert set(table["dtype"]) == {"float64"} and set(table["cell"]) == {"gru"}
+
+
+def test_initial_states_and_a_torch_module():
+    torch.manual_seed(9)
+    module = torch.nn.GRU(2, 3, dtype=F64)
+    starts = torch.randn(5, 3, dtype=F64)
+    fp = fixed_points(module, initial_states=starts)
+    assert fp.n_inits == 5 and int(fp.counts.sum()) <= 5 and fp.cell == "gru"
+
+
+# ----- errors ---------------------------------------------------------------------------------
+def _errors() -> dict:
+    x = torch.randn(10, 2, 3, dtype=F64)
+    return {
+        "n_inits-zero": (dict(n_inits=0), "n_inits"),
+        "layer-out-of-range": (dict(layer=1), "layer"),
+        "reverse-unidirectional": (dict(reverse=True), "reverse"),
+        "constant_input-unknown": (dict(constant_input="median"), "constant_input"),
+        "constant_input-shape": (dict(constant_input=torch.zeros(4)), "constant_input"),
+        "constant_input-mean-no-inputs": (dict(constant_input="mean"), "constant_input"),
+        "initial_states-shape": (dict(initial_states=torch.zeros(4, 5)), "initial_states"),
+        "inputs-shape": (dict(inputs=x[..., :2]), "inputs"),
+        "inputs-2d": (dict(inputs=x[0]), "inputs"),
+        "tol-negative": (dict(tol=-1.0), "tol"),
+        "dtype-int": (dict(dtype=torch.int64), "dtype"),
+    }
+
+
+ERRORS = _errors()
+
+
+@pytest.mark.parametrize(("kwargs", "names"), ERRORS.values(), ids=ERRORS)
+def test_bad_arguments_raise_a_value_error_naming_them(kwargs, names):
+    model = build("gru")
+    with pytest.raises(ValueError, match=names):
+        fixed_points(model, **kwargs)
+
+
+def test_not_a_recurrent_model_is_a_type_error():
+    with pytest.raises(TypeError, match="model"):
+        fixed_points(torch.nn.Linear(2, 2))
