@@ -269,8 +269,8 @@ def write_recording(
     writer.save_array(STEP_JACOBIAN_SV, step, singular_values)
     found = found_fixed_points(rec)
     if found is not None:
-        eigenvalues = np.asarray(found.eigenvalues)
-        writer.save_array(FIXED_POINT_STATES, step, np.asarray(found.states))
+        eigenvalues = found.eigenvalues.detach().cpu().numpy()
+        writer.save_array(FIXED_POINT_STATES, step, _numpy(found.states))
         writer.save_array(
             FIXED_POINT_EIGENVALUES, step, np.stack((eigenvalues.real, eigenvalues.imag), -1)
         )

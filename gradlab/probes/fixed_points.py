@@ -1,30 +1,32 @@
 """`fixed_points`: the fixed and slow points of the recorded model (`gradlab.fixed_points`) and
 their spectra, beside the top Lyapunov exponent of the recorded trajectories.
 
-Per layer and direction, one search minimises q(s) = ½‖F(s, x̄) − s‖² from
+Per layer and direction, one float64 search minimises q(s) = ½‖F(s, x̄) − s‖² from
 `config.fixed_point_inits` states drawn (seeded by `config.seed`, without replacement) from
 the recorded trajectories s_0..s_T of the probe batch (full state: (h, c) for an LSTM), with x̄
-the mean input of the recording (the mean of x_1..x_T over the running sequences: zero after
-the cue for the identity task, the drift of a noisy input stream otherwise).
+the mean input the layer read over the recording's real steps (``constant_input="mean"``: zero
+after the cue for the identity task, the drift of a noisy input stream otherwise). Points with
+q above the search's `slow_tol` are dropped, so a search may find none.
 
-One row per point p (t = p, the order `gradlab.fixed_points` returns): `q`; `fixed` (1 when
-q ≤ tol, 0 for a slow point); `stability` (the index in `STABILITY`); `max_abs_eigenvalue`
-|λ_max| of the step Jacobian at the point; `tau_slowest` = −1/ln|λ_max| (steps; ≤ 0 or Inf
-where |λ_max| ≥ 1); `n_unstable`; `visits` (how many probe trajectories visit it, below).
+One row per point p (t = p, in the order `gradlab.fixed_points` returns, q ascending): `q`;
+`fixed` (1 when q ≤ tol, 0 for a slow point); `stability` (the index in `STABILITY`);
+`max_abs_eigenvalue` |λ_max| of the step Jacobian at the point; `tau_slowest` (τ = −1/ln|λ| of
+its slowest decaying mode, steps; NaN when every mode grows); `n_unstable`; `count` (initial
+states that ended there); `visits` (probe trajectories that visit it, below).
 
 "Visit": a probe trajectory b visits the point nearest (Euclidean, full state) to its last
-state s_T(b) (the state at its own length when padded) — the point its memory sits at when
-the readout reads it. Per step (t null): `n_points`; `rate` = the mean over the probe
-trajectories of ln|λ_max| at the point each visits; `modulus` = e^rate; `tau` = −1/rate (Inf
-when rate ≥ 0); `distance` = the mean RMS distance per state coordinate, ‖s_T(b) − x_p‖/√S,
-from each trajectory's last state to the point it visits (small: the trajectory sits at the
-point; large: the nearest point is far and `rate` says little about it); `lyapunov`: the top
-Lyapunov exponent of the recording (`LayerRecording.lyapunov`), per step.
+state s_T(b) (the state at its own length when padded): the point its memory sits at when the
+readout reads it. Per step (t null): `n_points`; `rate` = the mean over the probe trajectories
+of ln|λ_max| at the point each visits; `modulus` = e^rate; `tau` = −1/rate (Inf when rate ≥ 0);
+`distance` = the mean RMS distance per state coordinate, ‖s_T(b) − s*_p‖/√S, from each
+trajectory's last state to the point it visits (small: the trajectory sits at the point; large:
+the nearest point is far, and `rate` says little about it); `lyapunov`: the top Lyapunov
+exponent of the recording (`LayerRecording.lyapunov`), per step.
 
-The probe's search is the costly one (about 10 ms to 1 s per layer and direction, see the
-README's numbers), so `gradlab.train` runs it only at the recordings `fixed_point_recordings`
-picks; `found_fixed_points(rec)` returns what the last `rows` call on `rec` found, for the
-arrays `gradlab.train.write_recording` saves.
+The search is the probe's cost, so `gradlab.train` runs it only at the recordings
+`fixed_point_recordings` picks; `found_fixed_points(rec)` returns what the last `rows` call on
+`rec` found (for the arrays `gradlab.train.write_recording` saves) and `fixed_point_values(rec)`
+its per-step values.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ __all__ = [
     "fixed_point_values",
     "found_fixed_points",
     "initial_states",
-    "mean_input",
     "visited_points",
 ]
 
@@ -65,6 +66,7 @@ POINT_NAMES = (
     "max_abs_eigenvalue",
     "tau_slowest",
     "n_unstable",
+    "count",
     "visits",
 )
 #: Names of the per-step scalars (t null).
@@ -107,14 +109,6 @@ def initial_states(view: LayerRecording, n: int, seed: int) -> torch.Tensor:
     return pool[chosen.to(pool.device)]
 
 
-def mean_input(view: LayerRecording) -> torch.Tensor:
-    """x̄ (I,): the mean of the layer's inputs x_1..x_T over the running sequences."""
-    x = view.inputs.detach()  # (T, B, I)
-    mask = _running_states(view)[1:].to(x.device)
-    count = mask.sum().clamp_min(1)
-    return (x * mask.unsqueeze(-1)).sum((0, 1)) / count
-
-
 def last_states(view: LayerRecording) -> torch.Tensor:
     """(B, S): each probe sequence's state at its own last step."""
     states = view.trace.state().detach()  # (T+1, B, S)
@@ -128,6 +122,8 @@ def visited_points(points: np.ndarray, finals: np.ndarray) -> tuple[np.ndarray, 
     for a non-finite last state."""
     points = np.asarray(points, np.float64)
     finals = np.asarray(finals, np.float64)
+    if len(points) == 0:
+        return np.full(len(finals), -1), np.full(len(finals), np.nan)
     gaps = np.linalg.norm(finals[:, None, :] - points[None, :, :], axis=-1)  # (B, P)
     finite = np.isfinite(gaps).all(1)
     index = np.where(finite, np.argmin(np.where(np.isfinite(gaps), gaps, np.inf), axis=1), -1)
@@ -150,14 +146,6 @@ def fixed_point_values(rec: Recording, layer: int = 0, direction: int = 0) -> di
     return {} if found is None else dict(found[1])
 
 
-def _n_unstable(found: FixedPoints) -> np.ndarray:
-    table = found.table()
-    if "n_unstable" in table.columns:
-        return table["n_unstable"].to_numpy(np.float64)
-    moduli = np.abs(np.asarray(found.eigenvalues))
-    return (moduli > 1).sum(1).astype(np.float64)
-
-
 class FixedPointProbe(Probe):
     """Fixed / slow points, their spectra, the points the trajectories visit and the top
     Lyapunov exponent (see the module docstring)."""
@@ -178,7 +166,8 @@ class FixedPointProbe(Probe):
                 continue
             found = fixed_points(
                 rec.model,
-                constant_input=mean_input(view),
+                rec,
+                constant_input="mean",
                 initial_states=starts,
                 n_inits=int(starts.shape[0]),
                 seed=config.seed,
@@ -187,23 +176,22 @@ class FixedPointProbe(Probe):
                 dtype=torch.float64,
             )
             where = dict(layer=layer, direction=direction)
-            points = np.asarray(found.states, np.float64)
-            slowest = np.asarray(found.slowest, np.float64)
-            codes = [float(STABILITY.index(kind)) for kind in found.stability]
+            points = _numpy(found.states)
+            slowest = _numpy(found.slowest)
             index, distance = visited_points(points, _numpy(last_states(view)))
             seen = index >= 0
             visits = np.bincount(index[seen], minlength=len(points)).astype(np.float64)
             with np.errstate(divide="ignore"):
-                tau_slowest = np.asarray(found.time_constants, np.float64)[:, 0]
                 logs = np.log(slowest[index[seen]])
             rate = float(logs.mean()) if logs.size else math.nan
             per_point = {
-                "q": np.asarray(found.q, np.float64),
-                "fixed": np.asarray(found.is_fixed, np.float64),
-                "stability": np.asarray(codes, np.float64),
+                "q": _numpy(found.q),
+                "fixed": _numpy(found.is_fixed),
+                "stability": np.array([STABILITY.index(k) for k in found.stability], np.float64),
                 "max_abs_eigenvalue": slowest,
-                "tau_slowest": tau_slowest,
-                "n_unstable": _n_unstable(found),
+                "tau_slowest": _numpy(found.tau_slowest),
+                "n_unstable": _numpy(found.n_unstable),
+                "count": _numpy(found.counts),
                 "visits": visits,
             }
             for name in POINT_NAMES:
@@ -225,4 +213,5 @@ class FixedPointProbe(Probe):
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
+    """A real tensor as float64 numpy (bools and counts as 0/1 and whole numbers)."""
     return x.detach().to("cpu", torch.float64).numpy()

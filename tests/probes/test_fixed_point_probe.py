@@ -19,7 +19,6 @@ from gradlab.probes.fixed_points import (
     fixed_point_values,
     found_fixed_points,
     initial_states,
-    mean_input,
     visited_points,
 )
 
@@ -52,7 +51,8 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
         starts = initial_states(view, context.config.fixed_point_inits, context.config.seed)
         expected = fixed_points(
             rec.model,
-            constant_input=mean_input(view),
+            rec,
+            constant_input="mean",
             initial_states=starts,
             n_inits=int(starts.shape[0]),
             seed=context.config.seed,
@@ -65,12 +65,16 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
         np.testing.assert_allclose(got["q"], expected.q, rtol=1e-6, atol=1e-14)
         np.testing.assert_allclose(found.states, expected.states, atol=1e-8)
         np.testing.assert_allclose(got["max_abs_eigenvalue"], expected.slowest, rtol=1e-8)
+        np.testing.assert_allclose(got["tau_slowest"], expected.tau_slowest, rtol=1e-8)
+        np.testing.assert_array_equal(got["n_unstable"], expected.n_unstable)
+        np.testing.assert_array_equal(got["count"], expected.counts)
         assert [STABILITY[int(c)] for c in got["stability"]] == list(expected.stability)
         np.testing.assert_array_equal(got["fixed"], np.asarray(expected.is_fixed, float))
         # visits: each trajectory's last state → the nearest point, by brute force
         states = view.trace.state()
         last = states[-1].to(torch.float64).numpy()  # no padding: every sequence runs T steps
-        points = np.asarray(expected.states)
+        points = expected.states.numpy()
+        assert len(points) > 0
         nearest = [int(np.argmin([np.linalg.norm(s - p) for p in points])) for s in last]
         counts = np.bincount(nearest, minlength=len(points))
         np.testing.assert_array_equal(got["visits"], counts)
@@ -78,7 +82,10 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
         assert got["rate"][0] == pytest.approx(rate, rel=1e-8)
         assert got["modulus"][0] == pytest.approx(math.exp(rate), rel=1e-8)
         assert got["n_points"][0] == len(points)
-        gaps = [np.linalg.norm(s - points[i]) / math.sqrt(points.shape[1]) for s, i in zip(last, nearest, strict=True)]
+        gaps = [
+            np.linalg.norm(s - points[i]) / math.sqrt(points.shape[1])
+            for s, i in zip(last, nearest, strict=True)
+        ]
         assert got["distance"][0] == pytest.approx(float(np.mean(gaps)), rel=1e-8)
         lyapunov = float(view.lyapunov(1)[0])
         assert got["lyapunov"][0] == pytest.approx(lyapunov, rel=1e-10)
@@ -114,7 +121,8 @@ def test_visited_points_is_the_nearest_point_to_each_last_state():
     index, distance = visited_points(points, finals)
     np.testing.assert_array_equal(index, [1, 2, -1, 0])
     np.testing.assert_allclose(
-        distance[[0, 1, 3]], np.array([math.hypot(0.1, 0.1), math.hypot(0.1, 0.5), math.hypot(0.1, 0.1)]) / math.sqrt(2)
+        distance[[0, 1, 3]],
+        np.array([math.hypot(0.1, 0.1), math.hypot(0.1, 0.5), math.hypot(0.1, 0.1)]) / math.sqrt(2),
     )
     assert math.isnan(distance[2])
 
