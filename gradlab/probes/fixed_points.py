@@ -6,7 +6,8 @@ Per layer and direction, one float64 search minimises q(s) = ½‖F(s, x̄) − 
 the recorded trajectories s_0..s_T of the probe batch (full state: (h, c) for an LSTM), with x̄
 the mean input the layer read over the recording's real steps (``constant_input="mean"``: zero
 after the cue for the identity task, the drift of a noisy input stream otherwise). Points with
-q above the search's `slow_tol` are dropped, so a search may find none.
+q above the search's `slow_tol` are dropped, and so are points whose h lies outside the cell's
+range (`within_range`), so a search may find none. The search takes `MAX_ITER` steps.
 
 One row per point p (t = p, in the order `gradlab.fixed_points` returns, q ascending): `q`;
 `fixed` (1 when q ≤ tol, 0 for a slow point); `stability` (the index in `STABILITY`);
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +55,15 @@ __all__ = [
     "found_fixed_points",
     "initial_states",
     "visited_points",
+    "within_range",
 ]
+
+#: Levenberg–Marquardt steps per search. An isolated fixed point converges to rounding in a
+#: few (the steps become Newton's); on the slow manifold of a trained memory (a line or plane
+#: attractor, where q is tiny everywhere) every further step slides the point along it towards
+#: the saturated edge of the state space, where q → 0. Few steps keep the slow points near the
+#: trajectory states they started from (and bound the cost).
+MAX_ITER = 5
 
 #: Stability classes; a point's `stability` row is the index of its class here.
 STABILITY: tuple[str, ...] = ("stable", "marginal", "saddle", "unstable")
@@ -70,7 +80,7 @@ POINT_NAMES = (
     "visits",
 )
 #: Names of the per-step scalars (t null).
-STEP_NAMES = ("n_points", "rate", "modulus", "tau", "distance", "lyapunov")
+STEP_NAMES = ("n_points", "n_outside", "rate", "modulus", "tau", "distance", "lyapunov")
 
 #: Recording → {(layer, direction): (FixedPoints, per-step values by name)} of the last `rows`
 #: call (dropped with the recording).
@@ -132,6 +142,50 @@ def visited_points(points: np.ndarray, finals: np.ndarray) -> tuple[np.ndarray, 
     return index, distance
 
 
+def within_range(found: FixedPoints, model: Any) -> tuple[FixedPoints, int]:
+    """(the points of `found` whose hidden part h lies in the closed range of the cell's h, how
+    many lay outside). The step map keeps a bounded h (tanh RNN, LSTM h = o·tanh(c), GRU h' =
+    (1 − z)·n + z·h) inside its range, so a point outside can never be reached from a real
+    state: there the gates saturate and q can be tiny (a spurious slow point, |λ| → 1). No
+    bounds (relu, linear, an LSTM projection): every point is kept."""
+    bounds = _hidden_bounds(model)
+    if bounds is None or len(found) == 0:
+        return found, 0
+    lo, hi = bounds
+    h = found.states[:, : model.hidden_size]
+    inside = ((h >= lo) & (h <= hi)).all(1)
+    if bool(inside.all()):
+        return found, 0
+    keep = inside.nonzero().squeeze(1)
+    subset = {
+        name: getattr(found, name)[keep]
+        for name in (
+            "states",
+            "q",
+            "is_fixed",
+            "counts",
+            "jacobians",
+            "eigenvalues",
+            "slowest",
+            "time_constants",
+        )
+    }
+    stability = tuple(found.stability[i] for i in keep.tolist())
+    return replace(found, **subset, stability=stability), int((~inside).sum())
+
+
+def _hidden_bounds(model: Any) -> tuple[float, float] | None:
+    """(lo, hi) of the model's hidden state h, or None when it is unbounded."""
+    from gradlab.cells import get_cell
+
+    if getattr(model, "proj_size", 0):
+        return None
+    activation = model.activation
+    if activation is None:
+        return get_cell(model.cell).hidden_bounds
+    return getattr(activation, "bounds", None)
+
+
 def found_fixed_points(rec: Recording, layer: int = 0, direction: int = 0) -> FixedPoints | None:
     """What the probe's last `rows` call on `rec` found for a layer and direction (None: it
     did not run, or no recorded state was finite)."""
@@ -174,7 +228,9 @@ class FixedPointProbe(Probe):
                 layer=layer,
                 reverse=bool(direction),
                 dtype=torch.float64,
+                max_iter=MAX_ITER,
             )
+            found, outside = within_range(found, rec.model)
             where = dict(layer=layer, direction=direction)
             points = _numpy(found.states)
             slowest = _numpy(found.slowest)
@@ -199,6 +255,7 @@ class FixedPointProbe(Probe):
             lyapunov = float(view.lyapunov(1)[0]) if view.T > 0 else math.nan
             per_step = {
                 "n_points": float(len(points)),
+                "n_outside": float(outside),
                 "rate": rate,
                 "modulus": math.exp(rate) if math.isfinite(rate) else math.nan,
                 "tau": -1.0 / rate if rate < 0 else (math.inf if rate >= 0 else math.nan),
