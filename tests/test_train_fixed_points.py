@@ -45,7 +45,8 @@ def per_step(store, run_id: str) -> dict[str, dict[int, float]]:
     m = store.run(run_id).metrics()
     rows = m[(m.probe == FixedPointProbe.probe) & m.t.isna() & (m.layer == 0)]
     out = {
-        name: dict(zip(g.step.astype(int), g.value, strict=True)) for name, g in rows.groupby("name")
+        name: dict(zip(g.step.astype(int), g.value, strict=True))
+        for name, g in rows.groupby("name")
     }
     decay = m[(m.probe == SummaryProbe.probe) & (m.name == "decay_rate")]
     out["decay_rate"] = dict(zip(decay.step.astype(int), decay.value, strict=True))
