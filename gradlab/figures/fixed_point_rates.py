@@ -130,10 +130,10 @@ def build(
                     },
                 )
             )
-            if name == "rate" or (name == "decay_rate" and not several):
+            if name in ("rate", "decay_rate") and not several:  # several: see the hover
                 change = _change(SHORT[name], y, quantity)
                 if change is not None:
-                    notes.append((f"{look.label}: " if several else "") + change)
+                    notes.append(change)
     if quantity == "rate":
         fig.add_hline(y=0.0, line=dict(color="#777777", width=1, dash="dot"))
     add_notes(fig, notes[:6], corner="left")
