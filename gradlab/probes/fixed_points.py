@@ -231,7 +231,6 @@ class FixedPointProbe(Probe):
                 max_iter=MAX_ITER,
             )
             found, outside = within_range(found, rec.model)
-            where = dict(layer=layer, direction=direction)
             points = _numpy(found.states)
             slowest = _numpy(found.slowest)
             index, distance = visited_points(points, _numpy(last_states(view)))
@@ -251,7 +250,7 @@ class FixedPointProbe(Probe):
                 "visits": visits,
             }
             for name in POINT_NAMES:
-                rows.add(name, per_point[name], t0=0, **where)
+                rows.add(name, per_point[name], t0=0, layer=layer, direction=direction)
             lyapunov = float(view.lyapunov(1)[0]) if view.T > 0 else math.nan
             per_step = {
                 "n_points": float(len(points)),
@@ -263,7 +262,7 @@ class FixedPointProbe(Probe):
                 "lyapunov": lyapunov,
             }
             for name in STEP_NAMES:
-                rows.add(name, [per_step[name]], **where)
+                rows.add(name, [per_step[name]], layer=layer, direction=direction)
             found_here[(layer, direction)] = (found, per_step)
         _FOUND[rec] = found_here
         return rows.columns()
