@@ -156,7 +156,7 @@ def build(
     if visited.any():
         notes.append(
             "trajectories end near points with |λ|<sub>max</sub> "
-            + ", ".join(num(v, 3) for v in sorted(set(np.round(moduli[visited], 3).tolist())))
+            + ", ".join(num(v, 4) for v in sorted(set(np.round(moduli[visited], 4).tolist())))
         )
     if three:
         fig.update_layout(
