@@ -251,13 +251,13 @@ def fixed_points(
     states = end[keep][points]
     q_kept = q[keep][points]
     jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
-    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    eigenvalues = (
-        torch.linalg.eigvals(jac) if len(points) else jac.new_zeros(0, S, dtype=complex_dtype)
-    )
-    modulus = eigenvalues.abs()
+    # eigenvalues in float64 (LAPACK's float32 eigensolver is slower here), sorted there
+    values = torch.linalg.eigvals(jac.double()) if len(points) else jac.new_zeros(0, S).cdouble()
+    modulus = values.abs()
     order = torch.sort(modulus, dim=-1, descending=True, stable=True).indices
-    eigenvalues, modulus = eigenvalues.gather(-1, order), modulus.gather(-1, order)
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    eigenvalues = values.gather(-1, order).to(complex_dtype)
+    modulus = modulus.gather(-1, order).to(dtype)
     return FixedPoints(
         states=states,
         q=q_kept,
@@ -295,76 +295,108 @@ class _StepMap:
         self.sizes = model.state_sizes()
         self.S = sum(self.sizes)
 
-    def evaluate(self, s: Tensor) -> tuple[Tensor, Tensor]:
-        """F(s) (P, S) and ∂F/∂s (P, S, S) at states s (P, S)."""
+    def value(self, s: Tensor) -> Tensor:
+        """F(s) (P, S) at states s (P, S): one step of the model's forward."""
         P, D, d = s.shape[0], self.model.num_directions, int(self.reverse)
         parts = s.split(list(self.sizes), dim=-1)
-        inputs = self.x_star.expand(1, P, -1).contiguous()
+        inputs = self.x_star.expand(1, P, -1)
         h0 = self.spec.join_state([p.unsqueeze(0).expand(D, P, -1).contiguous() for p in parts])
         finals = self.model.layer_forward(inputs, h0, self.layer)[1:]  # h_n (D, P, N) [, c_n]
-        new = torch.cat([f[d] for f in finals], dim=-1)
-        hidden = torch.stack((parts[0], finals[0][d]))  # (2, P, N): h_0, h_1
+        return torch.cat([f[d] for f in finals], dim=-1)
+
+    def jacobian(self, s: Tensor, new: Tensor) -> Tensor:
+        """∂F/∂s (P, S, S) at states s (P, S), where F(s) = `new` (P, S): the cell's trace of
+        the step s -> new, its `jvp` applied to the identity."""
+        P, S = s.shape
+        parts = s.split(list(self.sizes), dim=-1)
+        inputs = self.x_star.expand(1, P, -1)
+        hidden = torch.stack((parts[0], new[:, : self.sizes[0]]))  # (2, P, N): h_0, h_1
         trace = self.spec.make_trace(self.model, self.weights, inputs, hidden, tuple(parts[1:]))
-        eye = torch.eye(self.S, dtype=s.dtype, device=s.device)
+        eye = torch.eye(S, dtype=s.dtype, device=s.device)
         try:  # the step is linear in V: one identity broadcast over the batch where it can be
             jac = trace.jvp(1, eye.unsqueeze(0))
         except RuntimeError:
             jac = None
-        if jac is None or tuple(jac.shape) != (P, self.S, self.S):
-            jac = trace.jvp(1, eye.expand(P, self.S, self.S).contiguous())
-        return new, jac
+        if jac is None or tuple(jac.shape) != (P, S, S):
+            jac = trace.jvp(1, eye.expand(P, S, S).contiguous())
+        return jac
+
+    def evaluate(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """F(s) (P, S) and ∂F/∂s (P, S, S) at states s (P, S)."""
+        new = self.value(s)
+        return new, self.jacobian(s, new)
 
 
 def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tensor, Tensor]:
     """Minimise q(s) = ½‖F(s) − s‖² from every row of s (P, S); returns the end points (P, S)
     and their q (P,). See the module docstring."""
-    S = s.shape[1]
+    P, S = s.shape
     eps = torch.finfo(s.dtype).eps
-    eye = torch.eye(S, dtype=s.dtype, device=s.device)
     s = s.clone()
 
-    def residual_system(states: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        F, J = step.evaluate(states)
-        r = F - states
-        A = J - eye
-        g = (A.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)  # Aᵀr, (P, S)
-        return 0.5 * r.square().sum(-1), g, A.transpose(1, 2) @ A, r
+    def normal_equations(states: Tensor, new: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+        """Aᵀr (P', S) and AᵀA (P', S, S), A = ∂F/∂s − I at `states` (F(states) = `new`)."""
+        A = step.jacobian(states, new)
+        A.diagonal(dim1=1, dim2=2).sub_(1.0)
+        At = A.transpose(1, 2)
+        return torch.bmm(At, r.unsqueeze(-1)).squeeze(-1), torch.bmm(At, A)
 
-    q, g, H, _ = residual_system(s)
+    new = step.value(s)
+    r = new - s
+    q = 0.5 * r.square().sum(-1)
     q = torch.where(q.isfinite(), q, math.inf)
-    mu = 1e-3 * H.diagonal(dim1=1, dim2=2).amax(-1).clamp_min(eps)
+    g, H = normal_equations(s, new, r)
+    mu = 1e-3 * H.diagonal(dim1=1, dim2=2).amax(-1).nan_to_num(0.0).clamp_min(eps)
     nu = torch.full_like(mu, 2.0)
     floor = S * eps * eps
+    rtol = math.sqrt(eps)
     active = q.isfinite() & (q > floor)
     for _ in range(max_iter):
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        si, gi, mui = s[idx], g[idx], mu[idx]
-        damped = H[idx] + mui.view(-1, 1, 1) * eye
+        full = idx.numel() == P
+        si, gi, qi, mui, nui = (x if full else x[idx] for x in (s, g, q, mu, nu))
+        damped = H.clone() if full else H[idx]
+        damped.diagonal(dim1=1, dim2=2).add_(mui.unsqueeze(-1))
         chol, info = torch.linalg.cholesky_ex(damped)
-        delta = -torch.cholesky_solve(gi.unsqueeze(-1), chol).squeeze(-1)
+        delta = torch.cholesky_solve(gi.unsqueeze(-1), chol).squeeze(-1).neg_()
         ok = (info == 0) & delta.isfinite().all(-1)
         delta = torch.where(ok.unsqueeze(-1), delta, torch.zeros_like(delta))
         trial = si + delta
-        q_new, g_new, H_new, _ = residual_system(trial)
+        trial_new = step.value(trial)
+        trial_r = trial_new - trial
+        q_new = 0.5 * trial_r.square().sum(-1)
+        accept = ok & q_new.isfinite() & (q_new < qi)
         predicted = 0.5 * (delta * (mui.unsqueeze(-1) * delta - gi)).sum(-1)
-        accept = ok & q_new.isfinite() & (q_new < q[idx])
-        rho = (q[idx] - q_new) / predicted.clamp_min(torch.finfo(s.dtype).tiny)
-        scale = 1 + si.abs().amax(-1)
-        size = delta.abs().amax(-1)
+        rho = (qi - q_new) / predicted.clamp_min(torch.finfo(s.dtype).tiny)
         # Nielsen's damping update
         shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
-        mu_next = torch.where(accept, mui * shrink, mui * nu[idx])
-        nu_next = torch.where(accept, torch.full_like(mui, 2.0), nu[idx] * 2)
-        a = idx[accept]
-        s[a], q[a], g[a], H[a] = trial[accept], q_new[accept], g_new[accept], H_new[accept]
-        mu[idx], nu[idx] = mu_next, nu_next
-        # stop: at the rounding floor, a taken step at rounding size, or no step left to try
-        tiny_step = accept & (size <= 4 * eps * scale)
+        mu_next = torch.where(accept, mui * shrink, mui * nui)
+        nu_next = torch.where(accept, torch.full_like(mui, 2.0), nui * 2)
+        # stop: at the rounding floor, a taken step at rounding size, no step left to try, or
+        # (a slow point) r orthogonal to A's columns, or q barely falling on a nearly
+        # Gauss-Newton step (damping below A's largest column norm²)
+        scale = 1 + si.abs().amax(-1)
+        tiny_step = accept & (delta.abs().amax(-1) <= 4 * eps * scale)
         stuck = ~accept & (gi.abs().amax(-1) / mu_next <= eps * scale)
-        at_floor = accept & (q_new <= floor)
-        active[idx[tiny_step | stuck | at_floor]] = False
+        done = tiny_step | stuck | (accept & (q_new <= floor))
+        taken = accept.nonzero().squeeze(1)
+        if taken.numel():
+            g_new, H_new = normal_equations(trial[taken], trial_new[taken], trial_r[taken])
+            column_norms = H_new.diagonal(dim1=1, dim2=2).sqrt()
+            residual_norm = (2 * q_new[taken]).sqrt().unsqueeze(-1)
+            cosine = (g_new.abs() / (column_norms * residual_norm)).nan_to_num(0.0).amax(-1)
+            undamped = mui[taken] <= column_norms.square().amax(-1)
+            stalled = undamped & ((qi[taken] - q_new[taken]) <= rtol * qi[taken])
+            done[taken] |= (cosine <= rtol) | stalled
+            rows = idx[taken]
+            if rows.numel() == P:
+                s, q, g, H = trial, q_new, g_new, H_new
+            else:
+                s[rows], q[rows], g[rows], H[rows] = trial[taken], q_new[taken], g_new, H_new
+        mu[idx], nu[idx] = mu_next, nu_next
+        active[idx[done]] = False
     return s, q
 
 

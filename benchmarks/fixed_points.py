@@ -1,0 +1,116 @@
+"""How fast is `gradlab.fixed_points` against the obvious per-point loop?
+
+A GRU with N = 128 (input size 8, float32, torch's init with W_hh scaled by `--gain`), 1,024
+initial states drawn from its trajectories on random inputs (T = 200, B = 16) plus noise. Both
+sides find the points under the same zero input from the same initial states:
+
+* gradlab: one call of `gradlab.fixed_points` (batched Levenberg–Marquardt on the cell's exact
+  step Jacobians, then deduplication, eigenvalues and stability of every point);
+* the obvious way, per initial state: `scipy.optimize.minimize` (BFGS) on q(s) = ½‖F(s) − s‖²
+  with q and ∇q from torch autograd through the model's one-step forward, then the step Jacobian
+  at the end point by `torch.autograd.functional.jacobian` and its eigenvalues. It is measured on
+  `--naive-points` (16) of the initial states and scaled linearly to all of them; the printout
+  says so.
+
+Targets (issue 19): >= 50x over the obvious loop and <= 5 s for gradlab on 2 threads.
+Run: `.venv/bin/python benchmarks/fixed_points.py [--threads 2] [--naive-points 16]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import scipy.optimize
+import torch
+
+import gradlab
+
+N, INPUTS, T, B, INITS = 128, 8, 200, 16, 1024
+
+
+def make(gain: float) -> tuple[gradlab.GRU, torch.Tensor]:
+    torch.manual_seed(0)
+    model = gradlab.GRU(INPUTS, N)
+    with torch.no_grad():
+        model.weight_hh_l0.mul_(gain)
+    return model, torch.randn(T, B, INPUTS)
+
+
+def one_step(model: gradlab.GRU, s: torch.Tensor) -> torch.Tensor:
+    """F(s, 0) for one state s (N,), through the model's forward (differentiable)."""
+    x = s.new_zeros(1, 1, INPUTS)
+    return torch.nn.Module.__call__(model, x, s.view(1, 1, N))[1].view(N)
+
+
+def obvious(model: gradlab.GRU, starts: torch.Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per initial state: BFGS on q with autograd gradients, then the autograd Jacobian and its
+    eigenvalues at the end point. Returns the q reached (P,) and the eigenvalues."""
+    qs, spectra = [], []
+    for start in starts:
+
+        def q_and_grad(v: np.ndarray) -> tuple[float, np.ndarray]:
+            s = torch.tensor(v, dtype=starts.dtype, requires_grad=True)
+            q = 0.5 * (one_step(model, s) - s).square().sum()
+            (grad,) = torch.autograd.grad(q, s)
+            return float(q.detach()), grad.double().numpy()
+
+        found = scipy.optimize.minimize(
+            q_and_grad, start.double().numpy(), jac=True, method="BFGS", options={"gtol": 1e-7}
+        )
+        s = torch.tensor(found.x, dtype=start.dtype)
+        jacobian = torch.autograd.functional.jacobian(lambda v: one_step(model, v), s)
+        spectra.append(torch.linalg.eigvals(jacobian).numpy())
+        qs.append(found.fun)
+    return np.array(qs), spectra
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--naive-points", type=int, default=16)
+    parser.add_argument("--gain", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, x = make(args.gain)
+    rec = gradlab.record(model, x)
+    gradlab.fixed_points(model, rec, n_inits=32)  # warm-up
+
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        fp = gradlab.fixed_points(model, rec, n_inits=INITS, seed=0)
+        times.append(time.perf_counter() - start)
+    fast = min(times)
+
+    # the same initial states the solver started from (same seed, same draw)
+    from gradlab.fixed_points import _trajectory_states
+
+    starts = _trajectory_states(rec, 0, False, INITS, 0.01, torch.Generator().manual_seed(0),
+                                torch.float32)  # fmt: skip
+    subset = starts[: args.naive_points]
+    start = time.perf_counter()
+    naive_q, _ = obvious(model, subset)
+    naive_subset = time.perf_counter() - start
+    naive = naive_subset * INITS / len(subset)
+
+    print(f"GRU N={N}, {INITS} initial states, float32, {args.threads} threads, gain {args.gain}")
+    print(
+        f"gradlab.fixed_points: {fast:.2f} s (best of {args.repeats}: "
+        + ", ".join(f"{t:.2f}" for t in times)
+        + f"); {len(fp)} points ({int(fp.is_fixed.sum())} fixed, q <= {fp.tol:g}), "
+        f"max q {float(fp.q.max()) if len(fp) else float('nan'):.2e}, "
+        f"stability {sorted(set(fp.stability))}"
+    )
+    print(
+        f"obvious loop (BFGS + autograd Jacobian per point): {naive_subset:.2f} s for "
+        f"{len(subset)} points, scaled linearly to {INITS}: {naive:.1f} s; "
+        f"its median q {float(np.median(naive_q)):.2e}"
+    )
+    print(f"ratio: {naive / fast:.0f}x (target >= 50x); gradlab {fast:.2f} s (target <= 5 s)")
+
+
+if __name__ == "__main__":
+    main()
