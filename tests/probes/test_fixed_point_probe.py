@@ -5,6 +5,7 @@ its schedule and initial states."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,12 +15,14 @@ from probe_cases import CASES, make_recording
 from gradlab.fixed_points import fixed_points
 from gradlab.probes import FixedPointProbe
 from gradlab.probes.fixed_points import (
+    MAX_ITER,
     STABILITY,
     fixed_point_recordings,
     fixed_point_values,
     found_fixed_points,
     initial_states,
     visited_points,
+    within_range,
 )
 
 UNI = [c for c in CASES if c.num_layers == 1 and not c.bidirectional]  # rnn, lstm, gru
@@ -49,16 +52,20 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
         direction = int(reverse)
         got = by_name(rows, layer, direction)
         starts = initial_states(view, context.config.fixed_point_inits, context.config.seed)
-        expected = fixed_points(
+        expected, _ = within_range(
+            fixed_points(
+                rec.model,
+                rec,
+                constant_input="mean",
+                initial_states=starts,
+                n_inits=int(starts.shape[0]),
+                seed=context.config.seed,
+                layer=layer,
+                reverse=reverse,
+                dtype=torch.float64,
+                max_iter=MAX_ITER,
+            ),
             rec.model,
-            rec,
-            constant_input="mean",
-            initial_states=starts,
-            n_inits=int(starts.shape[0]),
-            seed=context.config.seed,
-            layer=layer,
-            reverse=reverse,
-            dtype=torch.float64,
         )
         found = found_fixed_points(rec, layer, direction)
         assert found is not None
@@ -134,3 +141,21 @@ def test_no_finite_state_gives_no_rows():
         view.trace.hidden.fill_(math.nan)  # a diverged recording
     rows = FixedPointProbe().rows(rec, context)
     assert rows["name"] == [] and found_fixed_points(rec) is None
+
+
+def test_points_outside_the_cells_range_are_dropped():
+    rec, _ = make_recording(UNI[2])  # gru: h in [−1, 1]
+    view = rec.layer(0)
+    found = fixed_points(rec.model, rec, constant_input="mean", dtype=torch.float64)
+    assert len(found) >= 1
+    kept, outside = within_range(found, rec.model)
+    assert outside == 0 and len(kept) == len(found)
+    moved = found.states.clone()
+    moved[0, 0] = 1.5  # h_0 of point 0 beyond tanh's range: unreachable from a real state
+    shifted = replace(found, states=moved)
+    kept, outside = within_range(shifted, rec.model)
+    assert outside == 1 and len(kept) == len(found) - 1
+    torch.testing.assert_close(kept.states, moved[1:])
+    torch.testing.assert_close(kept.eigenvalues, found.eigenvalues[1:])
+    assert kept.stability == found.stability[1:]
+    assert view.state_size == found.states.shape[1]
