@@ -129,7 +129,7 @@ class RunConfig:
     # fixed points (gradlab.probes.fixed_points): searched at every k-th recording (and the
     # last; 0 = never), each search from `fixed_point_inits` states of the probe trajectories
     fixed_point_every: int = 1
-    fixed_point_inits: int = 32
+    fixed_point_inits: int = 16
     dtype: str = "float32"  # "float32" | "float64"
     # dtype of the recorded adjoint (∂L/∂h, ∂L/∂c, contributions and their norms), computed on
     # the `dtype` trajectory (gradlab.record's adjoint_dtype): None = `dtype`; "float64" for a
@@ -313,7 +313,7 @@ class _Schema(BaseModel):
     jacobian_samples: Annotated[int, _at_least("jacobian_samples", 0)] = 2
     hidden_samples: Annotated[int, _at_least("hidden_samples", 0)] = 4
     fixed_point_every: Annotated[int, _at_least("fixed_point_every", 0)] = 1
-    fixed_point_inits: Annotated[int, _at_least("fixed_point_inits", 1)] = 32
+    fixed_point_inits: Annotated[int, _at_least("fixed_point_inits", 1)] = 16
     dtype: Annotated[str, _choice("dtype", lambda: DTYPES)] = "float32"
     adjoint_dtype: str | None = None
     device: Annotated[str, AfterValidator(_check_device)] = "cpu"

@@ -114,6 +114,6 @@ def test_fixed_point_every_zero_turns_the_probe_off(store):
 def test_fixed_point_keys_enter_the_run_id_only_when_set():
     base = RunConfig()
     values = base.to_dict()
-    assert values["fixed_point_every"] == 1 and values["fixed_point_inits"] == 32
+    assert values["fixed_point_every"] == 1 and values["fixed_point_inits"] == 16
     assert base.replace(fixed_point_every=3).run_id != base.run_id
     assert base.replace(fixed_point_inits=8).run_id != base.run_id
