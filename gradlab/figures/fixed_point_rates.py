@@ -63,6 +63,16 @@ def _change(name: str, values: np.ndarray, quantity: str) -> str | None:
     return f"{name}: {num(first, 3)} → {num(last, 3)} /step"
 
 
+def _distances(data: FigureData, run_id: str, name: str, steps: np.ndarray) -> np.ndarray:
+    """For the ln|λ_max| series, the probe's `distance` (mean RMS distance from the trajectories'
+    last states to the points they visit) at `steps`; NaN for the other series."""
+    if name != "rate":
+        return np.full(len(steps), np.nan)
+    rows = data.select(run_id, PROBE, "distance", layer=0, direction=0)
+    by_step = dict(zip(rows["step"], rows["value"], strict=True))
+    return np.array([by_step.get(int(s), np.nan) for s in steps], np.float64)
+
+
 def build(
     data: FigureData,
     *,
@@ -113,7 +123,7 @@ def build(
                 go.Scatter(
                     x=steps,
                     y=y,
-                    customdata=np.column_stack([rate, tau]),
+                    customdata=np.column_stack([rate, tau, _distances(data, rid, name, steps)]),
                     mode="lines+markers",
                     name=look.label if several else text,
                     legendgroup=rid if several else name,
@@ -122,11 +132,17 @@ def build(
                     marker=dict(symbol=symbol, size=7, color=look.color),
                     hovertemplate=(
                         f"{SHORT[name]}<br>step %{{x}}<br>rate %{{customdata[0]:.4f}} /step"
-                        "<br>τ %{customdata[1]:.3g} steps<extra></extra>"
+                        "<br>τ %{customdata[1]:.3g} steps"
+                        + (
+                            "<br>RMS distance to the points %{customdata[2]:.3g}"
+                            if name == "rate"
+                            else ""
+                        )
+                        + "<extra></extra>"
                     ),
                     meta={
                         **trace_meta(rid, x="step", y=quantity, const={"series": SHORT[name]}),
-                        "custom": ["rate_per_step", "tau_steps"],
+                        "custom": ["rate_per_step", "tau_steps", "distance"],
                     },
                 )
             )
@@ -134,6 +150,13 @@ def build(
                 change = _change(SHORT[name], y, quantity)
                 if change is not None:
                     notes.append(change)
+            if name == "rate" and not several:
+                gaps = _distances(data, rid, name, steps)
+                gaps = gaps[np.isfinite(gaps)]
+                if gaps.size:
+                    notes.append(
+                        f"visited points at RMS distance {num(gaps[0], 2)} → {num(gaps[-1], 2)}"
+                    )
     if quantity == "rate":
         fig.add_hline(y=0.0, line=dict(color="#777777", width=1, dash="dot"))
     add_notes(fig, notes[:6], corner="left")
@@ -169,7 +192,7 @@ SPEC = FigureSpec(
         "ln|λ_max| bounds the decay only near the point: a trajectory that stays far from it "
         "(the probe's distance row) or moves between points can decay faster or slower."
     ),
-    probes=((PROBE, ("rate", "lyapunov")), (SUMMARY, ("decay_rate",))),
+    probes=((PROBE, ("rate", "lyapunov", "distance")), (SUMMARY, ("decay_rate",))),
     builder=build,
     needs_probe=PROBE,
     options={

@@ -52,6 +52,9 @@ def test_rates_are_the_stored_rates_beside_the_measured_decay(figure_data, cell_
             stored = rows(data, rid, probe, name)
             assert list(drawn["step"]) == list(stored.index)
             np.testing.assert_allclose(drawn["rate"], stored.to_numpy())
+            if name == "rate":  # beside it, how far the visited points are from the states
+                distance = rows(data, rid, PROBE, "distance").to_numpy()
+                np.testing.assert_allclose(drawn["distance"], distance)
     tau = figure_table(FIGURES["fixed_point_rates"].builder(data, quantity="tau"))
     rate = tau["rate_per_step"].to_numpy()
     expected = np.where(rate < 0, -1 / rate, np.nan)
