@@ -12,12 +12,19 @@ the analytic Jacobian `record` uses), so every registered cell works, with no pe
 
 Shapes: P points, S the state size (N, or N + N for an LSTM), I the layer's input size.
 
-The solver, per initial state and batched over all of them (chunks of ≤ 2^24 Jacobian entries):
-r = F(s) − s, A = ∂F/∂s − I, step δ = −(AᵀA + μI)⁻¹Aᵀr; a step that lowers q is taken and μ
-shrinks (Nielsen's rule), otherwise μ grows. A point stops when q reaches the rounding floor
-(S·eps²), when a taken step is below 4·eps·(1 + ‖s‖∞), when no step of size ≥ eps·(1 + ‖s‖∞)
-is left to try, or after `max_iter` steps. At a root (a fixed point) the steps become Newton's,
-so q falls to rounding; at a local minimum with q > 0 (a slow point) it converges linearly.
+The solver, per initial state and batched over all of them: Levenberg–Marquardt on
+r = F(s) − s, A = ∂F/∂s − I, the step δ minimising ‖Aδ + r‖² + μ‖δ‖²; a step that lowers q is
+taken and μ shrinks (Nielsen's rule), otherwise μ grows. `solver="dense"` forms ∂F/∂s (the
+trace's `jvp` on the identity) and solves (AᵀA + μI)δ = −Aᵀr by Cholesky, O(S³) per point and
+step, in chunks of ≤ 2^24 Jacobian entries; `solver="matrix-free"` never forms it: CGLS on the
+trace's JVP / VJP (at most min(S, 64) products per step, to a relative tolerance min(0.1, ‖r‖)),
+O(G·N·S) per product; "auto" takes dense up to S = 64 and matrix-free above. A point stops when
+q reaches the rounding floor (S·eps²), when a taken step is below 4·eps·(1 + ‖s‖∞), when no
+step of size ≥ eps·(1 + ‖s‖∞) is left to try, at a slow point (r orthogonal to A's range within
+√eps, or q falling by less than √eps·q on a nearly undamped step), or after `max_iter` steps.
+At a root (a fixed point) the steps become Newton's, so q falls to rounding; at a local
+minimum with q > 0 (a slow point) it converges linearly, and many slow points (a slow
+manifold, saturated gates) make the search cost grow with `max_iter`.
 
 Defaults (float64 / float32, for the dtype the search runs in):
 * `tol` 1e-20 / 1e-10: a point with q ≤ tol is "fixed" (‖F(s) − s‖ ≤ 1.4e-10 / 1.4e-5),
@@ -32,6 +39,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +48,7 @@ from torch import Tensor, nn
 
 from gradlab.cells.models import RecurrentModel, from_torch
 from gradlab.cells.registry import CellSpec, get_cell
+from gradlab.cells.traces import Trace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +62,7 @@ _DEFAULTS = {torch.float64: (1e-20, 1e-7, 1e-9), torch.float32: (1e-10, 1e-3, 1e
 _SLOW_TOL = 1e-4
 #: steps the lower layers run under a constant input before their output is layer l's x*
 _SETTLE_STEPS = 400
+_DENSE_MAX_STATE = 64  # solver="auto": dense steps up to this state size, matrix-free above
 _CHUNK_ENTRIES = 1 << 24  # Jacobian entries per solver chunk (128 MiB in float64)
 STABILITY_CLASSES = ("stable", "unstable", "saddle", "marginal")
 
@@ -120,6 +130,20 @@ class FixedPoints:
             return tau.new_full(tau.shape[:1], math.nan)
         return torch.where(tau.isnan(), -math.inf, tau).amax(-1).nan_to_num(neginf=math.nan)
 
+    def nearest(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        """For states (M, S) (e.g. a recorded trajectory's, flattened), the index of the
+        nearest point (M,) and the Euclidean distance to it (M,): which fixed or slow point a
+        trajectory visits. ValueError when there are no points or S differs."""
+        S = self.states.shape[1]
+        if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[1] != S:
+            shape = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
+            raise ValueError(f"states must be a tensor (M, S) with S = {S}, got {shape}")
+        if len(self) == 0:
+            raise ValueError("there are no points to be near to")
+        distances = torch.cdist(states.to(self.states), self.states)
+        distance, index = distances.min(dim=1)
+        return index, distance
+
     def table(self) -> pd.DataFrame:
         """One row per point: point, q, kind, stability, max_abs_eigenvalue, tau_slowest,
         n_unstable, count, and the meta (cell, layer, direction, dtype)."""
@@ -170,6 +194,7 @@ def fixed_points(
     noise: float = 0.01,
     dedup_tol: float | None = None,
     marginal_tol: float | None = None,
+    solver: str = "auto",
 ) -> FixedPoints:
     """The fixed and slow points of layer `layer` (direction `reverse`) of `model`.
 
@@ -190,7 +215,8 @@ def fixed_points(
     layer l's own recorded input.
 
     dtype: the dtype of the search (None: the model's; torch.float64 runs a float64 copy).
-    See the module docstring for the solver, the tolerances and their defaults.
+    solver: "auto", "dense" or "matrix-free". See the module docstring for the solver, the
+    tolerances and their defaults.
     """
     rec = _recording_of(inputs)
     model = _check_model(rec.model if rec is not None and model is None else model)
@@ -201,6 +227,8 @@ def fixed_points(
         raise ValueError(f"layer must be an integer in 0..{model.num_layers - 1}, got {layer!r}")
     if reverse and not model.bidirectional:
         raise ValueError("reverse=True needs a bidirectional model")
+    if solver not in ("auto", "dense", "matrix-free"):
+        raise ValueError(f"solver must be 'auto', 'dense' or 'matrix-free', got {solver!r}")
     if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
         raise ValueError(f"n_inits must be an integer >= 1, got {n_inits!r}")
     if not isinstance(max_iter, int) or max_iter < 1:
@@ -238,10 +266,12 @@ def fixed_points(
         starts = _random_states(work, spec, n_inits, generator, dtype)
 
     step = _StepMap(work, spec, layer, reverse, x_star)
-    chunk = max(1, _CHUNK_ENTRIES // (S * S))
+    dense = solver == "dense" or (solver == "auto" and S <= _DENSE_MAX_STATE)
+    chunk = max(1, _CHUNK_ENTRIES // (S * S)) if dense else starts.shape[0]
+    solve = _levenberg_marquardt if dense else _levenberg_marquardt_matrix_free
     ends, qs = [], []
     for part in starts.split(chunk):
-        s, q = _levenberg_marquardt(step, part, max_iter)
+        s, q = solve(step, part, max_iter)
         ends.append(s)
         qs.append(q)
     end, q = torch.cat(ends), torch.cat(qs)
@@ -252,7 +282,11 @@ def fixed_points(
     q_kept = q[keep][points]
     jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
     # eigenvalues in float64 (LAPACK's float32 eigensolver is slower here), sorted there
-    values = torch.linalg.eigvals(jac.double()) if len(points) else jac.new_zeros(0, S).cdouble()
+    values = (
+        torch.linalg.eigvals(jac.double())
+        if len(points)
+        else jac.new_zeros(0, S, dtype=torch.complex128)
+    )
     modulus = values.abs()
     order = torch.sort(modulus, dim=-1, descending=True, stable=True).indices
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -304,14 +338,19 @@ class _StepMap:
         finals = self.model.layer_forward(inputs, h0, self.layer)[1:]  # h_n (D, P, N) [, c_n]
         return torch.cat([f[d] for f in finals], dim=-1)
 
+    def trace(self, s: Tensor, new: Tensor) -> Trace:
+        """The cell's trace of the step s -> new (P, S) each: its `jvp` / `vjp` at t = 1 are
+        ∂F/∂s and its transpose at s, batched over P."""
+        parts = s.split(list(self.sizes), dim=-1)
+        inputs = self.x_star.expand(1, s.shape[0], -1)
+        hidden = torch.stack((parts[0], new[:, : self.sizes[0]]))  # (2, P, N): h_0, h_1
+        return self.spec.make_trace(self.model, self.weights, inputs, hidden, tuple(parts[1:]))
+
     def jacobian(self, s: Tensor, new: Tensor) -> Tensor:
         """∂F/∂s (P, S, S) at states s (P, S), where F(s) = `new` (P, S): the cell's trace of
         the step s -> new, its `jvp` applied to the identity."""
         P, S = s.shape
-        parts = s.split(list(self.sizes), dim=-1)
-        inputs = self.x_star.expand(1, P, -1)
-        hidden = torch.stack((parts[0], new[:, : self.sizes[0]]))  # (2, P, N): h_0, h_1
-        trace = self.spec.make_trace(self.model, self.weights, inputs, hidden, tuple(parts[1:]))
+        trace = self.trace(s, new)
         eye = torch.eye(S, dtype=s.dtype, device=s.device)
         try:  # the step is linear in V: one identity broadcast over the batch where it can be
             jac = trace.jvp(1, eye.unsqueeze(0))
@@ -395,6 +434,119 @@ def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tens
                 s, q, g, H = trial, q_new, g_new, H_new
             else:
                 s[rows], q[rows], g[rows], H[rows] = trial[taken], q_new[taken], g_new, H_new
+        mu[idx], nu[idx] = mu_next, nu_next
+        active[idx[done]] = False
+    return s, q
+
+
+def _cgls(
+    apply: Callable[[Tensor], Tensor],
+    adjoint: Callable[[Tensor], Tensor],
+    b: Tensor,
+    mu: Tensor,
+    iterations: int,
+    tolerance: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """min_x ‖A x − b‖² + μ‖x‖² for a batch (b (P, S), μ (P,)) by CGLS with A's products only:
+    x (P, S), the residual b − A x (P, S), and the largest ‖A p‖/‖p‖ seen (P,), a lower
+    bound of ‖A‖₂. A row stops once ‖Aᵀ(b − A x) − μx‖ <= tolerance (P,) · ‖Aᵀb‖."""
+    x = torch.zeros_like(b)
+    residual = b.clone()
+    normal = adjoint(b)
+    direction = normal.clone()
+    gamma = normal.square().sum(-1)
+    stop = tolerance.square() * gamma
+    largest = torch.zeros_like(mu)
+    for _ in range(iterations):
+        running = gamma > stop
+        if not bool(running.any()):
+            break
+        image = apply(direction)
+        image2, direction2 = image.square().sum(-1), direction.square().sum(-1)
+        largest = torch.maximum(largest, (image2 / direction2).nan_to_num(0.0).sqrt())
+        alpha = torch.where(running, gamma / (image2 + mu * direction2), 0.0).nan_to_num(0.0)
+        x.addcmul_(alpha.unsqueeze(-1), direction)
+        residual.addcmul_(alpha.unsqueeze(-1), image, value=-1.0)
+        normal = adjoint(residual).addcmul_(mu.unsqueeze(-1), x, value=-1.0)
+        gamma_next = normal.square().sum(-1)
+        beta = torch.where(running, gamma_next / gamma, 0.0).nan_to_num(0.0)
+        direction = torch.where(
+            running.unsqueeze(-1), normal + beta.unsqueeze(-1) * direction, direction
+        )
+        gamma = torch.where(running, gamma_next, gamma)
+    return x, residual, largest
+
+
+def _levenberg_marquardt_matrix_free(
+    step: _StepMap, s: Tensor, max_iter: int
+) -> tuple[Tensor, Tensor]:
+    """`_levenberg_marquardt` without forming ∂F/∂s: each step solves the damped least-squares
+    problem min ‖Aδ + r‖² + μ‖δ‖² by CGLS on the trace's JVP / VJP (at most min(S, 64)
+    products each, to a relative tolerance min(0.1, ‖r‖)), so a step costs O(P·G·N²) per
+    product instead of O(P·S³). The same stopping rules; the slow-point test uses ‖Aᵀr‖ /
+    (‖A‖‖r‖) with ‖A‖ from the products seen."""
+    S = s.shape[1]
+    eps = torch.finfo(s.dtype).eps
+    rtol = math.sqrt(eps)
+    floor = S * eps * eps
+    s = s.clone()
+    new = step.value(s)
+    r = new - s
+    q = 0.5 * r.square().sum(-1)
+    q = torch.where(q.isfinite(), q, math.inf)
+    mu = torch.full_like(q, math.nan)
+    nu = torch.full_like(q, 2.0)
+    active = q.isfinite() & (q > floor)
+    for _ in range(max_iter):
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        si, newi, ri, qi = s[idx], new[idx], r[idx], q[idx]
+        trace = step.trace(si, newi)
+
+        def apply(v: Tensor, trace: Trace = trace) -> Tensor:
+            return trace.jvp(1, v.unsqueeze(-1)).squeeze(-1) - v
+
+        def adjoint(u: Tensor, trace: Trace = trace) -> Tensor:
+            return trace.vjp(1, u.unsqueeze(-1)).squeeze(-1) - u
+
+        mui = mu[idx]
+        fresh = mui.isnan()
+        if bool(fresh.any()):  # μ_0 = 1e-3 · ‖A g‖² / ‖g‖², g = Aᵀr: A's scale along g
+            g = adjoint(ri)
+            scale = (apply(g).square().sum(-1) / g.square().sum(-1)).nan_to_num(1.0)
+            mui = torch.where(fresh, 1e-3 * scale.clamp_min(eps), mui)
+        tolerance = torch.clamp(ri.norm(dim=-1), max=0.1).clamp_min(eps)
+        delta, left, a_norm = _cgls(apply, adjoint, -ri, mui, min(S, 64), tolerance)
+        gradient = adjoint(ri)
+        trial = si + delta
+        trial_new = step.value(trial)
+        trial_r = trial_new - trial
+        q_new = 0.5 * trial_r.square().sum(-1)
+        predicted = qi - 0.5 * left.square().sum(-1)  # the model ½‖r + Aδ‖²'s reduction
+        accept = delta.isfinite().all(-1) & q_new.isfinite() & (q_new < qi)
+        rho = (qi - q_new) / predicted.clamp_min(torch.finfo(s.dtype).tiny)
+        shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
+        mu_next = torch.where(accept, mui * shrink, mui * nu[idx])
+        nu_next = torch.where(accept, torch.full_like(mui, 2.0), nu[idx] * 2)
+        scale = 1 + si.abs().amax(-1)
+        cosine = (gradient.norm(dim=-1) / (a_norm * ri.norm(dim=-1))).nan_to_num(0.0)
+        stalled = accept & (mui <= a_norm.square()) & ((qi - q_new) <= rtol * qi)
+        done = (
+            (accept & (delta.abs().amax(-1) <= 4 * eps * scale))
+            | (~accept & (gradient.abs().amax(-1) / mu_next <= eps * scale))
+            | (accept & (q_new <= floor))
+            | (cosine <= rtol)
+            | stalled
+        )
+        taken = accept.nonzero().squeeze(1)
+        rows = idx[taken]
+        s[rows], new[rows], r[rows], q[rows] = (
+            trial[taken],
+            trial_new[taken],
+            trial_r[taken],
+            q_new[taken],
+        )
         mu[idx], nu[idx] = mu_next, nu_next
         active[idx[done]] = False
     return s, q
@@ -560,7 +712,7 @@ def _settled_input(model: RecurrentModel, spec: CellSpec, x: Tensor, layer: int)
             f"{layer}'s x* is a snapshot of it. constant_input='mean' with inputs uses the "
             "layer's mean recorded input instead",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=5,  # the caller of fixed_points (under its no_grad wrapper)
         )
     return settled.clone()
 

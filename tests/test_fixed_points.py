@@ -53,15 +53,20 @@ LINEAR_CASES = {
 }
 
 
+SOLVERS = ["dense", "matrix-free"]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize(("radius", "with_input"), LINEAR_CASES.values(), ids=LINEAR_CASES)
-def test_linear_rnn_fixed_point_is_the_closed_form(radius, with_input):
+def test_linear_rnn_fixed_point_is_the_closed_form(radius, with_input, solver):
     torch.manual_seed(1)
     model = gradlab.RNN(3, 5, "linear", dtype=F64)
     with torch.no_grad():
         W = torch.randn(5, 5, dtype=F64)
         model.weight_hh_l0.copy_(W * radius / torch.linalg.eigvals(W).abs().max())
     x_star = torch.randn(3, dtype=F64) if with_input else torch.zeros(3, dtype=F64)
-    fp = fixed_points(model, constant_input=x_star if with_input else None, n_inits=16)
+    given = x_star if with_input else None
+    fp = fixed_points(model, constant_input=given, n_inits=16, solver=solver)
 
     W_hh, W_ih = model.weight_hh_l0.detach(), model.weight_ih_l0.detach()
     b = (model.bias_ih_l0 + model.bias_hh_l0).detach()
@@ -85,12 +90,13 @@ def root_of_tanh_2a() -> float:
     return a
 
 
-def test_two_unit_tanh_rnn_has_its_nine_fixed_points():
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_two_unit_tanh_rnn_has_its_nine_fixed_points(solver):
     model = gradlab.RNN(1, 2, "tanh", bias=False, dtype=F64)
     with torch.no_grad():
         model.weight_hh_l0.copy_(2 * torch.eye(2, dtype=F64))
         model.weight_ih_l0.zero_()
-    fp = fixed_points(model, n_inits=256, seed=3)
+    fp = fixed_points(model, n_inits=256, seed=3, solver=solver)
     a = root_of_tanh_2a()
     assert abs(a - 0.9575) < 1e-4
 
@@ -154,19 +160,20 @@ def test_every_cell_spectra_match_the_autograd_jacobian(cell, activation):
     assert bool(fp.is_fixed.any())
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_gated_cell_fixed_points_are_roots_with_the_full_state_spectrum(cell):
+def test_gated_cell_fixed_points_are_roots_with_the_full_state_spectrum(cell, solver):
     torch.manual_seed(4)
     model = build(cell)
     with torch.no_grad():
         model.weight_hh_l0.mul_(4.0)
-    fp = fixed_points(model, n_inits=128, seed=1)
+    fp = fixed_points(model, n_inits=128, seed=1, solver=solver)
     fixed = fp.is_fixed.nonzero().squeeze(1)
     assert fixed.numel() >= 1
     step = reference_map(model, 0, False, torch.zeros(3))
     for i in fixed.tolist():
         s = fp.states[i]
-        assert float((step(s) - s).abs().max()) <= 1e-12
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)  # q <= tol
         assert_same_spectrum(
             fp.eigenvalues[i], torch.linalg.eigvals(autograd_jacobian(step, s)), 1e-10
         )
@@ -193,9 +200,46 @@ def test_stacked_bidirectional_layer_selection(layer, reverse):
     assert (fp.layer, fp.direction) == (layer, "reverse" if reverse else "forward")
     step = reference_map(model, layer, reverse, fp.constant_input)
     for s, J in zip(fp.states[fp.is_fixed], fp.jacobians[fp.is_fixed], strict=True):
-        assert float((step(s) - s).abs().max()) <= 1e-12
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)  # q <= tol
         assert float((J - autograd_jacobian(step, s)).abs().max()) <= 1e-12
     assert set(fp.table()["direction"]) <= {fp.direction}
+
+
+STACKED_CELLS = {spec.name: spec.name for spec in cells()}
+
+
+@pytest.mark.parametrize("cell", STACKED_CELLS.values(), ids=STACKED_CELLS)
+def test_every_cell_upper_reverse_layer_matches_its_reference_step(cell):
+    torch.manual_seed(3)
+    model = build(cell, num_layers=2, bidirectional=True)
+    x = torch.randn(20, 3, 3, dtype=F64)
+    fp = fixed_points(model, x, layer=1, reverse=True, constant_input="mean", n_inits=32)
+    assert fp.constant_input.shape == (2 * model.output_size,) and bool(fp.is_fixed.any())
+    step = reference_map(model, 1, True, fp.constant_input)
+    for s, J in zip(fp.states[fp.is_fixed], fp.jacobians[fp.is_fixed], strict=True):
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)
+        assert float((J - autograd_jacobian(step, s)).abs().max()) <= 1e-12
+
+
+def test_mean_input_counts_only_the_real_steps_of_packed_sequences():
+    torch.manual_seed(10)
+    model = build("lstm")
+    padded = torch.randn(10, 3, 3, dtype=F64)
+    lengths = torch.tensor([10, 6, 2])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths)
+    fp = fixed_points(model, gradlab.record(model, packed), constant_input="mean", n_inits=8)
+    real = torch.cat([padded[: int(n), b] for b, n in enumerate(lengths)])
+    assert torch.allclose(fp.constant_input, real.mean(0), atol=1e-14, rtol=0)
+
+
+def test_unsettled_lower_layers_are_said_with_a_warning():
+    torch.manual_seed(11)
+    model = gradlab.RNN(3, 20, "tanh", num_layers=2, dtype=F64)
+    with torch.no_grad():  # a chaotic first layer: its output never settles
+        model.weight_hh_l0.normal_(0.0, 3.0 / math.sqrt(20))
+    with pytest.warns(RuntimeWarning, match="not settled") as caught:
+        fixed_points(model, layer=1, n_inits=4)
+    assert caught[0].filename == __file__
 
 
 def test_upper_layer_input_is_the_lower_layers_fixed_point():
@@ -249,6 +293,20 @@ def test_initial_states_and_a_torch_module():
     assert fp.n_inits == 5 and int(fp.counts.sum()) <= 5 and fp.cell == "gru"
 
 
+def test_nearest_names_the_point_a_state_is_closest_to():
+    model = gradlab.RNN(1, 2, "tanh", bias=False, dtype=F64)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(2 * torch.eye(2, dtype=F64))
+        model.weight_ih_l0.zero_()
+    fp = fixed_points(model, n_inits=256, seed=3)
+    shifted = fp.states + torch.tensor([0.01, -0.02], dtype=F64)
+    index, distance = fp.nearest(shifted)
+    assert index.tolist() == list(range(len(fp)))
+    assert torch.allclose(distance, torch.full((len(fp),), math.sqrt(5e-4), dtype=F64))
+    with pytest.raises(ValueError, match="states"):
+        fp.nearest(torch.zeros(3, 5))
+
+
 # ----- errors ---------------------------------------------------------------------------------
 def _errors() -> dict:
     x = torch.randn(10, 2, 3, dtype=F64)
@@ -264,6 +322,7 @@ def _errors() -> dict:
         "inputs-2d": (dict(inputs=x[0]), "inputs"),
         "tol-negative": (dict(tol=-1.0), "tol"),
         "dtype-int": (dict(dtype=torch.int64), "dtype"),
+        "solver-unknown": (dict(solver="adam"), "solver"),
     }
 
 
