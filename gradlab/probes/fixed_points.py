@@ -7,7 +7,8 @@ the recorded trajectories s_0..s_T of the probe batch (full state: (h, c) for an
 the mean input the layer read over the recording's real steps (``constant_input="mean"``: zero
 after the cue for the identity task, the drift of a noisy input stream otherwise). Points with
 q above the search's `slow_tol` are dropped, and so are points whose h lies outside the cell's
-range (`within_range`), so a search may find none. The search takes `MAX_ITER` steps.
+range (`within_range`), so a search may find none. The search takes `MAX_ITER` exact (dense)
+Levenberg–Marquardt steps.
 
 One row per point p (t = p, in the order `gradlab.fixed_points` returns, q ascending): `q`;
 `fixed` (1 when q ≤ tol, 0 for a slow point); `stability` (the index in `STABILITY`);
@@ -229,6 +230,7 @@ class FixedPointProbe(Probe):
                 reverse=bool(direction),
                 dtype=torch.float64,
                 max_iter=MAX_ITER,
+                solver="dense",  # exact steps: the few it takes must each count
             )
             found, outside = within_range(found, rec.model)
             points = _numpy(found.states)

@@ -64,6 +64,7 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
                 reverse=reverse,
                 dtype=torch.float64,
                 max_iter=MAX_ITER,
+                solver="dense",
             ),
             rec.model,
         )
@@ -83,6 +84,7 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
         points = expected.states.numpy()
         assert len(points) > 0
         nearest = [int(np.argmin([np.linalg.norm(s - p) for p in points])) for s in last]
+        assert expected.nearest(torch.from_numpy(last))[0].tolist() == nearest  # the same rule
         counts = np.bincount(nearest, minlength=len(points))
         np.testing.assert_array_equal(got["visits"], counts)
         rate = float(np.mean([math.log(expected.slowest[i]) for i in nearest]))
