@@ -66,8 +66,9 @@ __all__ = [
 #: trajectory states they started from (and bound the cost).
 MAX_ITER = 5
 
-#: Stability classes; a point's `stability` row is the index of its class here.
-STABILITY: tuple[str, ...] = ("stable", "marginal", "saddle", "unstable")
+#: Stability classes (`gradlab.fixed_points.STABILITY_CLASSES`, in its order); a point's
+#: `stability` row is the index of its class here.
+STABILITY: tuple[str, ...] = ("stable", "unstable", "saddle", "marginal")
 
 #: Names of the rows with one row per point (t = the point's index).
 POINT_NAMES = (

@@ -161,3 +161,9 @@ def test_points_outside_the_cells_range_are_dropped():
     torch.testing.assert_close(kept.eigenvalues, found.eigenvalues[1:])
     assert kept.stability == found.stability[1:]
     assert view.state_size == found.states.shape[1]
+
+
+def test_stability_codes_follow_the_library_classes():
+    from gradlab.fixed_points import STABILITY_CLASSES
+
+    assert STABILITY == STABILITY_CLASSES
