@@ -5,8 +5,8 @@ initial states drawn from its trajectories on random inputs (T = 200, B = 16) pl
 sides find the points under the same zero input from the same initial states:
 
 * gradlab: one call of `gradlab.fixed_points` (batched Levenberg–Marquardt on the cell's exact
-  step map: solver "auto", matrix-free CGLS steps at S = 128, and "dense" for comparison; then
-  deduplication, eigenvalues and stability of every point);
+  step map, then deduplication, eigenvalues and stability of every point): solver "auto", i.e.
+  dense Cholesky steps at S = 128, and "matrix-free" (CGLS on the trace's JVP / VJP) beside it;
 * the obvious way, per initial state: `scipy.optimize.minimize` (BFGS) on q(s) = ½‖F(s) − s‖²
   with q and ∇q from torch autograd through the model's one-step forward, then the step Jacobian
   at the end point by `torch.autograd.functional.jacobian` and its eigenvalues. It is measured on
@@ -91,7 +91,7 @@ def main() -> None:
             best = min(best, (wall, cpu, fp), key=lambda b: b[0])
         return best
 
-    results = {solver: timed(solver) for solver in ("auto", "dense")}
+    results = {solver: timed(solver) for solver in ("auto", "matrix-free")}
     fast = results["auto"][0]
 
     # the same initial states the solver started from (same seed, same draw)
@@ -111,7 +111,7 @@ def main() -> None:
         "process shown too: on a shared machine they are what an idle one would take per thread)"
     )
     for solver, (wall, cpu, found) in results.items():
-        name = "auto (matrix-free at S=128)" if solver == "auto" else solver
+        name = "auto (dense at S = 128)" if solver == "auto" else solver
         print(
             f"gradlab.fixed_points, solver {name}: {wall:.2f} s wall, {cpu:.2f} s CPU "
             f"(best of {args.repeats}); {len(found)} points ({int(found.is_fixed.sum())} fixed, "

@@ -180,6 +180,28 @@ def test_gated_cell_fixed_points_are_roots_with_the_full_state_spectrum(cell, so
     assert fp.states.shape[1] == (12 if cell == "lstm" else 6)  # (h, c) for the LSTM
 
 
+@pytest.mark.parametrize("solver", ["auto", "dense", "matrix-free"])
+def test_a_wider_gru_gives_the_same_fixed_points_with_every_solver(solver):
+    """N = 40: "auto" runs matrix-free steps, then dense ones from the points not yet fixed."""
+    torch.manual_seed(12)
+    model = gradlab.GRU(3, 40, dtype=F64)
+    with torch.no_grad():
+        model.weight_hh_l0.mul_(3.0)
+    x = torch.randn(30, 4, 3, dtype=F64)
+    fp = fixed_points(model, x, n_inits=64, seed=2, solver=solver)
+    reference = fixed_points(model, x, n_inits=64, seed=2, solver="dense")
+    fixed = fp.states[fp.is_fixed]
+    assert fixed.shape[0] >= 1
+    step = reference_map(model, 0, False, torch.zeros(3))
+    for s, eigenvalues in zip(fixed, fp.eigenvalues[fp.is_fixed], strict=True):
+        assert float((step(s) - s).norm()) <= math.sqrt(2 * fp.tol)
+        expected = torch.linalg.eigvals(autograd_jacobian(step, s))
+        assert_same_spectrum(eigenvalues, expected, 1e-10)
+    # the same fixed points (up to the dedup tolerance) as the dense search found
+    distance = torch.cdist(fixed, reference.states[reference.is_fixed], p=math.inf)
+    assert float(distance.amin(1).max()) <= 1e-7
+
+
 # ----- layers, directions, inputs ------------------------------------------------------------
 LAYER_CASES = {
     "layer1-forward": (1, False),
