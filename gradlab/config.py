@@ -53,6 +53,10 @@ LIMITS: dict[str, int] = {
 
 DEVICE_CHECK_ENV = "GRADLAB_DEVICE_CHECK"
 
+#: Keys added after runs were stored: left out of the run id while at their default, so the
+#: ids of those runs (and of every config that does not set them) do not change.
+ID_OPTIONAL_AT_DEFAULT = ("fixed_point_every", "fixed_point_inits")
+
 
 class ConfigError(ValueError):
     """A run configuration (or sweep spec) that cannot run; the message names the key."""
@@ -122,6 +126,10 @@ class RunConfig:
     probe_batch: int = 32  # size of the fixed batch every recording is made on
     jacobian_samples: int = 2  # batch rows whose spectral Jacobian norms are computed
     hidden_samples: int = 4  # batch rows whose hidden trajectories are kept as arrays
+    # fixed points (gradlab.probes.fixed_points): searched at every k-th recording (and the
+    # last; 0 = never), each search from `fixed_point_inits` states of the probe trajectories
+    fixed_point_every: int = 1
+    fixed_point_inits: int = 16
     dtype: str = "float32"  # "float32" | "float64"
     # dtype of the recorded adjoint (∂L/∂h, ∂L/∂c, contributions and their norms), computed on
     # the `dtype` trajectory (gradlab.record's adjoint_dtype): None = `dtype`; "float64" for a
@@ -148,7 +156,11 @@ class RunConfig:
         """The store's id of this run, a hash of the whole configuration (seed included)."""
         from gradlab.store import run_id_for
 
-        return run_id_for(self.to_dict())
+        values = self.to_dict()
+        for key in ID_OPTIONAL_AT_DEFAULT:  # runs stored before the key existed keep their id
+            if values[key] == _DEFAULTS[key]:
+                del values[key]
+        return run_id_for(values)
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -300,6 +312,8 @@ class _Schema(BaseModel):
     probe_batch: Annotated[int, _size("probe_batch")] = 32
     jacobian_samples: Annotated[int, _at_least("jacobian_samples", 0)] = 2
     hidden_samples: Annotated[int, _at_least("hidden_samples", 0)] = 4
+    fixed_point_every: Annotated[int, _at_least("fixed_point_every", 0)] = 1
+    fixed_point_inits: Annotated[int, _at_least("fixed_point_inits", 1)] = 16
     dtype: Annotated[str, _choice("dtype", lambda: DTYPES)] = "float32"
     adjoint_dtype: str | None = None
     device: Annotated[str, AfterValidator(_check_device)] = "cpu"
@@ -409,3 +423,6 @@ def unknown_key_message(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     guess = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown key {key!r}{guess}; allowed keys: {', '.join(sorted(known))}"
+
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(RunConfig)}

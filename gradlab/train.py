@@ -4,9 +4,10 @@ Every optimiser step writes `train` rows (loss, gradient norm before clipping, c
 scheduled step the model is recorded with `gradlab.record` (its adjoint in
 `config.adjoint_dtype` when set) on a FIXED probe batch, every probe in
 `gradlab.probes.PROBES` turns the recording into rows, and two arrays are saved (`hidden_sample`,
-`step_jacobian_sv`). A recording at step s measures the parameters that step s's update starts
-from (step 0 is the initialisation), so the `train` rows and the recording of a step describe the
-same model.
+`step_jacobian_sv`); the `fixed_points` probe, the costly one, runs only at the recordings
+`fixed_point_recordings(recorded, config.fixed_point_every)` picks, and saves two arrays more
+there. A recording at step s measures the parameters that step s's update starts from (step 0
+is the initialisation), so the `train` rows and the recording of a step describe the same model.
 
 What is measured vs what is trained. The optimiser follows the gradient of the configured
 scheme: full BPTT, or truncated BPTT with `truncate` = k. The recorded quantities always measure
@@ -46,11 +47,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gradlab.arrays import HIDDEN_SAMPLE, STEP_JACOBIAN_SV
+from gradlab.arrays import (
+    FIXED_POINT_EIGENVALUES,
+    FIXED_POINT_STATES,
+    HIDDEN_SAMPLE,
+    STEP_JACOBIAN_SV,
+)
 from gradlab.cells import get_activation, get_cell, init_model
 from gradlab.cells.models import RecurrentModel
 from gradlab.config import RunConfig
-from gradlab.probes import PROBES, Probe, ProbeContext, SummaryProbe, TrainProbe, run_probes
+from gradlab.probes import (
+    PROBES,
+    FixedPointProbe,
+    Probe,
+    ProbeContext,
+    SummaryProbe,
+    TrainProbe,
+    run_probes,
+)
+from gradlab.probes.fixed_points import (
+    fixed_point_recordings,
+    fixed_point_values,
+    found_fixed_points,
+)
 from gradlab.record import NonFiniteWarning, Recording, one_thread, record
 from gradlab.store import RunWriter, Store, open_store
 from gradlab.tasks import Task, make
@@ -197,6 +216,9 @@ class _Recorder:
         )
         self.summary: dict[str, float] = {}  # the latest recording's summary probe values
         self.initial_summary: dict[str, float] = {}  # the first recording's (step 0)
+        recorded = record_steps(config.steps, config.record_every)
+        self.fixed_point_steps = set(fixed_point_recordings(recorded, config.fixed_point_every))
+        self.fixed_points: dict[str, float] = {}  # the latest search's per-step values
 
     def _loss(self, out: Tensor) -> Tensor:
         return self.task.loss(self.readout(out), self.y)
@@ -205,9 +227,14 @@ class _Recorder:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonFiniteWarning)  # NaN is data; train() decides
             rec = record(self.model, self.x, self._loss, adjoint_dtype=self.adjoint_dtype)
+        probes = self.probes
+        if step not in self.fixed_point_steps:
+            probes = [p for p in probes if p.probe != FixedPointProbe.probe]
         self.summary = write_recording(
-            self.writer, rec, step, self.context, self.probes, self.config.hidden_samples
+            self.writer, rec, step, self.context, probes, self.config.hidden_samples
         )
+        if step in self.fixed_point_steps:
+            self.fixed_points = fixed_point_values(rec)
         if step == 0:
             self.initial_summary = self.summary
         return rec
@@ -227,9 +254,11 @@ def write_recording(
 ) -> dict[str, float]:
     """Write what a run keeps of one recording made at `step`: every probe's rows (buffered in
     `writer`) and the arrays `hidden_sample` (rows 0..hidden_samples-1 of h_0..h_T) and
-    `step_jacobian_sv`. Returns the summary probe's values by name ({} when it did not run).
-    The analysis runs on one torch thread (`one_thread`), so a run's rows do not depend on the
-    caller's thread count (`gradlab.train`, `gradlab.init` runs and `gradlab.figure` agree)."""
+    `step_jacobian_sv` (and, when the `fixed_points` probe ran, `fixed_point_states` and
+    `fixed_point_eigenvalues`). Returns the summary probe's values by name ({} when it did not
+    run). The analysis runs on one torch thread (`one_thread`), so a run's rows do not depend on
+    the caller's thread count (`gradlab.train`, `gradlab.init` runs and `gradlab.figure` agree).
+    """
     summary: dict[str, float] = {}
     with one_thread():
         singular_values = _numpy(_step_singular_values(rec))  # first: the probes reuse row 0's
@@ -242,6 +271,13 @@ def write_recording(
     n = min(hidden_samples, rec.hidden.shape[1])
     writer.save_array(HIDDEN_SAMPLE, step, _numpy(rec.hidden[:, :n]))
     writer.save_array(STEP_JACOBIAN_SV, step, singular_values)
+    found = found_fixed_points(rec)
+    if found is not None:
+        eigenvalues = found.eigenvalues.detach().cpu().numpy()
+        writer.save_array(FIXED_POINT_STATES, step, _numpy(found.states))
+        writer.save_array(
+            FIXED_POINT_EIGENVALUES, step, np.stack((eigenvalues.real, eigenvalues.imag), -1)
+        )
     return summary
 
 
@@ -380,6 +416,11 @@ def _train(
         "theory_rate": math.nan if theory is None else theory,
         "pascanu_bound_init": bound_at_init,
         "pascanu_bound": _pascanu_bound(model),
+        # At the last fixed-point search (layer 0 forward): the mean ln|λ_max| at the points the
+        # probe trajectories visit, e^ of it, and the top Lyapunov exponent of that recording.
+        "fixed_point_rate": recorder.fixed_points.get("rate", math.nan),
+        "slowest_fixed_point_modulus": recorder.fixed_points.get("modulus", math.nan),
+        "lyapunov_exponent": recorder.fixed_points.get("lyapunov", math.nan),
     }
     if diverged is not None:
         writer.finish("diverged", summary=summary, error=f"diverged: {diverged}")

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import gradlab
+from gradlab.arrays import ARRAYS
 from gradlab.figures import FIGURES, figure_table
 from gradlab.notebook import model_row, recording_data
 from gradlab.store import open_store
@@ -76,7 +77,7 @@ def test_recording_rows_are_what_the_store_returns(case, stored):
     assert dict(got.dtypes) == dict(want.dtypes)
     pd.testing.assert_frame_equal(got, want)  # in the store's row order too
     info = store.run(run_id)
-    assert {(a, s) for (_, a, s) in data.arrays} == {("hidden_sample", 0), ("step_jacobian_sv", 0)}
+    assert {(a, s) for (_, a, s) in data.arrays} == {(a, 0) for a in ARRAYS}  # every array
     for (_, name, step), array in data.arrays.items():
         np.testing.assert_array_equal(array, info.array(name, step))
 

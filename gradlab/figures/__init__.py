@@ -18,6 +18,9 @@ Adding a figure: write one module with ``build`` and ``SPEC`` and add one line t
 
 from gradlab.figures import (  # the registry's modules, one per figure
     cell_vs_hidden,
+    fixed_point_pca,
+    fixed_point_rates,
+    fixed_point_spectrum,
     gates,
     gradient_flow,
     hidden_trajectory,
@@ -49,6 +52,9 @@ FIGURES: dict[str, FigureSpec] = {
         gates.SPEC,
         cell_vs_hidden.SPEC,
         training.SPEC,
+        fixed_point_rates.SPEC,
+        fixed_point_spectrum.SPEC,
+        fixed_point_pca.SPEC,
         phase_diagram.SPEC,
     )
 }

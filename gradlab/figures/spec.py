@@ -71,11 +71,11 @@ class FigureSpec:
 
     def has_data(self, series: Collection[tuple[str, str]], arrays: Collection[str]) -> bool:
         """Whether a run with these (probe, name) series and array names has anything this
-        figure draws: one of its arrays, or (with `needs_probe` present) one of its series."""
-        if self.arrays:
-            return any(a in arrays for a in self.arrays)
+        figure draws: (with `needs_probe` present) one of its arrays, or one of its series."""
         if self.needs_probe is not None and not any(p == self.needs_probe for p, _ in series):
             return False
+        if self.arrays:
+            return any(a in arrays for a in self.arrays)
         return any((p, n) in series for p, names in self.probes for n in names)
 
     def default_options(self, data: FigureData) -> dict[str, Any]:

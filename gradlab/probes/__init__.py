@@ -8,6 +8,7 @@ by a string.
 
 from gradlab.probes.base import COLUMNS, Probe, ProbeContext, Rows, layer_views, run_probes
 from gradlab.probes.contribution import ContributionProbe
+from gradlab.probes.fixed_points import FixedPointProbe
 from gradlab.probes.gates import GatesProbe
 from gradlab.probes.grad_cell import GradCellProbe
 from gradlab.probes.grad_hidden import GradHiddenProbe
@@ -29,6 +30,7 @@ PROBES: dict[str, type[Probe]] = {
         HiddenProbe,
         GatesProbe,
         SummaryProbe,
+        FixedPointProbe,
     )
 }
 
@@ -36,6 +38,7 @@ __all__ = [
     "COLUMNS",
     "PROBES",
     "ContributionProbe",
+    "FixedPointProbe",
     "GatesProbe",
     "GradCellProbe",
     "GradHiddenProbe",

@@ -95,6 +95,15 @@ def page(context, server):
     assert errors == [], errors
 
 
+#: The number of traces the plotly graph inside the element with id `arg` draws.
+TRACE_COUNT = """(id) => {
+    const el = document.getElementById(id);
+    const plot = '.js-plotly-plot';
+    const graph = el.matches(plot) ? el : el.querySelector(plot);
+    return graph.data.length;
+}"""
+
+
 def graphs_drawn(pg, n: int) -> None:
     pg.wait_for_function(ALL_GRAPHS_DRAWN, arg=n)
 
@@ -116,9 +125,19 @@ def test_runs_page_lists_runs(page, real_store):
 
 
 def test_run_page_draws_every_figure(page, real_store):
+    from gradlab.figures import FIGURES
+    from gradlab.probes import FixedPointProbe
+
     page.goto(f"{page.base}/run/{real_store.ids[('lstm', 0.9)]}")
-    graphs_drawn(page, 10)
-    assert graph_count(page) == 10
+    # an LSTM run has every run / runs figure of the registry, the fixed-point ones included
+    names = [s.name for s in FIGURES.values() if s.scope in ("run", "runs")]
+    graphs_drawn(page, len(names))
+    assert graph_count(page) == len(names)
+    fixed = [s.name for s in FIGURES.values() if s.needs_probe == FixedPointProbe.probe]
+    assert fixed and set(fixed) <= set(names)
+    for name in fixed:  # drawn with data: traces, not a "no data" message
+        traces = page.evaluate(TRACE_COUNT, f"run-fig-{name}")
+        assert traces > 0, name
     assert page.get_by_text("Compare with GRU").count() == 1
 
 

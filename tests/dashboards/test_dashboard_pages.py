@@ -20,6 +20,7 @@ import dashboards.app as app_module
 from dashboards import data
 from dashboards.pages import _common as common
 from gradlab.figures import FIGURES, FigureData
+from gradlab.probes import FixedPointProbe
 
 # dash 4 warns that DataTable will leave dash one day (dash-ag-grid is not installed here).
 pytestmark = pytest.mark.filterwarnings(
@@ -180,9 +181,10 @@ def test_run_layout_shows_the_figures_the_run_has(dash_app, real_store, request_
     rnn = page.layout(run_id=real_store.ids[("rnn", 0.9)])
     gru = page.layout(run_id=real_store.ids[("gru", 0.9)])
     # every run / runs figure of the registry that needs no particular probe, in FIGURES order;
-    # the gates only for gated cells, the cell state only for the LSTM
+    # the gates only for gated cells, the cell state only for the LSTM; the fixed-point
+    # figures for every run here (each searched for fixed points: the default schedule)
     run_figures = [s for s in FIGURES.values() if s.scope in ("run", "runs")]
-    wanted = {s.name for s in run_figures if s.needs_probe is None}
+    wanted = {s.name for s in run_figures if s.needs_probe in (None, FixedPointProbe.probe)}
     assert wanted | {"gates", "cell_vs_hidden"} == figure_names(lstm, "run")
     assert wanted == figure_names(rnn, "run")
     assert wanted | {"gates"} == figure_names(gru, "run")

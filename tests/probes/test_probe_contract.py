@@ -8,7 +8,7 @@ import pytest
 from probe_cases import CASES, make_recording
 
 import gradlab
-from gradlab.probes import COLUMNS, PROBES, Probe, ProbeContext, run_probes
+from gradlab.probes import COLUMNS, PROBES, FixedPointProbe, Probe, ProbeContext, run_probes
 from gradlab.store.schema import metrics_table
 
 ALL = list(PROBES.values())
@@ -32,7 +32,8 @@ def test_columns_and_types(cls, recorded):
     assert isinstance(rows["value"], np.ndarray) and rows["value"].dtype == np.float64
     assert set(rows["name"]) <= set(cls.names)
     assert set(rows["direction"]) <= {0, 1, None}
-    T = rec.T
+    # t is a timestep 0..T; the fixed-point probe's per-point rows count its points instead
+    T = rec.T if cls is not FixedPointProbe else ctx.config.fixed_point_inits - 1
     assert all(t is None or 0 <= t <= T for t in rows["t"])
     # the store accepts the rows once step and probe are added
     table = metrics_table({**rows, "step": 3, "probe": cls.probe})
