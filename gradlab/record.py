@@ -27,6 +27,7 @@ index s counts processing steps: hidden[s] is the state after consuming x_{T-s+1
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -909,8 +910,13 @@ class Recording:
         and the layer inputs (layer 0's may be the caller's tensor). Every quantity computed
         lazily afterwards (Jacobians, their norms, contributions) is then the one of the model
         as recorded, to the last bit: a copy keeps `requires_grad` (torch's matmul picks its
-        kernel by it). Costs one copy of the parameters and inputs."""
+        kernel by it). The model itself is copied too (what a probe runs the model's own step
+        map on, e.g. the fixed-point search, sees it as recorded). Costs two copies of the
+        parameters and one of the inputs."""
+        with torch.no_grad():
+            self._model = copy.deepcopy(self._model)
         for lr in self._layers.values():
+            lr._model = self._model
             trace = lr.trace
             kept = [t for t in (*trace.weights, trace.inputs) if t is not None]
             copies = {id(t): t.detach().clone().requires_grad_(t.requires_grad) for t in kept}
