@@ -9,8 +9,9 @@ peak < 2 GB) with its time.
 
 How it is measured (`peak_memory_mb`): each case runs in a fresh subprocess (multiprocessing
 "spawn"), so one case's peak, allocator caches or freed-but-kept pages never reach another.
-In the child the case's setup runs first (imports, model, inputs); then the kernel's peak-RSS
-mark is reset (writing "5" to /proc/self/clear_refs sets VmHWM to the current RSS) and the
+In the child the case's setup runs first (imports, model, inputs, and one short warm-up call
+of the same functions, so that libraries' first-call initialisation is not counted as the
+work's); then the kernel's peak-RSS mark is reset (writing "5" to /proc/self/clear_refs sets VmHWM to the current RSS) and the
 current RSS taken as the baseline; the work runs; the result is VmHWM minus the baseline: the
 resident memory the work itself added at its peak, whatever allocated it (torch's CPU
 allocator, BLAS / OpenMP workspaces, Python objects). Resident memory is what a user runs out
@@ -20,6 +21,13 @@ which is itself memory), and `tracemalloc` does not see torch's allocations. Whe
 cannot be written (not Linux), the rise of `ru_maxrss` over the baseline is used instead (then a
 setup peak above the baseline may hide part of the work's).
 
+The child runs with glibc's mmap threshold fixed at 128 kB (MALLOC_MMAP_THRESHOLD_): every block
+above it is its own mapping, unmapped when freed. By default the threshold grows to the size of
+the largest block freed so far (up to 32 MB), after which blocks of a recording's size (16 MB at
+T=1000, B=32, N=128) come from the heap, whose freed pages stay resident: RSS then depends on the
+order of allocations and frees, not only on what is live. With the threshold fixed, the peak RSS
+follows the peak of live memory, for the fused baseline and for record alike.
+
 Run: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/record_memory.py [--quick]`.
 """
 
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import functools
 import multiprocessing
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -37,6 +46,8 @@ import torch
 import gradlab
 
 Work = Callable[[], object]
+_MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
+_WARM_UP_STEPS = 20  # the short sequence each case runs once before it is measured
 
 
 def _status_kb(field: str) -> int:
@@ -89,7 +100,15 @@ def peak_memory_and_time(setup: Callable[[], Work]) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_child, args=(setup, queue))
-    child.start()
+    saved = os.environ.get(_MMAP_THRESHOLD)
+    os.environ[_MMAP_THRESHOLD] = str(128 * 1024)  # read by the child's glibc at start
+    try:
+        child.start()
+    finally:
+        if saved is None:
+            del os.environ[_MMAP_THRESHOLD]
+        else:
+            os.environ[_MMAP_THRESHOLD] = saved
     try:
         result = queue.get()
     finally:
@@ -128,10 +147,11 @@ def fused_case(cell: str, T: int, N: int, B: int) -> Work:
     """torch's fused forward + backward of the same module and loss."""
     model, x = make(cell, N), _inputs(T, B, N)
 
-    def work() -> None:
+    def work(x: torch.Tensor = x) -> None:
         model.zero_grad(set_to_none=True)
         loss_fn(torch.nn.Module.__call__(model, x)[0]).backward()
 
+    work(x[:_WARM_UP_STEPS])
     return work
 
 
@@ -140,19 +160,21 @@ def record_case(cell: str, T: int, N: int, B: int, full: bool = False) -> Work:
     Frobenius norms (all held at once, as the dashboard's probes hold them)."""
     model, x = make(cell, N), _inputs(T, B, N)
 
-    def work() -> object:
+    def work(x: torch.Tensor = x) -> object:
         rec = gradlab.record(model, x, loss_fn)
         if not full:
             return rec
         norms = [rec.contribution_norms(name) for name, _ in model.named_parameters()]
         return rec, norms, rec.step_jacobian_norms("fro")
 
+    work(x[:_WARM_UP_STEPS])
     return work
 
 
 def streaming_case(cell: str, T: int, N: int, B: int) -> Work:
     """`gradlab.record_streaming` with its default chunk (≈ √T steps)."""
     model, x = make(cell, N), _inputs(T, B, N)
+    gradlab.record_streaming(model, x[:_WARM_UP_STEPS], loss_fn)
     return functools.partial(gradlab.record_streaming, model, x, loss_fn)
 
 
