@@ -57,6 +57,7 @@ __all__ = [
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 _FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _SATURATION_TOLERANCE = 0.01  # a unit is saturated within 1% of its range from a bound
+_RESCALE_CHUNK = 1 << 20  # entries of (δ, r) rescaled at once in `contribution_norms`
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -274,10 +275,15 @@ class LayerRecording:
         if not bool(redo.any()):
             return product(delta, right)
         # some steps would lose their squares: scale every step's factors by powers of two
-        # (exact) and take the one product on them; cheaper than redoing the steps apart
-        delta, scale = _rescaled(delta)
-        right, right_scale = _rescaled(right)
-        return product(delta, right) * (scale * right_scale)
+        # (exact) and take the one product on them; cheaper than redoing the steps apart.
+        # In chunks of steps, so the scaled copies stay small beside the recording.
+        chunk = max(1, _RESCALE_CHUNK // max(1, delta[0].numel() + right[0].numel()))
+        norms = []
+        for first in range(0, delta.shape[0], chunk):
+            scaled, scale = _rescaled(delta[first : first + chunk])
+            scaled_right, right_scale = _rescaled(right[first : first + chunk])
+            norms.append(product(scaled, scaled_right) * (scale * right_scale))
+        return torch.cat(norms)
 
     def _factor_out_of_scale(self, key: str, factor: Tensor) -> Tensor:
         """`_out_of_scale(factor)`, (T,) bool, computed once per factor of this recording
@@ -1056,7 +1062,9 @@ def _record_model(
     if x.dtype != dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model's parameters are {dtype}")
     adjoint_dtype = _check_adjoint_dtype(adjoint_dtype, dtype)
-    if not torch.isfinite(x).all():
+    # NaN and Inf survive a sum: one reduction screens x without a temporary of its size
+    # (isfinite makes two); a finite x whose sum overflows gets the exact check
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError("x contains NaN or Inf; expected finite inputs")
     xs = x.transpose(0, 1) if model.batch_first else x  # time-major (T, B, I)
     T, B = xs.shape[0], xs.shape[1]
@@ -1083,6 +1091,9 @@ def _record_model(
             out = output[..., d * N : (d + 1) * N]
             steps = layer_input.flip(0) if reverse else layer_input
             hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
+            del out
+            if D == 1:  # the layer's output is h_1..h_T: one copy kept, not two
+                output = hidden[1:]
             rest = tuple(part[d] for part in initial[1:])
             trace = _make_trace(model, layer, reverse, steps, hidden, rest)
             layers[(layer, reverse)] = LayerRecording(model, layer, reverse, trace)
