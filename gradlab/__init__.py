@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from gradlab.notebook import figure
     from gradlab.record import LayerRecording, NonFiniteWarning, Recording, record
     from gradlab.record_module import record_module, recurrent_submodules
+    from gradlab.record_stream import StreamingRecording, record_streaming
     from gradlab.store import open_store
     from gradlab.tracking import Run, init
     from gradlab.train import train
@@ -39,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "Recording": "gradlab.record",
     "record": "gradlab.record",
     "record_module": "gradlab.record_module",
+    "StreamingRecording": "gradlab.record_stream",
+    "record_streaming": "gradlab.record_stream",
     "recurrent_submodules": "gradlab.record_module",
     "open_store": "gradlab.store",
     "train": "gradlab.train",
@@ -55,6 +58,7 @@ __all__ = [
     "Recording",
     "Run",
     "RunConfig",
+    "StreamingRecording",
     "__version__",
     "figure",
     "from_torch",
@@ -63,6 +67,7 @@ __all__ = [
     "open_store",
     "record",
     "record_module",
+    "record_streaming",
     "recurrent_submodules",
     "train",
 ]

@@ -441,5 +441,8 @@ class GRUTrace(Trace):
         block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
         u, z = self.coef_hh, self.update
         rows = _unit_quadratic_form(u.unbind(2), gram)
-        cross = (u * block_diag).sum(2).mul_(z)
-        return (rows + 2 * cross + z.square()).sum(-1).sqrt()
+        # Σ_k u_k W_k[i, i], accumulated in place (no (T, B, 3, N) temporary)
+        cross = torch.mul(u[:, :, 0], block_diag[0])
+        for k in (1, 2):
+            cross.addcmul_(u[:, :, k], block_diag[k])
+        return rows.add_(cross.mul_(z), alpha=2.0).add_(z.square()).sum(-1).sqrt()
