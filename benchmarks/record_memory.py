@@ -8,18 +8,18 @@ then the streaming mode (`gradlab.record_streaming`) at T = 100,000, N = 128, B 
 peak < 2 GB) with its time.
 
 How it is measured (`peak_memory_mb`): each case runs in a fresh subprocess (multiprocessing
-"spawn"), so one case's peak, allocator caches or freed-but-kept pages never reach another.
-In the child the case's setup runs first (imports, model, inputs, and one short warm-up call
-of the same functions, so that libraries' first-call initialisation is not counted as the
-work's); then the kernel's peak-RSS mark is reset (writing "5" to /proc/self/clear_refs sets VmHWM to the current RSS) and the
-current RSS taken as the baseline; the work runs; the result is VmHWM minus the baseline: the
-resident memory the work itself added at its peak, whatever allocated it (torch's CPU
-allocator, BLAS / OpenMP workspaces, Python objects). Resident memory is what a user runs out
-of, and it needs no instrumentation of the work: torch.profiler's `profile_memory` counts only
-torch's allocator and records every operator (a T = 100,000 scan would hold millions of events,
-which is itself memory), and `tracemalloc` does not see torch's allocations. Where clear_refs
-cannot be written (not Linux), the rise of `ru_maxrss` over the baseline is used instead (then a
-setup peak above the baseline may hide part of the work's).
+"spawn"), so one case's peak, allocator caches or freed-but-kept pages never reach another. In
+the child the case's setup runs first (imports, model, inputs, and one short warm-up call of the
+same functions, so that libraries' first-call initialisation is not counted as the work's); then
+the kernel's peak-RSS mark is reset (writing "5" to /proc/self/clear_refs sets VmHWM to the
+current RSS) and the current RSS taken as the baseline; the work runs; the result is VmHWM minus
+the baseline: the resident memory the work itself added at its peak, whatever allocated it
+(torch's CPU allocator, BLAS / OpenMP workspaces, Python objects). Resident memory is what a
+user runs out of, and it needs no instrumentation of the work: torch.profiler's `profile_memory`
+counts only torch's allocator and records every operator (a T = 100,000 scan would hold millions
+of events, which is itself memory), and `tracemalloc` does not see torch's allocations. Where
+clear_refs cannot be written (not Linux), the rise of `ru_maxrss` over the baseline is used
+instead (then a setup peak above the baseline may hide part of the work's).
 
 The child runs with glibc's mmap threshold fixed at 128 kB (MALLOC_MMAP_THRESHOLD_): every block
 above it is its own mapping, unmapped when freed. By default the threshold grows to the size of

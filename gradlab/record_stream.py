@@ -1,4 +1,4 @@
-"""`record_streaming`: the per-step reductions of `record` in memory that does not grow with T·trace.
+"""`record_streaming`: `record`'s per-step reductions, checkpointed, in memory that stays bounded.
 
 The plain `gradlab.record` keeps the whole trace — gates and the step map's coefficients for every
 step, ∂L/∂h_t, the δ's of every pre-activation — so its memory is about 10–20 (T, B, N) arrays

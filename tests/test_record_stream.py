@@ -17,7 +17,7 @@ import torch
 import gradlab
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import record_memory  # noqa: E402  (benchmarks/record_memory.py: the memory measure)
+import record_memory  # benchmarks/record_memory.py: the memory measure
 
 CELLS = ["tanh", "lstm", "gru"]
 
