@@ -336,8 +336,9 @@ def record_streaming(
         kernel_state = spec.join_state(final)
         cell_checkpoints.append(cell)
         trace = trace_of(first, stop, cell)
-        if cell is not None:
-            cell = trace.cell_state[-1].clone()
+        cells = trace.cell_state
+        if cell is not None and cells is not None:
+            cell = cells[-1].clone()
         lr = LayerRecording(model, 0, False, trace)
         state_size = lr.state_size
         jacobian_fro[first:stop] = lr.step_jacobian_norms("fro")
