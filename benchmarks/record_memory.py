@@ -40,6 +40,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -69,8 +70,17 @@ def _reset_peak() -> bool:
         return False
 
 
-def _measure_here(setup: Callable[[], Work]) -> tuple[float, float]:
-    """(peak MB over the baseline, seconds) of `setup()`'s work, in this process."""
+class Measure(NamedTuple):
+    """One case: `peak_mb` over the baseline (the work's own), its `seconds`, and the whole
+    process's peak RSS `process_mb` (torch, the model and inputs included)."""
+
+    peak_mb: float
+    seconds: float
+    process_mb: float
+
+
+def _measure_here(setup: Callable[[], Work]) -> Measure:
+    """The `Measure` of `setup()`'s work, in this process."""
     torch.set_num_threads(1)
     work = setup()
     if _reset_peak():
@@ -85,16 +95,17 @@ def _measure_here(setup: Callable[[], Work]) -> tuple[float, float]:
         work()
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max(0, peak - base) / 1024, seconds
+    # VmHWM (or ru_maxrss) is also the whole process's peak while the work ran
+    return Measure(max(0, peak - base) / 1024, seconds, peak / 1024)
 
 
 def _child(setup: Callable[[], Work], queue: multiprocessing.Queue) -> None:
     queue.put(_measure_here(setup))
 
 
-def peak_memory_and_time(setup: Callable[[], Work]) -> tuple[float, float]:
-    """(peak MB, seconds) of the work `setup()` returns, measured in a fresh subprocess (see the
-    module docstring). `setup` must be picklable (a module-level function, or a
+def measure(setup: Callable[[], Work]) -> Measure:
+    """The `Measure` (peak MB, seconds, process MB) of the work `setup()` returns, in a fresh
+    subprocess (see the module docstring). `setup` must be picklable (a module-level function, or a
     functools.partial of one): it builds the model and inputs and returns the zero-argument
     work to measure, so that what it builds is in the baseline, not in the peak."""
     context = multiprocessing.get_context("spawn")
@@ -120,8 +131,8 @@ def peak_memory_and_time(setup: Callable[[], Work]) -> tuple[float, float]:
 
 def peak_memory_mb(setup: Callable[[], Work]) -> float:
     """Peak resident memory (MB) the work `setup()` returns adds over its baseline, in a fresh
-    subprocess (`peak_memory_and_time`; `setup` picklable, it builds what the work needs)."""
-    return peak_memory_and_time(setup)[0]
+    subprocess (`measure`; `setup` picklable, it builds what the work needs)."""
+    return measure(setup).peak_mb
 
 
 # ----- the cases ---------------------------------------------------------------------------
@@ -181,13 +192,15 @@ def streaming_case(cell: str, T: int, N: int, B: int) -> Work:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter streaming case")
-    parser.add_argument("--skip-streaming", action="store_true", help="only the table")
+    parser.add_argument("--skip-streaming", action="store_true", help="only the table (a)")
+    parser.add_argument("--only-streaming", action="store_true", help="only (b)")
     args = parser.parse_args()
     T, N, B = 1000, 128, 32
     print(f"torch {torch.__version__}, 1 thread, float32, CPU; peak RSS over the baseline\n")
-    print(f"(a) T={T} N={N} B={B}: peak MB (ratio to fused; target record <= 1.5x)")
-    print(f"    {'cell':<6}{'fused':>10}{'record':>18}{'full':>18}")
-    for cell in ("tanh", "relu", "lstm", "gru"):
+    if not args.only_streaming:
+        print(f"(a) T={T} N={N} B={B}: peak MB (ratio to fused; target record <= 1.5x)")
+        print(f"    {'cell':<6}{'fused':>10}{'record':>18}{'full':>18}")
+    for cell in () if args.only_streaming else ("tanh", "relu", "lstm", "gru"):
         fused = peak_memory_mb(functools.partial(fused_case, cell, T, N, B))
         rec = peak_memory_mb(functools.partial(record_case, cell, T, N, B))
         full = peak_memory_mb(functools.partial(record_case, cell, T, N, B, True))
@@ -199,11 +212,13 @@ def main() -> None:
         return
     T_long, B_long = (10_000 if args.quick else 100_000), 8
     print(f"\n(b) record_streaming, T={T_long:,} N={N} B={B_long} (target < 2048 MB)")
+    print(f"    {'cell':<6}{'peak':>11}{'process peak':>16}{'time':>10}")
     for cell in ("tanh", "lstm", "gru"):
-        peak, seconds = peak_memory_and_time(
-            functools.partial(streaming_case, cell, T_long, N, B_long)
+        result = measure(functools.partial(streaming_case, cell, T_long, N, B_long))
+        print(
+            f"    {cell:<6}{result.peak_mb:>8.1f} MB{result.process_mb:>13.1f} MB"
+            f"{result.seconds:>8.1f} s"
         )
-        print(f"    {cell:<6}{peak:>8.1f} MB  {seconds:7.1f} s")
 
 
 if __name__ == "__main__":
