@@ -19,8 +19,10 @@ step, ∂L/∂h_t, the δ's of every pre-activation — so its memory is about 1
 
 So the same formulas run on the same states as in the plain mode and the numbers agree to
 rounding. Memory: the (T+1, B, N) states and ∂L/∂output (both also in any fused forward+backward),
-plus one chunk's trace and adjoint, plus (T, B) reductions. Time: about two forward traces more
-than `record` (each chunk's trace is built twice), for T·B·N as large as memory allows.
+plus one chunk's trace and adjoint, plus (T, B) reductions. Time: each chunk's trace is built
+twice (forward and backward). Measured (benchmarks/record_memory.py, LSTM, T=10,000, N=128, B=8,
+float32, one thread): 91 MB and 9.7 s, against 900 MB and 7.7 s for `record` with the same
+reductions; at T=100,000 about 830 MB.
 
 Kept (same names as `Recording`): `hidden`, `output`, `loss`, `T`, `state_size`, `lengths`,
 `step_mask`, `contribution_norms`, `step_jacobian_norms("fro")`, `hidden_stats`, `gate_means`;

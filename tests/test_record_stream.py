@@ -147,8 +147,8 @@ def test_chunk_must_be_positive():
 
 def test_peak_memory_does_not_grow_with_the_trace():
     """An LSTM at T = 10,000, N = 128, B = 8 stays under 2 GB x T / 100,000 (the issue's bound at
-    T = 100,000, proportionally; the plain record of this LSTM batch keeps about 20 arrays
-    of (T, B, N), 0.8 GB). benchmarks/record_memory.py measures the full T = 100,000."""
+    T = 100,000, proportionally; the plain record of this LSTM batch peaks at about 0.7 GB,
+    0.9 GB with the same reductions). benchmarks/record_memory.py measures the full T = 100,000."""
     T = 10_000
     setup = functools.partial(record_memory.streaming_case, "lstm", T, 128, 8)
     peak = record_memory.peak_memory_mb(setup)
