@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cell_cases import CELL_ACTS  # every registered cell x built-in activation
 
 import gradlab
+from gradlab.cells import get_cell
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import record_memory  # benchmarks/record_memory.py: the memory measure
@@ -77,6 +79,27 @@ def test_streaming_gives_the_plain_modes_numbers_at_T_2000(cell):
         same(stream.contribution_norms(name), plain.contribution_norms(name), name)
         short = name.removesuffix("_l0")
         same(stream.contribution_norms(short), plain.contribution_norms(name), short)
+        same_sum(stream.gradient(name), plain.contributions(name).sum(0), f"Σ {name}", 1e-6)
+
+
+@pytest.mark.parametrize(
+    ("cell", "activation", "proj_size"),
+    [pytest.param(c, a, 0, id=f"{c}-{a}" if a else c) for c, a in CELL_ACTS]
+    + [pytest.param("lstm", None, 5, id="lstm-projected")],
+)
+def test_every_cell_streams_the_plain_modes_numbers(cell, activation, proj_size):
+    """Every registered cell and activation (plain loops included), short T, small chunks."""
+    torch.manual_seed(0)
+    extra = {"proj_size": proj_size} if proj_size else {}
+    model = get_cell(cell).build(8, 16, activation, **extra)
+    x = torch.randn(60, 3, 8, generator=torch.Generator().manual_seed(4))
+    plain = gradlab.record(model, x, loss_fn)
+    stream = gradlab.record_streaming(model, x, loss_fn, chunk=7)
+    same(stream.hidden, plain.hidden, "hidden")
+    same(stream.grad_hidden_norms(), plain.grad_hidden.norm(dim=-1), "‖∂L/∂h_t‖ per row")
+    same(stream.step_jacobian_norms(), plain.step_jacobian_norms("fro"), "‖J_t‖_F")
+    for name, _ in model.named_parameters():
+        same(stream.contribution_norms(name), plain.contribution_norms(name), name)
         same_sum(stream.gradient(name), plain.contributions(name).sum(0), f"Σ {name}", 1e-6)
 
 
