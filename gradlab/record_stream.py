@@ -7,20 +7,22 @@ step, ∂L/∂h_t, the δ's of every pre-activation — so its memory is about 1
 1. Forward, chunk by chunk of K steps (K ≈ √T by default): torch's fused kernel runs each chunk
    from the previous chunk's final state (the states it carries are the kernel's own, so h_t is
    the trajectory the plain mode records) and writes h_1..h_T into one (T+1, B, N) buffer — the
-   model's output, which the loss needs anyway. Each chunk's trace is built once to compute the
-   forward reductions (step-Jacobian Frobenius norms, hidden-state statistics, gate means) and,
-   for an LSTM, the cell state c at the chunk's end as the trace computes it (the plain mode's
-   c_t), kept as the next chunk's checkpoint: T/K states of (B, N).
+   model's output, which the loss needs anyway. For an LSTM each chunk's trace is built to get
+   the cell state c at the chunk's end as the trace computes it (the plain mode's c_t), kept as
+   the next chunk's checkpoint: T/K states of (B, N).
 2. ∂L/∂output from one autograd call on `loss_fn`, as in the plain mode.
 3. Backward, chunks from last to first: the chunk's trace is rebuilt from its checkpoint, the
    adjoint scan runs over it with the adjoint carried in from the later chunk (∂L/∂h and, for an
    LSTM, ∂L/∂c at the chunk's end), and only per-step reductions are kept: ‖∂L/∂h_t‖ per batch
-   row, the contribution norms of every parameter, the summed gradient of every parameter.
+   row, the contribution norms of every parameter, the summed gradient of every parameter, and
+   the forward ones (step-Jacobian Frobenius norms, hidden-state statistics, gate means; without
+   a loss these come from the forward pass).
 
 So the same formulas run on the same states as in the plain mode and the numbers agree to
 rounding. Memory: the (T+1, B, N) states and ∂L/∂output (both also in any fused forward+backward),
-plus one chunk's trace and adjoint, plus (T, B) reductions. Time: each chunk's trace is built
-twice (forward and backward). Measured (benchmarks/record_memory.py, LSTM, T=10,000, N=128, B=8,
+plus one chunk's trace and adjoint, plus (T, B) reductions. Time: an LSTM's chunk traces are
+built twice (forward for c, backward), other cells' once (the forward reductions are kept in the
+backward pass). Measured (benchmarks/record_memory.py, LSTM, T=10,000, N=128, B=8,
 float32, one thread): 91 MB and 9.7 s, against 900 MB and 7.7 s for `record` with the same
 reductions; at T=100,000 about 830 MB.
 
@@ -232,6 +234,35 @@ class StreamingRecording:
         return all(bool(torch.isfinite(v)) for v in values)
 
 
+class _ForwardReductions:
+    """The forward per-step reductions, filled chunk by chunk (in any order): step-Jacobian
+    Frobenius norms (T, B), hidden-state statistics (T+1,) each, gate means (T,) each."""
+
+    def __init__(self, T: int, B: int, like: Tensor) -> None:
+        self._T, self._like = T, like
+        self._jacobian_fro = like.new_empty(T, B)
+        self._stats: dict[str, Tensor] = {}
+        self._gates: dict[str, Tensor] = {}
+        self._state_size = 0
+
+    def keep(self, lr: LayerRecording, first: int, stop: int) -> None:
+        """Steps first+1..stop of the chunk recorded by `lr` (its states h_first..h_stop)."""
+        self._state_size = lr.state_size
+        self._jacobian_fro[first:stop] = lr.step_jacobian_norms("fro")
+        for key, values in lr.hidden_stats().items():  # h_first's row: the same from either chunk
+            self._stats.setdefault(key, values.new_empty(self._T + 1))[first : stop + 1] = values
+        for key, values in lr.gate_means().items():
+            self._gates.setdefault(key, values.new_empty(self._T))[first:stop] = values
+
+    def kept(self) -> dict[str, Any]:
+        return {
+            "state_size": self._state_size,
+            "step_jacobian_fro": self._jacobian_fro,
+            "hidden_stats": self._stats,
+            "gate_means": self._gates,
+        }
+
+
 def _parameter_names(model: RecurrentModel) -> tuple[str, ...]:
     """The layer's parameters as short names (weight_ih, weight_hh, biases, weight_hr)."""
     w = model.layer_weights(0, False)
@@ -320,16 +351,15 @@ def record_streaming(
         initial = () if cell0 is None else (cell0,)
         return spec.make_trace(model, weights, xs[first:stop], hidden[first : stop + 1], initial)
 
-    # 1. Forward: the fused kernel chunk by chunk into one buffer; forward reductions per chunk.
+    # 1. Forward: the fused kernel chunk by chunk into one buffer. A chunk's trace is built here
+    # only for an LSTM's c checkpoint or a record without a loss; otherwise the backward pass
+    # builds it anyway and keeps the forward reductions there.
     hidden = xs.new_empty(T + 1, B, parts[0].shape[-1])
     hidden[0] = parts[0][0]
     kernel_state = state
     cell_checkpoints: list[Tensor | None] = []  # the trace's c at each chunk's start
     cell = parts[1][0] if len(parts) > 1 else None
-    jacobian_fro = xs.new_empty(T, B)
-    stats: dict[str, list[Tensor]] = {}
-    gates: dict[str, list[Tensor]] = {}
-    state_size = 0
+    forward = _ForwardReductions(T, B, xs)
     for first in starts:
         stop = min(T, first + K)
         output, *final = model.layer_forward(xs[first:stop], kernel_state, 0)
@@ -337,26 +367,18 @@ def record_streaming(
         del output
         kernel_state = spec.join_state(final)
         cell_checkpoints.append(cell)
+        if cell is None and loss_fn is not None:
+            continue
         trace = trace_of(first, stop, cell)
         cells = trace.cell_state
         if cell is not None and cells is not None:
             cell = cells[-1].clone()
-        lr = LayerRecording(model, 0, False, trace)
-        state_size = lr.state_size
-        jacobian_fro[first:stop] = lr.step_jacobian_norms("fro")
-        for key, values in lr.hidden_stats().items():  # rows first..stop; h_first is counted once
-            stats.setdefault(key, []).append(values if first == 0 else values[1:])
-        for key, values in lr.gate_means().items():
-            gates.setdefault(key, []).append(values)
-        del trace, lr
+        if loss_fn is None:
+            forward.keep(LayerRecording(model, 0, False, trace), first, stop)
+        del trace
     output = hidden[1:].transpose(0, 1) if model.batch_first else hidden[1:]
     output = output.contiguous()  # a view of the buffer unless batch_first
-    reductions: dict[str, Any] = {
-        "state_size": state_size,
-        "step_jacobian_fro": jacobian_fro,
-        "hidden_stats": {key: torch.cat(values) for key, values in stats.items()},
-        "gate_means": {key: torch.cat(values) for key, values in gates.items()},
-    }
+    reductions: dict[str, Any] = {}
 
     loss_value = None
     if loss_fn is not None:
@@ -375,8 +397,11 @@ def record_streaming(
         if grad_output is None:  # a loss that does not depend on the output
             grad_output = torch.zeros_like(output)
         direct_all = grad_output.transpose(0, 1) if model.batch_first else grad_output
-        reductions.update(_backward(model, trace_of, direct_all, starts, K, cell_checkpoints))
+        reductions.update(
+            _backward(model, trace_of, direct_all, starts, K, cell_checkpoints, forward)
+        )
         del grad_output, direct_all
+    reductions.update(forward.kept())
 
     rec = StreamingRecording(model, hidden, output, loss_value, K, reductions)
     if not rec.is_finite or (loss_value is not None and not math.isfinite(loss_value)):
@@ -395,9 +420,11 @@ def _backward(
     starts: list[int],
     K: int,
     cell_checkpoints: list[Tensor | None],
+    forward: _ForwardReductions,
 ) -> dict[str, Any]:
     """The adjoint scan chunk by chunk, last first, carrying ∂L/∂h (and ∂L/∂c) across chunk
-    boundaries; returns the backward reductions. direct_all: ∂L/∂h_1..h_T direct, (T, B, N)."""
+    boundaries; returns the backward reductions and keeps each chunk's forward ones in
+    `forward`. direct_all: ∂L/∂h_1..h_T direct, (T, B, N)."""
     T, B = direct_all.shape[0], direct_all.shape[1]
     names = _parameter_names(model)
     grad_norms = direct_all.new_empty(T + 1, B)
@@ -431,6 +458,7 @@ def _backward(
             carry_c = grad_c[0]
             cell_norms[first + 1 : stop + 1] = grad_c[1:].norm(dim=-1)
         lr = LayerRecording(model, 0, False, trace)
+        forward.keep(lr, first, stop)
         lr._set_adjoint(*adjoint)
         for name in names:
             contribution[name][first:stop] = lr.contribution_norms(name)

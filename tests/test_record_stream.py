@@ -97,7 +97,13 @@ def test_every_cell_streams_the_plain_modes_numbers(cell, activation, proj_size)
     stream = gradlab.record_streaming(model, x, loss_fn, chunk=7)
     same(stream.hidden, plain.hidden, "hidden")
     same(stream.grad_hidden_norms(), plain.grad_hidden.norm(dim=-1), "‖∂L/∂h_t‖ per row")
-    same(stream.step_jacobian_norms(), plain.step_jacobian_norms("fro"), "‖J_t‖_F")
+    # the forward reductions: kept in the backward pass, or in the forward one without a loss
+    for record in (stream, gradlab.record_streaming(model, x, chunk=7)):
+        same(record.step_jacobian_norms(), plain.step_jacobian_norms("fro"), "‖J_t‖_F")
+        for key, values in plain.hidden_stats().items():
+            same(record.hidden_stats()[key], values, f"hidden_stats {key}")
+        for key, values in plain.gate_means().items():
+            same(record.gate_means()[key], values, f"gate mean {key}")
     for name, _ in model.named_parameters():
         same(stream.contribution_norms(name), plain.contribution_norms(name), name)
         same_sum(stream.gradient(name), plain.contributions(name).sum(0), f"Σ {name}", 1e-6)
