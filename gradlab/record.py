@@ -57,6 +57,7 @@ __all__ = [
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 _FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _SATURATION_TOLERANCE = 0.01  # a unit is saturated within 1% of its range from a bound
+_FORWARD_CHUNK = 64  # steps per call of torch's kernel in the forward pass (`_forward_states`)
 _RESCALE_CHUNK = 1 << 20  # entries of (δ, r) rescaled at once in `contribution_norms`
 
 
@@ -936,6 +937,26 @@ def _first_nonfinite(rec: Recording) -> str | None:
     return None
 
 
+def _forward_states(
+    model: RecurrentModel, layer: int, inputs: Tensor, initial: tuple[Tensor, ...]
+) -> Tensor:
+    """h_0..h_T (T+1, B, N) of a one-direction layer: torch's kernel run on chunks of
+    `_FORWARD_CHUNK` steps, each from the kernel's final state of the one before, written into
+    one buffer. The kernel builds its output from per-step tensors (and a plain loop stacks
+    them): chunks bound those temporaries, and no second (T, B, N) copy is made. `initial`:
+    the state parts' initial values, (1, B, ·) each."""
+    spec = get_cell(model.cell)
+    T = inputs.shape[0]
+    hidden = inputs.new_empty(T + 1, *initial[0].shape[1:])
+    hidden[0] = initial[0][0]
+    state = spec.join_state(initial)
+    for first in range(0, T, _FORWARD_CHUNK):
+        output, *final = model.layer_forward(inputs[first : first + _FORWARD_CHUNK], state, layer)
+        hidden[first + 1 : first + 1 + output.shape[0]] = output
+        state = spec.join_state(final)
+    return hidden
+
+
 def _make_trace(
     model: RecurrentModel,
     layer: int,
@@ -1085,15 +1106,20 @@ def _record_model(
     layer_input = xs
     for layer in range(L):
         initial = tuple(part[layer * D : (layer + 1) * D] for part in h0_parts)
-        output = model.layer_forward(layer_input, spec.join_state(initial), layer)[0]
+        if D == 1:  # h_0..h_T in one buffer; the layer's output is the view h_1..h_T
+            one_direction = _forward_states(model, layer, layer_input, initial)
+            output = one_direction[1:]
+        else:
+            output = model.layer_forward(layer_input, spec.join_state(initial), layer)[0]
         for d in range(D):  # output (T, B, D·N)
             reverse = d == 1
-            out = output[..., d * N : (d + 1) * N]
             steps = layer_input.flip(0) if reverse else layer_input
-            hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
-            del out
-            if D == 1:  # the layer's output is h_1..h_T: one copy kept, not two
-                output = hidden[1:]
+            if D == 1:
+                hidden = one_direction
+            else:
+                out = output[..., d * N : (d + 1) * N]
+                hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
+                del out
             rest = tuple(part[d] for part in initial[1:])
             trace = _make_trace(model, layer, reverse, steps, hidden, rest)
             layers[(layer, reverse)] = LayerRecording(model, layer, reverse, trace)
