@@ -23,7 +23,7 @@ rounding. Memory: the (T+1, B, N) states and ∂L/∂output (both also in any fu
 plus one chunk's trace and adjoint, plus (T, B) reductions. Time: an LSTM's chunk traces are
 built twice (forward for c, backward), other cells' once (the forward reductions are kept in the
 backward pass). Measured (benchmarks/record_memory.py, LSTM, T=10,000, N=128, B=8,
-float32, one thread): 91 MB and 9.7 s, against 900 MB and 7.7 s for `record` with the same
+float32, one thread): 91 MB and 10.5 s, against 900 MB and 6.9 s for `record` with the same
 reductions; at T=100,000 about 830 MB.
 
 Kept (same names as `Recording`): `hidden`, `output`, `loss`, `T`, `state_size`, `lengths`,
