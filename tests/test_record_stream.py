@@ -182,3 +182,17 @@ def test_peak_memory_does_not_grow_with_the_trace():
     setup = functools.partial(record_memory.streaming_case, "lstm", T, 128, 8)
     peak = record_memory.peak_memory_mb(setup)
     assert 0 < peak < 2048 * T / 100_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["tanh", "relu", "lstm", "gru"])
+def test_the_plain_records_peak_is_at_most_1_5x_the_fused_forward_backward(cell):
+    """Issue 18's bound for the plain mode at (T, N, B) = (1000, 128, 32), each peak measured in
+    its own subprocess as benchmarks/record_memory.py prints it."""
+    fused = record_memory.peak_memory_mb(
+        functools.partial(record_memory.fused_case, cell, 1000, 128, 32)
+    )
+    plain = record_memory.peak_memory_mb(
+        functools.partial(record_memory.record_case, cell, 1000, 128, 32)
+    )
+    assert 0 < plain <= 1.5 * fused, f"record {plain:.1f} MB, fused {fused:.1f} MB"
