@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from gradlab.notebook import figure
     from gradlab.record import LayerRecording, NonFiniteWarning, Recording, record
     from gradlab.record_module import record_module, recurrent_submodules
+    from gradlab.record_stream import StreamingRecording, record_streaming
     from gradlab.store import open_store
     from gradlab.tracking import Run, init
     from gradlab.train import train
@@ -42,6 +43,8 @@ _EXPORTS: dict[str, str] = {
     "Recording": "gradlab.record",
     "record": "gradlab.record",
     "record_module": "gradlab.record_module",
+    "StreamingRecording": "gradlab.record_stream",
+    "record_streaming": "gradlab.record_stream",
     "recurrent_submodules": "gradlab.record_module",
     "open_store": "gradlab.store",
     "train": "gradlab.train",
@@ -59,6 +62,7 @@ __all__ = [
     "Recording",
     "Run",
     "RunConfig",
+    "StreamingRecording",
     "__version__",
     "figure",
     "fixed_points",
@@ -68,6 +72,7 @@ __all__ = [
     "open_store",
     "record",
     "record_module",
+    "record_streaming",
     "recurrent_submodules",
     "train",
 ]

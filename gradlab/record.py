@@ -58,6 +58,8 @@ __all__ = [
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 _FULL_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _SATURATION_TOLERANCE = 0.01  # a unit is saturated within 1% of its range from a bound
+_FORWARD_CHUNK = 64  # steps per call of torch's kernel in the forward pass (`_forward_states`)
+_RESCALE_CHUNK = 1 << 20  # entries of (δ, r) rescaled at once in `contribution_norms`
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -275,10 +277,15 @@ class LayerRecording:
         if not bool(redo.any()):
             return product(delta, right)
         # some steps would lose their squares: scale every step's factors by powers of two
-        # (exact) and take the one product on them; cheaper than redoing the steps apart
-        delta, scale = _rescaled(delta)
-        right, right_scale = _rescaled(right)
-        return product(delta, right) * (scale * right_scale)
+        # (exact) and take the one product on them; cheaper than redoing the steps apart.
+        # In chunks of steps, so the scaled copies stay small beside the recording.
+        chunk = max(1, _RESCALE_CHUNK // max(1, delta[0].numel() + right[0].numel()))
+        norms = []
+        for first in range(0, delta.shape[0], chunk):
+            scaled, scale = _rescaled(delta[first : first + chunk])
+            scaled_right, right_scale = _rescaled(right[first : first + chunk])
+            norms.append(product(scaled, scaled_right) * (scale * right_scale))
+        return torch.cat(norms)
 
     def _factor_out_of_scale(self, key: str, factor: Tensor) -> Tensor:
         """`_out_of_scale(factor)`, (T,) bool, computed once per factor of this recording
@@ -955,6 +962,26 @@ def _first_nonfinite(rec: Recording) -> str | None:
     return None
 
 
+def _forward_states(
+    model: RecurrentModel, layer: int, inputs: Tensor, initial: tuple[Tensor, ...]
+) -> Tensor:
+    """h_0..h_T (T+1, B, N) of a one-direction layer: torch's kernel run on chunks of
+    `_FORWARD_CHUNK` steps, each from the kernel's final state of the one before, written into
+    one buffer. The kernel builds its output from per-step tensors (and a plain loop stacks
+    them): chunks bound those temporaries, and no second (T, B, N) copy is made. `initial`:
+    the state parts' initial values, (1, B, ·) each."""
+    spec = get_cell(model.cell)
+    T = inputs.shape[0]
+    hidden = inputs.new_empty(T + 1, *initial[0].shape[1:])
+    hidden[0] = initial[0][0]
+    state = spec.join_state(initial)
+    for first in range(0, T, _FORWARD_CHUNK):
+        output, *final = model.layer_forward(inputs[first : first + _FORWARD_CHUNK], state, layer)
+        hidden[first + 1 : first + 1 + output.shape[0]] = output
+        state = spec.join_state(final)
+    return hidden
+
+
 def _make_trace(
     model: RecurrentModel,
     layer: int,
@@ -1081,7 +1108,9 @@ def _record_model(
     if x.dtype != dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model's parameters are {dtype}")
     adjoint_dtype = _check_adjoint_dtype(adjoint_dtype, dtype)
-    if not torch.isfinite(x).all():
+    # NaN and Inf survive a sum: one reduction screens x without a temporary of its size
+    # (isfinite makes two); a finite x whose sum overflows gets the exact check
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError("x contains NaN or Inf; expected finite inputs")
     xs = x.transpose(0, 1) if model.batch_first else x  # time-major (T, B, I)
     T, B = xs.shape[0], xs.shape[1]
@@ -1102,12 +1131,20 @@ def _record_model(
     layer_input = xs
     for layer in range(L):
         initial = tuple(part[layer * D : (layer + 1) * D] for part in h0_parts)
-        output = model.layer_forward(layer_input, spec.join_state(initial), layer)[0]
+        if D == 1:  # h_0..h_T in one buffer; the layer's output is the view h_1..h_T
+            one_direction = _forward_states(model, layer, layer_input, initial)
+            output = one_direction[1:]
+        else:
+            output = model.layer_forward(layer_input, spec.join_state(initial), layer)[0]
         for d in range(D):  # output (T, B, D·N)
             reverse = d == 1
-            out = output[..., d * N : (d + 1) * N]
             steps = layer_input.flip(0) if reverse else layer_input
-            hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
+            if D == 1:
+                hidden = one_direction
+            else:
+                out = output[..., d * N : (d + 1) * N]
+                hidden = torch.cat((initial[0][d].unsqueeze(0), out.flip(0) if reverse else out))
+                del out
             rest = tuple(part[d] for part in initial[1:])
             trace = _make_trace(model, layer, reverse, steps, hidden, rest)
             layers[(layer, reverse)] = LayerRecording(model, layer, reverse, trace)

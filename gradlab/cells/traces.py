@@ -392,17 +392,20 @@ class GRUTrace(Trace):
             from_input += w.bias_ih
             from_hidden += w.bias_hh
         from_input, from_hidden = from_input.view(T, B, 3 * N), from_hidden.view(T, B, 3 * N)
-        rz = (from_input[..., : 2 * N] + from_hidden[..., : 2 * N]).sigmoid_()
+        # memory: the gates overwrite from_input (one (T, B, 3N) buffer holds r, z, n) and the
+        # coefficients are written into their buffer, not stacked from temporaries
+        rz = from_input[..., : 2 * N].add_(from_hidden[..., : 2 * N]).sigmoid_()
         r, z = rz[..., :N], rz[..., N:]
         hn = from_hidden[..., 2 * N :]
-        n = torch.addcmul(from_input[..., 2 * N :], r, hn).tanh_()
+        n = from_input[..., 2 * N :].addcmul_(r, hn).tanh_()
         self.gates = {"r": r, "z": z, "n": n}
         self.update = z
-        dn = (1 - z) * (1 - n * n)  # ∂h'/∂(n's pre-activation)
-        u_r = dn * hn * r * (1 - r)
-        u_z = (hidden[:-1] - n) * z * (1 - z)
-        self.coef_hh = torch.stack((u_r, u_z, dn * r), dim=2)  # (T, B, 3, N)
-        self.coef_ih = torch.stack((u_r, u_z, dn), dim=2)
+        not_z = 1 - z
+        self.dn = dn = (1 - n * n).mul_(not_z)  # (1-z)(1-n²) = ∂h'/∂(n's pre-activation)
+        coef = self.coef_hh = hidden.new_empty(T, B, 3, N)  # (u_r, u_z, u_n), (T, B, 3, N)
+        torch.mul(dn, hn, out=coef[:, :, 0]).mul_(r).mul_(1 - r)
+        torch.sub(hidden[:-1], n, out=coef[:, :, 1]).mul_(z).mul_(not_z)
+        torch.mul(dn, r, out=coef[:, :, 2])
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
         T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
@@ -415,7 +418,9 @@ class GRUTrace(Trace):
             flat = delta[t - 1].view(B, 3 * N)
             through = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
             torch.addcmul(through, g, self.update[t - 1], out=grad[t - 1])
-        delta_ih = grad[1:].unsqueeze(2) * self.coef_ih
+        # W_ih's pre-activations share r's and z's δ; n's is ∂L/∂h' (1-z)(1-n²), without the r
+        delta_ih = delta.clone()
+        torch.mul(grad[1:], self.dn, out=delta_ih[:, :, 2])
         return grad, None, delta.view(T, B, 3 * N), delta_ih.view(T, B, 3 * N)
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
@@ -436,5 +441,8 @@ class GRUTrace(Trace):
         block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
         u, z = self.coef_hh, self.update
         rows = _unit_quadratic_form(u.unbind(2), gram)
-        cross = (u * block_diag).sum(2).mul_(z)
-        return (rows + 2 * cross + z.square()).sum(-1).sqrt()
+        # Σ_k u_k W_k[i, i], accumulated in place (no (T, B, 3, N) temporary)
+        cross = torch.mul(u[:, :, 0], block_diag[0])
+        for k in (1, 2):
+            cross.addcmul_(u[:, :, k], block_diag[k])
+        return rows.add_(cross.mul_(z), alpha=2.0).add_(z.square()).sum(-1).sqrt()
