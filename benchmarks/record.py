@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import itertools
 import os
 import re
@@ -127,6 +128,7 @@ SHAPES = ((100, 128, 32), (1000, 128, 32), (5000, 128, 32), (1000, 512, 32), (10
 GRID_CELLS = ("tanh", "relu", "lstm", "gru")
 #: (T, N, B) of the dashboard recording (a tanh RNN, every probe the dashboard shows).
 DASHBOARD_SHAPE = (100, 256, 32)
+DASHBOARD_LABEL = "tanh T=100 N=256 B=32 dashboard recording"
 RECORD_TARGET, FULL_TARGET, DASHBOARD_TARGET = 1.0, 1.25, 2.0
 
 
@@ -215,10 +217,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_rounds(fns: dict[str, Callable[[], None]], rounds: int, device: torch.device) -> Timing:
-    """Interleaved rounds of `fns` ("fused" first, then the others): one warm-up call each,
-    then per round one call of each; ratios are per round, over that round's fused time."""
-    for fn in fns.values():
+def timed_rounds(
+    fns: dict[str, Callable[[], None]], rounds: int, device: torch.device, warm_up: bool = True
+) -> Timing:
+    """Interleaved rounds of `fns` ("fused" first, then the others): one warm-up call each
+    (`warm_up`), then per round one call of each; ratios are per round, over that round's
+    fused time."""
+    for fn in fns.values() if warm_up else ():
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
@@ -237,8 +242,9 @@ def timed_rounds(fns: dict[str, Callable[[], None]], rounds: int, device: torch.
     return Timing(statistics.median(times["fused"]), ratios)
 
 
-def _memory_probe() -> Callable[[Callable[[], None]], float] | None:
-    """`peak_memory_mb(fn)` of benchmarks/record_memory.py, or None where it is not there."""
+def _memory_probe() -> Callable[[Callable[[], Callable[[], None]]], float] | None:
+    """`peak_memory_mb(setup)` of benchmarks/record_memory.py (a fresh subprocess per case), or
+    None where that module cannot be imported (this file loaded from elsewhere)."""
     try:
         from record_memory import peak_memory_mb  # type: ignore[import-not-found]
     except ImportError:
@@ -256,14 +262,32 @@ def cuda_peak_memory_mb(fn: Callable[[], None], device: torch.device) -> float:
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
+def memory_case(what: str, row: GridRow | None, device: str = "cpu") -> Callable[[], None]:
+    """Setup of one memory case (picklable with functools.partial): builds the model and
+    inputs of `row` (None: the dashboard recording's) and returns the work `what` ("fused",
+    "record", "full", "dashboard")."""
+    fns = (
+        dashboard_fns(torch.device(device)) if row is None else grid_fns(row, torch.device(device))
+    )
+    return fns[what]
+
+
 def peak_memory(
-    fns: dict[str, Callable[[], None]], device: torch.device
+    names: tuple[str, ...],
+    row: GridRow | None,
+    fns: dict[str, Callable[[], None]],
+    device: torch.device,
 ) -> dict[str, float | None]:
-    """Peak memory (MB) of each function, one call each (None: not measurable here)."""
+    """Peak memory (MB) of each function, one call each: on a GPU the device memory it
+    allocates; on the CPU the resident memory it adds, each in a fresh subprocess at one thread
+    (`peak_memory_mb` of benchmarks/record_memory.py; None where it cannot run)."""
     if device.type == "cuda":
-        return {name: cuda_peak_memory_mb(fn, device) for name, fn in fns.items()}
+        return {name: cuda_peak_memory_mb(fns[name], device) for name in names}
     probe = _memory_probe()
-    return {name: None if probe is None else probe(fn) for name, fn in fns.items()}
+    return {
+        name: None if probe is None else probe(functools.partial(memory_case, name, row))
+        for name in names
+    }
 
 
 @dataclass
@@ -282,18 +306,19 @@ def thread_counts(device: torch.device) -> list[int]:
 
 
 def measure(
-    label: str,
-    make_fns: Callable[[], dict[str, Callable[[], None]]],
-    rounds: int,
-    device: torch.device,
+    row: GridRow | None, rounds: int, device: torch.device, memory: bool = True
 ) -> GridResult:
-    """Interleaved rounds at each thread count, then peak memory at the default threads."""
-    fns = make_fns()
+    """A grid row (None: the dashboard recording): interleaved rounds at each thread count,
+    then the peak memory of each function (`memory`; else None)."""
+    fns = dashboard_fns(device) if row is None else grid_fns(row, device)
     timings = {}
-    for count in thread_counts(device):
-        with threads(count):
-            timings[count] = timed_rounds(fns, rounds, device)
-    return GridResult(label, timings, peak_memory(fns, device))
+    for i, count in enumerate(thread_counts(device)):
+        with threads(count):  # one warm-up: the allocations are made by then
+            timings[count] = timed_rounds(fns, rounds, device, warm_up=i == 0)
+    label = DASHBOARD_LABEL if row is None else row.label
+    if not memory:
+        return GridResult(label, timings, dict.fromkeys(fns))
+    return GridResult(label, timings, peak_memory(tuple(fns), row, fns, device))
 
 
 def grid_fns(row: GridRow, device: torch.device) -> dict[str, Callable[[], None]]:
@@ -364,8 +389,9 @@ def targets_met(results: list[GridResult], targets: dict[str, float]) -> list[st
     return lines
 
 
-def machine_lines(device: torch.device) -> list[str]:
-    """CPU model, cores, torch version, threads, device, date and load average."""
+def machine_lines(device: torch.device, default_threads: int) -> list[str]:
+    """CPU model, cores, torch version, threads (the machine's default and the ones measured),
+    device, date and load average."""
     model = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -374,7 +400,9 @@ def machine_lines(device: torch.device) -> list[str]:
                 break
     lines = [
         f"- CPU: {model}, {os.cpu_count()} cores; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} default threads; float32",
+        f"{default_threads} threads by default; measured at "
+        + ", ".join(_threads_name(count) for count in thread_counts(device))
+        + "; float32",
         f"- device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
     ]
@@ -385,17 +413,21 @@ def machine_lines(device: torch.device) -> list[str]:
 
 
 def run_grid(
-    rows: list[GridRow], rounds: int, device: torch.device
+    rows: list[GridRow],
+    rounds: int,
+    device: torch.device,
+    done: Callable[[list[GridResult], GridResult], None] = lambda results, dashboard: None,
 ) -> tuple[list[GridResult], GridResult]:
-    """Every grid row, then the dashboard recording, printed as they come."""
-    results = []
+    """The dashboard recording, then every grid row, printed as they come; `done(results so
+    far, dashboard)` after each row (the markdown is rewritten, so a long run keeps its part)."""
+    dashboard = measure(None, rounds, device)
+    print("    " + table_lines([dashboard], ("dashboard",), markdown=False)[1], flush=True)
+    results: list[GridResult] = []
     for row in rows:
-        result = measure(row.label, lambda row=row: grid_fns(row, device), rounds, device)
+        result = measure(row, rounds, device)
         print("    " + table_lines([result], ("record", "full"), markdown=False)[1], flush=True)
         results.append(result)
-    dashboard = measure(
-        "tanh T=100 N=256 B=32 dashboard", lambda: dashboard_fns(device), rounds, device
-    )
+        done(results, dashboard)
     return results, dashboard
 
 
@@ -418,9 +450,11 @@ def write_markdown(
     rounds: int,
     device: torch.device,
     machine: list[str],
-    note: str | None,
+    notes: list[str],
+    expected: int | None = None,
 ) -> None:
-    """The tables with the machine they ran on, as docs/record_benchmark.md keeps them."""
+    """The tables with the machine they ran on, as docs/record_benchmark.md keeps them
+    (`expected`: the grid's row count, when `results` may be only the first of them)."""
     where = "GPU (cuDNN is the fused baseline)" if device.type == "cuda" else "CPU"
     lines = [
         f"# `gradlab.record` against torch's fused forward+backward, {where}",
@@ -430,14 +464,23 @@ def write_markdown(
         f"median of {rounds} interleaved rounds, in brackets the per-round range (min-max). "
         '"record" is `gradlab.record`; "full" is record + `contribution_norms` of every '
         'parameter + `step_jacobian_norms("fro")` of every layer and direction. Peak memory: '
-        "MB above the process's memory before the call, one call each at the default threads. "
-        f"Targets: record <= {RECORD_TARGET}x, full <= {FULL_TARGET}x, dashboard recording <= "
+        + (
+            "MB of device memory allocated at the call's peak above what was allocated before. "
+            if device.type == "cuda"
+            else "MB of resident memory the call adds at its peak, one call in a fresh "
+            "subprocess at 1 thread (`peak_memory_mb` of benchmarks/record_memory.py). "
+        )
+        + f"Targets: record <= {RECORD_TARGET}x, full <= {FULL_TARGET}x, dashboard recording <= "
         f"{DASHBOARD_TARGET}x.",
         "",
         *machine,
     ]
-    if note:
-        lines.append(f"- {note}")
+    lines += [f"- {line}" for line in notes]
+    with contextlib.suppress(OSError):
+        lines.append("- load average (1, 5, 15 min) at this write: " + ", ".join(
+            f"{v:.2f}" for v in os.getloadavg()))  # fmt: skip
+    if expected is not None and len(results) < expected:
+        lines.append(f"- {PARTIAL} {len(results)} of {expected} grid rows measured so far")
     lines += ["", "## Grid", "", *table_lines(results, ("record", "full"), markdown=True), ""]
     lines += [
         f"- {line}" for line in targets_met(results, {"record": RECORD_TARGET, "full": FULL_TARGET})
@@ -460,6 +503,8 @@ def write_markdown(
 
 
 #: A ratio cell of the tables: median, then the per-round range.
+#: The header line of a markdown written before the grid's last row was measured.
+PARTIAL = "partial run:"
 RATIO_CELL = re.compile(r"^(\d+\.\d+)x \((\d+\.\d+)-(\d+\.\d+)\)$")
 
 
@@ -615,9 +660,13 @@ def main() -> None:
     parser.add_argument("--only-grid", action="store_true", help="only (a), the grid")
     parser.add_argument("--device", default="cpu", help="where the models live (cpu, cuda)")
     parser.add_argument("--rounds", type=int, default=None, help="grid rounds (default 5)")
+    parser.add_argument("--rows", default="", help="only grid rows whose label has this text")
     parser.add_argument("--markdown", type=Path, default=None, help="write (a) there as markdown")
-    parser.add_argument("--note", default=None, help="a line for the markdown's header")
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the markdown's header (repeat)"
+    )
     args = parser.parse_args()
+    default_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -629,13 +678,20 @@ def main() -> None:
         return
 
     rounds = args.rounds or (3 if args.quick else 5)
-    machine = machine_lines(device)
+    machine = machine_lines(device, default_threads)
     print(f"(a) record and full over fused fwd+bwd, median of {rounds} rounds (min-max)")
-    results, dashboard = run_grid(grid_rows(args.quick), rounds, device)
+    rows = [row for row in grid_rows(args.quick) if args.rows in row.label + " "]
+
+    def write(results: list[GridResult], dashboard: GridResult) -> None:
+        if args.markdown is not None:
+            write_markdown(
+                args.markdown, results, dashboard, rounds, device, machine, args.note, len(rows)
+            )
+
+    results, dashboard = run_grid(rows, rounds, device, write)
     print()
     print_grid(results, dashboard)
     if args.markdown is not None:
-        write_markdown(args.markdown, results, dashboard, rounds, device, machine, args.note)
         print(f"\n    written to {args.markdown}")
     if args.only_grid or device.type != "cpu":  # (b) and (d) measure on the CPU
         return
