@@ -332,10 +332,12 @@ def grid_fns(row: GridRow, device: torch.device) -> dict[str, Callable[[], None]
     }
 
 
-def dashboard_fns(device: torch.device) -> dict[str, Callable[[], None]]:
-    """fused and the dashboard recording of the (T=100, N=256, B=32) tanh RNN."""
-    model = make_grid_model(GridRow("tanh", *DASHBOARD_SHAPE), device)
-    T, N, B = DASHBOARD_SHAPE
+def dashboard_fns(
+    device: torch.device, shape: tuple[int, int, int] = DASHBOARD_SHAPE
+) -> dict[str, Callable[[], None]]:
+    """fused and the dashboard recording of a tanh RNN of `shape` (T, N, B)."""
+    model = make_grid_model(GridRow("tanh", *shape), device)
+    T, N, B = shape
     x = torch.randn(T, B, N, generator=torch.Generator().manual_seed(1)).to(device)
     return {"fused": lambda: fused(model, x), "dashboard": lambda: dashboard_recording(model, x)}
 
