@@ -944,21 +944,29 @@ class Recording:
 
 
 def _first_nonfinite(rec: Recording) -> str | None:
-    """Where the first NaN/Inf is, as words, or None."""
+    """Where the first NaN/Inf is, as words, or None. One host sync when all is finite (the
+    usual case): NaN and Inf survive a sum, so one reduction per tensor, stacked, screens every
+    state and adjoint at once; a tensor that fails the screen (or a finite one whose sum
+    overflows) then gets the exact per-step check."""
+    named: list[tuple[str, Tensor]] = []
     for (layer, reverse), lr in rec.layers.items():
-        named = [("hidden state", lr.hidden), ("cell state", lr.trace.cell_state)]
-        named += [("gradient ∂L/∂h", lr._grad_hidden), ("gradient ∂L/∂c", lr._grad_cell)]
-        for what, values in named:
-            # NaN and Inf survive a sum, so one reduction screens the tensor; a finite tensor
-            # whose sum overflows is then cleared by the exact per-step check.
-            if values is None or torch.isfinite(values.sum()):
-                continue
-            bad = ~torch.isfinite(values).flatten(1).all(1)
-            if not bad.any():
-                continue
-            t = int(bad.nonzero()[0])
-            direction = "reverse" if reverse else "forward"
-            return f"{what} of layer {layer} ({direction}) at t={t}"
+        direction = "reverse" if reverse else "forward"
+        parts = [("hidden state", lr.hidden), ("cell state", lr.trace.cell_state)]
+        parts += [("gradient ∂L/∂h", lr._grad_hidden), ("gradient ∂L/∂c", lr._grad_cell)]
+        named += [
+            (f"{what} of layer {layer} ({direction})", v) for what, v in parts if v is not None
+        ]
+    if not named:
+        return None
+    screen = torch.stack([torch.isfinite(values.sum()) for _, values in named])
+    if bool(screen.all()):
+        return None
+    for (where, values), finite in zip(named, screen.tolist(), strict=True):
+        if finite:
+            continue
+        bad = ~torch.isfinite(values).flatten(1).all(1)
+        if bool(bad.any()):
+            return f"{where} at t={int(bad.nonzero()[0])}"
     return None
 
 

@@ -506,6 +506,21 @@ def test_huge_input_overflow_reported():
     assert torch.isinf(rec.hidden).any() or torch.isnan(rec.hidden).any()
 
 
+def test_finite_states_whose_sum_overflows_do_not_warn():
+    """The one-sync screen sums each tensor: a finite record whose sum is Inf is cleared by the
+    exact per-step check, not reported."""
+    model = gradlab.RNN(2, 64, activation="linear", dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.weight_ih_l0.fill_(1.0)
+    x = torch.full((4, 8, 2), 1e37)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gradlab.NonFiniteWarning)
+        rec = gradlab.record(model, x)
+    assert torch.isinf(rec.hidden.sum()) and bool(rec.is_finite)
+
+
 def test_finite_run_does_not_warn(small):
     model, x = small
     with warnings.catch_warnings():

@@ -1,0 +1,117 @@
+"""docs/record_benchmark.md is benchmarks/record.py's output, for every row of its grid.
+
+The docs table is written by ``benchmarks/record.py --markdown`` and committed; these tests keep
+it current: every grid row the benchmark has is in the table (and nothing else), every number
+parses, and the markdown the benchmark writes reads back to what it measured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "record_benchmark.md"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """benchmarks/record.py as a module (registered, as its dataclasses need)."""
+    spec = importlib.util.spec_from_file_location("bench_record", REPO / "benchmarks" / "record.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def check_cells(row: dict[str, str], names: tuple[str, ...], bench: ModuleType) -> None:
+    """Every cell of a table row parses: fused ms > 0, ratios min <= median <= max, MB >= 0."""
+    label = row["row"]
+    thread_columns = [c for c in row if c.startswith("fused ms (")]
+    assert thread_columns, f"{label}: no timing column"
+    for column in thread_columns:
+        threads = column.removeprefix("fused ms ")
+        assert float(row[column]) > 0, (label, column)
+        for name in names:
+            match = bench.RATIO_CELL.match(row[f"{name} {threads}"])
+            assert match, (label, name, row[f"{name} {threads}"])
+            median, low, high = map(float, match.groups())
+            assert 0 < low <= median <= high, (label, name)
+    for name in ("fused", *names):
+        assert float(row[f"peak MB {name}"]) >= 0, (label, name)
+
+
+def test_docs_table_has_every_grid_row_and_its_numbers_parse(bench):
+    text = DOCS.read_text(encoding="utf-8")
+    assert "Written by `benchmarks/record.py --markdown`" in text
+    assert bench.PARTIAL not in text, "the committed table is of a run that did not finish"
+    table = bench.read_markdown_table(text, "Grid")
+    labels = [row.label for row in bench.grid_rows()]
+    assert len(labels) == 32 and len(set(labels)) == len(labels)
+    assert sorted(table) == sorted(labels), "rerun benchmarks/record.py --markdown"
+    for label in labels:
+        check_cells(table[label], ("record", "full"), bench)
+    dashboard = bench.read_markdown_table(text, "Dashboard recording")
+    assert list(dashboard) == [bench.DASHBOARD_LABEL]
+    check_cells(dashboard[bench.DASHBOARD_LABEL], ("dashboard",), bench)
+
+
+def test_docs_header_names_the_machine_and_says_whether_a_gpu_ran(bench):
+    head = DOCS.read_text(encoding="utf-8").split("## Grid", 1)[0]
+    for what in ("- CPU: ", " cores; torch ", " threads by default; measured at ", "- date: "):
+        assert what in head, what
+    assert "- device: CPU" not in head or "- GPU: " in head, "a CPU table says where the GPU's is"
+
+
+def test_grid_rows_cover_cells_shapes_layers_and_directions(bench):
+    rows = bench.grid_rows()
+    for cell in ("tanh", "relu", "lstm", "gru"):
+        own = [r for r in rows if r.cell == cell]
+        assert {(r.T, r.N, r.B) for r in own if r.layers == 1 and not r.bidirectional} == set(
+            bench.SHAPES
+        )
+        assert {(r.layers, r.bidirectional) for r in own} == {(1, False), (2, False), (1, True)}
+    quick = bench.grid_rows(quick=True)
+    assert quick and set(quick) < set(rows)
+
+
+def test_markdown_reads_back_what_was_measured(bench, tmp_path):
+    """Two tiny rows and a tiny dashboard recording, measured for real, written and read."""
+    device = torch.device("cpu")
+    rows = [bench.GridRow("lstm", 5, 4, 2), bench.GridRow("gru", 5, 4, 2, bidirectional=True)]
+    results = [bench.measure(row, 2, device, memory=False) for row in rows]
+    results = [
+        bench.GridResult(r.label, r.timings, {"fused": 1.0, "record": 2.0, "full": 3.0})
+        for r in results
+    ]
+    timing = bench.timed_rounds(bench.dashboard_fns(device, (5, 4, 2)), 2, device)
+    dashboard = bench.GridResult(
+        bench.DASHBOARD_LABEL, {1: timing}, {"fused": 1.0, "dashboard": 4.0}
+    )
+    machine = bench.machine_lines(device, torch.get_num_threads())
+    path = tmp_path / "record_benchmark.md"
+    bench.write_markdown(path, results, dashboard, 2, device, machine, ["GPU: none"], 3)
+    text = path.read_text(encoding="utf-8")
+    assert f"{bench.PARTIAL} 2 of 3 grid rows" in text
+    table = bench.read_markdown_table(text, "Grid")
+    assert list(table) == [row.label for row in rows]
+    for result in results:
+        check_cells(table[result.label], ("record", "full"), bench)
+        for count, measured in result.timings.items():
+            cell = table[result.label][f"record ({bench._threads_name(count)})"]
+            median = float(bench.RATIO_CELL.match(cell).group(1))
+            assert median == pytest.approx(measured.ratios["record"][0], abs=0.005)
+    check_cells(
+        bench.read_markdown_table(text, "Dashboard recording")[bench.DASHBOARD_LABEL],
+        ("dashboard",),
+        bench,
+    )
