@@ -29,6 +29,17 @@ At a root (a fixed point) the steps become Newton's, so q falls to rounding; at 
 minimum with q > 0 (a slow point) it converges linearly, and many slow points (a slow
 manifold, saturated gates) make the search cost grow with `max_iter`.
 
+On a slow manifold (a line or plane attractor of a trained memory, where q is tiny everywhere)
+the search run to convergence slides a point along it, towards the saturated edge of the state
+space where q → 0. `q_target` gives the operational definition of FixedPointFinder (Golub &
+Sussillo 2018, its tol_q): a point stops descending once q ≤ q_target; then Newton's method
+(minimum-norm steps −A⁺r, at most 20) polishes it inside a ball of `polish_radius` around that
+point: iterates that reach q ≤ tol inside it make it a fixed point (an isolated root is found
+exactly, as without q_target); otherwise (A near-singular, Newton's steps run far along the
+manifold) it stays where q ≤ q_target was reached, a slow point. The batched small-matrix
+linear algebra (Cholesky factorisations and solves, pseudo-inverses, eigenvalues) runs on one
+thread (`gradlab.record.one_thread`): the batch is the parallelism.
+
 Defaults (float64 / float32, for the dtype the search runs in):
 * `tol` 1e-20 / 1e-10: a point with q ≤ tol is "fixed" (‖F(s) − s‖ ≤ 1.4e-10 / 1.4e-5),
   otherwise "slow";
