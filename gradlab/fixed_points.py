@@ -50,6 +50,7 @@ Defaults (float64 / float32, for the dtype the search runs in):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
@@ -79,6 +80,7 @@ _SLOW_TOL = 1e-4
 _SETTLE_STEPS = 400
 _DENSE_ONLY_STATE = 32  # solver="auto": dense steps alone up to this state size,
 _DENSE_MAX_STATE = 256  # matrix-free then dense up to this one, matrix-free alone above
+_ONE_THREAD_STATE = 256  # the whole search on one thread up to this state size
 _CHUNK_ENTRIES = 1 << 24  # Jacobian entries per solver chunk (128 MiB in float64)
 _POLISH_STEPS = 20  # Newton steps of the polish (q_target): quadratic convergence needs few
 STABILITY_CLASSES = ("stable", "unstable", "saddle", "marginal")
@@ -299,16 +301,18 @@ def fixed_points(
         starts = _random_states(work, spec, n_inits, generator, dtype)
 
     step = _StepMap(work, spec, layer, reverse, x_star)
-    end, q = _search(step, starts, max_iter, tol, solver, q_target)
-    if q_target is not None:
-        radius = _polish_radius(starts) if polish_radius is None else polish_radius
-        end, q = _polish(step, end, q, tol, q_target, radius)
-
-    keep = (q <= slow_tol).nonzero().squeeze(1)
-    points, counts = _deduplicate(end[keep], q[keep], dedup_tol)
-    states = end[keep][points]
-    q_kept = q[keep][points]
-    jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
+    # small states: every op (the step's matmuls, elementwise gates, the batched solves) is
+    # too small to gain from a second thread, and loses on a loaded machine (module docstring)
+    with one_thread() if S <= _ONE_THREAD_STATE else contextlib.nullcontext():
+        end, q = _search(step, starts, max_iter, tol, solver, q_target)
+        if q_target is not None:
+            radius = _polish_radius(starts) if polish_radius is None else polish_radius
+            end, q = _polish(step, end, q, tol, q_target, radius)
+        keep = (q <= slow_tol).nonzero().squeeze(1)
+        points, counts = _deduplicate(end[keep], q[keep], dedup_tol)
+        states = end[keep][points]
+        q_kept = q[keep][points]
+        jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
     # eigenvalues in float64 (LAPACK's float32 eigensolver is slower here), sorted there
     with one_thread():
         values = (
