@@ -216,6 +216,7 @@ def fixed_points(
     solver: str = "auto",
     q_target: float | None = None,
     polish_radius: float | None = None,
+    outlier_scale: float | None = None,
 ) -> FixedPoints:
     """The fixed and slow points of layer `layer` (direction `reverse`) of `model`.
 
@@ -247,7 +248,9 @@ def fixed_points(
     otherwise (A = ∂F/∂s − I near-singular: a slow manifold, where Newton's steps run far along
     it) the point stays where q ≤ q_target was reached, a slow point near its initial state.
     polish_radius: None: 0.1 × the initial states' spread (the RMS distance from their
-    centroid, sqrt(mean ‖s − s̄‖²); 0.1·√S·(1 + max|s|) for a single start).
+    centroid, sqrt(mean ‖s − s̄‖²); √S·(1 + max|s|) in its place for a single start).
+    outlier_scale: None (keep every point) or FixedPointFinder's outlier rule: points farther
+    than outlier_scale × that spread from the initial states' centroid are dropped.
     """
     rec = _recording_of(inputs)
     model = _check_model(rec.model if rec is not None and model is None else model)
@@ -270,6 +273,8 @@ def fixed_points(
         q_target = _positive("q_target", q_target)
     if polish_radius is not None:
         polish_radius = _positive("polish_radius", polish_radius)
+    if outlier_scale is not None:
+        outlier_scale = _positive("outlier_scale", outlier_scale)
     own_dtype = model.weight_hh_l0.dtype
     dtype = own_dtype if dtype is None else dtype
     if dtype not in _DEFAULTS:
@@ -308,7 +313,11 @@ def fixed_points(
         if q_target is not None:
             radius = _polish_radius(starts) if polish_radius is None else polish_radius
             end, q = _polish(step, end, q, tol, q_target, radius)
-        keep = (q <= slow_tol).nonzero().squeeze(1)
+        kept = q <= slow_tol
+        if outlier_scale is not None:
+            centroid = starts.mean(0)
+            kept &= (end - centroid).norm(dim=-1) <= outlier_scale * _spread(starts)
+        keep = kept.nonzero().squeeze(1)
         points, counts = _deduplicate(end[keep], q[keep], dedup_tol)
         states = end[keep][points]
         q_kept = q[keep][points]
@@ -632,12 +641,17 @@ def _dense_search(
 
 
 def _polish_radius(starts: Tensor) -> float:
-    """The default trust radius of the Newton polish: 0.1 × the initial states' (P, S) RMS
-    distance from their centroid; 0.1·√S·(1 + max|s|) for a single start."""
+    """The default trust radius of the Newton polish: 0.1 × the initial states' spread."""
+    return 0.1 * _spread(starts)
+
+
+def _spread(starts: Tensor) -> float:
+    """The initial states' (P, S) RMS distance from their centroid, sqrt(mean ‖s − s̄‖²);
+    √S·(1 + max|s|) when it is 0 (a single start)."""
     spread = float((starts - starts.mean(0)).square().sum(-1).mean().sqrt())
     if not spread > 0:
         spread = math.sqrt(starts.shape[1]) * (1 + float(starts.abs().max()))
-    return 0.1 * spread
+    return spread
 
 
 def _polish(

@@ -347,6 +347,7 @@ def _errors() -> dict:
         "solver-unknown": (dict(solver="adam"), "solver"),
         "q_target-zero": (dict(q_target=0.0), "q_target"),
         "polish_radius-negative": (dict(polish_radius=-1.0), "polish_radius"),
+        "outlier_scale-zero": (dict(outlier_scale=0), "outlier_scale"),
     }
 
 
@@ -427,3 +428,22 @@ def test_q_target_still_finds_the_nine_isolated_fixed_points_exactly(solver):
     snapped = levels[(fp.states.unsqueeze(-1) - levels).abs().argmin(-1)]
     assert float((fp.states - snapped).abs().max()) <= 1e-12
     assert len({tuple(p) for p in snapped.tolist()}) == 9
+
+
+def test_outlier_scale_drops_points_far_from_the_initial_states():
+    """W = 2I from starts near (a, a), the origin and (−a, a): outlier_scale keeps the points
+    within outlier_scale × the starts' RMS spread of their centroid."""
+    model = two_unit_rnn("tanh", (2.0, 2.0))
+    starts = torch.tensor([[0.9, 0.9], [0.95, 1.0], [0.05, 0.02], [-0.9, 0.9]], dtype=F64)
+    every = fixed_points(model, initial_states=starts)
+    assert len(every) == 3
+    centroid = starts.mean(0)
+    spread = float((starts - centroid).square().sum(-1).mean().sqrt())
+    distance = (every.states - centroid).norm(dim=-1)
+    sizes = []
+    for scale in (0.5, 1.0, 2.0):
+        near = fixed_points(model, initial_states=starts, outlier_scale=scale)
+        assert len(near) == int((distance <= scale * spread).sum())
+        assert all(d <= scale * spread for d in (near.states - centroid).norm(dim=-1).tolist())
+        sizes.append(len(near))
+    assert sizes == [0, 2, 3]  # the rule drops points by their distance, none at scale 2
