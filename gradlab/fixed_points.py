@@ -658,10 +658,11 @@ def _polish(
     step: _StepMap, s: Tensor, q: Tensor, tol: float, q_target: float, radius: float
 ) -> tuple[Tensor, Tensor]:
     """Newton's method on F(s) = s (minimum-norm steps −A⁺r, so a line of roots is reached
-    too) from the points (P, S) with tol < q ≤ q_target, inside a ball of `radius` around each: a point whose iterates reach q ≤ tol without leaving it is
-    replaced by the last iterate inside (Newton continues past tol while q falls, to the rounding
-    floor); any other (an iterate outside the ball or not finite, or no root within
-    `_POLISH_STEPS` steps) keeps its point and q. Returns (s, q), updated copies."""
+    too) from the points (P, S) with tol < q ≤ q_target, inside a ball of `radius` around
+    each: a point whose iterates reach q ≤ tol without leaving it is replaced by the last
+    iterate inside (Newton continues past tol while q falls, to the rounding floor); any other
+    (an iterate outside the ball or not finite, or no root within `_POLISH_STEPS` steps) keeps
+    its point and q. Returns (s, q), updated copies."""
     s, q = s.clone(), q.clone()
     rows = ((q > tol) & (q <= q_target)).nonzero().squeeze(1)
     S = s.shape[1]
