@@ -15,6 +15,10 @@ sides find the points under the same zero input from the same initial states:
   says so.
 
 Targets (issue 19): >= 50x over the obvious loop and <= 5 s for gradlab on 2 threads.
+`gradlab.fixed_points` runs its search on one thread for states up to 256 (its ops are too small
+to gain from a second thread, and on a loaded machine lost 2-3x on two), so it takes about the
+same time at --threads 1 and 2; the obvious loop runs at --threads, so on a loaded machine its
+2-thread time (and the ratio) also counts its threading loss: --threads 1 gives the fair ratio.
 Run: `.venv/bin/python benchmarks/fixed_points.py [--threads 2] [--naive-points 16]`.
 """
 

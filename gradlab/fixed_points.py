@@ -29,6 +29,17 @@ At a root (a fixed point) the steps become Newton's, so q falls to rounding; at 
 minimum with q > 0 (a slow point) it converges linearly, and many slow points (a slow
 manifold, saturated gates) make the search cost grow with `max_iter`.
 
+On a slow manifold (a line or plane attractor of a trained memory, where q is tiny everywhere)
+the search run to convergence slides a point along it, towards the saturated edge of the state
+space where q → 0. `q_target` gives the operational definition of FixedPointFinder (Golub &
+Sussillo 2018, its tol_q): a point stops descending once q ≤ q_target; then Newton's method
+(minimum-norm steps −A⁺r, at most 20) polishes it inside a ball of `polish_radius` around that
+point: iterates that reach q ≤ tol inside it make it a fixed point (an isolated root is found
+exactly, as without q_target); otherwise (A near-singular, Newton's steps run far along the
+manifold) it stays where q ≤ q_target was reached, a slow point. The batched small-matrix
+linear algebra (Cholesky factorisations and solves, pseudo-inverses, eigenvalues) runs on one
+thread (`gradlab.record.one_thread`): the batch is the parallelism.
+
 Defaults (float64 / float32, for the dtype the search runs in):
 * `tol` 1e-20 / 1e-10: a point with q ≤ tol is "fixed" (‖F(s) − s‖ ≤ 1.4e-10 / 1.4e-5),
   otherwise "slow";
@@ -39,6 +50,7 @@ Defaults (float64 / float32, for the dtype the search runs in):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
@@ -52,6 +64,7 @@ from torch import Tensor, nn
 from gradlab.cells.models import RecurrentModel, from_torch
 from gradlab.cells.registry import CellSpec, get_cell
 from gradlab.cells.traces import Trace
+from gradlab.record import one_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +80,9 @@ _SLOW_TOL = 1e-4
 _SETTLE_STEPS = 400
 _DENSE_ONLY_STATE = 32  # solver="auto": dense steps alone up to this state size,
 _DENSE_MAX_STATE = 256  # matrix-free then dense up to this one, matrix-free alone above
+_ONE_THREAD_STATE = 256  # the whole search on one thread up to this state size
 _CHUNK_ENTRIES = 1 << 24  # Jacobian entries per solver chunk (128 MiB in float64)
+_POLISH_STEPS = 20  # Newton steps of the polish (q_target): quadratic convergence needs few
 STABILITY_CLASSES = ("stable", "unstable", "saddle", "marginal")
 
 
@@ -199,6 +214,9 @@ def fixed_points(
     dedup_tol: float | None = None,
     marginal_tol: float | None = None,
     solver: str = "auto",
+    q_target: float | None = None,
+    polish_radius: float | None = None,
+    outlier_scale: float | None = None,
 ) -> FixedPoints:
     """The fixed and slow points of layer `layer` (direction `reverse`) of `model`.
 
@@ -221,6 +239,18 @@ def fixed_points(
     dtype: the dtype of the search (None: the model's; torch.float64 runs a float64 copy).
     solver: "auto", "dense" or "matrix-free". See the module docstring for the solver, the
     tolerances and their defaults.
+
+    q_target: None (every point descends until a stopping rule of the search) or the
+    operational slow-point threshold of FixedPointFinder (Golub & Sussillo 2018): a point stops
+    descending once q ≤ q_target, then Newton's method polishes it inside a trust radius
+    `polish_radius` around where it stopped: if the Newton iterates reach q ≤ tol without
+    leaving the radius, the point is a fixed point (an isolated root is found exactly);
+    otherwise (A = ∂F/∂s − I near-singular: a slow manifold, where Newton's steps run far along
+    it) the point stays where q ≤ q_target was reached, a slow point near its initial state.
+    polish_radius: None: 0.1 × the initial states' spread (the RMS distance from their
+    centroid, sqrt(mean ‖s − s̄‖²); √S·(1 + max|s|) in its place for a single start).
+    outlier_scale: None (keep every point) or FixedPointFinder's outlier rule: points farther
+    than outlier_scale × that spread from the initial states' centroid are dropped.
     """
     rec = _recording_of(inputs)
     model = _check_model(rec.model if rec is not None and model is None else model)
@@ -239,6 +269,12 @@ def fixed_points(
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    if q_target is not None:
+        q_target = _positive("q_target", q_target)
+    if polish_radius is not None:
+        polish_radius = _positive("polish_radius", polish_radius)
+    if outlier_scale is not None:
+        outlier_scale = _positive("outlier_scale", outlier_scale)
     own_dtype = model.weight_hh_l0.dtype
     dtype = own_dtype if dtype is None else dtype
     if dtype not in _DEFAULTS:
@@ -270,19 +306,29 @@ def fixed_points(
         starts = _random_states(work, spec, n_inits, generator, dtype)
 
     step = _StepMap(work, spec, layer, reverse, x_star)
-    end, q = _search(step, starts, max_iter, tol, solver)
-
-    keep = (q <= slow_tol).nonzero().squeeze(1)
-    points, counts = _deduplicate(end[keep], q[keep], dedup_tol)
-    states = end[keep][points]
-    q_kept = q[keep][points]
-    jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
+    # small states: every op (the step's matmuls, elementwise gates, the batched solves) is
+    # too small to gain from a second thread, and loses on a loaded machine (module docstring)
+    with one_thread() if S <= _ONE_THREAD_STATE else contextlib.nullcontext():
+        end, q = _search(step, starts, max_iter, tol, solver, q_target)
+        if q_target is not None:
+            radius = _polish_radius(starts) if polish_radius is None else polish_radius
+            end, q = _polish(step, end, q, tol, q_target, radius)
+        kept = q <= slow_tol
+        if outlier_scale is not None:
+            centroid = starts.mean(0)
+            kept &= (end - centroid).norm(dim=-1) <= outlier_scale * _spread(starts)
+        keep = kept.nonzero().squeeze(1)
+        points, counts = _deduplicate(end[keep], q[keep], dedup_tol)
+        states = end[keep][points]
+        q_kept = q[keep][points]
+        jac = step.evaluate(states)[1] if len(points) else states.new_zeros(0, S, S)
     # eigenvalues in float64 (LAPACK's float32 eigensolver is slower here), sorted there
-    values = (
-        torch.linalg.eigvals(jac.double())
-        if len(points)
-        else jac.new_zeros(0, S, dtype=torch.complex128)
-    )
+    with one_thread():
+        values = (
+            torch.linalg.eigvals(jac.double())
+            if len(points)
+            else jac.new_zeros(0, S, dtype=torch.complex128)
+        )
     modulus = values.abs()
     order = torch.sort(modulus, dim=-1, descending=True, stable=True).indices
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -362,9 +408,11 @@ class _StepMap:
         return new, self.jacobian(s, new)
 
 
-def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tensor, Tensor]:
+def _levenberg_marquardt(
+    step: _StepMap, s: Tensor, max_iter: int, q_target: float | None = None
+) -> tuple[Tensor, Tensor]:
     """Minimise q(s) = ½‖F(s) − s‖² from every row of s (P, S); returns the end points (P, S)
-    and their q (P,). See the module docstring."""
+    and their q (P,). A row stops once q ≤ q_target (when given). See the module docstring."""
     P, S = s.shape
     eps = torch.finfo(s.dtype).eps
     s = s.clone()
@@ -385,7 +433,8 @@ def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tens
     nu = torch.full_like(mu, 2.0)
     floor = S * eps * eps
     rtol = math.sqrt(eps)
-    active = q.isfinite() & (q > floor)
+    reached = floor if q_target is None else max(floor, q_target)
+    active = q.isfinite() & (q > reached)
     for _ in range(max_iter):
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
@@ -394,8 +443,9 @@ def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tens
         si, gi, qi, mui, nui = (x if full else x[idx] for x in (s, g, q, mu, nu))
         damped = H.clone() if full else H[idx]
         damped.diagonal(dim1=1, dim2=2).add_(mui.unsqueeze(-1))
-        chol, info = torch.linalg.cholesky_ex(damped)
-        delta = torch.cholesky_solve(gi.unsqueeze(-1), chol).squeeze(-1).neg_()
+        with one_thread():  # many small factorisations: the batch is the parallelism
+            chol, info = torch.linalg.cholesky_ex(damped)
+            delta = torch.cholesky_solve(gi.unsqueeze(-1), chol).squeeze(-1).neg_()
         ok = (info == 0) & delta.isfinite().all(-1)
         delta = torch.where(ok.unsqueeze(-1), delta, torch.zeros_like(delta))
         trial = si + delta
@@ -415,7 +465,7 @@ def _levenberg_marquardt(step: _StepMap, s: Tensor, max_iter: int) -> tuple[Tens
         scale = 1 + si.abs().amax(-1)
         tiny_step = accept & (delta.abs().amax(-1) <= 4 * eps * scale)
         stuck = ~accept & (gi.abs().amax(-1) / mu_next <= eps * scale)
-        done = tiny_step | stuck | (accept & (q_new <= floor))
+        done = tiny_step | stuck | (accept & (q_new <= reached))
         taken = accept.nonzero().squeeze(1)
         if taken.numel():
             g_new, H_new = normal_equations(trial[taken], trial_new[taken], trial_r[taken])
@@ -474,7 +524,7 @@ def _cgls(
 
 
 def _levenberg_marquardt_matrix_free(
-    step: _StepMap, s: Tensor, max_iter: int
+    step: _StepMap, s: Tensor, max_iter: int, q_target: float | None = None
 ) -> tuple[Tensor, Tensor]:
     """`_levenberg_marquardt` without forming ∂F/∂s: each step solves the damped least-squares
     problem min ‖Aδ + r‖² + μ‖δ‖² by CGLS on the trace's JVP / VJP (at most min(S, 64)
@@ -492,7 +542,8 @@ def _levenberg_marquardt_matrix_free(
     q = torch.where(q.isfinite(), q, math.inf)
     mu = torch.full_like(q, math.nan)
     nu = torch.full_like(q, 2.0)
-    active = q.isfinite() & (q > floor)
+    reached = floor if q_target is None else max(floor, q_target)
+    active = q.isfinite() & (q > reached)
     for _ in range(max_iter):
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
@@ -531,7 +582,7 @@ def _levenberg_marquardt_matrix_free(
         done = (
             (accept & (delta.abs().amax(-1) <= 4 * eps * scale))
             | (~accept & (gradient.abs().amax(-1) / mu_next <= eps * scale))
-            | (accept & (q_new <= floor))
+            | (accept & (q_new <= reached))
             | (cosine <= rtol)
             | stalled
         )
@@ -549,7 +600,12 @@ def _levenberg_marquardt_matrix_free(
 
 
 def _search(
-    step: _StepMap, starts: Tensor, max_iter: int, tol: float, solver: str
+    step: _StepMap,
+    starts: Tensor,
+    max_iter: int,
+    tol: float,
+    solver: str,
+    q_target: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """End points (P, S) and their q (P,) from `starts` (P, S) with the chosen solver; "auto":
     dense for S <= 32, matrix-free for S > 256, and between them a matrix-free phase of at most
@@ -562,24 +618,84 @@ def _search(
         elif S > _DENSE_MAX_STATE:
             solver = "matrix-free"
         else:
-            end, q = _levenberg_marquardt_matrix_free(step, starts, min(max_iter, 10))
-            left = (q > tol).nonzero().squeeze(1)
+            end, q = _levenberg_marquardt_matrix_free(step, starts, min(max_iter, 10), q_target)
+            left = (q > (tol if q_target is None else max(tol, q_target))).nonzero().squeeze(1)
             if left.numel():
-                end[left], q[left] = _dense_search(step, end[left], max_iter)
+                end[left], q[left] = _dense_search(step, end[left], max_iter, q_target)
             return end, q
     if solver == "dense":
-        return _dense_search(step, starts, max_iter)
-    return _levenberg_marquardt_matrix_free(step, starts, max_iter)
+        return _dense_search(step, starts, max_iter, q_target)
+    return _levenberg_marquardt_matrix_free(step, starts, max_iter, q_target)
 
 
-def _dense_search(step: _StepMap, starts: Tensor, max_iter: int) -> tuple[Tensor, Tensor]:
+def _dense_search(
+    step: _StepMap, starts: Tensor, max_iter: int, q_target: float | None = None
+) -> tuple[Tensor, Tensor]:
     """`_levenberg_marquardt` in chunks of at most 2^24 Jacobian entries."""
     S = starts.shape[1]
     results = [
-        _levenberg_marquardt(step, part, max_iter)
+        _levenberg_marquardt(step, part, max_iter, q_target)
         for part in starts.split(max(1, _CHUNK_ENTRIES // (S * S)))
     ]
     return torch.cat([s for s, _ in results]), torch.cat([q for _, q in results])
+
+
+def _polish_radius(starts: Tensor) -> float:
+    """The default trust radius of the Newton polish: 0.1 × the initial states' spread."""
+    return 0.1 * _spread(starts)
+
+
+def _spread(starts: Tensor) -> float:
+    """The initial states' (P, S) RMS distance from their centroid, sqrt(mean ‖s − s̄‖²);
+    √S·(1 + max|s|) when it is 0 (a single start)."""
+    spread = float((starts - starts.mean(0)).square().sum(-1).mean().sqrt())
+    if not spread > 0:
+        spread = math.sqrt(starts.shape[1]) * (1 + float(starts.abs().max()))
+    return spread
+
+
+def _polish(
+    step: _StepMap, s: Tensor, q: Tensor, tol: float, q_target: float, radius: float
+) -> tuple[Tensor, Tensor]:
+    """Newton's method on F(s) = s (minimum-norm steps −A⁺r, so a line of roots is reached
+    too) from the points (P, S) with tol < q ≤ q_target, inside a ball of `radius` around
+    each: a point whose iterates reach q ≤ tol without leaving it is replaced by the last
+    iterate inside (Newton continues past tol while q falls, to the rounding floor); any other
+    (an iterate outside the ball or not finite, or no root within `_POLISH_STEPS` steps) keeps
+    its point and q. Returns (s, q), updated copies."""
+    s, q = s.clone(), q.clone()
+    rows = ((q > tol) & (q <= q_target)).nonzero().squeeze(1)
+    S = s.shape[1]
+    floor = S * torch.finfo(s.dtype).eps ** 2
+    for part in rows.split(max(1, _CHUNK_ENTRIES // max(1, S * S))):
+        origin = s[part]
+        x = origin.clone()
+        qx = q[part].clone()
+        running = torch.ones(len(part), dtype=torch.bool, device=s.device)
+        for _ in range(_POLISH_STEPS):
+            idx = running.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            xi = x[idx]
+            new, A = step.evaluate(xi)
+            A.diagonal(dim1=1, dim2=2).sub_(1.0)
+            with one_thread():  # the minimum-norm step: a continuum of roots (A singular)
+                delta = torch.linalg.pinv(A) @ (xi - new).unsqueeze(-1)
+            trial = xi + delta.squeeze(-1)
+            r = step.value(trial) - trial
+            q_trial = 0.5 * r.square().sum(-1)
+            inside = (
+                trial.isfinite().all(-1)
+                & q_trial.isfinite()
+                & ((trial - origin[idx]).norm(dim=-1) <= radius)
+            )
+            take = inside & (q_trial < qx[idx])
+            x[idx] = torch.where(take.unsqueeze(-1), trial, xi)
+            qx[idx] = torch.where(take, q_trial, qx[idx])
+            running[idx] = take & (q_trial > floor)
+        root = qx <= tol
+        s[part[root]], q[part[root]] = x[root], qx[root]
+    return s, q
 
 
 # ----- inputs, initial states -----------------------------------------------------------------

@@ -345,6 +345,9 @@ def _errors() -> dict:
         "tol-negative": (dict(tol=-1.0), "tol"),
         "dtype-int": (dict(dtype=torch.int64), "dtype"),
         "solver-unknown": (dict(solver="adam"), "solver"),
+        "q_target-zero": (dict(q_target=0.0), "q_target"),
+        "polish_radius-negative": (dict(polish_radius=-1.0), "polish_radius"),
+        "outlier_scale-zero": (dict(outlier_scale=0), "outlier_scale"),
     }
 
 
@@ -361,3 +364,86 @@ def test_bad_arguments_raise_a_value_error_naming_them(kwargs, names):
 def test_not_a_recurrent_model_is_a_type_error():
     with pytest.raises(TypeError, match="model"):
         fixed_points(torch.nn.Linear(2, 2))
+
+
+# ----- q_target and the Newton polish ---------------------------------------------------------
+def two_unit_rnn(activation: str, diagonal: tuple[float, float]) -> torch.nn.Module:
+    """A 2-unit RNN without input or bias, W_hh = diag(diagonal), float64."""
+    model = gradlab.RNN(1, 2, activation, bias=False, dtype=F64)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(torch.diag(torch.tensor(diagonal, dtype=F64)))
+        model.weight_ih_l0.zero_()
+    return model
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_line_attractor_is_a_line_of_fixed_points(solver):
+    model = two_unit_rnn("linear", (1.0, 0.5))  # every (u, 0) is fixed
+    starts = torch.tensor([[-0.8, 0.3], [-0.2, -0.4], [0.4, 0.1], [0.9, -0.2]], dtype=F64)
+    fp = fixed_points(model, initial_states=starts, q_target=1e-10, solver=solver)
+    assert len(fp) == 4 and bool(fp.is_fixed.all())
+    assert float(fp.states[:, 1].abs().max()) <= 1e-10  # on the line ...
+    assert sorted(fp.states[:, 0].tolist()) == pytest.approx([-0.8, -0.2, 0.4, 0.9])  # ... below
+    assert fp.stability == ("marginal",) * 4
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("activation", ["linear", "tanh"])
+def test_near_line_attractor_slow_points_stay_and_the_isolated_root_is_exact(activation, solver):
+    """W = diag(0.999, 0.5): the origin is the one fixed point; along the first axis the state
+    creeps (0.1% per step, plus the tanh's cubic term). Starts on that slow line stop as slow
+    points with q ≤ q_target near where they started (Newton would jump to the origin, outside
+    the polish radius); starts near the origin are polished onto it exactly."""
+    model = two_unit_rnn(activation, (0.999, 0.5))
+    line = torch.tensor([[0.02, 1e-3], [-0.03, -2e-3], [0.025, 0.0]], dtype=F64)
+    near = torch.tensor([[1e-4, 1e-3], [-2e-4, 5e-4]], dtype=F64)
+    q_target = 1e-8
+    fp = fixed_points(
+        model,
+        initial_states=torch.cat((line, near)),
+        q_target=q_target,
+        polish_radius=5e-3,
+        solver=solver,
+    )
+    fixed = fp.states[fp.is_fixed]
+    assert len(fixed) == 1 and float(fixed.abs().max()) <= 1e-12
+    assert int(fp.counts[fp.is_fixed].sum()) == len(near)
+    slow = fp.states[~fp.is_fixed]
+    assert len(slow) == len(line) and bool((fp.q[~fp.is_fixed] <= q_target).all())
+    nearest = torch.cdist(slow, line).amin(1)
+    assert float(nearest.max()) <= 5e-3  # each slow point near its own start
+    assert sorted(torch.sign(slow[:, 0]).tolist()) == [-1.0, 1.0, 1.0]
+    # without q_target the search slides them to the origin
+    plain = fixed_points(model, initial_states=line, solver=solver, max_iter=2000)
+    assert float(plain.states.abs().max()) < float(slow.abs().max())
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_q_target_still_finds_the_nine_isolated_fixed_points_exactly(solver):
+    model = two_unit_rnn("tanh", (2.0, 2.0))
+    fp = fixed_points(model, n_inits=256, seed=3, solver=solver, q_target=1e-10)
+    a = root_of_tanh_2a()
+    assert len(fp) == 9 and bool(fp.is_fixed.all())
+    levels = torch.tensor([-a, 0.0, a], dtype=F64)
+    snapped = levels[(fp.states.unsqueeze(-1) - levels).abs().argmin(-1)]
+    assert float((fp.states - snapped).abs().max()) <= 1e-12
+    assert len({tuple(p) for p in snapped.tolist()}) == 9
+
+
+def test_outlier_scale_drops_points_far_from_the_initial_states():
+    """W = 2I from starts near (a, a), the origin and (−a, a): outlier_scale keeps the points
+    within outlier_scale × the starts' RMS spread of their centroid."""
+    model = two_unit_rnn("tanh", (2.0, 2.0))
+    starts = torch.tensor([[0.9, 0.9], [0.95, 1.0], [0.05, 0.02], [-0.9, 0.9]], dtype=F64)
+    every = fixed_points(model, initial_states=starts)
+    assert len(every) == 3
+    centroid = starts.mean(0)
+    spread = float((starts - centroid).square().sum(-1).mean().sqrt())
+    distance = (every.states - centroid).norm(dim=-1)
+    sizes = []
+    for scale in (0.5, 1.0, 2.0):
+        near = fixed_points(model, initial_states=starts, outlier_scale=scale)
+        assert len(near) == int((distance <= scale * spread).sum())
+        assert all(d <= scale * spread for d in (near.states - centroid).norm(dim=-1).tolist())
+        sizes.append(len(near))
+    assert sizes == [0, 2, 3]  # the rule drops points by their distance, none at scale 2

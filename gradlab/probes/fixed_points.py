@@ -7,8 +7,9 @@ the recorded trajectories s_0..s_T of the probe batch (full state: (h, c) for an
 the mean input the layer read over the recording's real steps (``constant_input="mean"``: zero
 after the cue for the identity task, the drift of a noisy input stream otherwise). Points with
 q above the search's `slow_tol` are dropped, and so are points whose h lies outside the cell's
-range (`within_range`), so a search may find none. The search takes `MAX_ITER` exact (dense)
-Levenberg–Marquardt steps.
+range (`within_range`), so a search may find none. A point stops descending once
+q ≤ `Q_TARGET` (a slow point), then a Newton polish inside the default trust radius makes it a
+fixed point where an isolated root is near (``q_target`` of `gradlab.fixed_points`).
 
 One row per point p (t = p, in the order `gradlab.fixed_points` returns, q ascending): `q`;
 `fixed` (1 when q ≤ tol, 0 for a slow point); `stability` (the index in `STABILITY`);
@@ -59,12 +60,15 @@ __all__ = [
     "within_range",
 ]
 
-#: Levenberg–Marquardt steps per search. An isolated fixed point converges to rounding in a
-#: few (the steps become Newton's); on the slow manifold of a trained memory (a line or plane
-#: attractor, where q is tiny everywhere) every further step slides the point along it towards
-#: the saturated edge of the state space, where q → 0. Few steps keep the slow points near the
-#: trajectory states they started from (and bound the cost).
-MAX_ITER = 5
+#: The probe's slow-point threshold (`gradlab.fixed_points`' q_target, FixedPointFinder's
+#: tol_q): a point stops descending once q ≤ 1e-10, i.e. once the state moves by at most
+#: ‖F(s) − s‖ = 1.4e-5 per step, orders of magnitude below how far a trajectory moves per step.
+#: Without it the search slides a point along the slow manifold of a trained memory (a line or
+#: plane attractor, where q is tiny everywhere) towards the saturated edge of the state space,
+#: where q → 0 and |λ| → 1; with it the point stays where it became slow, near the trajectory
+#: state it started from, and a Newton polish inside the default trust radius still finds the
+#: isolated fixed points exactly.
+Q_TARGET = 1e-5
 
 #: Stability classes (`gradlab.fixed_points.STABILITY_CLASSES`, in its order); a point's
 #: `stability` row is the index of its class here.
@@ -230,8 +234,8 @@ class FixedPointProbe(Probe):
                 layer=layer,
                 reverse=bool(direction),
                 dtype=torch.float64,
-                max_iter=MAX_ITER,
-                solver="dense",  # exact steps: the few it takes must each count
+                q_target=Q_TARGET,
+                solver="dense",  # exact steps: inexact ones miss roots where slow points abound
             )
             found, outside = within_range(found, rec.model)
             points = _numpy(found.states)

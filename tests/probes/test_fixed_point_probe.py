@@ -15,7 +15,7 @@ from probe_cases import CASES, make_recording
 from gradlab.fixed_points import fixed_points
 from gradlab.probes import FixedPointProbe
 from gradlab.probes.fixed_points import (
-    MAX_ITER,
+    Q_TARGET,
     STABILITY,
     fixed_point_recordings,
     fixed_point_values,
@@ -63,7 +63,7 @@ def test_rows_are_those_of_fixed_points_on_the_recording(case):
                 layer=layer,
                 reverse=reverse,
                 dtype=torch.float64,
-                max_iter=MAX_ITER,
+                q_target=Q_TARGET,
                 solver="dense",
             ),
             rec.model,
