@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cell_cases import CELL_ACTS, TORCH_CELL_ACTS
+from cell_cases import CELL_ACTS, TORCH_CELL_ACTS, cell_id, make_input
 from store_cases import (
     CELLS_SWEEP,
     GRID_SWEEP,
@@ -26,10 +26,6 @@ from store_cases import (
 )
 
 from gradlab.cells import cell_of, get_cell
-
-
-def cell_id(cell: str, act: str | None) -> str:
-    return f"{cell}-{act}" if act else cell
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0, gain: float = 1.0) -> torch.nn.Module:
@@ -90,20 +86,6 @@ def torch_model() -> Callable[..., torch.nn.Module]:
 def gradlab_model() -> Callable[..., torch.nn.Module]:
     """factory(cell, act, **kw) -> gradlab.RNN/LSTM/GRU with seeded random weights."""
     return lambda cell, act, **kw: _build("gradlab", cell, act, **kw)
-
-
-def make_input(
-    T: int,
-    B: int,
-    input_size: int,
-    *,
-    batch_first: bool = False,
-    dtype: torch.dtype = torch.float64,
-    seed: int = 1,
-) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(T, B, input_size, generator=gen, dtype=torch.float64).to(dtype)
-    return x.transpose(0, 1).contiguous() if batch_first else x
 
 
 def make_h0(model: torch.nn.Module, B: int, seed: int = 2):

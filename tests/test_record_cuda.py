@@ -18,8 +18,7 @@ from collections import Counter
 
 import pytest
 import torch
-from cell_cases import CELL_ACTS
-from conftest import cell_id, make_input
+from cell_cases import CELL_ACTS, cell_id, make_input
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.overrides import TorchFunctionMode
