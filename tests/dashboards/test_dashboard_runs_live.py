@@ -73,7 +73,7 @@ SWEEP = textwrap.dedent(
 #: Bounds the waits for a live run on the page (its first recording, then its end): generous,
 #: for a loaded machine, where a run's first recording alone can take tens of seconds; a
 #: failure bound, not a measurement.
-LIVE_TIMEOUT_MS = 120_000
+LIVE_TIMEOUT_MS = 300_000
 
 #: Whether a row of the runs table shows run ``arg[0]`` with progress ``<arg[1]> / 40``.
 PROGRESS_SHOWN = r"""([id, done]) => Array.from(document.querySelectorAll('#runs-table tr')).some(
