@@ -199,7 +199,7 @@ def test_a_damaged_part_quarantines_its_run_only(store, how):
 
 WRITER = textwrap.dedent(
     """
-    import importlib.util, sys, time, types
+    import importlib.util, sys, types
 
     # Load gradlab.store without running gradlab/__init__ (it imports torch: seconds per process).
     spec = importlib.util.find_spec("gradlab")
@@ -215,7 +215,7 @@ WRITER = textwrap.dedent(
         w.log_metrics({"step": step, "probe": "train", "name": "loss", "value": [step / 2]})
         w.flush()
     print("ready", flush=True)
-    time.sleep(60)
+    sys.stdin.read()  # holds the run open until the test kills this process
     """
 )
 
@@ -228,6 +228,7 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, str(script), str(store.root), str(flushes)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -240,6 +241,7 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdin.close()
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
