@@ -52,7 +52,7 @@ activation = "failing"
 
 def gradlab(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gradlab", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "gradlab", *args], capture_output=True, text=True, timeout=600
     )
 
 
@@ -102,7 +102,7 @@ def test_read_only_commands_import_neither_torch_nor_the_dashboard(filled):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)

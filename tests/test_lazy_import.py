@@ -23,7 +23,7 @@ ORDERS = {
 def fresh(code: str) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON value, returned here."""
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -325,12 +325,15 @@ def test_kill_9_mid_run_leaves_the_store_usable(tmp_path):
         return len(store.metrics(KILLED.run_id)) if KILLED.run_id in store else 0
 
     try:
-        deadline = time.monotonic() + 60
-        while not flushed():
+        # Killed once it has flushed twice: some way into the run (every step records and
+        # flushes; 100,000 steps cannot finish first). The deadline only bounds a failure.
+        deadline = time.monotonic() + 300
+        first = 0
+        while not first or flushed() <= first:
+            first = first or flushed()
             assert proc.poll() is None, "the training subprocess ended early"
-            assert time.monotonic() < deadline, "no metrics were flushed within 60 s"
+            assert time.monotonic() < deadline, "fewer than two flushes within 300 s"
             time.sleep(0.05)
-        time.sleep(0.3)  # let it get some way into the run
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

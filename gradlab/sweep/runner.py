@@ -194,8 +194,6 @@ def run_sweep(
         queue = todo
         while queue:
             handle = make_executor(executor, workers, dask_address)
-            if queue is todo:
-                reporter.note(f"running {len(todo)} run(s) on {handle.description}")
             for p in queue:
                 args = (
                     p.config.to_dict(),
@@ -206,6 +204,9 @@ def run_sweep(
                     spec.plugins,
                 )
                 pending[handle.executor.submit(run_one, *args)] = p
+            if queue is todo:  # once every run is submitted: a Ctrl-C after this line finds
+                # them all in `pending` (the interrupt tests wait for it)
+                reporter.note(f"running {len(todo)} run(s) on {handle.description}")
             lost = _collect(pending, result, reporter, handle)
             # A worker died and broke the pool: the runs it had started end failed with the
             # reason; those that never started go to a fresh pool.

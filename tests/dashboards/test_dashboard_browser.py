@@ -29,7 +29,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TIMEOUT_MS = 20_000
+#: Bounds every wait for the page (a failure bound, generous for a loaded machine).
+TIMEOUT_MS = 60_000
 
 ALL_GRAPHS_DRAWN = """(n) => {
     const graphs = Array.from(document.querySelectorAll('.js-plotly-plot'));

@@ -22,7 +22,8 @@ pytestmark = [
 ]
 
 CHROMIUM = "/usr/bin/chromium"
-TIMEOUT_MS = 20_000
+#: Bounds every wait for the page (a failure bound, generous for a loaded machine).
+TIMEOUT_MS = 60_000
 FLOW = ("timestep_profile", "gradient_flow")
 NOTES = """(cid) => {
     const el = document.getElementById(cid);

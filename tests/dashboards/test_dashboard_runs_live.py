@@ -44,24 +44,43 @@ BASE = dict(
 )
 #: The grid of the browsing store: two cells by three seeds.
 GRID = [(cell, seed) for cell in ("rnn", "lstm") for seed in (0, 1, 2)]
-#: A sweep started while the page is open; each optimiser step waits a little (the
-#: ``progress`` hook), so a run lasts seconds and its progress can be watched.
+#: A sweep started while the page is open. Each run is held after its first optimiser step
+#: (the ``progress`` hook) until the file ``<gate>/<run_id>`` exists: the test sees it running
+#: on the page, then lets it go, whatever the machine's speed.
 SWEEP = textwrap.dedent(
     """
-    import json, sys, time
+    import json, pathlib, sys, time
+    from gradlab.config import RunConfig
     from gradlab.train import train
 
-    root, base = sys.argv[1], json.loads(sys.argv[2])
+    root, base, gate = sys.argv[1], json.loads(sys.argv[2]), pathlib.Path(sys.argv[3])
+
+    def held(run_id):
+        def progress(done, total):
+            while done == 1 and not (gate / run_id).exists():
+                time.sleep(0.01)  # until the test has seen the run on the page
+        return progress
+
     for seed in (10, 11):
-        train({**base, "seed": seed, "sweep": "live", "steps": 40, "record_every": 20},
-              root, progress=lambda done, total: time.sleep(0.1))
+        config = RunConfig.from_dict(
+            {**base, "seed": seed, "sweep": "live", "steps": 40, "record_every": 20}
+        )
+        train(config, root, progress=held(config.run_id))
     """
 )
 
 
+#: Bounds the waits for a live run on the page (its first recording, then its end): generous,
+#: for a loaded machine, where a run's first recording alone can take tens of seconds; a
+#: failure bound, not a measurement.
+LIVE_TIMEOUT_MS = 300_000
+
 #: Whether a row of the runs table shows run ``arg[0]`` with progress ``<arg[1]> / 40``.
 PROGRESS_SHOWN = r"""([id, done]) => Array.from(document.querySelectorAll('#runs-table tr')).some(
     tr => tr.innerText.includes(id) && new RegExp('(^|\\s)' + done + ' / 40').test(tr.innerText))"""
+#: Whether a row of the runs table shows run ``id`` as running.
+RUNNING_SHOWN = """(id) => Array.from(document.querySelectorAll('#runs-table tr')).some(
+    tr => tr.innerText.includes(id) && tr.innerText.includes('running'))"""
 
 
 def _serve(root: str) -> Iterator[str]:
@@ -243,27 +262,31 @@ def test_a_sweep_started_with_the_page_open_adds_rows_and_progress(context, tmp_
         pg.wait_for_selector("#runs-table")
         assert pg.inner_text("#runs-count") == "1 run"
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        script = tmp_path / "sweep.py"
+        script, gate = tmp_path / "sweep.py", tmp_path / "gate"
         script.write_text(SWEEP)
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(root), json.dumps({**BASE, "cell": "rnn"})], env=env
-        )
+        gate.mkdir()
+        args = [str(script), str(root), json.dumps({**BASE, "cell": "rnn"}), str(gate)]
+        proc = subprocess.Popen([sys.executable, *args], env=env)
         try:
             seen: list[str] = []
             while len(seen) < 2:
                 new = [r for r in _live(store) if r not in seen]
                 if not new:
                     assert proc.poll() in (None, 0)
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # polls the store for the sweep's next run
                     continue
                 run_id = new[0]
                 seen.append(run_id)
                 first_write = time.monotonic()
-                # within 5 s of the run's first write: its row, running, with "k / 40"
-                pg.wait_for_function(PROGRESS_SHOWN, arg=[run_id, "[0-9]+"], timeout=5000)
+                # while the run is held: its row, running, with "k / 40"
+                pg.wait_for_function(
+                    PROGRESS_SHOWN, arg=[run_id, "[0-9]+"], timeout=LIVE_TIMEOUT_MS
+                )
+                pg.wait_for_function(RUNNING_SHOWN, arg=run_id)
                 row_s = time.monotonic() - first_write
-                # then its progress moves on without a reload
-                pg.wait_for_function(PROGRESS_SHOWN, arg=[run_id, "[1-9][0-9]*"])
+                # let it go: its progress moves on to the end without a reload
+                (gate / run_id).touch()
+                pg.wait_for_function(PROGRESS_SHOWN, arg=[run_id, "40"], timeout=LIVE_TIMEOUT_MS)
                 moved_s = time.monotonic() - first_write
                 print(f"run {run_id}: row with progress {row_s:.2f} s, moved on {moved_s:.2f} s")
             assert proc.wait(timeout=300) == 0

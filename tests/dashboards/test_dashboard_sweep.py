@@ -174,7 +174,7 @@ def test_click_in_chromium_opens_the_cell(server, runs):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(20_000)
+            page.set_default_timeout(60_000)  # a failure bound, for a loaded machine
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))

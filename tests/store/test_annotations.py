@@ -102,7 +102,7 @@ def test_two_processes_annotating_at_once_lose_nothing(store, tmp_path):
         subprocess.Popen([sys.executable, str(script), str(store.root), name, str(n)], env=env)
         for name in ("p", "q")
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
     got = store.annotations()
     assert set(got["a"].tags) == {f"{name}{i}" for name in "pq" for i in range(n)}
     assert got["b"].note in {f"p {n - 1}", f"q {n - 1}"}

@@ -199,7 +199,7 @@ def test_a_damaged_part_quarantines_its_run_only(store, how):
 
 WRITER = textwrap.dedent(
     """
-    import importlib.util, sys, time, types
+    import importlib.util, sys, types
 
     # Load gradlab.store without running gradlab/__init__ (it imports torch: seconds per process).
     spec = importlib.util.find_spec("gradlab")
@@ -215,7 +215,7 @@ WRITER = textwrap.dedent(
         w.log_metrics({"step": step, "probe": "train", "name": "loss", "value": [step / 2]})
         w.flush()
     print("ready", flush=True)
-    time.sleep(60)
+    sys.stdin.read()  # holds the run open until the test kills this process
     """
 )
 
@@ -228,6 +228,7 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, str(script), str(store.root), str(flushes)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -240,6 +241,7 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdin.close()
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
@@ -260,7 +262,7 @@ def test_kill_9_mid_run_leaves_parts_that_readers_read(store, tmp_path):
 
 STREAMER = textwrap.dedent(
     """
-    import importlib.util, sys, types
+    import importlib.util, pathlib, sys, time, types
 
     spec = importlib.util.find_spec("gradlab")
     pkg = types.ModuleType("gradlab")
@@ -269,24 +271,29 @@ STREAMER = textwrap.dedent(
 
     from gradlab.store import open_store
 
-    root, flushes = sys.argv[1], int(sys.argv[2])
+    root, flushes, go = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
     with open_store(root, fsync=False).create_run("streamed", {"seed": 1}) as w:
         for step in range(flushes):
             w.log_metrics({"step": step, "probe": "train", "name": "loss", "value": [1.0]})
             w.flush()
+            while step + 1 == flushes // 2 and not go.exists():
+                time.sleep(0.01)  # half way: wait until a reader has seen part of the run
     """
 )
 
 
 def test_readers_racing_a_writer_see_a_growing_prefix_of_the_flushes(store, tmp_path):
     """Merges and the compaction delete files readers may have just listed: every read still
-    gives flushes 0..k-1 exactly once, k never shrinks, and nothing raises."""
+    gives flushes 0..k-1 exactly once, k never shrinks, and nothing raises. The writer waits
+    half way until a read has seen part of the run (a file the reader creates), so the reads
+    cover a run being written whatever the machine's speed."""
     flushes = K**3 + K + 1
+    go = tmp_path / "go"
     script = tmp_path / "streamer.py"
     script.write_text(STREAMER)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(store.root), str(flushes)],
+        [sys.executable, str(script), str(store.root), str(flushes), str(go)],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
@@ -304,6 +311,8 @@ def test_readers_racing_a_writer_see_a_growing_prefix_of_the_flushes(store, tmp_
             assert counted[0] >= len(steps)
             assert len(steps) >= seen[-1]
             seen.append(len(steps))
+            if steps:
+                go.touch()
     finally:
         proc.kill()
         _, err = proc.communicate()

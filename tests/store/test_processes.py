@@ -45,7 +45,7 @@ WRITER = textwrap.dedent(
         w.flush()
     print("ready", flush=True)
     if mode == "hang":
-        time.sleep(60)
+        sys.stdin.read()  # holds the run open until the test kills this process
     elif mode == "hold":
         time.sleep(0.5)
     w.finish(summary={"steps_done": steps})
@@ -61,6 +61,7 @@ def _spawn(tmp_path: Path, root: Path, run_id: str, mode: str, steps: int) -> su
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen(
         [sys.executable, str(script), str(root), run_id, mode, str(steps)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -104,7 +105,7 @@ def test_concurrent_writers(store, tmp_path):
     procs = [(rid, _spawn(tmp_path, store.root, rid, "hold", 4)) for rid in ("left", *ids)]
     outcomes: dict[str, list[list[str]]] = {rid: [] for rid in ids}
     for rid, proc in procs:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         outcomes[rid].append(out.split())
     assert outcomes["right-1"] == [["ready", "wrote"]]

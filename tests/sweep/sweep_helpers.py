@@ -42,3 +42,33 @@ def hold_the_gil(config, store_path, *, overwrite=False, progress=None):
     pids.mkdir(exist_ok=True)
     (pids / str(os.getpid())).write_text("", encoding="utf-8")
     return sum(range(10**18))
+
+
+def gate_dir(store_path: str | Path) -> Path:
+    """The folder of the barrier files of :func:`gated_train` runs into ``store_path``."""
+    return Path(store_path).parent / "gate"
+
+
+def gated_train(config, store_path, *, overwrite=False, progress=None):
+    """``gradlab.train.train``, held after its first optimiser step until the test lets it go.
+
+    Once the run is in the store (``running``, one step done) it creates
+    ``<gate>/<run_id>.started`` and waits until ``<gate>/<run_id>.go`` or ``<gate>/all.go``
+    exists (``gate_dir``): a test knows when a run is in flight and decides when it may finish,
+    whatever the machine's speed."""
+    import time
+
+    from gradlab.train import train
+
+    gate = gate_dir(store_path)
+    gate.mkdir(exist_ok=True)
+
+    def hold(done: int, total: int) -> None:
+        if done == 1:
+            (gate / f"{config.run_id}.started").touch()
+            while not ((gate / f"{config.run_id}.go").exists() or (gate / "all.go").exists()):
+                time.sleep(0.01)  # polls the barrier file: the test's event, not a guess
+        if progress is not None:
+            progress(done, total)
+
+    return train(config, store_path, overwrite=overwrite, progress=hold)

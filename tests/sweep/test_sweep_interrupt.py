@@ -1,20 +1,25 @@
 """Sweeps stopped from outside: kill -9 mid-way and Ctrl-C, then resumed.
 
-The sweep runs as a user would start it (``python -m gradlab sweep``, a real process pool);
-the store is watched until at least one run is complete and another is in flight.
+The sweep runs as a user would start it (``python -m gradlab sweep``, a real process pool), with
+one difference: its runs are held at a gate after their first step (``sweep_helpers.gated_train``),
+so the test knows which run is in flight and decides when it may finish. Every wait is for an
+event (a barrier file a run creates, a line the sweep prints, a status in the store); deadlines
+only bound a failure, and no outcome depends on how fast the machine is.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sweep_helpers import FAILING_PLUGIN, run_dirs
+from sweep_helpers import FAILING_PLUGIN, gate_dir, run_dirs
 
 from gradlab.cli import main
 from gradlab.store import open_store
@@ -22,51 +27,70 @@ from gradlab.sweep import load_spec, run_sweep
 
 pytestmark = pytest.mark.slow
 
-# Runs of about a second each, so the sweep can be caught mid-way.
-SLOWER_BASE = """
+HELPERS = str(Path(__file__).resolve().parent)
+
+# Tiny runs: the gate, not their length, keeps a run in flight.
+BASE = """
 [base]
 hidden_size = 4
 seq_len = 5
-steps = 40
-record_every = 10
+steps = 3
 batch_size = 8
 probe_batch = 4
 """
 
+#: ``python -m gradlab sweep ARGS`` whose runs use ``sweep_helpers.gated_train``: the command
+#: line, its process pool, Ctrl-C handling and exit code as a user gets them.
+GATED_CLI = f"""
+import functools, sys
+sys.path.insert(0, {HELPERS!r})
+import gradlab.sweep
+gradlab.sweep.run_sweep = functools.partial(
+    gradlab.sweep.run_sweep, train_fn="sweep_helpers:gated_train"
+)
+from gradlab.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+#: Bounds a wait that should end in seconds, generous for a loaded machine (a failure, not a
+#: measurement).
+DEADLINE_S = 300.0
+
 
 def start_sweep(spec: Path, store: Path, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gradlab", "sweep", str(spec), "--store", str(store)]
+    cmd = [sys.executable, "-c", GATED_CLI, "sweep", str(spec), "--store", str(store)]
     cmd += ["--workers", "1", "--no-progress"]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def wait_until_midway(proc: subprocess.Popen, store: Path, timeout: float = 120.0) -> None:
-    """Until the store has >= 1 complete run and >= 1 run with a live writer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the sweep ended before it could be interrupted"
-        if (store / "runs").is_dir():
-            runs = open_store(store).runs()
-            done = (runs["status"] == "complete").sum()
-            live = ((runs["status"] == "running") & runs["alive"]).sum()
-            if done >= 1 and live >= 1:
-                return
+def wait_for(what: str, ready: Callable[[], bool], proc: subprocess.Popen | None = None) -> None:
+    """Poll until ``ready()``; fails if ``proc`` ends first or after DEADLINE_S."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not ready():
+        if proc is not None:
+            assert proc.poll() is None, f"the sweep ended (exit {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {DEADLINE_S:.0f} s"
         time.sleep(0.02)
-    raise AssertionError("the sweep never had a complete run and a run in flight")
 
 
-def wait_no_live_writer(store: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while open_store(store).runs()["alive"].any():
-        assert time.monotonic() < deadline, "a worker outlived its killed sweep"
-        time.sleep(0.05)
+def started(store: Path) -> list[str]:
+    """Ids of the runs held at the gate so far (or let through it)."""
+    gate = gate_dir(store)
+    return sorted(p.name.removesuffix(".started") for p in gate.glob("*.started"))
+
+
+def wait_no_live_writer(store: Path) -> None:
+    def none_alive() -> bool:
+        return not open_store(store).runs()["alive"].any()
+
+    wait_for("exit of the killed sweep's worker", none_alive)
 
 
 def test_killed_sweep_resumes_with_every_run_complete_once(make_spec, tmp_path, capsys):
     spec_path = make_spec(
         "killed",
         "seed = [0, 1, 2, 3]",
-        base=f"plugins = [{FAILING_PLUGIN!r}]\n{SLOWER_BASE}",
+        base=f"plugins = [{FAILING_PLUGIN!r}]\n{BASE}",
         extra='[[include]]\nseed = 9\nactivation = "failing"\n',
     )
     spec = load_spec(spec_path)
@@ -75,24 +99,30 @@ def test_killed_sweep_resumes_with_every_run_complete_once(make_spec, tmp_path, 
     store = tmp_path / "store"
     proc = start_sweep(spec_path, store, tmp_path / "first.log")
     try:
-        wait_until_midway(proc, store)
+        # One worker: the first run finishes once let through, then the second is held.
+        wait_for("first run at the gate", lambda: len(started(store)) == 1, proc)
+        (first,) = started(store)
+        (gate_dir(store) / f"{first}.go").touch()
+        wait_for("second run at the gate", lambda: len(started(store)) == 2, proc)
+        (held,) = set(started(store)) - {first}
+        runs = open_store(store).runs().set_index("run_id")
+        assert runs.loc[first, "status"] == "complete"
+        assert runs.loc[held, "status"] == "running" and runs.loc[held, "alive"]
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=DEADLINE_S)
     assert proc.returncode == -signal.SIGKILL
     # The worker notices its parent is gone and exits: no orphan keeps writing.
     wait_no_live_writer(store)
     before = open_store(store).runs().set_index("run_id")["status"].to_dict()
-    assert "interrupted" in before.values() and "complete" in before.values()
-    done_before = {r for r, s in before.items() if s == "complete"}
+    assert before == {first: "complete", held: "interrupted"}
 
-    # Run it again (the CLI's entry point, in-process): everything left is done, the failing
-    # run fails, and the exit code says so.
+    # Run it again (the CLI's entry point, in-process, the plain train function): everything
+    # left is done, the failing run fails, and the exit code says so.
     assert main(["sweep", str(spec_path), "--store", str(store), "--no-progress"]) == 1
     out = capsys.readouterr().out
-    assert f"1 failed, {len(done_before)} skipped" in out
-    todo = len(good) + 1 - len(done_before)
-    assert f"[{todo}/{todo}]" in out
+    assert "1 failed, 1 skipped" in out
+    assert "[4/4]" in out  # the three good runs left (the interrupted one redone) and the bad one
     after = open_store(store).runs().set_index("run_id")["status"].to_dict()
     assert run_dirs(store) == sorted([*good, bad])  # one folder per run, none twice
     assert {r: after[r] for r in good} == dict.fromkeys(good, "complete")
@@ -100,25 +130,40 @@ def test_killed_sweep_resumes_with_every_run_complete_once(make_spec, tmp_path, 
 
 
 def test_ctrl_c_lets_runs_in_flight_finish_and_exits_130(make_spec, tmp_path):
-    spec_path = make_spec("interrupted", "seed = [0, 1, 2, 3, 4, 5]", base=SLOWER_BASE)
+    spec_path = make_spec("interrupted", "seed = [0, 1, 2, 3, 4, 5]", base=BASE)
     ids = sorted(c.run_id for c in load_spec(spec_path).configs)
     store = tmp_path / "store"
     log = tmp_path / "sweep.log"
     proc = start_sweep(spec_path, store, log)
     try:
-        wait_until_midway(proc, store)
+        # Every run submitted (the sweep says so) and the first one held in flight.
+        wait_for(
+            "run in flight",
+            lambda: "running 6 run(s)" in log.read_text() and len(started(store)) == 1,
+            proc,
+        )
+        (in_flight,) = started(store)
+        runs = open_store(store).runs()
+        assert runs["run_id"].tolist() == [in_flight]
+        assert runs["status"].tolist() == ["running"] and runs["alive"].all()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        # The sweep has cancelled what had not started; only then may the held run finish.
+        wait_for("answer to Ctrl-C", lambda: "interrupted: waiting for" in log.read_text(), proc)
+        (gate_dir(store) / "all.go").touch()
+        assert proc.wait(timeout=DEADLINE_S) == 130
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
     out = log.read_text()
-    assert "interrupted" in out and "not run" in out
+    # The runs in flight: the one at the gate and those the pool had queued for its worker.
+    waited = int(re.search(r"waiting for the (\d+) run\(s\) in flight", out)[1])
+    not_run = int(re.search(r"(\d+) not run", out)[1])
+    assert waited + not_run == len(ids) and not_run >= 1, out
     runs = open_store(store).runs()
     assert not runs["alive"].any()
     # What was in flight finished; what had not started did not.
     assert set(runs["status"]) == {"complete"}
-    assert 1 <= len(runs) < len(ids)
+    assert in_flight in set(runs["run_id"]) and len(runs) == waited
     result = run_sweep(spec_path, store, workers=2, progress=False)
     assert (result.skipped, result.complete, result.failed) == (len(runs), len(ids) - len(runs), 0)
     assert run_dirs(store) == ids
