@@ -17,8 +17,11 @@ size (N, or 2N for an LSTM whose state is (h, c)).
 
 from __future__ import annotations
 
+import functools
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -85,6 +88,105 @@ def outer_product_norms(delta: Tensor, right: Tensor) -> Tensor:
             for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
         ]
     )
+
+
+# ----- the per-step loops -------------------------------------------------------------------
+# Each loop is a plain function that TorchScript compiles as it is (`_scripted`): the same
+# kernels in the same order, so the results are bitwise the plain function's, without Python's
+# per-op overhead (at B = 1 that overhead was most of a record's time). Shapes as in the traces.
+
+
+def _rnn_scan(direct: Tensor, slope: Tensor, weight_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """The vanilla RNN's adjoint scan: (grad (T+1, B, N), delta (T, B, N))."""
+    T, B, N = slope.shape[0], slope.shape[1], slope.shape[2]
+    grad = torch.empty((T + 1, B, N), dtype=direct.dtype, device=direct.device)
+    delta = torch.empty((T, B, N), dtype=direct.dtype, device=direct.device)
+    grad[T] = direct[T - 1]
+    for t in range(T, 0, -1):  # the adjoint is written in place: grad[t-1] from grad[t]
+        step = torch.mul(grad[t], slope[t - 1], out=delta[t - 1])
+        if t > 1:
+            torch.addmm(direct[t - 2], step, weight_hh, out=grad[t - 1])
+        else:
+            torch.mm(step, weight_hh, out=grad[0])
+    return grad, delta
+
+
+def _lstm_scan(
+    direct: Tensor,
+    direct_cell: Tensor | None,
+    dc: Tensor,
+    dh_c: Tensor,
+    dh_o: Tensor,
+    forget: Tensor,
+    weight_hh: Tensor,
+    projection: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The LSTM's adjoint scan: (grad_h (T+1, B, P), grad_c (T+1, B, H), delta (T, B, 4H))."""
+    T, B, H, P = dc.shape[0], dc.shape[1], dc.shape[3], direct.shape[2]
+    grad_h = torch.empty((T + 1, B, P), dtype=direct.dtype, device=direct.device)
+    grad_c = torch.empty((T + 1, B, H), dtype=direct.dtype, device=direct.device)
+    delta = torch.empty((T, B, 4, H), dtype=direct.dtype, device=direct.device)
+    grad_h[T] = direct[T - 1]
+    gc_next = torch.zeros((B, H), dtype=direct.dtype, device=direct.device)
+    for t in range(T, 0, -1):
+        gh = grad_h[t]
+        if projection is not None:
+            gh = gh @ projection
+        if direct_cell is not None:
+            gc_next = gc_next + direct_cell[t - 1]
+        gc = torch.addcmul(gc_next, gh, dh_c[t - 1], out=grad_c[t])
+        step = delta[t - 1]
+        torch.mul(gc.unsqueeze(1), dc[t - 1], out=step[:, :3])
+        torch.mul(gh, dh_o[t - 1], out=step[:, 3])
+        gc_next = gc * forget[t - 1]
+        if t > 1:
+            torch.addmm(direct[t - 2], step.view(B, 4 * H), weight_hh, out=grad_h[t - 1])
+        else:
+            torch.mm(step.view(B, 4 * H), weight_hh, out=grad_h[0])
+    grad_c[0] = gc_next
+    return grad_h, grad_c, delta.view(T, B, 4 * H)
+
+
+def _lstm_cells(ig: Tensor, forget: Tensor, c0: Tensor) -> Tensor:
+    """c_0..c_T, (T+1, B, H): c_t = f_t c_{t-1} + i_t g_t from ig = i ⊙ g (T, B, H)."""
+    T, B, H = ig.shape[0], ig.shape[1], ig.shape[2]
+    cell = torch.empty((T + 1, B, H), dtype=ig.dtype, device=ig.device)
+    cell[0] = c0
+    for t in range(T):
+        torch.addcmul(ig[t], forget[t], cell[t], out=cell[t + 1])
+    return cell
+
+
+def _gru_scan(
+    direct: Tensor, coef_hh: Tensor, update: Tensor, weight_hh: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The GRU's adjoint scan: (grad (T+1, B, N), delta_hh (T, B, 3N))."""
+    T, B, N = update.shape[0], update.shape[1], update.shape[2]
+    grad = torch.empty((T + 1, B, N), dtype=direct.dtype, device=direct.device)
+    delta = torch.empty((T, B, 3, N), dtype=direct.dtype, device=direct.device)
+    grad[T] = direct[T - 1]
+    for t in range(T, 0, -1):
+        g = grad[t]
+        step = torch.mul(g.unsqueeze(1), coef_hh[t - 1], out=delta[t - 1]).view(B, 3 * N)
+        if t > 1:
+            through = torch.addmm(direct[t - 2], step, weight_hh, out=grad[t - 1])
+        else:
+            through = torch.mm(step, weight_hh, out=grad[0])
+        through.addcmul_(g, update[t - 1])
+    return grad, delta.view(T, B, 3 * N)
+
+
+@functools.cache
+def _scripted(loop: Callable[..., Any]) -> Callable[..., Any]:
+    """`loop` compiled by TorchScript once per process (on first use: importing stays cheap),
+    or `loop` itself where TorchScript cannot compile it (it is deprecated in torch 2.x: its
+    warning is silenced here, and a torch without it falls back to the plain loop)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(loop)
+    except Exception:  # any failure to compile: the plain loop is the reference
+        return loop
 
 
 class Trace(ABC):
@@ -197,16 +299,7 @@ class RNNTrace(Trace):
         return cls(weights, inputs, hidden, activation, twin=recorded is not None)
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
-        T, W = self.T, self.weights.weight_hh
-        grad = direct.new_empty(T + 1, self.B, self.N)
-        delta = direct.new_empty(T, self.B, self.N)
-        grad[T] = direct[T - 1]
-        for t in range(T, 0, -1):  # the adjoint is written in place: grad[t-1] from grad[t]
-            torch.mul(grad[t], self.slope[t - 1], out=delta[t - 1])
-            if t > 1:
-                torch.addmm(direct[t - 2], delta[t - 1], W, out=grad[t - 1])
-            else:
-                torch.mm(delta[0], W, out=grad[0])
+        grad, delta = _scripted(_rnn_scan)(direct, self.slope, self.weights.weight_hh)
         return grad, None, delta, delta
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
@@ -259,10 +352,7 @@ class LSTMTrace(Trace):
         i, f, g, o = pre.chunk(4, dim=-1)
         ig = i * g
         if cell is None:
-            cell = hidden.new_empty(self.T + 1, self.B, H)
-            cell[0] = c0
-            for t in range(self.T):  # c_t = f_t c_{t-1} + i_t g_t (elementwise, cheap)
-                torch.addcmul(ig[t], f[t], cell[t], out=cell[t + 1])
+            cell = _scripted(_lstm_cells)(ig, f, c0)  # c_t = f_t c_{t-1} + i_t g_t
             tanh_c = cell[1:].tanh()
         else:
             tanh_c = torch.addcmul(ig, f, cell[:-1]).tanh_()
@@ -302,27 +392,10 @@ class LSTMTrace(Trace):
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """`direct_cell`: a direct term into c_1..c_T (T, B, N) too (∂L/∂c_n of a head that
         reads the final cell state), or None."""
-        T, B, P, H, W = self.T, self.B, self.N, self.H, self.weights.weight_hh
-        grad_h = direct.new_empty(T + 1, B, P)
-        grad_c = direct.new_empty(T + 1, B, H)
-        delta = direct.new_empty(T, B, 4, H)
-        grad_h[T] = direct[T - 1]
-        gc_next = direct.new_zeros(B, H)
-        for t in range(T, 0, -1):
-            gh = grad_h[t] if self.projection is None else grad_h[t] @ self.projection
-            if direct_cell is not None:
-                gc_next = gc_next + direct_cell[t - 1]
-            gc = torch.addcmul(gc_next, gh, self.dh_c[t - 1], out=grad_c[t])
-            torch.mul(gc.unsqueeze(1), self.dc[t - 1], out=delta[t - 1, :, :3])
-            torch.mul(gh, self.dh_o[t - 1], out=delta[t - 1, :, 3])
-            gc_next = gc * self.forget[t - 1]
-            flat = delta[t - 1].view(B, 4 * H)
-            if t > 1:
-                torch.addmm(direct[t - 2], flat, W, out=grad_h[t - 1])
-            else:
-                torch.mm(flat, W, out=grad_h[0])
-        grad_c[0] = gc_next
-        delta = delta.view(T, B, 4 * H)
+        scan = _scripted(_lstm_scan)
+        W = self.weights.weight_hh
+        args = (self.dc, self.dh_c, self.dh_o, self.forget, W, self.projection)
+        grad_h, grad_c, delta = scan(direct, direct_cell, *args)
         return grad_h, grad_c, delta, delta
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
@@ -405,18 +478,11 @@ class GRUTrace(Trace):
         self.coef_ih = torch.stack((u_r, u_z, dn), dim=2)
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
-        T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
-        grad = direct.new_empty(T + 1, B, N)
-        delta = direct.new_empty(T, B, 3, N)
-        grad[T] = direct[T - 1]
-        for t in range(T, 0, -1):
-            g = grad[t]
-            torch.mul(g.unsqueeze(1), self.coef_hh[t - 1], out=delta[t - 1])
-            flat = delta[t - 1].view(B, 3 * N)
-            through = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
-            torch.addcmul(through, g, self.update[t - 1], out=grad[t - 1])
+        scan = _scripted(_gru_scan)
+        grad, delta = scan(direct, self.coef_hh, self.update, self.weights.weight_hh)
+        T, B, N = self.T, self.B, self.N
         delta_ih = grad[1:].unsqueeze(2) * self.coef_ih
-        return grad, None, delta.view(T, B, 3 * N), delta_ih.view(T, B, 3 * N)
+        return grad, None, delta, delta_ih.view(T, B, 3 * N)
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
         coef = self._pick(self.coef_hh[t - 1], samples).unsqueeze(-1)  # (B', 3, N, 1)
