@@ -471,17 +471,23 @@ class GRUTrace(Trace):
         n = torch.addcmul(from_input[..., 2 * N :], r, hn).tanh_()
         self.gates = {"r": r, "z": z, "n": n}
         self.update = z
-        dn = (1 - z) * (1 - n * n)  # ∂h'/∂(n's pre-activation)
-        u_r = dn * hn * r * (1 - r)
-        u_z = (hidden[:-1] - n) * z * (1 - z)
-        self.coef_hh = torch.stack((u_r, u_z, dn * r), dim=2)  # (T, B, 3, N)
-        self.coef_ih = torch.stack((u_r, u_z, dn), dim=2)
+        # J_t's coefficients (u_r, u_z, u_n), (T, B, 3, N), written in place (no stacked
+        # copies); W_ih's pre-activation gradients take (u_r, u_z, dn): dn is kept apart
+        self.coef_hh = coef = rz.new_empty(T, B, 3, N)
+        one_minus_z = 1 - z
+        self.dn = dn = (1 - n * n).mul_(one_minus_z)  # ∂h'/∂(n's pre-activation)
+        torch.mul(dn, hn, out=coef[:, :, 0]).mul_(r).mul_(1 - r)  # u_r
+        torch.sub(hidden[:-1], n, out=coef[:, :, 1]).mul_(z).mul_(one_minus_z)  # u_z
+        torch.mul(dn, r, out=coef[:, :, 2])  # u_n
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
         scan = _scripted(_gru_scan)
         grad, delta = scan(direct, self.coef_hh, self.update, self.weights.weight_hh)
         T, B, N = self.T, self.B, self.N
-        delta_ih = grad[1:].unsqueeze(2) * self.coef_ih
+        # δ_ih shares δ_hh's r and z blocks; its n block is ∂L/∂h_t ⊙ dn (no r factor)
+        delta_ih = delta.new_empty(T, B, 3, N)
+        delta_ih[:, :, :2] = delta.view(T, B, 3, N)[:, :, :2]
+        torch.mul(grad[1:], self.dn, out=delta_ih[:, :, 2])
         return grad, None, delta, delta_ih.view(T, B, 3 * N)
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
