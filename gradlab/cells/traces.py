@@ -56,6 +56,17 @@ def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Te
     return pre.addmm_(flat_hidden, w.weight_hh.T).view(T, B, -1)
 
 
+
+_CHUNK_ENTRIES = 1 << 16  # (steps, B, N) entries per chunk of elementwise work: 256 KB float32
+
+
+def _step_chunks(T: int, per_step: int) -> list[slice]:
+    """Slices of the steps 0..T-1 of about `_CHUNK_ENTRIES` entries each (`per_step` a step):
+    a chain of elementwise ops run chunk by chunk stays in cache instead of streaming every
+    (T, B, N) operand through memory once per op (the results are the same, entry by entry)."""
+    size = max(1, _CHUNK_ENTRIES // max(1, per_step))
+    return [slice(start, min(T, start + size)) for start in range(0, T, size)]
+
 def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
     """Σ_{k,l} u_k gram[k, l] u_l per unit (no sum over units), u_k (T, B, N), gram (G, G, N).
 
@@ -465,20 +476,24 @@ class GRUTrace(Trace):
             from_input += w.bias_ih
             from_hidden += w.bias_hh
         from_input, from_hidden = from_input.view(T, B, 3 * N), from_hidden.view(T, B, 3 * N)
-        rz = (from_input[..., : 2 * N] + from_hidden[..., : 2 * N]).sigmoid_()
-        r, z = rz[..., :N], rz[..., N:]
-        hn = from_hidden[..., 2 * N :]
-        n = torch.addcmul(from_input[..., 2 * N :], r, hn).tanh_()
-        self.gates = {"r": r, "z": z, "n": n}
-        self.update = z
+        rz, n = from_input.new_empty(T, B, 2 * N), from_input.new_empty(T, B, N)
         # J_t's coefficients (u_r, u_z, u_n), (T, B, 3, N), written in place (no stacked
         # copies); W_ih's pre-activation gradients take (u_r, u_z, dn): dn is kept apart
         self.coef_hh = coef = rz.new_empty(T, B, 3, N)
-        one_minus_z = 1 - z
-        self.dn = dn = (1 - n * n).mul_(one_minus_z)  # ∂h'/∂(n's pre-activation)
-        torch.mul(dn, hn, out=coef[:, :, 0]).mul_(r).mul_(1 - r)  # u_r
-        torch.sub(hidden[:-1], n, out=coef[:, :, 1]).mul_(z).mul_(one_minus_z)  # u_z
-        torch.mul(dn, r, out=coef[:, :, 2])  # u_n
+        self.dn = dn = rz.new_empty(T, B, N)  # ∂h'/∂(n's pre-activation)
+        for steps in _step_chunks(T, B * N):
+            inp, hid = from_input[steps], from_hidden[steps]
+            gate = torch.add(inp[..., : 2 * N], hid[..., : 2 * N], out=rz[steps]).sigmoid_()
+            r, z, hn = gate[..., :N], gate[..., N:], hid[..., 2 * N :]
+            new = torch.addcmul(inp[..., 2 * N :], r, hn, out=n[steps]).tanh_()
+            one_minus_z = 1 - z
+            d = torch.mul(new, new, out=dn[steps]).neg_().add_(1).mul_(one_minus_z)  # 1 - n²
+            torch.mul(d, hn, out=coef[steps, :, 0]).mul_(r).mul_(1 - r)  # u_r
+            torch.sub(hidden[steps], new, out=coef[steps, :, 1]).mul_(z).mul_(one_minus_z)
+            torch.mul(d, r, out=coef[steps, :, 2])  # u_n
+        r, z = rz[..., :N], rz[..., N:]
+        self.gates = {"r": r, "z": z, "n": n}
+        self.update = z
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
         scan = _scripted(_gru_scan)
@@ -506,7 +521,10 @@ class GRUTrace(Trace):
         W = self.weights.weight_hh
         gram = _row_gram(W, 3)
         block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
-        u, z = self.coef_hh, self.update
-        rows = _unit_quadratic_form(u.unbind(2), gram)
-        cross = (u * block_diag).sum(2).mul_(z)
-        return (rows + 2 * cross + z.square()).sum(-1).sqrt()
+        squares = self.update.new_empty(self.T, self.B)
+        for steps in _step_chunks(self.T, self.B * self.N):
+            u, z = self.coef_hh[steps], self.update[steps]
+            rows = _unit_quadratic_form(u.unbind(2), gram)
+            cross = (u * block_diag).sum(2).mul_(z)
+            torch.sum(rows.add_(cross, alpha=2).add_(z.square()), -1, out=squares[steps])
+        return squares.sqrt_()
