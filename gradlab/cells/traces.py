@@ -357,11 +357,14 @@ class LSTMTrace(Trace):
         pre = _preactivations(weights, inputs, hidden)
         H = self.H = weights.weight_hh.shape[0] // 4
         self.projection = weights.weight_hr  # (P, N) or None
-        pre[..., 2 * H : 3 * H].tanh_()
-        pre[..., : 2 * H].sigmoid_()
-        pre[..., 3 * H :].sigmoid_()
+        T, B = self.T, self.B
         i, f, g, o = pre.chunk(4, dim=-1)
-        ig = i * g
+        ig = pre.new_empty(T, B, H)
+        for steps in _step_chunks(T, B * 4 * H):  # the gates, chunk by chunk (in cache)
+            pre[steps, :, 2 * H : 3 * H].tanh_()
+            pre[steps, :, : 2 * H].sigmoid_()
+            pre[steps, :, 3 * H :].sigmoid_()
+            torch.mul(i[steps], g[steps], out=ig[steps])
         if cell is None:
             cell = _scripted(_lstm_cells)(ig, f, c0)  # c_t = f_t c_{t-1} + i_t g_t
             tanh_c = cell[1:].tanh()
@@ -373,12 +376,16 @@ class LSTMTrace(Trace):
         # m_t = o tanh(c_t), what W_hr projects (its contributions' right factor)
         self.projected = None if self.projection is None else o * tanh_c
         # Coefficients of the cell path (i, f, g), (T, B, 3, N), and of h's own terms.
-        self.dc = pre.new_empty(self.T, self.B, 3, H)
-        torch.mul(torch.addcmul(i, i, i, value=-1.0), g, out=self.dc[:, :, 0])
-        torch.mul(torch.addcmul(f, f, f, value=-1.0), cell[:-1], out=self.dc[:, :, 1])
-        torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1.0), i, out=self.dc[:, :, 2])
-        self.dh_o = torch.addcmul(o, o, o, value=-1.0).mul_(tanh_c)
-        self.dh_c = torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0).mul_(o)
+        self.dc = dc = pre.new_empty(T, B, 3, H)
+        self.dh_o, self.dh_c = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
+        one = pre.new_ones(())
+        for steps in _step_chunks(T, B * 4 * H):
+            i_, f_, g_, o_, t_ = i[steps], f[steps], g[steps], o[steps], tanh_c[steps]
+            torch.mul(torch.addcmul(i_, i_, i_, value=-1.0), g_, out=dc[steps, :, 0])
+            torch.mul(torch.addcmul(f_, f_, f_, value=-1.0), cell[steps], out=dc[steps, :, 1])
+            torch.mul(torch.addcmul(one, g_, g_, value=-1.0), i_, out=dc[steps, :, 2])
+            torch.addcmul(o_, o_, o_, value=-1.0, out=self.dh_o[steps]).mul_(t_)
+            torch.addcmul(one, t_, t_, value=-1.0, out=self.dh_c[steps]).mul_(o_)
 
     @classmethod
     def build(
@@ -448,15 +455,17 @@ class LSTMTrace(Trace):
         # rows of ∂c_t/∂h_{t-1}: Σ_k v_k W_k[i] with v = (dc_i, dc_f, dc_g, 0); the (h, c) and
         # (c, c) blocks are diagonal: dh_c·f and f.
         gram = _row_gram(self.weights.weight_hh, 4)  # (4, 4, N)
-        dc = self.dc.unbind(2)
-        cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
-        cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
-        dh_c, dh_o, f = self.dh_c, self.dh_o, self.forget
-        hidden_rows = dh_c.square().mul_(cell_rows).addcmul_(dh_c, dh_o * cross, value=2.0)
-        hidden_rows.addcmul_(dh_o.square(), gram[3, 3].expand_as(dh_o))
-        diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
-        return (hidden_rows + cell_rows + diagonal).sum(-1).sqrt()
-
+        squares = self.forget.new_empty(self.T, self.B)
+        for steps in _step_chunks(self.T, self.B * 4 * self.H):  # chunk by chunk (in cache)
+            dc = self.dc[steps].unbind(2)
+            cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
+            cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
+            dh_c, dh_o, f = self.dh_c[steps], self.dh_o[steps], self.forget[steps]
+            hidden_rows = dh_c.square().mul_(cell_rows).addcmul_(dh_c, dh_o * cross, value=2.0)
+            hidden_rows.addcmul_(dh_o.square(), gram[3, 3].expand_as(dh_o))
+            diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
+            torch.sum(hidden_rows + cell_rows + diagonal, -1, out=squares[steps])
+        return squares.sqrt_()
 
 class GRUTrace(Trace):
     """GRU, gates (r, z, n): n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1-z) n + z h.
