@@ -56,7 +56,6 @@ def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Te
     return pre.addmm_(flat_hidden, w.weight_hh.T).view(T, B, -1)
 
 
-
 _CHUNK_ENTRIES = 1 << 16  # (steps, B, N) entries per chunk of elementwise work: 256 KB float32
 
 
@@ -66,6 +65,7 @@ def _step_chunks(T: int, per_step: int) -> list[slice]:
     (T, B, N) operand through memory once per op (the results are the same, entry by entry)."""
     size = max(1, _CHUNK_ENTRIES // max(1, per_step))
     return [slice(start, min(T, start + size)) for start in range(0, T, size)]
+
 
 def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
     """Σ_{k,l} u_k gram[k, l] u_l per unit (no sum over units), u_k (T, B, N), gram (G, G, N).
@@ -104,7 +104,9 @@ def outer_product_norms(delta: Tensor, right: Tensor) -> Tensor:
 # ----- the per-step loops -------------------------------------------------------------------
 # Each loop is a plain function that TorchScript compiles as it is (`_scripted`): the same
 # kernels in the same order, so the results are bitwise the plain function's, without Python's
-# per-op overhead (at B = 1 that overhead was most of a record's time). Shapes as in the traces.
+# per-op overhead (at B = 1 that overhead was most of a record's time). Every per-step view is
+# made up front by one `unbind` per tensor (a list index in the loop, not a `select` op per step).
+# Shapes as in the traces.
 
 
 def _rnn_scan(direct: Tensor, slope: Tensor, weight_hh: Tensor) -> tuple[Tensor, Tensor]:
@@ -113,12 +115,18 @@ def _rnn_scan(direct: Tensor, slope: Tensor, weight_hh: Tensor) -> tuple[Tensor,
     grad = torch.empty((T + 1, B, N), dtype=direct.dtype, device=direct.device)
     delta = torch.empty((T, B, N), dtype=direct.dtype, device=direct.device)
     grad[T] = direct[T - 1]
+    grads, deltas, slopes, directs = (
+        grad.unbind(0),
+        delta.unbind(0),
+        slope.unbind(0),
+        direct.unbind(0),
+    )
     for t in range(T, 0, -1):  # the adjoint is written in place: grad[t-1] from grad[t]
-        step = torch.mul(grad[t], slope[t - 1], out=delta[t - 1])
+        step = torch.mul(grads[t], slopes[t - 1], out=deltas[t - 1])
         if t > 1:
-            torch.addmm(direct[t - 2], step, weight_hh, out=grad[t - 1])
+            torch.addmm(directs[t - 2], step, weight_hh, out=grads[t - 1])
         else:
-            torch.mm(step, weight_hh, out=grad[0])
+            torch.mm(step, weight_hh, out=grads[0])
     return grad, delta
 
 
@@ -139,21 +147,24 @@ def _lstm_scan(
     delta = torch.empty((T, B, 4, H), dtype=direct.dtype, device=direct.device)
     grad_h[T] = direct[T - 1]
     gc_next = torch.zeros((B, H), dtype=direct.dtype, device=direct.device)
+    grad_hs, grad_cs, directs = grad_h.unbind(0), grad_c.unbind(0), direct.unbind(0)
+    dcs, dh_cs, dh_os, forgets = dc.unbind(0), dh_c.unbind(0), dh_o.unbind(0), forget.unbind(0)
+    flats = delta.view(T, B, 4 * H).unbind(0)  # δ_t (B, 4H); its cell-path and o blocks:
+    cell_parts, out_parts = delta[:, :, :3].unbind(0), delta[:, :, 3].unbind(0)
     for t in range(T, 0, -1):
-        gh = grad_h[t]
+        gh = grad_hs[t]
         if projection is not None:
             gh = gh @ projection
         if direct_cell is not None:
             gc_next = gc_next + direct_cell[t - 1]
-        gc = torch.addcmul(gc_next, gh, dh_c[t - 1], out=grad_c[t])
-        step = delta[t - 1]
-        torch.mul(gc.unsqueeze(1), dc[t - 1], out=step[:, :3])
-        torch.mul(gh, dh_o[t - 1], out=step[:, 3])
-        gc_next = gc * forget[t - 1]
+        gc = torch.addcmul(gc_next, gh, dh_cs[t - 1], out=grad_cs[t])
+        torch.mul(gc.unsqueeze(1), dcs[t - 1], out=cell_parts[t - 1])
+        torch.mul(gh, dh_os[t - 1], out=out_parts[t - 1])
+        gc_next = gc * forgets[t - 1]
         if t > 1:
-            torch.addmm(direct[t - 2], step.view(B, 4 * H), weight_hh, out=grad_h[t - 1])
+            torch.addmm(directs[t - 2], flats[t - 1], weight_hh, out=grad_hs[t - 1])
         else:
-            torch.mm(step.view(B, 4 * H), weight_hh, out=grad_h[0])
+            torch.mm(flats[0], weight_hh, out=grad_hs[0])
     grad_c[0] = gc_next
     return grad_h, grad_c, delta.view(T, B, 4 * H)
 
@@ -163,8 +174,9 @@ def _lstm_cells(ig: Tensor, forget: Tensor, c0: Tensor) -> Tensor:
     T, B, H = ig.shape[0], ig.shape[1], ig.shape[2]
     cell = torch.empty((T + 1, B, H), dtype=ig.dtype, device=ig.device)
     cell[0] = c0
+    cells, igs, forgets = cell.unbind(0), ig.unbind(0), forget.unbind(0)
     for t in range(T):
-        torch.addcmul(ig[t], forget[t], cell[t], out=cell[t + 1])
+        torch.addcmul(igs[t], forgets[t], cells[t], out=cells[t + 1])
     return cell
 
 
@@ -176,14 +188,21 @@ def _gru_scan(
     grad = torch.empty((T + 1, B, N), dtype=direct.dtype, device=direct.device)
     delta = torch.empty((T, B, 3, N), dtype=direct.dtype, device=direct.device)
     grad[T] = direct[T - 1]
+    grads, directs, coefs, updates = (
+        grad.unbind(0),
+        direct.unbind(0),
+        coef_hh.unbind(0),
+        update.unbind(0),
+    )
+    steps, flats = delta.unbind(0), delta.view(T, B, 3 * N).unbind(0)
     for t in range(T, 0, -1):
-        g = grad[t]
-        step = torch.mul(g.unsqueeze(1), coef_hh[t - 1], out=delta[t - 1]).view(B, 3 * N)
+        g = grads[t]
+        torch.mul(g.unsqueeze(1), coefs[t - 1], out=steps[t - 1])
         if t > 1:
-            through = torch.addmm(direct[t - 2], step, weight_hh, out=grad[t - 1])
+            through = torch.addmm(directs[t - 2], flats[t - 1], weight_hh, out=grads[t - 1])
         else:
-            through = torch.mm(step, weight_hh, out=grad[0])
-        through.addcmul_(g, update[t - 1])
+            through = torch.mm(flats[0], weight_hh, out=grads[0])
+        through.addcmul_(g, updates[t - 1])
     return grad, delta.view(T, B, 3 * N)
 
 
@@ -466,6 +485,7 @@ class LSTMTrace(Trace):
             diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
             torch.sum(hidden_rows + cell_rows + diagonal, -1, out=squares[steps])
         return squares.sqrt_()
+
 
 class GRUTrace(Trace):
     """GRU, gates (r, z, n): n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1-z) n + z h.
