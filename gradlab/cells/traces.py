@@ -59,10 +59,13 @@ def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Te
 _CHUNK_ENTRIES = 1 << 16  # (steps, B, N) entries per chunk of elementwise work: 256 KB float32
 
 
-def _step_chunks(T: int, per_step: int) -> list[slice]:
+def _step_chunks(T: int, per_step: int, device: torch.device) -> list[slice]:
     """Slices of the steps 0..T-1 of about `_CHUNK_ENTRIES` entries each (`per_step` a step):
-    a chain of elementwise ops run chunk by chunk stays in cache instead of streaming every
-    (T, B, N) operand through memory once per op (the results are the same, entry by entry)."""
+    on a CPU a chain of elementwise ops run chunk by chunk stays in cache instead of streaming
+    every (T, B, N) operand through memory once per op (the results are the same, entry by
+    entry). Elsewhere (a GPU: one kernel launch per op and chunk) all steps are one chunk."""
+    if device.type != "cpu":
+        return [slice(0, T)]
     size = max(1, _CHUNK_ENTRIES // max(1, per_step))
     return [slice(start, min(T, start + size)) for start in range(0, T, size)]
 
@@ -379,7 +382,7 @@ class LSTMTrace(Trace):
         T, B = self.T, self.B
         i, f, g, o = pre.chunk(4, dim=-1)
         ig = pre.new_empty(T, B, H)
-        for steps in _step_chunks(T, B * 4 * H):  # the gates, chunk by chunk (in cache)
+        for steps in _step_chunks(T, B * 4 * H, pre.device):  # the gates, chunk by chunk
             pre[steps, :, 2 * H : 3 * H].tanh_()
             pre[steps, :, : 2 * H].sigmoid_()
             pre[steps, :, 3 * H :].sigmoid_()
@@ -398,7 +401,7 @@ class LSTMTrace(Trace):
         self.dc = dc = pre.new_empty(T, B, 3, H)
         self.dh_o, self.dh_c = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
         one = pre.new_ones(())
-        for steps in _step_chunks(T, B * 4 * H):
+        for steps in _step_chunks(T, B * 4 * H, pre.device):
             i_, f_, g_, o_, t_ = i[steps], f[steps], g[steps], o[steps], tanh_c[steps]
             torch.mul(torch.addcmul(i_, i_, i_, value=-1.0), g_, out=dc[steps, :, 0])
             torch.mul(torch.addcmul(f_, f_, f_, value=-1.0), cell[steps], out=dc[steps, :, 1])
@@ -475,7 +478,9 @@ class LSTMTrace(Trace):
         # (c, c) blocks are diagonal: dh_c·f and f.
         gram = _row_gram(self.weights.weight_hh, 4)  # (4, 4, N)
         squares = self.forget.new_empty(self.T, self.B)
-        for steps in _step_chunks(self.T, self.B * 4 * self.H):  # chunk by chunk (in cache)
+        for steps in _step_chunks(
+            self.T, self.B * 4 * self.H, squares.device
+        ):  # chunk by chunk (in cache)
             dc = self.dc[steps].unbind(2)
             cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
             cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
@@ -510,7 +515,7 @@ class GRUTrace(Trace):
         # copies); W_ih's pre-activation gradients take (u_r, u_z, dn): dn is kept apart
         self.coef_hh = coef = rz.new_empty(T, B, 3, N)
         self.dn = dn = rz.new_empty(T, B, N)  # ∂h'/∂(n's pre-activation)
-        for steps in _step_chunks(T, B * N):
+        for steps in _step_chunks(T, B * N, rz.device):
             inp, hid = from_input[steps], from_hidden[steps]
             gate = torch.add(inp[..., : 2 * N], hid[..., : 2 * N], out=rz[steps]).sigmoid_()
             r, z, hn = gate[..., :N], gate[..., N:], hid[..., 2 * N :]
@@ -551,7 +556,7 @@ class GRUTrace(Trace):
         gram = _row_gram(W, 3)
         block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
         squares = self.update.new_empty(self.T, self.B)
-        for steps in _step_chunks(self.T, self.B * self.N):
+        for steps in _step_chunks(self.T, self.B * self.N, squares.device):
             u, z = self.coef_hh[steps], self.update[steps]
             rows = _unit_quadratic_form(u.unbind(2), gram)
             cross = (u * block_diag).sum(2).mul_(z)
