@@ -478,17 +478,16 @@ class LSTMTrace(Trace):
         # (c, c) blocks are diagonal: dh_c·f and f.
         gram = _row_gram(self.weights.weight_hh, 4)  # (4, 4, N)
         squares = self.forget.new_empty(self.T, self.B)
-        for steps in _step_chunks(
-            self.T, self.B * 4 * self.H, squares.device
-        ):  # chunk by chunk (in cache)
-            dc = self.dc[steps].unbind(2)
+        per_step = self.B * 4 * self.H
+        for chunk in _step_chunks(self.T, per_step, squares.device):  # chunk by chunk (in cache)
+            dc = self.dc[chunk].unbind(2)
             cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
             cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
-            dh_c, dh_o, f = self.dh_c[steps], self.dh_o[steps], self.forget[steps]
+            dh_c, dh_o, f = self.dh_c[chunk], self.dh_o[chunk], self.forget[chunk]
             hidden_rows = dh_c.square().mul_(cell_rows).addcmul_(dh_c, dh_o * cross, value=2.0)
             hidden_rows.addcmul_(dh_o.square(), gram[3, 3].expand_as(dh_o))
             diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
-            torch.sum(hidden_rows + cell_rows + diagonal, -1, out=squares[steps])
+            torch.sum(hidden_rows + cell_rows + diagonal, -1, out=squares[chunk])
         return squares.sqrt_()
 
 
