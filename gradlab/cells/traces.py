@@ -17,8 +17,11 @@ size (N, or 2N for an LSTM whose state is (h, c)).
 
 from __future__ import annotations
 
+import functools
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -53,6 +56,20 @@ def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Te
     return pre.addmm_(flat_hidden, w.weight_hh.T).view(T, B, -1)
 
 
+_CHUNK_ENTRIES = 1 << 16  # (steps, B, N) entries per chunk of elementwise work: 256 KB float32
+
+
+def _step_chunks(T: int, per_step: int, device: torch.device) -> list[slice]:
+    """Slices of the steps 0..T-1 of about `_CHUNK_ENTRIES` entries each (`per_step` a step):
+    on a CPU a chain of elementwise ops run chunk by chunk stays in cache instead of streaming
+    every (T, B, N) operand through memory once per op (the results are the same, entry by
+    entry). Elsewhere (a GPU: one kernel launch per op and chunk) all steps are one chunk."""
+    if device.type != "cpu":
+        return [slice(0, T)]
+    size = max(1, _CHUNK_ENTRIES // max(1, per_step))
+    return [slice(start, min(T, start + size)) for start in range(0, T, size)]
+
+
 def _unit_quadratic_form(coefs: Sequence[Tensor], gram: Tensor) -> Tensor:
     """Σ_{k,l} u_k gram[k, l] u_l per unit (no sum over units), u_k (T, B, N), gram (G, G, N).
 
@@ -85,6 +102,124 @@ def outer_product_norms(delta: Tensor, right: Tensor) -> Tensor:
             for d, r in zip(delta.split(chunk), right.split(chunk), strict=True)
         ]
     )
+
+
+# ----- the per-step loops -------------------------------------------------------------------
+# Each loop is a plain function that TorchScript compiles as it is (`_scripted`): the same
+# kernels in the same order, so the results are bitwise the plain function's, without Python's
+# per-op overhead (at B = 1 that overhead was most of a record's time). Every per-step view is
+# made up front by one `unbind` per tensor (a list index in the loop, not a `select` op per step).
+# Shapes as in the traces.
+
+
+def _rnn_scan(direct: Tensor, slope: Tensor, weight_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """The vanilla RNN's adjoint scan: (grad (T+1, B, N), delta (T, B, N))."""
+    T, B, N = slope.shape[0], slope.shape[1], slope.shape[2]
+    grad = torch.empty((T + 1, B, N), dtype=direct.dtype, device=direct.device)
+    delta = torch.empty((T, B, N), dtype=direct.dtype, device=direct.device)
+    grad[T] = direct[T - 1]
+    grads, deltas, slopes, directs = (
+        grad.unbind(0),
+        delta.unbind(0),
+        slope.unbind(0),
+        direct.unbind(0),
+    )
+    for t in range(T, 0, -1):  # the adjoint is written in place: grad[t-1] from grad[t]
+        step = torch.mul(grads[t], slopes[t - 1], out=deltas[t - 1])
+        if t > 1:
+            torch.addmm(directs[t - 2], step, weight_hh, out=grads[t - 1])
+        else:
+            torch.mm(step, weight_hh, out=grads[0])
+    return grad, delta
+
+
+def _lstm_scan(
+    direct: Tensor,
+    direct_cell: Tensor | None,
+    dc: Tensor,
+    dh_c: Tensor,
+    dh_o: Tensor,
+    forget: Tensor,
+    weight_hh: Tensor,
+    projection: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The LSTM's adjoint scan: (grad_h (T+1, B, P), grad_c (T+1, B, H), delta (T, B, 4H))."""
+    T, B, H, P = dc.shape[0], dc.shape[1], dc.shape[3], direct.shape[2]
+    grad_h = torch.empty((T + 1, B, P), dtype=direct.dtype, device=direct.device)
+    grad_c = torch.empty((T + 1, B, H), dtype=direct.dtype, device=direct.device)
+    delta = torch.empty((T, B, 4, H), dtype=direct.dtype, device=direct.device)
+    grad_h[T] = direct[T - 1]
+    gc_next = torch.zeros((B, H), dtype=direct.dtype, device=direct.device)
+    grad_hs, grad_cs, directs = grad_h.unbind(0), grad_c.unbind(0), direct.unbind(0)
+    dcs, dh_cs, dh_os, forgets = dc.unbind(0), dh_c.unbind(0), dh_o.unbind(0), forget.unbind(0)
+    flats = delta.view(T, B, 4 * H).unbind(0)  # δ_t (B, 4H); its cell-path and o blocks:
+    cell_parts, out_parts = delta[:, :, :3].unbind(0), delta[:, :, 3].unbind(0)
+    for t in range(T, 0, -1):
+        gh = grad_hs[t]
+        if projection is not None:
+            gh = gh @ projection
+        if direct_cell is not None:
+            gc_next = gc_next + direct_cell[t - 1]
+        gc = torch.addcmul(gc_next, gh, dh_cs[t - 1], out=grad_cs[t])
+        torch.mul(gc.unsqueeze(1), dcs[t - 1], out=cell_parts[t - 1])
+        torch.mul(gh, dh_os[t - 1], out=out_parts[t - 1])
+        gc_next = gc * forgets[t - 1]
+        if t > 1:
+            torch.addmm(directs[t - 2], flats[t - 1], weight_hh, out=grad_hs[t - 1])
+        else:
+            torch.mm(flats[0], weight_hh, out=grad_hs[0])
+    grad_c[0] = gc_next
+    return grad_h, grad_c, delta.view(T, B, 4 * H)
+
+
+def _lstm_cells(ig: Tensor, forget: Tensor, c0: Tensor) -> Tensor:
+    """c_0..c_T, (T+1, B, H): c_t = f_t c_{t-1} + i_t g_t from ig = i ⊙ g (T, B, H)."""
+    T, B, H = ig.shape[0], ig.shape[1], ig.shape[2]
+    cell = torch.empty((T + 1, B, H), dtype=ig.dtype, device=ig.device)
+    cell[0] = c0
+    cells, igs, forgets = cell.unbind(0), ig.unbind(0), forget.unbind(0)
+    for t in range(T):
+        torch.addcmul(igs[t], forgets[t], cells[t], out=cells[t + 1])
+    return cell
+
+
+def _gru_scan(
+    direct: Tensor, coef_hh: Tensor, update: Tensor, weight_hh: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The GRU's adjoint scan: (grad (T+1, B, N), delta_hh (T, B, 3N))."""
+    T, B, N = update.shape[0], update.shape[1], update.shape[2]
+    grad = torch.empty((T + 1, B, N), dtype=direct.dtype, device=direct.device)
+    delta = torch.empty((T, B, 3, N), dtype=direct.dtype, device=direct.device)
+    grad[T] = direct[T - 1]
+    grads, directs, coefs, updates = (
+        grad.unbind(0),
+        direct.unbind(0),
+        coef_hh.unbind(0),
+        update.unbind(0),
+    )
+    steps, flats = delta.unbind(0), delta.view(T, B, 3 * N).unbind(0)
+    for t in range(T, 0, -1):
+        g = grads[t]
+        torch.mul(g.unsqueeze(1), coefs[t - 1], out=steps[t - 1])
+        if t > 1:
+            through = torch.addmm(directs[t - 2], flats[t - 1], weight_hh, out=grads[t - 1])
+        else:
+            through = torch.mm(flats[0], weight_hh, out=grads[0])
+        through.addcmul_(g, updates[t - 1])
+    return grad, delta.view(T, B, 3 * N)
+
+
+@functools.cache
+def _scripted(loop: Callable[..., Any]) -> Callable[..., Any]:
+    """`loop` compiled by TorchScript once per process (on first use: importing stays cheap),
+    or `loop` itself where TorchScript cannot compile it (it is deprecated in torch 2.x: its
+    warning is silenced here, and a torch without it falls back to the plain loop)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(loop)
+    except Exception:  # any failure to compile: the plain loop is the reference
+        return loop
 
 
 class Trace(ABC):
@@ -197,16 +332,7 @@ class RNNTrace(Trace):
         return cls(weights, inputs, hidden, activation, twin=recorded is not None)
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
-        T, W = self.T, self.weights.weight_hh
-        grad = direct.new_empty(T + 1, self.B, self.N)
-        delta = direct.new_empty(T, self.B, self.N)
-        grad[T] = direct[T - 1]
-        for t in range(T, 0, -1):  # the adjoint is written in place: grad[t-1] from grad[t]
-            torch.mul(grad[t], self.slope[t - 1], out=delta[t - 1])
-            if t > 1:
-                torch.addmm(direct[t - 2], delta[t - 1], W, out=grad[t - 1])
-            else:
-                torch.mm(delta[0], W, out=grad[0])
+        grad, delta = _scripted(_rnn_scan)(direct, self.slope, self.weights.weight_hh)
         return grad, None, delta, delta
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
@@ -253,16 +379,16 @@ class LSTMTrace(Trace):
         pre = _preactivations(weights, inputs, hidden)
         H = self.H = weights.weight_hh.shape[0] // 4
         self.projection = weights.weight_hr  # (P, N) or None
-        pre[..., 2 * H : 3 * H].tanh_()
-        pre[..., : 2 * H].sigmoid_()
-        pre[..., 3 * H :].sigmoid_()
+        T, B = self.T, self.B
         i, f, g, o = pre.chunk(4, dim=-1)
-        ig = i * g
+        ig = pre.new_empty(T, B, H)
+        for steps in _step_chunks(T, B * 4 * H, pre.device):  # the gates, chunk by chunk
+            pre[steps, :, 2 * H : 3 * H].tanh_()
+            pre[steps, :, : 2 * H].sigmoid_()
+            pre[steps, :, 3 * H :].sigmoid_()
+            torch.mul(i[steps], g[steps], out=ig[steps])
         if cell is None:
-            cell = hidden.new_empty(self.T + 1, self.B, H)
-            cell[0] = c0
-            for t in range(self.T):  # c_t = f_t c_{t-1} + i_t g_t (elementwise, cheap)
-                torch.addcmul(ig[t], f[t], cell[t], out=cell[t + 1])
+            cell = _scripted(_lstm_cells)(ig, f, c0)  # c_t = f_t c_{t-1} + i_t g_t
             tanh_c = cell[1:].tanh()
         else:
             tanh_c = torch.addcmul(ig, f, cell[:-1]).tanh_()
@@ -272,12 +398,16 @@ class LSTMTrace(Trace):
         # m_t = o tanh(c_t), what W_hr projects (its contributions' right factor)
         self.projected = None if self.projection is None else o * tanh_c
         # Coefficients of the cell path (i, f, g), (T, B, 3, N), and of h's own terms.
-        self.dc = pre.new_empty(self.T, self.B, 3, H)
-        torch.mul(torch.addcmul(i, i, i, value=-1.0), g, out=self.dc[:, :, 0])
-        torch.mul(torch.addcmul(f, f, f, value=-1.0), cell[:-1], out=self.dc[:, :, 1])
-        torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1.0), i, out=self.dc[:, :, 2])
-        self.dh_o = torch.addcmul(o, o, o, value=-1.0).mul_(tanh_c)
-        self.dh_c = torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0).mul_(o)
+        self.dc = dc = pre.new_empty(T, B, 3, H)
+        self.dh_o, self.dh_c = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
+        one = pre.new_ones(())
+        for steps in _step_chunks(T, B * 4 * H, pre.device):
+            i_, f_, g_, o_, t_ = i[steps], f[steps], g[steps], o[steps], tanh_c[steps]
+            torch.mul(torch.addcmul(i_, i_, i_, value=-1.0), g_, out=dc[steps, :, 0])
+            torch.mul(torch.addcmul(f_, f_, f_, value=-1.0), cell[steps], out=dc[steps, :, 1])
+            torch.mul(torch.addcmul(one, g_, g_, value=-1.0), i_, out=dc[steps, :, 2])
+            torch.addcmul(o_, o_, o_, value=-1.0, out=self.dh_o[steps]).mul_(t_)
+            torch.addcmul(one, t_, t_, value=-1.0, out=self.dh_c[steps]).mul_(o_)
 
     @classmethod
     def build(
@@ -302,27 +432,10 @@ class LSTMTrace(Trace):
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """`direct_cell`: a direct term into c_1..c_T (T, B, N) too (∂L/∂c_n of a head that
         reads the final cell state), or None."""
-        T, B, P, H, W = self.T, self.B, self.N, self.H, self.weights.weight_hh
-        grad_h = direct.new_empty(T + 1, B, P)
-        grad_c = direct.new_empty(T + 1, B, H)
-        delta = direct.new_empty(T, B, 4, H)
-        grad_h[T] = direct[T - 1]
-        gc_next = direct.new_zeros(B, H)
-        for t in range(T, 0, -1):
-            gh = grad_h[t] if self.projection is None else grad_h[t] @ self.projection
-            if direct_cell is not None:
-                gc_next = gc_next + direct_cell[t - 1]
-            gc = torch.addcmul(gc_next, gh, self.dh_c[t - 1], out=grad_c[t])
-            torch.mul(gc.unsqueeze(1), self.dc[t - 1], out=delta[t - 1, :, :3])
-            torch.mul(gh, self.dh_o[t - 1], out=delta[t - 1, :, 3])
-            gc_next = gc * self.forget[t - 1]
-            flat = delta[t - 1].view(B, 4 * H)
-            if t > 1:
-                torch.addmm(direct[t - 2], flat, W, out=grad_h[t - 1])
-            else:
-                torch.mm(flat, W, out=grad_h[0])
-        grad_c[0] = gc_next
-        delta = delta.view(T, B, 4 * H)
+        scan = _scripted(_lstm_scan)
+        W = self.weights.weight_hh
+        args = (self.dc, self.dh_c, self.dh_o, self.forget, W, self.projection)
+        grad_h, grad_c, delta = scan(direct, direct_cell, *args)
         return grad_h, grad_c, delta, delta
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
@@ -364,14 +477,18 @@ class LSTMTrace(Trace):
         # rows of ∂c_t/∂h_{t-1}: Σ_k v_k W_k[i] with v = (dc_i, dc_f, dc_g, 0); the (h, c) and
         # (c, c) blocks are diagonal: dh_c·f and f.
         gram = _row_gram(self.weights.weight_hh, 4)  # (4, 4, N)
-        dc = self.dc.unbind(2)
-        cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
-        cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
-        dh_c, dh_o, f = self.dh_c, self.dh_o, self.forget
-        hidden_rows = dh_c.square().mul_(cell_rows).addcmul_(dh_c, dh_o * cross, value=2.0)
-        hidden_rows.addcmul_(dh_o.square(), gram[3, 3].expand_as(dh_o))
-        diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
-        return (hidden_rows + cell_rows + diagonal).sum(-1).sqrt()
+        squares = self.forget.new_empty(self.T, self.B)
+        per_step = self.B * 4 * self.H
+        for chunk in _step_chunks(self.T, per_step, squares.device):  # chunk by chunk (in cache)
+            dc = self.dc[chunk].unbind(2)
+            cell_rows = _unit_quadratic_form(dc, gram[:3, :3])  # ‖row of ∂c_t/∂h_{t-1}‖²
+            cross = sum(c * gram[k, 3] for k, c in enumerate(dc))  # Σ_k dc_k <W_k[i], W_o[i]>
+            dh_c, dh_o, f = self.dh_c[chunk], self.dh_o[chunk], self.forget[chunk]
+            hidden_rows = dh_c.square().mul_(cell_rows).addcmul_(dh_c, dh_o * cross, value=2.0)
+            hidden_rows.addcmul_(dh_o.square(), gram[3, 3].expand_as(dh_o))
+            diagonal = (dh_c.square() + 1).mul_(f.square())  # (dh_c f)² + f²
+            torch.sum(hidden_rows + cell_rows + diagonal, -1, out=squares[chunk])
+        return squares.sqrt_()
 
 
 class GRUTrace(Trace):
@@ -392,36 +509,35 @@ class GRUTrace(Trace):
             from_input += w.bias_ih
             from_hidden += w.bias_hh
         from_input, from_hidden = from_input.view(T, B, 3 * N), from_hidden.view(T, B, 3 * N)
-        # memory: the gates overwrite from_input (one (T, B, 3N) buffer holds r, z, n) and the
-        # coefficients are written into their buffer, not stacked from temporaries
-        rz = from_input[..., : 2 * N].add_(from_hidden[..., : 2 * N]).sigmoid_()
+        # memory: the gates overwrite from_input (one (T, B, 3N) buffer holds r, z, n)
+        rz, n = from_input[..., : 2 * N], from_input[..., 2 * N :]
+        # J_t's coefficients (u_r, u_z, u_n), (T, B, 3, N), written in place (no stacked
+        # copies); W_ih's pre-activation gradients take (u_r, u_z, dn): dn is kept apart
+        self.coef_hh = coef = rz.new_empty(T, B, 3, N)
+        self.dn = dn = rz.new_empty(T, B, N)  # ∂h'/∂(n's pre-activation)
+        for steps in _step_chunks(T, B * N, rz.device):
+            inp, hid = from_input[steps], from_hidden[steps]
+            gate = inp[..., : 2 * N].add_(hid[..., : 2 * N]).sigmoid_()
+            r, z, hn = gate[..., :N], gate[..., N:], hid[..., 2 * N :]
+            new = inp[..., 2 * N :].addcmul_(r, hn).tanh_()
+            one_minus_z = 1 - z
+            d = torch.mul(new, new, out=dn[steps]).neg_().add_(1).mul_(one_minus_z)  # 1 - n²
+            torch.mul(d, hn, out=coef[steps, :, 0]).mul_(r).mul_(1 - r)  # u_r
+            torch.sub(hidden[steps], new, out=coef[steps, :, 1]).mul_(z).mul_(one_minus_z)
+            torch.mul(d, r, out=coef[steps, :, 2])  # u_n
         r, z = rz[..., :N], rz[..., N:]
-        hn = from_hidden[..., 2 * N :]
-        n = from_input[..., 2 * N :].addcmul_(r, hn).tanh_()
         self.gates = {"r": r, "z": z, "n": n}
         self.update = z
-        not_z = 1 - z
-        self.dn = dn = (1 - n * n).mul_(not_z)  # (1-z)(1-n²) = ∂h'/∂(n's pre-activation)
-        coef = self.coef_hh = hidden.new_empty(T, B, 3, N)  # (u_r, u_z, u_n), (T, B, 3, N)
-        torch.mul(dn, hn, out=coef[:, :, 0]).mul_(r).mul_(1 - r)
-        torch.sub(hidden[:-1], n, out=coef[:, :, 1]).mul_(z).mul_(not_z)
-        torch.mul(dn, r, out=coef[:, :, 2])
 
     def adjoint(self, direct: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
-        T, B, N, W = self.T, self.B, self.N, self.weights.weight_hh
-        grad = direct.new_empty(T + 1, B, N)
-        delta = direct.new_empty(T, B, 3, N)
-        grad[T] = direct[T - 1]
-        for t in range(T, 0, -1):
-            g = grad[t]
-            torch.mul(g.unsqueeze(1), self.coef_hh[t - 1], out=delta[t - 1])
-            flat = delta[t - 1].view(B, 3 * N)
-            through = torch.addmm(direct[t - 2], flat, W) if t > 1 else flat @ W
-            torch.addcmul(through, g, self.update[t - 1], out=grad[t - 1])
-        # W_ih's pre-activations share r's and z's δ; n's is ∂L/∂h' (1-z)(1-n²), without the r
-        delta_ih = delta.clone()
+        scan = _scripted(_gru_scan)
+        grad, delta = scan(direct, self.coef_hh, self.update, self.weights.weight_hh)
+        T, B, N = self.T, self.B, self.N
+        # δ_ih shares δ_hh's r and z blocks; its n block is ∂L/∂h_t ⊙ dn (no r factor)
+        delta_ih = delta.new_empty(T, B, 3, N)
+        delta_ih[:, :, :2] = delta.view(T, B, 3, N)[:, :, :2]
         torch.mul(grad[1:], self.dn, out=delta_ih[:, :, 2])
-        return grad, None, delta.view(T, B, 3 * N), delta_ih.view(T, B, 3 * N)
+        return grad, None, delta, delta_ih.view(T, B, 3 * N)
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
         coef = self._pick(self.coef_hh[t - 1], samples).unsqueeze(-1)  # (B', 3, N, 1)
@@ -439,10 +555,10 @@ class GRUTrace(Trace):
         W = self.weights.weight_hh
         gram = _row_gram(W, 3)
         block_diag = torch.diagonal(_gate_blocks(W, 3), dim1=1, dim2=2)  # (3, N): W_k[i, i]
-        u, z = self.coef_hh, self.update
-        rows = _unit_quadratic_form(u.unbind(2), gram)
-        # Σ_k u_k W_k[i, i], accumulated in place (no (T, B, 3, N) temporary)
-        cross = torch.mul(u[:, :, 0], block_diag[0])
-        for k in (1, 2):
-            cross.addcmul_(u[:, :, k], block_diag[k])
-        return rows.add_(cross.mul_(z), alpha=2.0).add_(z.square()).sum(-1).sqrt()
+        squares = self.update.new_empty(self.T, self.B)
+        for steps in _step_chunks(self.T, self.B * self.N, squares.device):
+            u, z = self.coef_hh[steps], self.update[steps]
+            rows = _unit_quadratic_form(u.unbind(2), gram)
+            cross = (u * block_diag).sum(2).mul_(z)
+            torch.sum(rows.add_(cross, alpha=2).add_(z.square()), -1, out=squares[steps])
+        return squares.sqrt_()
