@@ -918,15 +918,23 @@ class Recording:
         lazily afterwards (Jacobians, their norms, contributions) is then the one of the model
         as recorded, to the last bit: a copy keeps `requires_grad` (torch's matmul picks its
         kernel by it). The model itself is copied too (what a probe runs the model's own step
-        map on, e.g. the fixed-point search, sees it as recorded). Costs two copies of the
-        parameters and one of the inputs."""
+        map on, e.g. the fixed-point search, sees it as recorded); a trace reading a parameter
+        of the model reads the model's copy of it. Costs one copy of the parameters and of the
+        inputs."""
+        original = self._model
         with torch.no_grad():
-            self._model = copy.deepcopy(self._model)
+            self._model = copy.deepcopy(original)
+        copied = dict(zip(map(id, original.parameters()), self._model.parameters(), strict=True))
         for lr in self._layers.values():
             lr._model = self._model
             trace = lr.trace
             kept = [t for t in (*trace.weights, trace.inputs) if t is not None]
-            copies = {id(t): t.detach().clone().requires_grad_(t.requires_grad) for t in kept}
+            copies = {
+                id(t): copied[id(t)]
+                if id(t) in copied
+                else t.detach().clone().requires_grad_(t.requires_grad)
+                for t in kept
+            }
             for name, value in vars(trace).items():  # e.g. an LSTM trace's projection W_hr
                 if isinstance(value, Tensor) and id(value) in copies:
                     setattr(trace, name, copies[id(value)])
