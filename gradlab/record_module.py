@@ -35,6 +35,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from gradlab.cells.models import RecurrentModel
 from gradlab.cells.registry import cell_of, get_cell
+from gradlab.cells.traces import LSTMTrace
 from gradlab.record import (
     LayerRecording,
     NonFiniteWarning,
@@ -347,6 +348,7 @@ def _record_pass(
             dtype = _check_adjoint_dtype(adjoint_dtype, view.weight_hh_l0.dtype)
             grad_layer, grad_final = tap.grads_padded(grads)
             last = (lengths.to(device) - 1, torch.arange(B, device=device))
+            full = bool((lengths == T).all())  # then ∂L/∂c_n enters at step T for every row
             for layer in range(L - 1, -1, -1):
                 grad_input: Tensor | None = None
                 for d in range(D):
@@ -354,13 +356,19 @@ def _record_pass(
                     direct = grad_layer[..., d * N : (d + 1) * N].to(dtype)
                     direct = _reorder(direct, reverse_index) if d == 1 else direct.clone()
                     direct[last] += grad_final[0][layer * D + d].to(dtype)  # ∂L/∂h_n at l_b
-                    extra = []
-                    for part in grad_final[1:]:  # ∂L/∂c_n at l_b
-                        term = direct.new_zeros(direct.shape[:2] + part.shape[-1:])
-                        term[last] = part[layer * D + d].to(dtype)
-                        extra.append(term)
+                    finals = [part[layer * D + d].to(dtype) for part in grad_final[1:]]
                     trace = _adjoint_trace(view, lr, dtype)
-                    lr._set_adjoint(*trace.adjoint(direct.contiguous(), *extra))
+                    adjoint: tuple[Tensor, Tensor | None, Tensor, Tensor]
+                    if full and isinstance(trace, LSTMTrace):  # ∂L/∂c_n at step T for all rows
+                        adjoint = trace.adjoint(direct.contiguous(), final_cell=finals[0])
+                    else:  # ∂L/∂c_n at l_b: a direct term (T, B, N), 0 but at l_b
+                        extra = []
+                        for final in finals:
+                            term = direct.new_zeros(direct.shape[:2] + final.shape[-1:])
+                            term[last] = final
+                            extra.append(term)
+                        adjoint = trace.adjoint(direct.contiguous(), *extra)
+                    lr._set_adjoint(*adjoint)
                     if layer > 0:
                         delta_ih = lr._need_loss()[2]
                         delta = _reorder(delta_ih, reverse_index) if d == 1 else delta_ih

@@ -147,16 +147,44 @@ def _lstm_scan(
     weight_hh: Tensor,
     projection: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The LSTM's adjoint scan: (grad_h (T+1, B, P), grad_c (T+1, B, H), delta (T, B, 4H))."""
+    """The LSTM's adjoint scan: (grad_h (T+1, B, P), grad_c (T+1, B, H), delta (T, B, 4H)),
+    all steps as one chunk (`LSTMTrace.adjoint` runs it chunk by chunk)."""
     T, B, H, P = dc.shape[0], dc.shape[1], dc.shape[3], direct.shape[2]
     grad_h = torch.empty((T + 1, B, P), dtype=direct.dtype, device=direct.device)
     grad_c = torch.empty((T + 1, B, H), dtype=direct.dtype, device=direct.device)
     delta = torch.empty((T, B, 4, H), dtype=direct.dtype, device=direct.device)
     grad_h[T] = direct[T - 1]
     gc_next = torch.zeros((B, H), dtype=direct.dtype, device=direct.device)
+    coefs = (dc, dh_c, dh_o, forget, weight_hh, projection)
+    gc_next = _lstm_scan_steps(grad_h, grad_c, delta, direct, direct_cell, *coefs, gc_next, None)
+    grad_c[0] = gc_next
+    return grad_h, grad_c, delta.view(T, B, 4 * H)
+
+
+def _lstm_scan_steps(
+    grad_h: Tensor,
+    grad_c: Tensor,
+    delta: Tensor,
+    direct: Tensor,
+    direct_cell: Tensor | None,
+    dc: Tensor,
+    dh_c: Tensor,
+    dh_o: Tensor,
+    forget: Tensor,
+    weight_hh: Tensor,
+    projection: Tensor | None,
+    gc_next: Tensor,
+    direct_before: Tensor | None,
+) -> Tensor:
+    """Steps t = T'..1 of a chunk of T' steps of the LSTM's adjoint scan, written in place:
+    grad_h (T'+1, B, P) with grad_h[T'] given, grad_c (T'+1, B, H) (row 0 left to the caller),
+    delta (T', B, 4, H); the chunk's direct terms and coefficients (T', ...); gc_next the ∂L/∂c
+    flowing into its last step from the step after; direct_before the direct term of the step
+    before the chunk (None for the first chunk). Returns the ∂L/∂c flowing out of its first."""
+    T = dc.shape[0]
     grad_hs, grad_cs, directs = grad_h.unbind(0), grad_c.unbind(0), direct.unbind(0)
     dcs, dh_cs, dh_os, forgets = dc.unbind(0), dh_c.unbind(0), dh_o.unbind(0), forget.unbind(0)
-    flats = delta.view(T, B, 4 * H).unbind(0)  # δ_t (B, 4H); its cell-path and o blocks:
+    flats = delta.flatten(2).unbind(0)  # δ_t (B, 4H); its cell-path and o blocks:
     cell_parts, out_parts = delta[:, :, :3].unbind(0), delta[:, :, 3].unbind(0)
     for t in range(T, 0, -1):
         gh = grad_hs[t]
@@ -170,10 +198,11 @@ def _lstm_scan(
         gc_next = gc * forgets[t - 1]
         if t > 1:
             torch.addmm(directs[t - 2], flats[t - 1], weight_hh, out=grad_hs[t - 1])
+        elif direct_before is not None:
+            torch.addmm(direct_before, flats[0], weight_hh, out=grad_hs[0])
         else:
             torch.mm(flats[0], weight_hh, out=grad_hs[0])
-    grad_c[0] = gc_next
-    return grad_h, grad_c, delta.view(T, B, 4 * H)
+    return gc_next
 
 
 def _lstm_cells(ig: Tensor, forget: Tensor, c0: Tensor) -> Tensor:
@@ -384,10 +413,13 @@ class LSTMTrace(Trace):
         H = self.H = weights.weight_hh.shape[0] // 4
         self.projection = weights.weight_hr  # (P, N) or None
         T, B = self.T, self.B
-        i, f, g, o = pre.chunk(4, dim=-1)
+        i, f, _, o = pre.chunk(4, dim=-1)
+        # g = tanh(a_g) in a contiguous buffer: at 2 threads torch's tanh of a strided slice
+        # took 3x as long as a copy and the tanh of the copy
+        g = pre.new_empty(T, B, H)
         ig = pre.new_empty(T, B, H)
         for steps in _step_chunks(T, B * 4 * H, pre.device):  # the gates, chunk by chunk
-            pre[steps, :, 2 * H : 3 * H].tanh_()
+            g[steps].copy_(pre[steps, :, 2 * H : 3 * H]).tanh_()
             pre[steps, :, : 2 * H].sigmoid_()
             pre[steps, :, 3 * H :].sigmoid_()
             torch.mul(i[steps], g[steps], out=ig[steps])
@@ -401,17 +433,61 @@ class LSTMTrace(Trace):
         self.forget = f
         # m_t = o tanh(c_t), what W_hr projects (its contributions' right factor)
         self.projected = None if self.projection is None else o * tanh_c
-        # Coefficients of the cell path (i, f, g), (T, B, 3, N), and of h's own terms.
-        self.dc = dc = pre.new_empty(T, B, 3, H)
-        self.dh_o, self.dh_c = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
-        one = pre.new_ones(())
-        for steps in _step_chunks(T, B * 4 * H, pre.device):
-            i_, f_, g_, o_, t_ = i[steps], f[steps], g[steps], o[steps], tanh_c[steps]
-            torch.mul(torch.addcmul(i_, i_, i_, value=-1.0), g_, out=dc[steps, :, 0])
-            torch.mul(torch.addcmul(f_, f_, f_, value=-1.0), cell[steps], out=dc[steps, :, 1])
-            torch.mul(torch.addcmul(one, g_, g_, value=-1.0), i_, out=dc[steps, :, 2])
-            torch.addcmul(o_, o_, o_, value=-1.0, out=self.dh_o[steps]).mul_(t_)
-            torch.addcmul(one, t_, t_, value=-1.0, out=self.dh_c[steps]).mul_(o_)
+        # Coefficients of the cell path (i, f, g), (T, B, 3, N), and of h's own terms, filled
+        # chunk by chunk when first needed: the adjoint scan fills each chunk right before it
+        # scans it (last chunk first), so it reads them from cache.
+        self._dc = pre.new_empty(T, B, 3, H)
+        self._dh_o, self._dh_c = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
+        self._tanh_c: Tensor | None = tanh_c  # dropped once every chunk is filled
+        self._chunks = _step_chunks(T, B * 4 * H, pre.device)
+        self._unfilled = set(range(len(self._chunks)))
+
+    def _fill(self, chunk: int) -> None:
+        """The coefficients of the steps of chunk `chunk` (an index into `self._chunks`)."""
+        if chunk not in self._unfilled:
+            return
+        steps, tanh_c = self._chunks[chunk], self._tanh_c
+        assert tanh_c is not None
+        g = self.gates
+        i_, f_, g_, o_, t_ = (
+            g["i"][steps],
+            g["f"][steps],
+            g["g"][steps],
+            g["o"][steps],
+            tanh_c[steps],
+        )
+        dc = self._dc
+        one = i_.new_ones(())
+        torch.mul(torch.addcmul(i_, i_, i_, value=-1.0), g_, out=dc[steps, :, 0])
+        torch.mul(torch.addcmul(f_, f_, f_, value=-1.0), self.cell[steps], out=dc[steps, :, 1])
+        torch.mul(torch.addcmul(one, g_, g_, value=-1.0), i_, out=dc[steps, :, 2])
+        torch.addcmul(o_, o_, o_, value=-1.0, out=self._dh_o[steps]).mul_(t_)
+        torch.addcmul(one, t_, t_, value=-1.0, out=self._dh_c[steps]).mul_(o_)
+        self._unfilled.discard(chunk)
+        if not self._unfilled:
+            self._tanh_c = None
+
+    def _filled(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(dc (T, B, 3, N), dh_o (T, B, N), dh_c (T, B, N)), every chunk filled."""
+        for chunk in sorted(self._unfilled):
+            self._fill(chunk)
+        return self._dc, self._dh_o, self._dh_c
+
+    @property
+    def dc(self) -> Tensor:
+        """∂c_t/∂a_k of the cell-path gates k = (i, f, g): g·i(1-i), c_{t-1}·f(1-f), i(1-g²),
+        (T, B, 3, N)."""
+        return self._filled()[0]
+
+    @property
+    def dh_o(self) -> Tensor:
+        """∂h_t/∂a_o = tanh(c_t)·o(1-o), (T, B, N) (before a projection)."""
+        return self._filled()[1]
+
+    @property
+    def dh_c(self) -> Tensor:
+        """∂h_t/∂c_t = o(1-tanh²(c_t)), (T, B, N) (before a projection)."""
+        return self._filled()[2]
 
     @classmethod
     def build(
@@ -432,15 +508,42 @@ class LSTMTrace(Trace):
         return torch.cat((self.hidden, self.cell), dim=-1)
 
     def adjoint(
-        self, direct: Tensor, direct_cell: Tensor | None = None
+        self, direct: Tensor, direct_cell: Tensor | None = None, final_cell: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """`direct_cell`: a direct term into c_1..c_T (T, B, N) too (∂L/∂c_n of a head that
-        reads the final cell state), or None."""
-        scan = _scripted(_lstm_scan)
+        reads the final cell state of sequences of different lengths), or None; `final_cell`:
+        one into c_T alone (B, N) (the same as a `direct_cell` that is 0 before step T), or
+        None."""
+        scan = _scripted(_lstm_scan_steps)
+        T, B, H, P = self.T, self.B, self.H, direct.shape[2]
+        grad_h = direct.new_empty(T + 1, B, P)
+        grad_c = direct.new_empty(T + 1, B, H)
+        delta = direct.new_empty(T, B, 4, H)
+        grad_h[T] = direct[T - 1]
+        gc_next = direct.new_zeros(B, H) if final_cell is None else final_cell
         W = self.weights.weight_hh
-        args = (self.dc, self.dh_c, self.dh_o, self.forget, W, self.projection)
-        grad_h, grad_c, delta = scan(direct, direct_cell, *args)
-        return grad_h, grad_c, delta, delta
+        for chunk in range(len(self._chunks) - 1, -1, -1):  # last chunk first
+            self._fill(chunk)
+            steps = self._chunks[chunk]
+            first, stop = steps.start, steps.stop
+            gc_next = scan(
+                grad_h[first : stop + 1],
+                grad_c[first : stop + 1],
+                delta[steps],
+                direct[steps],
+                None if direct_cell is None else direct_cell[steps],
+                self._dc[steps],
+                self._dh_c[steps],
+                self._dh_o[steps],
+                self.forget[steps],
+                W,
+                self.projection,
+                gc_next,
+                direct[first - 1] if first > 0 else None,
+            )
+        grad_c[0] = gc_next
+        flat = delta.view(T, B, 4 * H)
+        return grad_h, grad_c, flat, flat
 
     def jvp(self, t: int, V: Tensor, samples: Tensor | None = None) -> Tensor:
         P, H = self.N, self.H

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gradlab.cells import traces
+from gradlab.cells.models import LayerWeights
 
 T, B, N, P = 6, 3, 5, 2
 
@@ -53,3 +54,66 @@ def test_compiled_loop_is_the_plain_loop_bitwise(name, dtype):
     for expected, got in zip(plain, compiled, strict=True):
         assert got.dtype == dtype
         assert torch.equal(got, expected)
+
+
+def _lstm_trace(T: int, B: int, H: int, dtype: torch.dtype, proj: int = 0) -> traces.LSTMTrace:
+    """The trace of a random LSTM layer on a random trajectory (T steps, B rows, H units)."""
+    gen = torch.Generator().manual_seed(1)
+    P = proj or H
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=dtype)
+
+    weights = LayerWeights(
+        rand(4 * H, 3) / 2,
+        rand(4 * H, P) / 3,
+        rand(4 * H),
+        rand(4 * H),
+        rand(P, H) if proj else None,
+    )
+    hidden = torch.tanh(rand(T + 1, B, P))
+    return traces.LSTMTrace(weights, rand(T, B, 3), hidden, rand(B, H))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("proj", [0, 2], ids=["plain", "projected"])
+def test_lstm_adjoint_chunk_by_chunk_is_the_one_chunk_scan_bitwise(monkeypatch, proj, dtype):
+    """`LSTMTrace.adjoint` fills the coefficients and scans chunk by chunk (last chunk first);
+    with chunks of 3 steps over T = 10 it returns what the scan of all steps at once does."""
+    monkeypatch.setattr(traces, "_CHUNK_ENTRIES", 3 * B * 4 * N)  # 3 steps a chunk
+    trace = _lstm_trace(10, B, N, dtype, proj)
+    assert len(trace._chunks) == 4 and trace._unfilled == {0, 1, 2, 3}
+    gen = torch.Generator().manual_seed(2)
+    direct = torch.randn(10, B, proj or N, generator=gen, dtype=dtype)
+    direct_cell = torch.randn(10, B, N, generator=gen, dtype=dtype)
+    grad_h, grad_c, delta, _ = trace.adjoint(direct, direct_cell)
+    assert trace._unfilled == set() and trace._tanh_c is None  # every chunk filled
+    coefs = (trace.dc, trace.dh_c, trace.dh_o, trace.forget, trace.weights.weight_hh)
+    expected = traces._lstm_scan(direct, direct_cell, *coefs, trace.projection)
+    for got, want in zip((grad_h, grad_c, delta), expected, strict=True):
+        assert torch.equal(got, want)
+
+
+def test_lstm_final_cell_is_a_direct_cell_term_at_the_last_step_bitwise():
+    trace = _lstm_trace(7, B, N, torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    direct, final = torch.randn(7, B, N, generator=gen), torch.randn(B, N, generator=gen)
+    direct, final = direct.double(), final.double()
+    direct_cell = torch.zeros_like(direct)
+    direct_cell[-1] = final
+    by_term = trace.adjoint(direct, direct_cell)
+    by_final = trace.adjoint(direct, final_cell=final)
+    for got, want in zip(by_final, by_term, strict=True):
+        assert torch.equal(got, want)
+
+
+def test_lstm_coefficients_read_before_the_adjoint_are_the_ones_it_uses():
+    """Reading dc / dh_o / dh_c fills every chunk at once; the adjoint then fills none again."""
+    fresh, read = _lstm_trace(9, B, N, torch.float64), _lstm_trace(9, B, N, torch.float64)
+    dc, dh_o, dh_c = read.dc.clone(), read.dh_o.clone(), read.dh_c.clone()
+    assert read._unfilled == set()
+    direct = torch.ones(9, B, N, dtype=torch.float64)
+    for got, want in zip(read.adjoint(direct), fresh.adjoint(direct), strict=True):
+        assert torch.equal(got, want)
+    assert torch.equal(fresh.dc, dc) and torch.equal(fresh.dh_o, dh_o)
+    assert torch.equal(fresh.dh_c, dh_c)
