@@ -8,6 +8,7 @@ not kept, and a peak memory that does not grow with the trace (measured in a sub
 from __future__ import annotations
 
 import functools
+import statistics
 import sys
 from pathlib import Path
 
@@ -188,11 +189,13 @@ def test_peak_memory_does_not_grow_with_the_trace():
 @pytest.mark.parametrize("cell", ["tanh", "relu", "lstm", "gru"])
 def test_the_plain_records_peak_is_at_most_1_5x_the_fused_forward_backward(cell):
     """Issue 18's bound for the plain mode at (T, N, B) = (1000, 128, 32), each peak measured in
-    its own subprocess as benchmarks/record_memory.py prints it."""
-    fused = record_memory.peak_memory_mb(
-        functools.partial(record_memory.fused_case, cell, 1000, 128, 32)
-    )
-    plain = record_memory.peak_memory_mb(
-        functools.partial(record_memory.record_case, cell, 1000, 128, 32)
-    )
+    its own subprocess as benchmarks/record_memory.py prints it; the median of 3 of each (the
+    fused tanh baseline alone measured 54-62 MB from one subprocess to the next)."""
+
+    def median_peak(case) -> float:
+        setup = functools.partial(case, cell, 1000, 128, 32)
+        return statistics.median(record_memory.peak_memory_mb(setup) for _ in range(3))
+
+    fused = median_peak(record_memory.fused_case)
+    plain = median_peak(record_memory.record_case)
     assert 0 < plain <= 1.5 * fused, f"record {plain:.1f} MB, fused {fused:.1f} MB"
