@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
@@ -190,35 +191,38 @@ def run_sweep(
     reporter.start(result, plan)
     handle: ExecutorHandle | None = None
     pending: dict[Future[Any], PlannedRun] = {}
+    ctrl_c = _CtrlC()
     try:
-        queue = todo
-        while queue:
-            handle = make_executor(executor, workers, dask_address)
-            for p in queue:
-                args = (
-                    p.config.to_dict(),
-                    store_path,
-                    p.action == REDO,
-                    train_fn,
-                    handle.threads,
-                    spec.plugins,
-                )
-                pending[handle.executor.submit(run_one, *args)] = p
-            if queue is todo:  # once every run is submitted: a Ctrl-C after this line finds
-                # them all in `pending` (the interrupt tests wait for it)
-                reporter.note(f"running {len(todo)} run(s) on {handle.description}")
-            lost = _collect(pending, result, reporter, handle)
-            # A worker died and broke the pool: the runs it had started end failed with the
-            # reason; those that never started go to a fresh pool.
-            queue = _settle_lost(lost, handle, store_path, result, reporter) if lost else []
-            if queue:
-                handle.close(wait=True)
-                reporter.note(
-                    f"a worker died: {len(queue)} run(s) not yet started go to a new pool"
-                )
-    except KeyboardInterrupt:
-        result.interrupted = True
-        _interrupt(pending, result, reporter, handle)
+        with ctrl_c:
+            try:
+                queue = todo
+                while queue:
+                    handle = make_executor(executor, workers, dask_address)
+                    for p in queue:
+                        args = (
+                            p.config.to_dict(),
+                            store_path,
+                            p.action == REDO,
+                            train_fn,
+                            handle.threads,
+                            spec.plugins,
+                        )
+                        pending[handle.executor.submit(run_one, *args)] = p
+                    if queue is todo:  # once every run is submitted: a Ctrl-C after this line
+                        # finds them all in `pending` (the interrupt tests wait for it)
+                        reporter.note(f"running {len(todo)} run(s) on {handle.description}")
+                    lost = _collect(pending, result, reporter, handle, ctrl_c)
+                    # A worker died and broke the pool: the runs it had started end failed
+                    # with the reason; those that never started go to a fresh pool.
+                    queue = _settle_lost(lost, handle, store_path, result, reporter) if lost else []
+                    if queue:
+                        handle.close(wait=True)
+                        reporter.note(
+                            f"a worker died: {len(queue)} run(s) not yet started go to a new pool"
+                        )
+            except KeyboardInterrupt:
+                result.interrupted = True
+                _interrupt(pending, result, reporter, handle, ctrl_c)
     finally:
         if handle is not None:
             try:
@@ -233,19 +237,65 @@ def run_sweep(
     return result
 
 
+class _CtrlC:
+    """Ctrl-C (SIGINT) while a sweep runs, counted by a handler and raised as KeyboardInterrupt
+    only where the sweep looks for it (`check`, between waits for its runs). Raised wherever the
+    main thread happens to be, it can land inside concurrent.futures' locking and leave a lock
+    held: once, under load, a sweep never answered a Ctrl-C (issue 18's interrupt test, 300 s).
+    The handler is installed only on the main thread (signals reach no other) and only over
+    Python's own SIGINT handler (an ignored or custom one is left as it is)."""
+
+    def __init__(self) -> None:
+        self.presses = 0  # SIGINTs received
+        self.raised = 0  # of those, raised as KeyboardInterrupt by `check`
+        self.previous: Any = None
+        self.installed = False
+
+    def __enter__(self) -> _CtrlC:
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._press)
+            self.installed = True
+        return self
+
+    def _press(self, signum: int, frame: Any) -> None:
+        self.presses += 1
+
+    def check(self) -> None:
+        """KeyboardInterrupt once per Ctrl-C not raised yet (two presses: two raises)."""
+        if self.raised < self.presses:
+            self.raised += 1
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+            self.installed = False
+
+
+#: Seconds between looks for a Ctrl-C while waiting for runs (`_collect`).
+_POLL_S = 0.1
+
+
 def _collect(
     pending: dict[Future[Any], PlannedRun],
     result: SweepResult,
     reporter: _Reporter,
     handle: ExecutorHandle | None = None,
+    ctrl_c: _CtrlC | None = None,
 ) -> list[PlannedRun]:
     """Wait for the futures in ``pending``, recording each as it finishes; returns the runs
-    lost to a broken process pool (a worker died), for :func:`_settle_lost`."""
+    lost to a broken process pool (a worker died), for :func:`_settle_lost`. With ``ctrl_c``
+    installed, a Ctrl-C is raised here, between waits of at most `_POLL_S` seconds."""
     lost: list[PlannedRun] = []
+    polling = ctrl_c is not None and ctrl_c.installed
     while pending:
+        if ctrl_c is not None:
+            ctrl_c.check()
         if handle is not None:
             handle.remember_processes()
-        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        timeout = _POLL_S if polling else None
+        done, _ = wait(list(pending), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             p = pending.pop(future)
             if not future.cancelled() and isinstance(future.exception(), BrokenExecutor):
@@ -351,6 +401,7 @@ def _interrupt(
     result: SweepResult,
     reporter: _Reporter,
     handle: ExecutorHandle | None,
+    ctrl_c: _CtrlC | None = None,
 ) -> None:
     """First Ctrl-C: cancel what has not started, wait for the runs in flight."""
     for future in pending:
@@ -363,7 +414,8 @@ def _interrupt(
             "(Ctrl-C again to stop them now; they will be redone on the next sweep)"
         )
     try:
-        result.cancelled += len(_collect(pending, result, reporter))  # lost to a broken pool
+        lost = _collect(pending, result, reporter, ctrl_c=ctrl_c)
+        result.cancelled += len(lost)  # lost to a broken pool
     except KeyboardInterrupt:
         if handle is not None:
             handle.terminate()

@@ -168,3 +168,32 @@ def test_ctrl_c_lets_runs_in_flight_finish_and_exits_130(make_spec, tmp_path):
     assert (result.skipped, result.complete, result.failed) == (len(runs), len(ids) - len(runs), 0)
     assert run_dirs(store) == ids
     assert set(open_store(store).runs()["status"]) == {"complete"}
+
+
+def test_a_ctrl_c_is_raised_only_where_the_sweep_looks_for_it():
+    """While a sweep runs, SIGINT is counted and raised as KeyboardInterrupt at its checks
+    (between waits), once per press, never inside a lock; the handler is restored after."""
+    from gradlab.sweep.runner import _CtrlC
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _CtrlC() as ctrl_c:
+            assert ctrl_c.installed
+            ctrl_c.check()  # nothing pressed: nothing raised
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            deadline = time.monotonic() + DEADLINE_S
+            while ctrl_c.presses < 2:  # Python runs the handler at its next check of signals
+                assert time.monotonic() < deadline, "the SIGINTs never reached the handler"
+                time.sleep(0.01)
+            for _ in range(2):  # two presses: two KeyboardInterrupts, one at each check
+                with pytest.raises(KeyboardInterrupt):
+                    ctrl_c.check()
+            ctrl_c.check()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored SIGINT stays ignored
+        with _CtrlC() as ctrl_c:
+            assert not ctrl_c.installed
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
