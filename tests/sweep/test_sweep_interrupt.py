@@ -42,7 +42,8 @@ probe_batch = 4
 #: ``python -m gradlab sweep ARGS`` whose runs use ``sweep_helpers.gated_train``: the command
 #: line, its process pool, Ctrl-C handling and exit code as a user gets them.
 GATED_CLI = f"""
-import functools, sys
+import faulthandler, functools, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # a failed wait asks for its stacks
 sys.path.insert(0, {HELPERS!r})
 import gradlab.sweep
 gradlab.sweep.run_sweep = functools.partial(
@@ -63,14 +64,33 @@ def start_sweep(spec: Path, store: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def wait_for(what: str, ready: Callable[[], bool], proc: subprocess.Popen | None = None) -> None:
-    """Poll until ``ready()``; fails if ``proc`` ends first or after DEADLINE_S."""
+def wait_for(
+    what: str,
+    ready: Callable[[], bool],
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> None:
+    """Poll until ``ready()``; fails if ``proc`` ends first or after DEADLINE_S. A sweep still
+    running at the deadline is asked for every thread's stack (SIGUSR1, see GATED_CLI), and the
+    failure shows the end of its ``log`` with them."""
     deadline = time.monotonic() + DEADLINE_S
     while not ready():
         if proc is not None:
             assert proc.poll() is None, f"the sweep ended (exit {proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} within {DEADLINE_S:.0f} s"
+        if time.monotonic() >= deadline:
+            pytest.fail(f"no {what} within {DEADLINE_S:.0f} s{_stacks(proc, log)}")
         time.sleep(0.02)
+
+
+def _stacks(proc: subprocess.Popen | None, log: Path | None) -> str:
+    """The end of a stuck sweep's log after it has dumped its threads' stacks (or "")."""
+    if proc is None or log is None or proc.poll() is not None:
+        return ""
+    proc.send_signal(signal.SIGUSR1)
+    limit = time.monotonic() + 30  # the dump is a diagnostic of a failure already decided
+    while "most recent call first" not in log.read_text() and time.monotonic() < limit:
+        time.sleep(0.05)
+    return "; the sweep's log and its threads' stacks:\n" + log.read_text()[-8000:]
 
 
 def started(store: Path) -> list[str]:
@@ -141,6 +161,7 @@ def test_ctrl_c_lets_runs_in_flight_finish_and_exits_130(make_spec, tmp_path):
             "run in flight",
             lambda: "running 6 run(s)" in log.read_text() and len(started(store)) == 1,
             proc,
+            log,
         )
         (in_flight,) = started(store)
         runs = open_store(store).runs()
@@ -148,7 +169,8 @@ def test_ctrl_c_lets_runs_in_flight_finish_and_exits_130(make_spec, tmp_path):
         assert runs["status"].tolist() == ["running"] and runs["alive"].all()
         proc.send_signal(signal.SIGINT)
         # The sweep has cancelled what had not started; only then may the held run finish.
-        wait_for("answer to Ctrl-C", lambda: "interrupted: waiting for" in log.read_text(), proc)
+        answered = lambda: "interrupted: waiting for" in log.read_text()  # noqa: E731
+        wait_for("answer to Ctrl-C", answered, proc, log)
         (gate_dir(store) / "all.go").touch()
         assert proc.wait(timeout=DEADLINE_S) == 130
     finally:
