@@ -90,7 +90,22 @@ def _stacks(proc: subprocess.Popen | None, log: Path | None) -> str:
     limit = time.monotonic() + 30  # the dump is a diagnostic of a failure already decided
     while "most recent call first" not in log.read_text() and time.monotonic() < limit:
         time.sleep(0.05)
-    return "; the sweep's log and its threads' stacks:\n" + log.read_text()[-8000:]
+    signals = f"{_signal_state(proc.pid)}\nthe test's: {_signal_state(os.getpid())}"
+    return f"; the sweep's log and its threads' stacks:\n{log.read_text()[-8000:]}\n{signals}"
+
+
+def _signal_state(pid: int) -> str:
+    """The kernel's view of a process's signals, thread by thread (/proc): pending, blocked,
+    ignored and caught masks (SIGINT is bit 1: 0x2) — whether a Ctrl-C could reach Python."""
+    lines = []
+    for status in sorted(Path(f"/proc/{pid}/task").glob("*/status")):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        keys = ("Name", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+        lines.append(" ".join(f"{k}={fields.get(k, '?').strip()}" for k in keys))
+    return f"signal masks of pid {pid}'s threads (/proc):\n" + "\n".join(lines)
 
 
 def started(store: Path) -> list[str]:
