@@ -239,11 +239,11 @@ def run_sweep(
 
 class _CtrlC:
     """Ctrl-C (SIGINT) while a sweep runs, counted by a handler and raised as KeyboardInterrupt
-    only where the sweep looks for it (`check`, between waits for its runs). Raised wherever the
-    main thread happens to be, it can land inside concurrent.futures' locking and leave a lock
-    held: once, under load, a sweep never answered a Ctrl-C (issue 18's interrupt test, 300 s).
-    The handler is installed only on the main thread (signals reach no other) and only over
-    Python's own SIGINT handler (an ignored or custom one is left as it is)."""
+    only where the sweep looks for it (`check`, between waits for its runs): raised wherever the
+    main thread happens to be, it could land inside concurrent.futures' locking and leave a lock
+    held. The handler is installed only on the main thread (signals reach no other) and only
+    over Python's own SIGINT handler: an ignored SIGINT (a sweep started with ``nohup`` or with
+    ``&`` from a script inherits it) or a custom handler is left as it is."""
 
     def __init__(self) -> None:
         self.presses = 0  # SIGINTs received

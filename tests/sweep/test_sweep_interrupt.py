@@ -40,9 +40,14 @@ probe_batch = 4
 """
 
 #: ``python -m gradlab sweep ARGS`` whose runs use ``sweep_helpers.gated_train``: the command
-#: line, its process pool, Ctrl-C handling and exit code as a user gets them.
+#: line, its process pool, Ctrl-C handling and exit code as a user gets them. Started as from a
+#: terminal, with Python's own SIGINT handler, whatever the test run inherited: a suite started
+#: in the background of a non-interactive shell (``cmd &``, as CI scripts do) runs with SIGINT
+#: and SIGQUIT ignored, the sweep inherits that and rightly ignores the test's Ctrl-C (it did:
+#: "no answer to Ctrl-C within 300 s" under load, SigIgn 0x1006 in /proc for both processes).
 GATED_CLI = f"""
 import faulthandler, functools, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's Ctrl-C reaches it
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # a failed wait asks for its stacks
 sys.path.insert(0, {HELPERS!r})
 import gradlab.sweep
@@ -92,6 +97,16 @@ def _stacks(proc: subprocess.Popen | None, log: Path | None) -> str:
         time.sleep(0.05)
     signals = f"{_signal_state(proc.pid)}\nthe test's: {_signal_state(os.getpid())}"
     return f"; the sweep's log and its threads' stacks:\n{log.read_text()[-8000:]}\n{signals}"
+
+
+def _catches(pid: int, signum: int) -> bool | None:
+    """Whether process ``pid`` has a handler for ``signum`` (/proc's SigCgt; None without /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M)[1], 16)
+    return bool(caught >> (signum - 1) & 1)
 
 
 def _signal_state(pid: int) -> str:
@@ -182,6 +197,8 @@ def test_ctrl_c_lets_runs_in_flight_finish_and_exits_130(make_spec, tmp_path):
         runs = open_store(store).runs()
         assert runs["run_id"].tolist() == [in_flight]
         assert runs["status"].tolist() == ["running"] and runs["alive"].all()
+        # a Ctrl-C can reach it (not ignored, as a sweep started with `&` from a script is)
+        assert _catches(proc.pid, signal.SIGINT) is not False, _signal_state(proc.pid)
         proc.send_signal(signal.SIGINT)
         # The sweep has cancelled what had not started; only then may the held run finish.
         answered = lambda: "interrupted: waiting for" in log.read_text()  # noqa: E731
