@@ -46,7 +46,11 @@ class Activation:
     """A pointwise nonlinearity φ with its derivative.
 
     `derivative(a, h)` returns φ'(a) given the pre-activation `a` and `h = φ(a)` (so tanh can use
-    1 - h² without recomputing). `bounds` is `(lo, hi)` for a bounded φ, else None.
+    1 - h² without recomputing). `output_derivative(h)`, where φ' is a function of h = φ(a) alone
+    (tanh 1 - h², sigmoid h(1 - h), relu [h > 0], linear 1), returns it from the recorded states:
+    a trace then never recomputes the pre-activations (two GEMMs over all T·B steps); with None
+    (the default; needed where h does not determine a, e.g. GELU) it recomputes them.
+    `bounds` is `(lo, hi)` for a bounded φ, else None.
     `torch_kernel` names the fused torch.nn.RNN nonlinearity that computes the same φ, if any.
     `dead_at_zero`: φ is exactly 0 on a half-line (relu), so an exact 0 counts as a dead unit.
     `theory`: the hooks `gradlab.theory` reads; None means "no theory for this activation".
@@ -61,6 +65,7 @@ class Activation:
     dead_at_zero: bool = False
     theory: TheoryHooks | None = None
     aliases: tuple[str, ...] = ()
+    output_derivative: Callable[[Tensor], Tensor] | None = None
 
 
 ACTIVATIONS: dict[str, Activation] = {}
@@ -96,11 +101,23 @@ def _tanh_derivative(a: Tensor, h: Tensor) -> Tensor:
     return 1.0 - h * h
 
 
+def _tanh_output_derivative(h: Tensor) -> Tensor:
+    return 1.0 - h * h
+
+
 def _relu_derivative(a: Tensor, h: Tensor) -> Tensor:
     return (a > 0).to(a.dtype)
 
 
+def _relu_output_derivative(h: Tensor) -> Tensor:
+    return (h > 0).to(h.dtype)  # relu(a) > 0 exactly where a > 0 (NaN: neither)
+
+
 def _sigmoid_derivative(a: Tensor, h: Tensor) -> Tensor:
+    return h * (1.0 - h)
+
+
+def _sigmoid_output_derivative(h: Tensor) -> Tensor:
     return h * (1.0 - h)
 
 
@@ -110,6 +127,10 @@ def _identity(a: Tensor) -> Tensor:
 
 def _identity_derivative(a: Tensor, h: Tensor) -> Tensor:
     return torch.ones_like(a)
+
+
+def _identity_output_derivative(h: Tensor) -> Tensor:
+    return torch.ones_like(h)
 
 
 def _np_sigmoid(u: np.ndarray) -> np.ndarray:
@@ -148,6 +169,7 @@ register_activation(
         "tanh",
         torch.tanh,
         _tanh_derivative,
+        output_derivative=_tanh_output_derivative,
         bounds=(-1.0, 1.0),
         torch_kernel="tanh",
         theory=TheoryHooks(np.tanh, _np_dtanh, gamma=1.0, sub_identity=True),
@@ -158,6 +180,7 @@ register_activation(
         "sigmoid",
         torch.sigmoid,
         _sigmoid_derivative,
+        output_derivative=_sigmoid_output_derivative,
         bounds=(0.0, 1.0),
         theory=TheoryHooks(_np_sigmoid, _np_dsigmoid, gamma=0.25),
     )
@@ -167,6 +190,7 @@ register_activation(
         "relu",
         torch.relu,
         _relu_derivative,
+        output_derivative=_relu_output_derivative,
         torch_kernel="relu",
         dead_at_zero=True,
         theory=TheoryHooks(_np_relu, _np_drelu, gamma=1.0, homogeneous_moments=(0.5, 0.5)),
@@ -177,6 +201,7 @@ register_activation(
         "linear",
         _identity,
         _identity_derivative,
+        output_derivative=_identity_output_derivative,
         theory=TheoryHooks(_np_identity, _np_one, gamma=1.0, homogeneous_moments=(1.0, 1.0)),
         aliases=("identity",),
     )

@@ -34,7 +34,7 @@ from gradlab.cells.activations import Activation, get_activation
 from gradlab.cells.init import gaussian, input_weights_and_biases, uniform_
 from gradlab.cells.models import LayerWeights, RecurrentModel
 from gradlab.cells.registry import CellSpec, register_cell
-from gradlab.cells.traces import Trace
+from gradlab.cells.traces import Trace, activation_slope
 
 __all__ = ["IndRNN", "IndRNNTrace", "indrnn_init", "indrnn_rate_at_init", "indrnn_reference_step"]
 
@@ -129,12 +129,14 @@ class IndRNNTrace(Trace):
         """`twin`: the states come from a recording in another dtype (see `Trace.build`)."""
         super().__init__(weights, inputs, hidden)
         T, B, w = self.T, self.B, weights
-        pre = inputs.reshape(T * B, -1) @ w.weight_ih.T
-        if w.bias_ih is not None and w.bias_hh is not None:
-            pre += w.bias_ih + w.bias_hh
-        pre = pre.view(T, B, -1).addcmul_(hidden[:-1], w.weight_hh)
-        out = activation.fn(pre) if twin else hidden[1:]
-        self.slope = activation.derivative(pre, out)  # φ'(a_t), (T, B, N)
+
+        def preactivations() -> Tensor:
+            pre = inputs.reshape(T * B, -1) @ w.weight_ih.T
+            if w.bias_ih is not None and w.bias_hh is not None:
+                pre += w.bias_ih + w.bias_hh
+            return pre.view(T, B, -1).addcmul_(hidden[:-1], w.weight_hh)
+
+        self.slope = activation_slope(activation, hidden, preactivations, twin)  # (T, B, N)
         self.diagonal = self.slope * w.weight_hh  # J_t's diagonal, (T, B, N)
         self.gates = {}
 

@@ -29,7 +29,14 @@ from torch import Tensor
 from gradlab.cells.activations import Activation
 from gradlab.cells.models import LayerWeights
 
-__all__ = ["GRUTrace", "LSTMTrace", "RNNTrace", "Trace", "outer_product_norms"]
+__all__ = [
+    "GRUTrace",
+    "LSTMTrace",
+    "RNNTrace",
+    "Trace",
+    "activation_slope",
+    "outer_product_norms",
+]
 
 
 def _gate_blocks(weight_hh: Tensor, gates: int) -> Tensor:
@@ -54,6 +61,20 @@ def _preactivations(weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> Te
     else:
         pre = torch.addmm(w.bias_ih + w.bias_hh, flat_inputs, w.weight_ih.T)
     return pre.addmm_(flat_hidden, w.weight_hh.T).view(T, B, -1)
+
+
+def activation_slope(
+    activation: Activation, hidden: Tensor, preactivations: Callable[[], Tensor], twin: bool
+) -> Tensor:
+    """φ'(a_t) for t = 1..T, (T, B, N), of a cell h_t = φ(a_t) with states `hidden` (T+1, B, N).
+
+    From the recorded h_t alone where the activation's output determines φ'
+    (`Activation.output_derivative`), else from a_t = `preactivations()`. A `twin` (states
+    recorded in another dtype, so h_t is not φ(a_t) in this one) always recomputes a_t."""
+    if activation.output_derivative is not None and not twin:
+        return activation.output_derivative(hidden[1:])
+    pre = preactivations()
+    return activation.derivative(pre, activation.fn(pre) if twin else hidden[1:])
 
 
 # (steps, B, N) entries per chunk of elementwise work: 1 MB float32, within a core's L2, and
@@ -353,9 +374,8 @@ class RNNTrace(Trace):
         """`twin`: the states come from a recording in another dtype, so h_t is not φ(a_t) in
         this dtype and φ'(a_t) is computed from a_t alone."""
         super().__init__(weights, inputs, hidden)
-        pre = _preactivations(weights, inputs, hidden)
-        out = activation.fn(pre) if twin else hidden[1:]
-        self.slope = activation.derivative(pre, out)  # φ'(a_t), (T, B, N)
+        pre = functools.partial(_preactivations, weights, inputs, hidden)
+        self.slope = activation_slope(activation, hidden, pre, twin)  # φ'(a_t), (T, B, N)
         self.gates = {}
 
     @classmethod

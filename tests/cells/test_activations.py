@@ -132,3 +132,62 @@ def test_an_activation_without_theory_hooks_has_no_theory(tmp_path):
         assert gradlab.open_store(tmp_path).run(run_id).status == "complete"
     finally:
         ACTIVATIONS.pop("softplus-test")
+
+
+WITH_OUTPUT_DERIVATIVE = [n for n, act in ACTIVATIONS.items() if act.output_derivative]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", WITH_OUTPUT_DERIVATIVE)
+def test_the_derivative_from_the_output_alone_is_the_derivative_bitwise(name, dtype):
+    """φ'(a) from h = φ(a) alone equals `derivative(a, h)` to the last bit, at 0, -0, the
+    smallest subnormal, huge and infinite a and NaN included (relu: h > 0 exactly where a > 0)."""
+    act = ACTIVATIONS[name]
+    info = torch.finfo(dtype)
+    edges = [0.0, -0.0, info.tiny, -info.tiny, info.smallest_normal / 2**10, 1e30, -1e30]
+    edges += [info.max, -info.max, math.inf, -math.inf]
+    a = torch.cat([torch.linspace(-30, 30, 6001, dtype=dtype), torch.tensor(edges, dtype=dtype)])
+    h = act.fn(a)
+    expected, got = act.derivative(a, h), act.output_derivative(h)
+    assert got.dtype == dtype and torch.equal(got, expected)
+    nan = torch.tensor([math.nan], dtype=dtype)
+    assert torch.equal(
+        act.output_derivative(act.fn(nan)).isnan(), act.derivative(nan, act.fn(nan)).isnan()
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "activation", "recomputes"),
+    [("rnn", "tanh", False), ("rnn", "relu", False), ("indrnn", "relu", False),
+     ("rnn", "softsign", True), ("indrnn", "softsign", True)],
+    ids=["rnn-tanh", "rnn-relu", "indrnn-relu", "rnn-softsign", "indrnn-softsign"],
+)  # fmt: skip
+def test_record_recomputes_preactivations_only_for_an_activation_without_output_derivative(
+    cell, activation, recomputes, monkeypatch
+):
+    """An activation whose φ' is a function of its output spares the trace its pre-activation
+    GEMMs; one without (softsign here) still gets them, and both record exactly (autograd)."""
+    from gradlab.cells import traces
+
+    calls = []
+    original = traces.activation_slope
+
+    def counting(act, hidden, preactivations, twin):
+        def counted():
+            calls.append(act.name)
+            return preactivations()
+
+        return original(act, hidden, counted, twin)
+
+    monkeypatch.setattr(traces, "activation_slope", counting)
+    monkeypatch.setattr(gradlab.cells.indrnn, "activation_slope", counting)
+    model = gradlab.cells.get_cell(cell).build(3, 5, activation, dtype=F64)
+    gradlab.init_model(model, "gaussian", gain=1.3, seed=2, bias_scale=0.3)
+    x = torch.randn(6, 2, 3, dtype=F64, generator=torch.Generator().manual_seed(5))
+    rec = gradlab.record(model, x, lambda out: out[-1].square().sum())
+    assert calls == ([activation] if recomputes else [])
+    model.zero_grad()
+    out, _ = model(x)
+    out[-1].square().sum().backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(rec.contributions(name).sum(0), p.grad, rtol=1e-12, atol=1e-13)
