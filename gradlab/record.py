@@ -2,7 +2,8 @@
 
 record = forward trace + adjoint scan (see DESIGN.md):
 1. Each layer runs through torch's fused kernel (a plain loop only for activations torch has no
-   kernel for); the gates are then recomputed for all t at once (`gradlab.cells.traces`).
+   kernel for); the gates are then recomputed for all t at once, or a vanilla cell's φ'(a_t) is
+   read off the recorded states (`gradlab.cells.traces`).
 2. The loss's gradient with respect to the model's output comes from one autograd call on
    `loss_fn` alone; from there one backward scan per layer and direction, top layer first,
    carries the BPTT adjoint with each cell's analytic vector-Jacobian product.
