@@ -97,12 +97,12 @@ def get_activation(name: str | Activation) -> Activation:
 
 
 # Module-level functions (not lambdas) so models stay picklable.
-def _tanh_derivative(a: Tensor, h: Tensor) -> Tensor:
-    return 1.0 - h * h
-
-
 def _tanh_output_derivative(h: Tensor) -> Tensor:
     return 1.0 - h * h
+
+
+def _tanh_derivative(a: Tensor, h: Tensor) -> Tensor:
+    return _tanh_output_derivative(h)
 
 
 def _relu_derivative(a: Tensor, h: Tensor) -> Tensor:
@@ -113,12 +113,12 @@ def _relu_output_derivative(h: Tensor) -> Tensor:
     return (h > 0).to(h.dtype)  # relu(a) > 0 exactly where a > 0 (NaN: neither)
 
 
-def _sigmoid_derivative(a: Tensor, h: Tensor) -> Tensor:
-    return h * (1.0 - h)
-
-
 def _sigmoid_output_derivative(h: Tensor) -> Tensor:
     return h * (1.0 - h)
+
+
+def _sigmoid_derivative(a: Tensor, h: Tensor) -> Tensor:
+    return _sigmoid_output_derivative(h)
 
 
 def _identity(a: Tensor) -> Tensor:
