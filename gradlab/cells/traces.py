@@ -374,8 +374,8 @@ class RNNTrace(Trace):
         """`twin`: the states come from a recording in another dtype, so h_t is not φ(a_t) in
         this dtype and φ'(a_t) is computed from a_t alone."""
         super().__init__(weights, inputs, hidden)
-        pre = functools.partial(_preactivations, weights, inputs, hidden)
-        self.slope = activation_slope(activation, hidden, pre, twin)  # φ'(a_t), (T, B, N)
+        preactivations = functools.partial(_preactivations, weights, inputs, hidden)
+        self.slope = activation_slope(activation, hidden, preactivations, twin)  # (T, B, N)
         self.gates = {}
 
     @classmethod

@@ -141,7 +141,8 @@ WITH_OUTPUT_DERIVATIVE = [n for n, act in ACTIVATIONS.items() if act.output_deri
 @pytest.mark.parametrize("name", WITH_OUTPUT_DERIVATIVE)
 def test_the_derivative_from_the_output_alone_is_the_derivative_bitwise(name, dtype):
     """φ'(a) from h = φ(a) alone equals `derivative(a, h)` to the last bit, at 0, -0, the
-    smallest subnormal, huge and infinite a and NaN included (relu: h > 0 exactly where a > 0)."""
+    smallest normal, a subnormal, huge and infinite a and NaN included (relu: h > 0 exactly
+    where a > 0)."""
     act = ACTIVATIONS[name]
     info = torch.finfo(dtype)
     edges = [0.0, -0.0, info.tiny, -info.tiny, info.smallest_normal / 2**10, 1e30, -1e30]
