@@ -630,24 +630,31 @@ class GRUTrace(Trace):
     def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> None:
         super().__init__(weights, inputs, hidden)
         T, B, N, w = self.T, self.B, self.N, weights
-        from_input = inputs.reshape(T * B, -1) @ w.weight_ih.T
-        from_hidden = hidden[:-1].reshape(T * B, -1) @ w.weight_hh.T
-        if w.bias_ih is not None and w.bias_hh is not None:
-            from_input += w.bias_ih
-            from_hidden += w.bias_hh
-        from_input, from_hidden = from_input.view(T, B, 3 * N), from_hidden.view(T, B, 3 * N)
-        # memory: the gates overwrite from_input (one (T, B, 3N) buffer holds r, z, n)
+        biased = w.bias_ih is not None and w.bias_hh is not None
+        # memory: the gates overwrite W_ih x + b_ih (one (T, B, 3N) buffer holds r, z, n)
+        from_input = inputs.new_empty(T, B, 3 * N)
         rz, n = from_input[..., : 2 * N], from_input[..., 2 * N :]
         # J_t's coefficients (u_r, u_z, u_n), (T, B, 3, N), written in place (no stacked
         # copies); W_ih's pre-activation gradients take (u_r, u_z, dn): dn is kept apart
         self.coef_hh = coef = rz.new_empty(T, B, 3, N)
         self.dn = dn = rz.new_empty(T, B, N)  # ∂h'/∂(n's pre-activation)
         chunks = _step_chunks(T, B * N, rz.device)
-        # n's tanh runs on a contiguous chunk, then goes back into its strided slot: at 2
-        # threads torch's tanh of the strided slice took 3x as long
-        contiguous = rz.new_empty((chunks[0].stop - chunks[0].start) * B * N)
+        # per chunk: both GEMMs (W_hh h + b_hh into one reused buffer, never a (T, B, 3N)
+        # array) and the gates while the chunk is in cache; n's tanh runs on a contiguous
+        # chunk, then goes back into its strided slot (at 2 threads torch's tanh of the
+        # strided slice took 3x as long)
+        rows = (chunks[0].stop - chunks[0].start) * B
+        hidden_buffer = rz.new_empty(rows, 3 * N)
+        contiguous = rz.new_empty(rows * N)
         for steps in chunks:
-            inp, hid = from_input[steps], from_hidden[steps]
+            size = (steps.stop - steps.start) * B
+            inp = from_input[steps].view(size, 3 * N)
+            torch.mm(inputs[steps].reshape(size, -1), w.weight_ih.T, out=inp)
+            hid = torch.mm(hidden[steps].reshape(size, -1), w.weight_hh.T, out=hidden_buffer[:size])
+            if biased:
+                inp.add_(w.bias_ih)
+                hid.add_(w.bias_hh)
+            inp, hid = inp.view(-1, B, 3 * N), hid.view(-1, B, 3 * N)
             gate = inp[..., : 2 * N].add_(hid[..., : 2 * N]).sigmoid_()
             r, z, hn = gate[..., :N], gate[..., N:], hid[..., 2 * N :]
             slot = inp[..., 2 * N :]
