@@ -115,3 +115,78 @@ def test_markdown_reads_back_what_was_measured(bench, tmp_path):
         ("dashboard",),
         bench,
     )
+
+
+FLOORS = REPO / "docs" / "record_floors.md"
+
+
+@pytest.fixture(scope="module")
+def floors(bench) -> ModuleType:
+    """benchmarks/record_floors.py as a module (it imports benchmarks/record.py as `record`)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "bench_floors", REPO / "benchmarks" / "record_floors.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+def check_floor(label: str, floor: dict) -> None:
+    """The floor is the sum of the parts marked as in it, and its verdict says which side of
+    the target it is on."""
+    counted = [median for median, inside in floor["parts"].values() if inside]
+    assert counted, label
+    assert floor["floor"] == pytest.approx(sum(counted), abs=0.005 * len(counted) + 1e-9), label
+    assert floor["verdict"] == ("above" if floor["floor"] > floor["target"] else "within"), label
+
+
+def test_docs_floors_are_the_sums_of_their_parts(floors, bench):
+    text = FLOORS.read_text(encoding="utf-8")
+    assert "Written by `benchmarks/record_floors.py --markdown`" in text
+    read = floors.read_markdown(text)
+    T, N, B = bench.DASHBOARD_SHAPE
+    dashboard = read[f"dashboard recording, tanh T={T} N={N} B={B}"]
+    T, N, B = floors.LSTM_SHAPE
+    lstm = read[f"record, lstm T={T} N={N} B={B}"]
+    assert dashboard["target"] == bench.DASHBOARD_TARGET and lstm["target"] == bench.RECORD_TARGET
+    assert [p for p, (_, inside) in dashboard["parts"].items() if inside] == [
+        "record", "step spectrum (row 0)", "long-range products"
+    ]  # fmt: skip
+    for label, floor in read.items():
+        check_floor(label, floor)
+
+
+def test_floors_read_back_what_was_measured(floors, tmp_path):
+    """Both floors measured for real at tiny sizes, written and read back."""
+    measured = floors.measure_all(2, dashboard_shape=(4, 8, 2), lstm_shape=(6, 8, 1))
+    path = tmp_path / "record_floors.md"
+    floors.write_markdown(path, measured, 2)
+    read = floors.read_markdown(path.read_text(encoding="utf-8"))
+    assert list(read) == [floor.label for floor in measured]
+    for floor in measured:
+        assert read[floor.label]["floor"] == pytest.approx(floor.floor, abs=0.005)
+        for name, (median, _, _) in floor.parts.items():
+            assert read[floor.label]["parts"][name] == (
+                pytest.approx(median, abs=0.005),
+                name in floor.floor_parts,
+            )
+        check_floor(floor.label, read[floor.label])
+
+
+def test_split_svdvals_is_bitwise_one_lapack_call_on_one_thread(floors):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradlab.record import one_thread
+
+    matrices = torch.randn(7, 9, 9, generator=torch.Generator().manual_seed(0))
+    with ThreadPoolExecutor(2) as pool:
+        split = floors.split_svdvals(matrices, pool, 2)
+    with one_thread():
+        assert torch.equal(split, torch.linalg.svdvals(matrices))

@@ -1,0 +1,252 @@
+"""What two of issue 18's targets cost at the least, measured beside torch's fused kernels.
+
+Each part below is timed in the same interleaved rounds as torch's fused forward+backward of
+the same model (median of the per-round ratios, min-max beside it), at the machine's default
+threads. A "floor" adds parts that an implementation of the target cannot skip; it leaves
+out everything else the real code does, so the real cost is above it.
+
+(1) The dashboard recording: a (T=100, N=256, B=32) tanh RNN (benchmarks/record.py's), target
+    <= 2x fused. Parts: `gradlab.record`; row 0's step spectrum (the singular values of its T
+    step Jacobians, the array the singular-value figure draws; LAPACK's svdvals of the formed
+    Jacobians, the batch split over one worker per thread, each on one thread, the fastest
+    way measured); the long-range products J_T ... J_{k+1}, k = 0..T-1, of the `jacobian`
+    probe's rows (their GEMMs alone, on formed Jacobians); then, not in the floor, their
+    spectral norms (`gradlab.record.spectral_norms`) and the fixed-point probe (a
+    Levenberg-Marquardt search, its cost set by convergence). Floor: record + step spectrum +
+    long-range products.
+(2) LSTM T=1000 N=128 B=1 (the grid's row), target record <= 1x fused. Parts: the fused
+    kernel's forward alone (no autograd: the trajectory a recording describes); the adjoint
+    scan alone (`gradlab.cells.traces._lstm_scan_steps`, TorchScript, on preallocated
+    buffers and coefficients): per step one (1 x 4N)(4N x N) product and four elementwise
+    ops, the least a step of the exact adjoint needs when each is a torch op. Floor: forward
+    + scan. torch's own backward runs each step inside one compiled kernel.
+
+Run: `.venv/bin/python benchmarks/record_floors.py [--rounds 7] [--markdown
+docs/record_floors.md]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import record as bench  # benchmarks/record.py: the fused baseline and its rounds
+
+import gradlab
+from gradlab.cells.traces import _lstm_scan_steps, _scripted
+from gradlab.probes import ProbeContext, run_probes
+from gradlab.probes.fixed_points import FixedPointProbe
+from gradlab.record import one_thread, spectral_norms
+from gradlab.tracking import JACOBIAN_SAMPLES
+
+#: (T, N, B) of the LSTM row whose floor (2) measures.
+LSTM_SHAPE = (1000, 128, 1)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """One target's parts, measured: per part the (median, min, max) ratio over fused."""
+
+    label: str
+    target: float
+    fused_ms: float
+    parts: dict[str, tuple[float, float, float]]
+    floor_parts: tuple[str, ...]
+
+    @property
+    def floor(self) -> float:
+        """The sum of the median ratios of the parts the target cannot skip."""
+        return sum(self.parts[name][0] for name in self.floor_parts)
+
+
+def split_svdvals(matrices: torch.Tensor, pool: ThreadPoolExecutor, workers: int) -> torch.Tensor:
+    """Singular values of (M, S, S) matrices: the batch split over `workers` threads, each
+    LAPACK call on one thread (bitwise the same as one call on one thread)."""
+    with one_thread():
+        return torch.cat(list(pool.map(torch.linalg.svdvals, matrices.chunk(workers))))
+
+
+def dashboard_parts(shape: tuple[int, int, int] = bench.DASHBOARD_SHAPE) -> dict[str, Callable]:
+    """fused and the parts of (1) for a tanh RNN of `shape` (T, N, B)."""
+    T, N, B = shape
+    model = bench.make_grid_model(bench.GridRow("tanh", *shape), torch.device("cpu"))
+    x = torch.randn(T, B, N, generator=torch.Generator().manual_seed(1))
+    rec = gradlab.record(model, x, bench.loss_fn)
+    samples = list(range(min(JACOBIAN_SAMPLES, B)))
+    row0 = rec.step_jacobians(samples=[0])[:, 0].contiguous()  # (T, S, S)
+    jacobians = rec.step_jacobians(samples=samples)  # (T, samples, S, S)
+    products = torch.empty_like(jacobians)  # ∂s_T/∂s_k at [k]
+    workers = torch.get_num_threads()
+    pool = ThreadPoolExecutor(workers)
+    context = ProbeContext(jacobian_samples=tuple(samples))
+    eye = torch.eye(jacobians.shape[-1]).expand_as(jacobians[0])
+
+    def long_range_products() -> None:
+        product = eye
+        for k in range(T - 1, -1, -1):  # ∂s_T/∂s_k = ∂s_T/∂s_{k+1} J_{k+1}
+            product = torch.matmul(product, jacobians[k], out=products[k])
+
+    long_range_products()
+    return {
+        "fused": lambda: bench.fused(model, x),
+        "record": lambda: gradlab.record(model, x, bench.loss_fn),
+        "step spectrum (row 0)": lambda: split_svdvals(row0, pool, workers),
+        "long-range products": long_range_products,
+        "long-range spectral norms": lambda: spectral_norms(products),
+        "fixed points (probe)": lambda: run_probes(rec, context, [FixedPointProbe()]),
+    }
+
+
+def lstm_parts(shape: tuple[int, int, int] = LSTM_SHAPE) -> dict[str, Callable]:
+    """fused and the parts of (2) for an LSTM of `shape` (T, N, B)."""
+    T, N, B = shape
+    model = bench.make_grid_model(bench.GridRow("lstm", *shape), torch.device("cpu"))
+    x = torch.randn(T, B, N, generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(2)
+
+    def uniform(*size: int) -> torch.Tensor:
+        return torch.rand(*size, generator=generator)
+
+    buffers = {
+        "grad_h": torch.zeros(T + 1, B, N),
+        "grad_c": torch.zeros(T + 1, B, N),
+        "delta": torch.empty(T, B, 4, N),
+        "direct": uniform(T, B, N),
+        "direct_cell": None,
+        "dc": uniform(T, B, 3, N),
+        "dh_c": uniform(T, B, N),
+        "dh_o": uniform(T, B, N),
+        "forget": uniform(T, B, N),
+        "weight_hh": model.weight_hh_l0.detach(),
+        "projection": None,
+        "gc_next": torch.zeros(B, N),
+        "direct_before": None,
+    }
+    scan = _scripted(_lstm_scan_steps)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    return {
+        "fused": lambda: bench.fused(model, x),
+        "forward (kernel, no autograd)": forward,
+        "adjoint scan": lambda: scan(**buffers),
+    }
+
+
+def measure(label: str, target: float, fns: dict[str, Callable], floor_parts: tuple[str, ...],
+            rounds: int) -> Floor:  # fmt: skip
+    """Interleaved rounds of `fns` ("fused" first), as benchmarks/record.py times its grid."""
+    timing = bench.timed_rounds(fns, rounds, torch.device("cpu"))
+    return Floor(label, target, timing.fused_s * 1e3, timing.ratios, floor_parts)
+
+
+def measure_all(rounds: int, dashboard_shape=bench.DASHBOARD_SHAPE, lstm_shape=LSTM_SHAPE):
+    """(1) and (2) at the given shapes."""
+    T, N, B = dashboard_shape
+    dashboard = measure(
+        f"dashboard recording, tanh T={T} N={N} B={B}",
+        bench.DASHBOARD_TARGET,
+        dashboard_parts(dashboard_shape),
+        ("record", "step spectrum (row 0)", "long-range products"),
+        rounds,
+    )
+    T, N, B = lstm_shape
+    lstm = measure(
+        f"record, lstm T={T} N={N} B={B}",
+        bench.RECORD_TARGET,
+        lstm_parts(lstm_shape),
+        ("forward (kernel, no autograd)", "adjoint scan"),
+        rounds,
+    )
+    return [dashboard, lstm]
+
+
+def lines(floors: list[Floor], markdown: bool) -> list[str]:
+    """Per floor: its parts (median ratio, min-max), the floor and the target."""
+    out = []
+    for floor in floors:
+        if markdown:
+            out += [f"## {floor.label}", "", "| part | x fused (median, min-max) | in the floor |"]
+            out += ["|---|---|---|"]
+        else:
+            out.append(floor.label)
+        for name, (median, low, high) in floor.parts.items():
+            counted = "yes" if name in floor.floor_parts else "no"
+            if markdown:
+                out.append(f"| {name} | {median:.2f}x ({low:.2f}-{high:.2f}) | {counted} |")
+            else:
+                out.append(f"    {name:<32} {median:7.2f}x ({low:.2f}-{high:.2f})  {counted}")
+        verdict = "above" if floor.floor > floor.target else "within"
+        summary = (
+            f"fused {floor.fused_ms:.1f} ms; floor {floor.floor:.2f}x, {verdict} the target "
+            f"{floor.target}x"
+        )
+        out += ["", f"- {summary}", ""] if markdown else [f"    {summary}", ""]
+    return out
+
+
+def write_markdown(path: Path, floors: list[Floor], rounds: int) -> None:
+    threads = torch.get_num_threads()
+    machine = bench.machine_lines(torch.device("cpu"), threads)
+    # measured at the default threads only (the targets'), not at each of the grid's counts
+    machine[0] = re.sub(r"measured at [^;]*", f"measured at {threads} threads", machine[0])
+    text = [
+        "# Floors of two issue-18 targets",
+        "",
+        "Written by `benchmarks/record_floors.py --markdown` (do not edit by hand; rerun it). "
+        f"Median of {rounds} interleaved rounds with torch's fused forward+backward, at the "
+        "default threads; what each part is and why the floor cannot be skipped: the script's "
+        "docstring.",
+        "",
+        *machine,
+        "",
+        *lines(floors, markdown=True),
+    ]
+    path.write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")
+
+
+def read_markdown(text: str) -> dict[str, dict]:
+    """label -> {"parts": {part: (median ratio, in the floor)}, "floor", "target", "verdict"}
+    of a file `write_markdown` wrote."""
+    out: dict[str, dict] = {}
+    label = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            label = line[3:]
+            out[label] = {"parts": {}}
+        elif label and line.startswith("| ") and not line.startswith("| part "):
+            name, ratio, counted = (cell.strip() for cell in line.strip("|").split("|"))
+            out[label]["parts"][name] = (float(ratio.split("x", 1)[0]), counted == "yes")
+        elif label and line.startswith("- fused "):
+            floor, rest = line.split("floor ", 1)[1].split("x, ", 1)
+            out[label]["floor"] = float(floor)
+            out[label]["verdict"] = rest.split(" ", 1)[0]
+            out[label]["target"] = float(rest.rsplit("target ", 1)[1].rstrip("x"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the tables there")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU\n")
+    floors = measure_all(args.rounds)
+    print("\n".join(lines(floors, markdown=False)))
+    if args.markdown is not None:
+        write_markdown(args.markdown, floors, args.rounds)
+        print(f"written to {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
