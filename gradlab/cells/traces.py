@@ -630,7 +630,6 @@ class GRUTrace(Trace):
     def __init__(self, weights: LayerWeights, inputs: Tensor, hidden: Tensor) -> None:
         super().__init__(weights, inputs, hidden)
         T, B, N, w = self.T, self.B, self.N, weights
-        biased = w.bias_ih is not None and w.bias_hh is not None
         # memory: the gates overwrite W_ih x + b_ih (one (T, B, 3N) buffer holds r, z, n)
         from_input = inputs.new_empty(T, B, 3 * N)
         rz, n = from_input[..., : 2 * N], from_input[..., 2 * N :]
@@ -651,7 +650,7 @@ class GRUTrace(Trace):
             inp = from_input[steps].view(size, 3 * N)
             torch.mm(inputs[steps].reshape(size, -1), w.weight_ih.T, out=inp)
             hid = torch.mm(hidden[steps].reshape(size, -1), w.weight_hh.T, out=hidden_buffer[:size])
-            if biased:
+            if w.bias_ih is not None and w.bias_hh is not None:
                 inp.add_(w.bias_ih)
                 hid.add_(w.bias_hh)
             inp, hid = inp.view(-1, B, 3 * N), hid.view(-1, B, 3 * N)
