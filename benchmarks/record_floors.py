@@ -17,9 +17,11 @@ out everything else the real code does, so the real cost is above it.
 (2) LSTM T=1000 N=128 B=1 (the grid's row), target record <= 1x fused. Parts: the fused
     kernel's forward alone (no autograd: the trajectory a recording describes); the adjoint
     scan alone (`gradlab.cells.traces._lstm_scan_steps`, TorchScript, on preallocated
-    buffers and coefficients): per step one (1 x 4N)(4N x N) product and four elementwise
-    ops, the least a step of the exact adjoint needs when each is a torch op. Floor: forward
-    + scan. torch's own backward runs each step inside one compiled kernel.
+    buffers and coefficients, no trace, no contributions): per step one (1 x 4N)(4N x N)
+    product and four elementwise ops (∂L/∂c_t, the cell-path and output-gate blocks of δ_t,
+    ∂L/∂c carried back), each a torch op with its dispatch. Floor: forward + scan, for any
+    record whose adjoint is a loop of torch ops; torch's own backward runs each step inside
+    one compiled kernel.
 
 Run: `.venv/bin/python benchmarks/record_floors.py [--rounds 7] [--markdown
 docs/record_floors.md]`.
@@ -67,10 +69,10 @@ class Floor:
         return sum(self.parts[name][0] for name in self.floor_parts)
 
 
-def split_svdvals(matrices: torch.Tensor, pool: ThreadPoolExecutor, workers: int) -> torch.Tensor:
+def split_svdvals(matrices: torch.Tensor, workers: int) -> torch.Tensor:
     """Singular values of (M, S, S) matrices: the batch split over `workers` threads, each
     LAPACK call on one thread (bitwise the same as one call on one thread)."""
-    with one_thread():
+    with one_thread(), ThreadPoolExecutor(workers) as pool:
         return torch.cat(list(pool.map(torch.linalg.svdvals, matrices.chunk(workers))))
 
 
@@ -85,7 +87,6 @@ def dashboard_parts(shape: tuple[int, int, int] = bench.DASHBOARD_SHAPE) -> dict
     jacobians = rec.step_jacobians(samples=samples)  # (T, samples, S, S)
     products = torch.empty_like(jacobians)  # ∂s_T/∂s_k at [k]
     workers = torch.get_num_threads()
-    pool = ThreadPoolExecutor(workers)
     context = ProbeContext(jacobian_samples=tuple(samples))
     eye = torch.eye(jacobians.shape[-1]).expand_as(jacobians[0])
 
@@ -98,7 +99,7 @@ def dashboard_parts(shape: tuple[int, int, int] = bench.DASHBOARD_SHAPE) -> dict
     return {
         "fused": lambda: bench.fused(model, x),
         "record": lambda: gradlab.record(model, x, bench.loss_fn),
-        "step spectrum (row 0)": lambda: split_svdvals(row0, pool, workers),
+        "step spectrum (row 0)": lambda: split_svdvals(row0, workers),
         "long-range products": long_range_products,
         "long-range spectral norms": lambda: spectral_norms(products),
         "fixed points (probe)": lambda: run_probes(rec, context, [FixedPointProbe()]),

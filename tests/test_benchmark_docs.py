@@ -181,12 +181,9 @@ def test_floors_read_back_what_was_measured(floors, tmp_path):
 
 
 def test_split_svdvals_is_bitwise_one_lapack_call_on_one_thread(floors):
-    from concurrent.futures import ThreadPoolExecutor
-
     from gradlab.record import one_thread
 
     matrices = torch.randn(7, 9, 9, generator=torch.Generator().manual_seed(0))
-    with ThreadPoolExecutor(2) as pool:
-        split = floors.split_svdvals(matrices, pool, 2)
+    split = floors.split_svdvals(matrices, 2)
     with one_thread():
         assert torch.equal(split, torch.linalg.svdvals(matrices))
