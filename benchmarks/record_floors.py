@@ -23,7 +23,7 @@ out everything else the real code does, so the real cost is above it.
     record whose adjoint is a loop of torch ops; torch's own backward runs each step inside
     one compiled kernel.
 
-Run: `.venv/bin/python benchmarks/record_floors.py [--rounds 7] [--markdown
+Run: `.venv/bin/python benchmarks/record_floors.py [--rounds 11] [--markdown
 docs/record_floors.md]`.
 """
 
@@ -238,7 +238,7 @@ def read_markdown(text: str) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds (default 11)")
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables there")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU\n")
