@@ -6,14 +6,18 @@ threads. A "floor" adds parts that an implementation of the target cannot skip; 
 out everything else the real code does, so the real cost is above it.
 
 (1) The dashboard recording: a (T=100, N=256, B=32) tanh RNN (benchmarks/record.py's), target
-    <= 2x fused. Parts: `gradlab.record`; row 0's step spectrum (the singular values of its T
-    step Jacobians, the array the singular-value figure draws; LAPACK's svdvals of the formed
-    Jacobians, the batch split over one worker per thread, each on one thread, the fastest
-    way measured); the long-range products J_T ... J_{k+1}, k = 0..T-1, of the `jacobian`
-    probe's rows (their GEMMs alone, on formed Jacobians); then, not in the floor, their
-    spectral norms (`gradlab.record.spectral_norms`) and the fixed-point probe (a
-    Levenberg-Marquardt search, its cost set by convergence). Floor: record + step spectrum +
-    long-range products.
+    <= 2x fused. Parts: the fused kernel's forward alone (no autograd: the trajectory every
+    probe reads); row 0's step spectrum (the singular values of its T step Jacobians, the
+    array the singular-value figure draws), two ways: LAPACK's svdvals of the formed J_t in
+    float32, and the tanh RNN's own structure, J_t = D_t W, so σ(J_t)² = eig(D_t W Wᵀ D_t)
+    with W Wᵀ formed once and each D_t G D_t elementwise, eigvalsh in float64 (as accurate as
+    float32 svdvals for every σ above ~1e-9 σ_max), each with its batch split over one
+    worker per thread, each on one thread; the long-range products J_T ... J_{k+1},
+    k = 0..T-1, of the `jacobian` probe's rows (their T - 1 batched GEMMs alone, on formed
+    Jacobians). Floor: forward + the faster spectrum + long-range products. Beside them, not
+    in the floor: `gradlab.record` as implemented, the products' spectral norms
+    (`gradlab.record.spectral_norms`) and the fixed-point probe (a Levenberg-Marquardt
+    search, its cost set by convergence).
 (2) LSTM T=1000 N=128 B=1 (the grid's row), target record <= 1x fused. Parts: the fused
     kernel's forward alone (no autograd: the trajectory a recording describes); the adjoint
     scan alone (`gradlab.cells.traces._lstm_scan_steps`, TorchScript, on preallocated
@@ -55,7 +59,8 @@ LSTM_SHAPE = (1000, 128, 1)
 
 @dataclass(frozen=True)
 class Floor:
-    """One target's parts, measured: per part the (median, min, max) ratio over fused."""
+    """One target's parts, measured: per part the (median, min, max) ratio over fused, and
+    the parts the floor adds (of two ways to one result, the faster)."""
 
     label: str
     target: float
@@ -69,44 +74,77 @@ class Floor:
         return sum(self.parts[name][0] for name in self.floor_parts)
 
 
-def split_svdvals(matrices: torch.Tensor, workers: int) -> torch.Tensor:
-    """Singular values of (M, S, S) matrices: the batch split over `workers` threads, each
-    LAPACK call on one thread (bitwise the same as one call on one thread)."""
+def split_over_threads(
+    decompose: Callable[[torch.Tensor], torch.Tensor], matrices: torch.Tensor, workers: int
+) -> torch.Tensor:
+    """`decompose` of a batch (M, ...) split over `workers` threads, each LAPACK call on one
+    thread (bitwise the same as one call on one thread)."""
     with one_thread(), ThreadPoolExecutor(workers) as pool:
-        return torch.cat(list(pool.map(torch.linalg.svdvals, matrices.chunk(workers))))
+        return torch.cat(list(pool.map(decompose, matrices.chunk(workers))))
 
 
-def dashboard_parts(shape: tuple[int, int, int] = bench.DASHBOARD_SHAPE) -> dict[str, Callable]:
+def structured_tanh_spectrum(weight_hh: torch.Tensor, hidden: torch.Tensor, workers: int):
+    """Singular values (ascending) of a tanh RNN's step Jacobians J_t = D_t W, D_t = diag(1 -
+    h_t²), from `hidden` h_1..h_T (T, N): √ of the eigenvalues of D_t (W Wᵀ) D_t, in float64
+    (W Wᵀ formed once; each D_t G D_t is elementwise), (T, N). float64 keeps the small σ that
+    squaring would cost float32."""
+    slope = 1 - hidden.double().square()  # (T, N)
+    weight = weight_hh.double()
+    gram = (weight @ weight.T) * (slope.unsqueeze(2) * slope.unsqueeze(1))  # (T, N, N)
+    return split_over_threads(torch.linalg.eigvalsh, gram, workers).clamp_min(0).sqrt()
+
+
+def long_range_products(jacobians: torch.Tensor, products: torch.Tensor) -> None:
+    """∂s_T/∂s_k = J_T ⋯ J_{k+1} into products[k], k = 0..T-1, from jacobians[t-1] = J_t,
+    (T, B', S, S) each: T - 1 batched GEMMs."""
+    T = jacobians.shape[0]
+    products[T - 1].copy_(jacobians[T - 1])
+    for k in range(T - 2, -1, -1):  # ∂s_T/∂s_k = ∂s_T/∂s_{k+1} J_{k+1}
+        torch.matmul(products[k + 1], jacobians[k], out=products[k])
+
+
+#: The two ways (1) measures to row 0's step spectrum; its floor adds the faster.
+SPECTRUM_WAYS = (
+    "step spectrum (row 0), svdvals float32",
+    "step spectrum (row 0), eigvalsh of D_t W Wᵀ D_t float64",
+)
+
+
+def dashboard_parts(
+    shape: tuple[int, int, int] = bench.DASHBOARD_SHAPE,
+) -> dict[str, Callable[[], object]]:
     """fused and the parts of (1) for a tanh RNN of `shape` (T, N, B)."""
     T, N, B = shape
     model = bench.make_grid_model(bench.GridRow("tanh", *shape), torch.device("cpu"))
     x = torch.randn(T, B, N, generator=torch.Generator().manual_seed(1))
     rec = gradlab.record(model, x, bench.loss_fn)
     samples = list(range(min(JACOBIAN_SAMPLES, B)))
-    row0 = rec.step_jacobians(samples=[0])[:, 0].contiguous()  # (T, S, S)
-    jacobians = rec.step_jacobians(samples=samples)  # (T, samples, S, S)
+    jacobians = rec.step_jacobians(samples=samples)  # (T, samples, S, S); row 0 first
+    row0 = jacobians[:, 0].contiguous()  # (T, S, S)
+    hidden0 = rec.hidden[1:, 0]  # h_1..h_T of row 0
+    weight_hh = model.weight_hh_l0.detach()
     products = torch.empty_like(jacobians)  # ∂s_T/∂s_k at [k]
     workers = torch.get_num_threads()
     context = ProbeContext(jacobian_samples=tuple(samples))
-    eye = torch.eye(jacobians.shape[-1]).expand_as(jacobians[0])
+    long_range_products(jacobians, products)
 
-    def long_range_products() -> None:
-        product = eye
-        for k in range(T - 1, -1, -1):  # ∂s_T/∂s_k = ∂s_T/∂s_{k+1} J_{k+1}
-            product = torch.matmul(product, jacobians[k], out=products[k])
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
 
-    long_range_products()
     return {
         "fused": lambda: bench.fused(model, x),
-        "record": lambda: gradlab.record(model, x, bench.loss_fn),
-        "step spectrum (row 0)": lambda: split_svdvals(row0, workers),
-        "long-range products": long_range_products,
+        "forward (kernel, no autograd)": forward,
+        "record (as implemented)": lambda: gradlab.record(model, x, bench.loss_fn),
+        SPECTRUM_WAYS[0]: lambda: split_over_threads(torch.linalg.svdvals, row0, workers),
+        SPECTRUM_WAYS[1]: lambda: structured_tanh_spectrum(weight_hh, hidden0, workers),
+        "long-range products": lambda: long_range_products(jacobians, products),
         "long-range spectral norms": lambda: spectral_norms(products),
         "fixed points (probe)": lambda: run_probes(rec, context, [FixedPointProbe()]),
     }
 
 
-def lstm_parts(shape: tuple[int, int, int] = LSTM_SHAPE) -> dict[str, Callable]:
+def lstm_parts(shape: tuple[int, int, int] = LSTM_SHAPE) -> dict[str, Callable[[], object]]:
     """fused and the parts of (2) for an LSTM of `shape` (T, N, B)."""
     T, N, B = shape
     model = bench.make_grid_model(bench.GridRow("lstm", *shape), torch.device("cpu"))
@@ -144,26 +182,42 @@ def lstm_parts(shape: tuple[int, int, int] = LSTM_SHAPE) -> dict[str, Callable]:
     }
 
 
-def measure(label: str, target: float, fns: dict[str, Callable], floor_parts: tuple[str, ...],
-            rounds: int) -> Floor:  # fmt: skip
-    """Interleaved rounds of `fns` ("fused" first), as benchmarks/record.py times its grid."""
-    timing = bench.timed_rounds(fns, rounds, torch.device("cpu"))
-    return Floor(label, target, timing.fused_s * 1e3, timing.ratios, floor_parts)
+def measure(
+    label: str,
+    target: float,
+    fns: dict[str, Callable[[], object]],
+    floor_parts: tuple[str | tuple[str, ...], ...],
+    rounds: int,
+) -> Floor:
+    """Interleaved rounds of `fns` ("fused" first), as benchmarks/record.py times its grid;
+    `floor_parts`: the names the floor adds, a tuple of names for ways to one result (the one
+    with the smaller median counts)."""
+    timing = bench.timed_rounds(fns, rounds, torch.device("cpu"))  # type: ignore[arg-type]
+    ratios = timing.ratios
+    chosen = tuple(
+        part if isinstance(part, str) else min(part, key=lambda name: ratios[name][0])
+        for part in floor_parts
+    )
+    return Floor(label, target, timing.fused_s * 1e3, ratios, chosen)
 
 
-def measure_all(rounds: int, dashboard_shape=bench.DASHBOARD_SHAPE, lstm_shape=LSTM_SHAPE):
+def measure_all(
+    rounds: int,
+    dashboard_shape: tuple[int, int, int] = bench.DASHBOARD_SHAPE,
+    lstm_shape: tuple[int, int, int] = LSTM_SHAPE,
+) -> list[Floor]:
     """(1) and (2) at the given shapes."""
     T, N, B = dashboard_shape
     dashboard = measure(
         f"dashboard recording, tanh T={T} N={N} B={B}",
         bench.DASHBOARD_TARGET,
         dashboard_parts(dashboard_shape),
-        ("record", "step spectrum (row 0)", "long-range products"),
+        ("forward (kernel, no autograd)", SPECTRUM_WAYS, "long-range products"),
         rounds,
     )
     T, N, B = lstm_shape
     lstm = measure(
-        f"record, lstm T={T} N={N} B={B}",
+        f"record, lstm T={T} N={N} B={B}, its adjoint a loop of torch ops",
         bench.RECORD_TARGET,
         lstm_parts(lstm_shape),
         ("forward (kernel, no autograd)", "adjoint scan"),
@@ -197,6 +251,7 @@ def lines(floors: list[Floor], markdown: bool) -> list[str]:
 
 
 def write_markdown(path: Path, floors: list[Floor], rounds: int) -> None:
+    """The floors with the machine they ran on, as docs/record_floors.md keeps them."""
     threads = torch.get_num_threads()
     machine = bench.machine_lines(torch.device("cpu"), threads)
     # measured at the default threads only (the targets'), not at each of the grid's counts

@@ -122,8 +122,9 @@ FLOORS = REPO / "docs" / "record_floors.md"
 
 @pytest.fixture(scope="module")
 def floors(bench) -> ModuleType:
-    """benchmarks/record_floors.py as a module (it imports benchmarks/record.py as `record`)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    """benchmarks/record_floors.py as a module (it puts benchmarks/ on sys.path and imports
+    benchmarks/record.py as `record`; both are undone after)."""
+    path, modules = list(sys.path), set(sys.modules)
     spec = importlib.util.spec_from_file_location(
         "bench_floors", REPO / "benchmarks" / "record_floors.py"
     )
@@ -134,8 +135,10 @@ def floors(bench) -> ModuleType:
         spec.loader.exec_module(module)
         yield module
     finally:
-        del sys.modules[spec.name]
-        sys.path.remove(str(REPO / "benchmarks"))
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            if name in ("bench_floors", "record", "record_memory"):
+                del sys.modules[name]
 
 
 def check_floor(label: str, floor: dict) -> None:
@@ -154,10 +157,17 @@ def test_docs_floors_are_the_sums_of_their_parts(floors, bench):
     T, N, B = bench.DASHBOARD_SHAPE
     dashboard = read[f"dashboard recording, tanh T={T} N={N} B={B}"]
     T, N, B = floors.LSTM_SHAPE
-    lstm = read[f"record, lstm T={T} N={N} B={B}"]
+    lstm = read[f"record, lstm T={T} N={N} B={B}, its adjoint a loop of torch ops"]
     assert dashboard["target"] == bench.DASHBOARD_TARGET and lstm["target"] == bench.RECORD_TARGET
-    assert [p for p, (_, inside) in dashboard["parts"].items() if inside] == [
-        "record", "step spectrum (row 0)", "long-range products"
+    inside = [p for p, (_, counted) in dashboard["parts"].items() if counted]
+    assert inside[0] == "forward (kernel, no autograd)" and inside[2] == "long-range products"
+    assert inside[1] in floors.SPECTRUM_WAYS and len(inside) == 3
+    assert (
+        min(dashboard["parts"][way][0] for way in floors.SPECTRUM_WAYS)
+        == (dashboard["parts"][inside[1]][0])
+    ), "the floor adds the faster way to the spectrum"
+    assert [p for p, (_, counted) in lstm["parts"].items() if counted] == [
+        "forward (kernel, no autograd)", "adjoint scan"
     ]  # fmt: skip
     for label, floor in read.items():
         check_floor(label, floor)
@@ -180,10 +190,27 @@ def test_floors_read_back_what_was_measured(floors, tmp_path):
         check_floor(floor.label, read[floor.label])
 
 
-def test_split_svdvals_is_bitwise_one_lapack_call_on_one_thread(floors):
+def test_floor_parts_compute_what_they_name(floors):
+    """At a tiny tanh RNN: the long-range products are `Recording.jacobian`'s, both ways to row
+    0's step spectrum give `step_singular_values`, and the split over threads is bitwise one
+    LAPACK call on one thread."""
+    import gradlab
     from gradlab.record import one_thread
 
-    matrices = torch.randn(7, 9, 9, generator=torch.Generator().manual_seed(0))
-    split = floors.split_svdvals(matrices, 2)
+    torch.manual_seed(0)
+    T, N, B = 6, 5, 3
+    model = gradlab.RNN(N, N, "tanh")
+    rec = gradlab.record(model, torch.randn(T, B, N), lambda out: out[-1].square().mean())
+    jacobians = rec.step_jacobians(samples=[0, 1])
+    products = torch.empty_like(jacobians)
+    floors.long_range_products(jacobians, products)
+    for k in range(T):
+        want = rec.jacobian(T, k, samples=[0, 1])
+        torch.testing.assert_close(products[k], want, rtol=1e-5, atol=1e-7)
+    want = rec.step_singular_values(samples=[0])[:, 0]  # (T, S), descending
+    by_svd = floors.split_over_threads(torch.linalg.svdvals, jacobians[:, 0].contiguous(), 2)
     with one_thread():
-        assert torch.equal(split, torch.linalg.svdvals(matrices))
+        assert torch.equal(by_svd, torch.linalg.svdvals(jacobians[:, 0]))
+    by_structure = floors.structured_tanh_spectrum(model.weight_hh_l0, rec.hidden[1:, 0], 2)
+    torch.testing.assert_close(by_svd, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(by_structure.flip(-1).float(), want, rtol=1e-5, atol=1e-6)

@@ -638,18 +638,18 @@ class GRUTrace(Trace):
         self.coef_hh = coef = rz.new_empty(T, B, 3, N)
         self.dn = dn = rz.new_empty(T, B, N)  # ∂h'/∂(n's pre-activation)
         chunks = _step_chunks(T, B * N, rz.device)
-        # per chunk: both GEMMs (W_hh h + b_hh into one reused buffer, never a (T, B, 3N)
-        # array) and the gates while the chunk is in cache; n's tanh runs on a contiguous
-        # chunk, then goes back into its strided slot (at 2 threads torch's tanh of the
-        # strided slice took 3x as long)
+        # per chunk: both GEMMs (W_hh h + b_hh into one reused buffer: on a CPU never a
+        # (T, B, 3N) array) and the gates while the chunk is in cache; n's tanh runs on a
+        # contiguous chunk, then goes back into its strided slot (at 2 threads torch's tanh of
+        # the strided slice took 3x as long)
         rows = (chunks[0].stop - chunks[0].start) * B
-        hidden_buffer = rz.new_empty(rows, 3 * N)
+        from_hidden = rz.new_empty(rows, 3 * N)  # W_hh h_{t-1} + b_hh of one chunk
         contiguous = rz.new_empty(rows * N)
         for steps in chunks:
             size = (steps.stop - steps.start) * B
             inp = from_input[steps].view(size, 3 * N)
             torch.mm(inputs[steps].reshape(size, -1), w.weight_ih.T, out=inp)
-            hid = torch.mm(hidden[steps].reshape(size, -1), w.weight_hh.T, out=hidden_buffer[:size])
+            hid = torch.mm(hidden[steps].reshape(size, -1), w.weight_hh.T, out=from_hidden[:size])
             if w.bias_ih is not None and w.bias_hh is not None:
                 inp.add_(w.bias_ih)
                 hid.add_(w.bias_hh)

@@ -117,3 +117,55 @@ def test_lstm_coefficients_read_before_the_adjoint_are_the_ones_it_uses():
         assert torch.equal(got, want)
     assert torch.equal(fresh.dc, dc) and torch.equal(fresh.dh_o, dh_o)
     assert torch.equal(fresh.dh_c, dh_c)
+
+
+def _gru_reference(weights: LayerWeights, inputs: torch.Tensor, hidden: torch.Tensor) -> dict:
+    """r, z, n, J_t's coefficients (u_r, u_z, u_n) and dn from the GRU's equations, step by
+    step (GRUTrace's docstring), each (T, B, N)."""
+    w, H = weights, weights.weight_hh.shape[1]
+    b_ih = torch.zeros(3 * H, dtype=inputs.dtype) if w.bias_ih is None else w.bias_ih
+    b_hh = torch.zeros(3 * H, dtype=inputs.dtype) if w.bias_hh is None else w.bias_hh
+    out: dict[str, list] = {k: [] for k in ("r", "z", "n", "u_r", "u_z", "u_n", "dn")}
+    for t in range(inputs.shape[0]):
+        x, h = inputs[t], hidden[t]
+        a = x @ w.weight_ih.T + b_ih  # (B, 3N)
+        c = h @ w.weight_hh.T + b_hh
+        r = torch.sigmoid(a[:, :H] + c[:, :H])
+        z = torch.sigmoid(a[:, H : 2 * H] + c[:, H : 2 * H])
+        n = torch.tanh(a[:, 2 * H :] + r * c[:, 2 * H :])
+        dn = (1 - z) * (1 - n * n)
+        values = (r, z, n, dn * c[:, 2 * H :] * r * (1 - r), (h - n) * z * (1 - z), dn * r, dn)
+        for name, value in zip(out, values, strict=True):
+            out[name].append(value)
+    return {name: torch.stack(values) for name, values in out.items()}
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_gru_trace_chunk_by_chunk_is_the_gru_equations(monkeypatch, bias, layout):
+    """GRUTrace runs both gate GEMMs and the gates chunk by chunk (3 steps a chunk over T = 10,
+    the last chunk shorter): its gates and J_t's coefficients are the GRU's equations, with and
+    without biases, from contiguous or strided (batch-first, transposed) inputs."""
+    monkeypatch.setattr(traces, "_CHUNK_ENTRIES", 3 * B * N)  # 3 steps a chunk
+    gen = torch.Generator().manual_seed(4)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    steps = 10
+    weights = LayerWeights(
+        rand(3 * N, 4) / 2,
+        rand(3 * N, N) / 3,
+        rand(3 * N) if bias else None,
+        rand(3 * N) if bias else None,
+        None,
+    )
+    inputs = rand(steps, B, 4) if layout == "contiguous" else rand(B, steps, 4).transpose(0, 1)
+    hidden = torch.tanh(rand(steps + 1, B, N))
+    trace = traces.GRUTrace(weights, inputs, hidden)
+    assert len(traces._step_chunks(steps, B * N, inputs.device)) == 4
+    want = _gru_reference(weights, inputs, hidden)
+    got = {**trace.gates, "dn": trace.dn}
+    got |= dict(zip(("u_r", "u_z", "u_n"), trace.coef_hh.unbind(2), strict=True))
+    for name, value in want.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-12, atol=1e-14, msg=name)
