@@ -165,7 +165,19 @@ def test_bad_run_ids_show_a_message(page, path):
     assert graph_count(page) == 0
 
 
+#: True once the element with id `arg` holds a drawn plotly graph (its data and layout set).
+GRAPH_DRAWN = """(id) => {
+    const el = document.getElementById(id);
+    if (!el) return false;
+    const g = el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
+    return Boolean(g && g.data && g.layout);
+}"""
+
+
 def _graph_layout(pg, cid: str, key: str):
+    """The axis `key`'s type of the graph `cid`, once that graph is drawn (`graphs_drawn(n)`
+    only counts the graphs drawn so far: on a loaded machine this one may not be among them)."""
+    pg.wait_for_function(GRAPH_DRAWN, arg=cid)
     return pg.evaluate(
         """([cid, key]) => {
             const el = document.getElementById(cid);
