@@ -33,10 +33,15 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 60_000
 
 ALL_GRAPHS_DRAWN = """(n) => {
-    const graphs = Array.from(document.querySelectorAll('.js-plotly-plot'));
+    // every dcc.Graph of the page (its wrapper .dash-graph exists before plotly.js has drawn
+    // into it, so a graph not drawn yet is waited for, not missed)
+    const containers = Array.from(document.querySelectorAll('.dash-graph'));
+    const plot = (c) => c.classList.contains('js-plotly-plot') ? c
+        : c.querySelector('.js-plotly-plot');
     const summary = (g) => g.layout && g.layout.meta && g.layout.meta.gradlab
         && g.layout.meta.gradlab.summary;  // a one-line summary in place of flat lines
-    return graphs.length >= n && graphs.every(g => g.data && (g.data.length > 0 || summary(g)));
+    const drawn = (g) => g && g.data && (g.data.length > 0 || summary(g));
+    return containers.length >= n && containers.every(c => drawn(plot(c)));
 }"""
 
 
@@ -106,6 +111,7 @@ TRACE_COUNT = """(id) => {
 
 
 def graphs_drawn(pg, n: int) -> None:
+    """Wait until the page has at least `n` graphs and every graph on it is drawn."""
     pg.wait_for_function(ALL_GRAPHS_DRAWN, arg=n)
 
 
@@ -134,6 +140,8 @@ def test_run_page_draws_every_figure(page, real_store):
     names = [s.name for s in FIGURES.values() if s.scope in ("run", "runs")]
     graphs_drawn(page, len(names))
     assert graph_count(page) == len(names)
+    # graphs_drawn counts dcc.Graph wrappers: one per figure, as plotly's plots are
+    assert page.evaluate("() => document.querySelectorAll('.dash-graph').length") == len(names)
     fixed = [s.name for s in FIGURES.values() if s.needs_probe == FixedPointProbe.probe]
     assert fixed and set(fixed) <= set(names)
     for name in fixed:  # drawn with data: traces, not a "no data" message
