@@ -183,8 +183,7 @@ GRAPH_DRAWN = """(id) => {
 
 
 def _graph_layout(pg, cid: str, key: str):
-    """The axis `key`'s type of the graph `cid`, once that graph is drawn (`graphs_drawn(n)`
-    only counts the graphs drawn so far: on a loaded machine this one may not be among them)."""
+    """The axis `key`'s type of the graph `cid`, once that graph itself is drawn."""
     pg.wait_for_function(GRAPH_DRAWN, arg=cid)
     return pg.evaluate(
         """([cid, key]) => {
