@@ -103,6 +103,12 @@ def long_range_products(jacobians: torch.Tensor, products: torch.Tensor) -> None
         torch.matmul(products[k + 1], jacobians[k], out=products[k])
 
 
+def kernel_forward(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """The model's forward alone, through torch's fused kernel, without autograd."""
+    with torch.no_grad():
+        model(x)
+
+
 #: The two ways (1) measures to row 0's step spectrum; its floor adds the faster.
 SPECTRUM_WAYS = (
     "step spectrum (row 0), svdvals float32",
@@ -128,13 +134,9 @@ def dashboard_parts(
     context = ProbeContext(jacobian_samples=tuple(samples))
     long_range_products(jacobians, products)
 
-    def forward() -> None:
-        with torch.no_grad():
-            model(x)
-
     return {
         "fused": lambda: bench.fused(model, x),
-        "forward (kernel, no autograd)": forward,
+        "forward (kernel, no autograd)": lambda: kernel_forward(model, x),
         "record (as implemented)": lambda: gradlab.record(model, x, bench.loss_fn),
         SPECTRUM_WAYS[0]: lambda: split_over_threads(torch.linalg.svdvals, row0, workers),
         SPECTRUM_WAYS[1]: lambda: structured_tanh_spectrum(weight_hh, hidden0, workers),
@@ -171,13 +173,9 @@ def lstm_parts(shape: tuple[int, int, int] = LSTM_SHAPE) -> dict[str, Callable[[
     }
     scan = _scripted(_lstm_scan_steps)
 
-    def forward() -> None:
-        with torch.no_grad():
-            model(x)
-
     return {
         "fused": lambda: bench.fused(model, x),
-        "forward (kernel, no autograd)": forward,
+        "forward (kernel, no autograd)": lambda: kernel_forward(model, x),
         "adjoint scan": lambda: scan(**buffers),
     }
 

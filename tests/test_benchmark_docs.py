@@ -19,18 +19,23 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "record_benchmark.md"
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    """benchmarks/record.py as a module (registered, as its dataclasses need)."""
-    spec = importlib.util.spec_from_file_location("bench_record", REPO / "benchmarks" / "record.py")
+def load_benchmark(name: str, file: str) -> ModuleType:
+    """benchmarks/`file` as module `name`, registered (as its dataclasses need)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """benchmarks/record.py as a module."""
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield load_benchmark("bench_record", "record.py")
     finally:
-        del sys.modules[spec.name]
+        del sys.modules["bench_record"]
 
 
 def check_cells(row: dict[str, str], names: tuple[str, ...], bench: ModuleType) -> None:
@@ -125,15 +130,8 @@ def floors(bench) -> ModuleType:
     """benchmarks/record_floors.py as a module (it puts benchmarks/ on sys.path and imports
     benchmarks/record.py as `record`; both are undone after)."""
     path, modules = list(sys.path), set(sys.modules)
-    spec = importlib.util.spec_from_file_location(
-        "bench_floors", REPO / "benchmarks" / "record_floors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield load_benchmark("bench_floors", "record_floors.py")
     finally:
         sys.path[:] = path
         for name in set(sys.modules) - modules:
