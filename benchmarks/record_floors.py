@@ -190,7 +190,7 @@ def measure(
     """Interleaved rounds of `fns` ("fused" first), as benchmarks/record.py times its grid;
     `floor_parts`: the names the floor adds, a tuple of names for ways to one result (the one
     with the smaller median counts)."""
-    timing = bench.timed_rounds(fns, rounds, torch.device("cpu"))  # type: ignore[arg-type]
+    timing = bench.timed_rounds(fns, rounds, torch.device("cpu"))
     ratios = timing.ratios
     chosen = tuple(
         part if isinstance(part, str) else min(part, key=lambda name: ratios[name][0])
@@ -271,21 +271,27 @@ def write_markdown(path: Path, floors: list[Floor], rounds: int) -> None:
 
 def read_markdown(text: str) -> dict[str, dict]:
     """label -> {"parts": {part: (median ratio, in the floor)}, "floor", "target", "verdict"}
-    of a file `write_markdown` wrote."""
+    of a file `write_markdown` wrote (its tables read by benchmarks/record.py's reader)."""
     out: dict[str, dict] = {}
-    label = None
-    for line in text.splitlines():
-        if line.startswith("## "):
-            label = line[3:]
-            out[label] = {"parts": {}}
-        elif label and line.startswith("| ") and not line.startswith("| part "):
-            name, ratio, counted = (cell.strip() for cell in line.strip("|").split("|"))
-            out[label]["parts"][name] = (float(ratio.split("x", 1)[0]), counted == "yes")
-        elif label and line.startswith("- fused "):
-            floor, rest = line.split("floor ", 1)[1].split("x, ", 1)
-            out[label]["floor"] = float(floor)
-            out[label]["verdict"] = rest.split(" ", 1)[0]
-            out[label]["target"] = float(rest.rsplit("target ", 1)[1].rstrip("x"))
+    for label in re.findall(r"^## (.+)$", text, flags=re.MULTILINE):
+        table = bench.read_markdown_table(text, label)
+        parts = {}
+        for name, row in table.items():
+            match = bench.RATIO_CELL.match(row["x fused (median, min-max)"])
+            assert match is not None, (label, name)
+            parts[name] = (float(match.group(1)), row["in the floor"] == "yes")
+        summary = re.search(
+            r"- fused .* ms; floor ([0-9.]+)x, (\w+) the target ([0-9.]+)x",
+            text.split(f"## {label}\n", 1)[1],
+        )
+        assert summary is not None, label
+        floor, verdict, target = summary.groups()
+        out[label] = {
+            "parts": parts,
+            "floor": float(floor),
+            "verdict": verdict,
+            "target": float(target),
+        }
     return out
 
 
